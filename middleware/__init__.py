@@ -1,0 +1,1 @@
+"""coatcheck middleware: the inbound filter (detect, render), the pipeline and the service."""
