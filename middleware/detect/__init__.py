@@ -1,0 +1,42 @@
+"""Detection, pure: normalise, recognize, apply the context rule, resolve overlaps."""
+
+from middleware.detect.config import (
+    CustomType,
+    DetectConfig,
+    DetectionSettings,
+    MaskSettings,
+    TypeSettings,
+    load_config,
+)
+from middleware.detect.context_rules import DEFAULT_RULES, Rule
+from middleware.detect.detector import Detector
+from middleware.detect.errors import ConfigError, DetectError, UnknownTypeError
+from middleware.detect.normalise import Normalised, defang, normalise
+from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Recognizer, invalidate
+from middleware.detect.spans import Capture, Context, Span
+from middleware.detect.validators import VALIDATORS
+
+__all__ = [
+    "BUILTIN_RECOGNIZERS",
+    "DEFAULT_RULES",
+    "VALIDATORS",
+    "Capture",
+    "ConfigError",
+    "Context",
+    "CustomType",
+    "DetectConfig",
+    "DetectError",
+    "DetectionSettings",
+    "Detector",
+    "MaskSettings",
+    "Normalised",
+    "Recognizer",
+    "Rule",
+    "Span",
+    "TypeSettings",
+    "UnknownTypeError",
+    "defang",
+    "invalidate",
+    "load_config",
+    "normalise",
+]

@@ -1,0 +1,153 @@
+"""The typed YAML config for detection and display: `types:`, `custom_types:`, `detection:`.
+
+Validated once at start; a bad value raises `ConfigError` naming the dotted field
+(`types.PIN.mask.first`) and never echoing the value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from middleware.detect.errors import ConfigError
+from middleware.detect.validators import VALIDATORS
+
+__all__ = [
+    "CustomType",
+    "DetectConfig",
+    "DetectionSettings",
+    "MaskSettings",
+    "TypeSettings",
+    "load_config",
+]
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_DISPLAY = re.compile(r"[!-'*-~]*")
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error:
+            raise ValueError("not a valid regular expression") from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MaskSettings(_Strict):
+    """How many leading/trailing characters a `mask` display hides, and with which symbol."""
+
+    first: int = Field(default=0, ge=0, le=64)
+    last: int = Field(default=4, ge=0, le=64)
+    symbol: Literal["+", "#"] = "+"
+
+
+class TypeSettings(_Strict):
+    """Per-type behaviour: display mode, confirmation, and the context-rule capture."""
+
+    display: Literal["redaction", "replacement", "mask"] = "redaction"
+    mask: MaskSettings = MaskSettings()
+    replacement: str | None = None
+    confirm: bool = False
+    capture: Literal["pattern", "whole"] | None = None
+    pattern: str | None = None
+    retention: dict[str, Any] | None = None  # placeholder, owned by the lifecycle part
+
+    @field_validator("replacement")
+    @classmethod
+    def _display_charset(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not _DISPLAY.fullmatch(value)):
+            raise ValueError("must be printable ASCII without space or parentheses")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return _check_regex(value)
+
+
+class CustomType(TypeSettings):
+    """A customer-defined information type found by its own regex."""
+
+    name: str
+    regex: str
+    validator: str | None = None
+    context: list[str] = []
+    context_required: bool = False
+    entities: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        if not _TYPE_NAME.fullmatch(value):
+            raise ValueError("must match [A-Z][A-Z0-9_]*")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _custom_regex(cls, value: str) -> str:
+        checked = _check_regex(value)
+        assert checked is not None
+        return checked
+
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, value: str | None) -> str | None:
+        if value is not None and value not in VALIDATORS:
+            raise ValueError(f"unknown validator; known: {', '.join(sorted(VALIDATORS))}")
+        return value
+
+
+class DetectionSettings(_Strict):
+    """Global detection switches."""
+
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    ner: bool = False
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    thresholds: dict[str, float] = {}
+
+
+class DetectConfig(BaseModel):
+    """The sections of the YAML file that detection and rendering own."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    types: dict[str, TypeSettings] = {}
+    custom_types: list[CustomType] = []
+    detection: DetectionSettings = DetectionSettings()
+
+    @field_validator("types")
+    @classmethod
+    def _type_names(cls, value: dict[str, TypeSettings]) -> dict[str, TypeSettings]:
+        for name in value:
+            if not _TYPE_NAME.fullmatch(name):
+                raise ValueError("type names must match [A-Z][A-Z0-9_]*")
+        return value
+
+    def settings_for(self, entity_type: str) -> TypeSettings:
+        """The effective settings of a type (custom types carry their own)."""
+        for custom in self.custom_types:
+            if custom.name == entity_type:
+                return custom
+        return self.types.get(entity_type, TypeSettings())
+
+    def confirm_types(self) -> frozenset[str]:
+        """Types whose references the gateway reveals on the channel leg."""
+        names = {name for name, item in self.types.items() if item.confirm}
+        return frozenset(names | {c.name for c in self.custom_types if c.confirm})
+
+
+def load_config(data: dict[str, Any] | None) -> DetectConfig:
+    """Validate the YAML dict; the error names the first bad field, not its value."""
+    try:
+        return DetectConfig.model_validate(data or {})
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "config"
+        raise ConfigError(field, first["msg"]) from None

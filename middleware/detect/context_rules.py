@@ -1,0 +1,80 @@
+"""Context rules: what the bot is waiting for decides how the next message is read.
+
+Built-in defaults per type (pattern or whole capture); YAML `types.<T>.pattern/capture`
+and custom types override them. PERSON and ADDRESS/LOCATION need no model: the rule takes
+the answer, minus a leading "my name is" / "I live at".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from middleware.detect.config import DetectConfig
+from middleware.detect.errors import UnknownTypeError
+from middleware.detect.recognizers import Candidate
+from middleware.detect.spans import Capture, Context
+
+__all__ = ["DEFAULT_RULES", "Rule", "apply_rule", "resolve_rule"]
+
+_NAME_LEAD = r"(?:(?:my name is|my name's|name is|i am|i'm|it's|it is|this is|call me)\s+)?"
+_ADDR_LEAD = r"(?:(?:i live (?:at|in)|my address is|address is|it's|it is|send it to)\s+)?"
+_TAIL = r"[\s.!?]*$"
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How one expected type is captured: a regex (group `value` if present) or whole."""
+
+    capture: Capture
+    pattern: str | None = None
+
+
+DEFAULT_RULES: dict[str, Rule] = {
+    "PASSWORD": Rule("whole"),
+    "PIN": Rule("pattern", r"(?<!\d)\d{4,8}(?!\d)"),
+    "OTP": Rule("pattern", r"(?<![\w])[0-9A-Za-z]{4,8}(?![\w])(?<=\d)|(?<!\d)\d{4,8}(?!\d)"),
+    "PHONE_NUMBER": Rule("pattern", r"(?<![\w+])\+?\(?\d[\d ().-]{5,18}\d(?!\d)"),
+    "SSN_LAST4": Rule("pattern", r"(?<!\d)\d{4}(?!\d)"),
+    "PERSON": Rule("pattern", rf"(?i)^\s*{_NAME_LEAD}(?P<value>.+?){_TAIL}"),
+    "ADDRESS": Rule("pattern", rf"(?i)^\s*{_ADDR_LEAD}(?P<value>.+?){_TAIL}"),
+    "LOCATION": Rule("pattern", rf"(?i)^\s*{_ADDR_LEAD}(?P<value>.+?){_TAIL}"),
+}
+
+
+def resolve_rule(config: DetectConfig, context: Context) -> Rule:
+    """The effective rule for a context: caller capture > YAML > custom type > default."""
+    name = context.expect
+    if not _TYPE_NAME.fullmatch(name):
+        raise UnknownTypeError("expect", "not a valid type name")
+    custom = next((c for c in config.custom_types if c.name == name), None)
+    settings = config.types.get(name)
+    default = DEFAULT_RULES.get(name)
+    pattern = (settings.pattern if settings else None) or (custom.regex if custom else None)
+    if pattern is None and default is not None:
+        pattern = default.pattern
+    capture = context.capture or (settings.capture if settings else None)
+    if capture is None:
+        capture = default.capture if default is not None else "pattern"
+    if capture == "pattern" and pattern is None:
+        raise UnknownTypeError(name)
+    return Rule(capture, pattern)
+
+
+def apply_rule(text: str, entity_type: str, rule: Rule) -> list[Candidate]:
+    """Candidates for the expected type in normalised text (empty if nothing fits)."""
+    if rule.capture == "whole":
+        stripped = text.strip()
+        if not stripped:
+            return []
+        start = text.index(stripped)
+        return [Candidate(start, start + len(stripped), entity_type, "context", True, 1.0)]
+    assert rule.pattern is not None
+    regex = re.compile(rule.pattern)
+    found: list[Candidate] = []
+    for match in regex.finditer(text):
+        start, end = match.span("value") if "value" in regex.groupindex else match.span()
+        if end > start:
+            found.append(Candidate(start, end, entity_type, "context", True, 1.0))
+    return found

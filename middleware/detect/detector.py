@@ -1,0 +1,98 @@
+"""The detector: normalise -> recognizers (+ custom types, + context rule) -> overlaps.
+
+Pure: text in, spans out, no database and no network. Built once from the config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from middleware.detect.config import DetectConfig, load_config
+from middleware.detect.context_rules import apply_rule, resolve_rule
+from middleware.detect.normalise import normalise
+from middleware.detect.phone import find_phones
+from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
+from middleware.detect.resolve import resolve_overlaps
+from middleware.detect.spans import Context, Span
+
+if TYPE_CHECKING:
+    from middleware.detect.ner import NerRecognizer
+
+__all__ = ["Detector"]
+
+_DIGIT = re.compile(r"\d")
+
+
+class Detector:
+    """Finds PII spans; offsets index the original text, values are normalised."""
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        custom = tuple(
+            Recognizer(
+                c.name,
+                (c.regex,),
+                validator=c.validator,
+                context=tuple(c.context),
+                context_required=c.context_required,
+                prune=False,
+                needs_digit=False,
+            )
+            for c in config.custom_types
+        )
+        self._recognizers = BUILTIN_RECOGNIZERS + custom
+        self._ner: NerRecognizer | None = None
+        if config.detection.ner:
+            from middleware.detect.ner import NerRecognizer as _Ner  # optional extra: spaCy
+
+            self._ner = _Ner()
+
+    @classmethod
+    def from_config(cls, config: DetectConfig | dict[str, object] | None = None) -> Detector:
+        """Build from a validated config or the raw YAML dict."""
+        if isinstance(config, DetectConfig):
+            return cls(config)
+        return cls(load_config(config))
+
+    def detect(self, text: str, context: Context | None = None) -> list[Span]:
+        """Spans in `text`; while `context` is active its rule wins over global patterns."""
+        norm = normalise(text)
+        candidates = list(self._global(norm.text))
+        if context is not None:
+            rule = resolve_rule(self.config, context)
+            candidates.extend(apply_rule(norm.text, context.expect, rule))
+        spans = []
+        for candidate in resolve_overlaps(candidates):
+            if candidate.score < self._threshold(candidate.entity_type):
+                continue
+            start, end = norm.span(candidate.start, candidate.end)
+            value = norm.text[candidate.start : candidate.end]
+            spans.append(
+                Span(
+                    start,
+                    end,
+                    candidate.entity_type,
+                    value,
+                    candidate.rule,
+                    candidate.validated,
+                    candidate.score,
+                )
+            )
+        return spans
+
+    def _threshold(self, entity_type: str) -> float:
+        detection = self.config.detection
+        return detection.thresholds.get(entity_type, detection.min_score)
+
+    def _global(self, text: str) -> Iterator[Candidate]:
+        has_digit = _DIGIT.search(text) is not None
+        for recognizer in self._recognizers:
+            if recognizer.needs_digit and not has_digit:
+                continue
+            yield from recognizer.find(text)
+        if has_digit:
+            yield from find_phones(text, self.config.detection.default_region)
+        if self._ner is not None:
+            yield from self._ner.find(text)

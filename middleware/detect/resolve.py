@@ -1,0 +1,30 @@
+"""Overlap resolution: context rule > validated pattern > unvalidated pattern > NER,
+longest span on ties, then the higher score (context words), then leftmost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from middleware.detect.recognizers import Candidate
+
+__all__ = ["resolve_overlaps"]
+
+
+def _rank(candidate: Candidate) -> int:
+    if candidate.rule == "context":
+        return 3
+    if candidate.rule == "ner":
+        return 0
+    return 2 if candidate.validated else 1
+
+
+def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Keep the best non-overlapping candidates, sorted by start."""
+    ordered = sorted(
+        candidates, key=lambda c: (-_rank(c), -(c.end - c.start), -c.score, c.start, c.entity_type)
+    )
+    kept: list[Candidate] = []
+    for candidate in ordered:
+        if all(candidate.end <= k.start or candidate.start >= k.end for k in kept):
+            kept.append(candidate)
+    return sorted(kept, key=lambda c: c.start)

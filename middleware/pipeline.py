@@ -1,0 +1,112 @@
+"""The Redactor: defang -> detect -> one vault.tokenize_many call -> render.
+
+One vault call per message keeps it all or nothing: either every value is stored and the
+message can be forwarded, or nothing is and the caller gets the error (no half-redacted
+text). The returned text carries the defanged form of typed look-alike references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from middleware.detect import Context, DetectConfig, Detector, Span, TypeSettings, defang
+from middleware.detect import load_config as _load_config
+from middleware.render import display_for, format_reference
+
+__all__ = ["Entity", "RedactResult", "Redactor", "TokenVault"]
+
+
+class TokenVault(Protocol):
+    """The one vault method the pipeline needs (see docs/contracts.md)."""
+
+    def tokenize_many(
+        self, conversation_id: str, items: Sequence[tuple[str, str]]
+    ) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One redacted value: offsets into the input text, full reference, display, rule."""
+
+    type: str
+    start: int
+    end: int
+    ref: str
+    display: str
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of the API and the CLI."""
+        return {
+            "type": self.type,
+            "start": self.start,
+            "end": self.end,
+            "ref": self.ref,
+            "display": self.display,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RedactResult:
+    """The redacted text and what was taken out of it."""
+
+    text: str
+    entities: list[Entity] = field(default_factory=list)
+
+
+class Redactor:
+    """Detect, vault and render one inbound message."""
+
+    def __init__(
+        self, detector: Detector, vault: TokenVault, config: DetectConfig | None = None
+    ) -> None:
+        self.detector = detector
+        self.vault = vault
+        self.config = config if config is not None else detector.config
+
+    @classmethod
+    def from_yaml(cls, data: dict[str, Any] | None, vault: TokenVault) -> Redactor:
+        """Build detector and redactor from the YAML dict."""
+        config = _load_config(data)
+        return cls(Detector(config), vault, config)
+
+    def confirm_types(self) -> frozenset[str]:
+        """Types the gateway reveals on the channel leg (`confirm: true`)."""
+        return self.config.confirm_types()
+
+    def settings_for(self, entity_type: str) -> TypeSettings:
+        """The per-type settings (display, mask, confirm, capture...)."""
+        return self.config.settings_for(entity_type)
+
+    def redact(
+        self, conversation_id: str, text: str, context: Context | None = None
+    ) -> RedactResult:
+        """Redacted text plus entities; raises the vault's error if storing fails."""
+        safe = defang(text)
+        spans = self.detector.detect(safe, context)
+        if not spans:
+            return RedactResult(safe, [])
+        refs = self.vault.tokenize_many(
+            conversation_id, [(span.entity_type, span.value) for span in spans]
+        )
+        return self._render(safe, spans, refs)
+
+    def _render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
+        pieces: list[str] = []
+        entities: list[Entity] = []
+        last = 0
+        for span, ref_id in zip(spans, refs, strict=True):
+            settings = self.config.settings_for(span.entity_type)
+            display = display_for(span.value, ref_id, settings)
+            pieces.append(text[last : span.start])
+            pieces.append(format_reference(span.entity_type, ref_id, display))
+            last = span.end
+            reference = format_reference(span.entity_type, ref_id)
+            entities.append(
+                Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
+            )
+        pieces.append(text[last:])
+        return RedactResult("".join(pieces), entities)

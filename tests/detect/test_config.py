@@ -1,0 +1,58 @@
+"""Config validation: errors name the field, never echo the value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from middleware.detect import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"types": {"PIN": {"mask": {"first": -1}}}}, "types.PIN.mask.first"),
+        ({"types": {"PIN": {"display": "shout"}}}, "types.PIN.display"),
+        ({"types": {"PIN": {"replacement": "has space"}}}, "types.PIN.replacement"),
+        ({"types": {"PIN": {"pattern": "(unclosed"}}}, "types.PIN.pattern"),
+        ({"types": {"PIN": {"colour": "red"}}}, "types.PIN.colour"),
+        ({"custom_types": [{"name": "bad name", "regex": "x"}]}, "custom_types.0.name"),
+        (
+            {"custom_types": [{"name": "ACCT", "regex": "x", "validator": "nope"}]},
+            "custom_types.0.validator",
+        ),
+        ({"detection": {"default_region": "usa"}}, "detection.default_region"),
+    ],
+)
+def test_errors_name_the_field(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert info.value.name == field
+    assert str(info.value).startswith(field)
+    assert "has space" not in str(info.value)
+
+
+def test_valid_config_and_confirm_types() -> None:
+    cfg = load_config(
+        {
+            "types": {"EMAIL_ADDRESS": {"confirm": True, "display": "mask"}},
+            "custom_types": [{"name": "ACCOUNT", "regex": r"ACC\d{6}", "confirm": True}],
+            "actions": {"ignored": ["owned elsewhere"]},
+        }
+    )
+    assert cfg.confirm_types() == frozenset({"EMAIL_ADDRESS", "ACCOUNT"})
+    assert cfg.settings_for("EMAIL_ADDRESS").display == "mask"
+    assert cfg.settings_for("PIN").display == "redaction"
+    assert cfg.detection.default_region == "US"
+
+
+def test_example_yaml_is_valid() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "config" / "coatcheck.example.yaml"
+    cfg = load_config(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert cfg.settings_for("LOYALTY_CARD").validator == "luhn"  # type: ignore[attr-defined]
+    assert "EMAIL_ADDRESS" in cfg.confirm_types()

