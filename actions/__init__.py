@@ -1,1 +1,76 @@
-"""coatcheck for rasa-sdk custom actions: opt-in reveals, checks and confirmation prompts."""
+"""coatcheck for rasa-sdk custom actions: opt-in reveals, checks and confirmation prompts.
+
+Public API (documented in docs/actions.md): `RevealingAction` / `reveals` to opt in,
+`is_reference` and `accepts_reference` for validators that do not, the check helpers,
+the directive helpers, `CoatcheckClient`, and the `CoatcheckActionError` root.
+"""
+
+from actions._references import Reference, find_references, is_reference, parse_reference
+from actions.checks import (
+    accepts_reference,
+    check_reference,
+    check_slot,
+    digits,
+    equals,
+    length,
+    luhn,
+    regex,
+)
+from actions.client import CoatcheckClient, GrantToken
+from actions.errors import (
+    ActionFailed,
+    CoatcheckActionError,
+    ConfigurationError,
+    GrantRefused,
+    RevealRefused,
+    ServiceError,
+    ServiceUnavailable,
+)
+from actions.prompts import (
+    CAPTURE_INTENT,
+    CaptureResult,
+    capture_directive,
+    capture_result,
+    confirmation,
+    request_capture,
+    utter_capture,
+    utter_confirmation,
+)
+from actions.retokenize import Retokenizer
+from actions.reveal import RevealedView, RevealingAction, reveals
+
+__all__ = [
+    "CAPTURE_INTENT",
+    "ActionFailed",
+    "CaptureResult",
+    "CoatcheckActionError",
+    "CoatcheckClient",
+    "ConfigurationError",
+    "GrantRefused",
+    "GrantToken",
+    "Reference",
+    "Retokenizer",
+    "RevealRefused",
+    "RevealedView",
+    "RevealingAction",
+    "ServiceError",
+    "ServiceUnavailable",
+    "accepts_reference",
+    "capture_directive",
+    "capture_result",
+    "check_reference",
+    "check_slot",
+    "confirmation",
+    "digits",
+    "equals",
+    "find_references",
+    "is_reference",
+    "length",
+    "luhn",
+    "parse_reference",
+    "regex",
+    "request_capture",
+    "reveals",
+    "utter_capture",
+    "utter_confirmation",
+]

@@ -1,0 +1,111 @@
+"""Bot directives for the gateway: confirmation prompts and secure capture.
+
+Both travel as custom reply items (`{"custom": {"coatcheck": {...}}}`, docs/contracts.md)
+so the gateway acts on them on the channel leg; history keeps the reference form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions._references import parse_reference
+from actions.client import CoatcheckClient
+
+__all__ = [
+    "CAPTURE_INTENT",
+    "CaptureResult",
+    "capture_directive",
+    "capture_result",
+    "confirmation",
+    "request_capture",
+    "utter_capture",
+    "utter_confirmation",
+]
+
+CAPTURE_INTENT = "coatcheck_capture"
+
+
+def confirmation(text: str) -> dict[str, Any]:
+    """The reply item that the gateway reveals to the end user only: `{"custom": ...}`."""
+    return {"custom": {"coatcheck": {"confirm": True, "text": text}}}
+
+
+def utter_confirmation(dispatcher: CollectingDispatcher, text: str) -> None:
+    """Send `text` (holding references) as a confirmation prompt."""
+    dispatcher.utter_message(json_message=confirmation(text)["custom"])
+
+
+def capture_directive(
+    entity_type: str,
+    check: Mapping[str, Any] | None = None,
+    retries: int = 2,
+    retry_text: str | None = None,
+) -> dict[str, Any]:
+    """The secure-capture directive: the next user message is vaulted whole as `entity_type`."""
+    if retries < 0:
+        raise ValueError("retries must be >= 0")
+    directive: dict[str, Any] = {
+        "expect": entity_type,
+        "capture": "secure",
+        "retries": retries,
+    }
+    if retry_text is not None:
+        directive["retry_text"] = retry_text
+    if check is not None:
+        directive["check"] = dict(check)
+    return directive
+
+
+def utter_capture(
+    dispatcher: CollectingDispatcher,
+    entity_type: str,
+    check: Mapping[str, Any] | None = None,
+    retries: int = 2,
+    retry_text: str | None = None,
+) -> None:
+    """Ask the gateway, in the reply, to capture the next message without the bot seeing it."""
+    directive = capture_directive(entity_type, check, retries, retry_text)
+    dispatcher.utter_message(json_message={"coatcheck": directive})
+
+
+async def request_capture(
+    client: CoatcheckClient,
+    conversation_id: str,
+    entity_type: str,
+    check: Mapping[str, Any] | None = None,
+    retries: int = 2,
+    retry_text: str | None = None,
+) -> None:
+    """The same directive, set through `/v1/conversations/{id}/context` right away."""
+    directive = capture_directive(entity_type, check, retries, retry_text)
+    await client.set_context(conversation_id, directive)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What the bot learns from a secure capture: the type, ok, and a reference when ok."""
+
+    entity_type: str
+    ok: bool
+    ref: str | None
+
+
+def capture_result(tracker: Tracker) -> CaptureResult | None:
+    """The capture result in the latest message, or None when it is not one.
+
+    The gateway sends `/coatcheck_capture{"type":..,"ok":..,"ref":..}`; Rasa turns the
+    JSON into entities of the latest message.
+    """
+    message = tracker.latest_message
+    if (message.get("intent") or {}).get("name") != CAPTURE_INTENT:
+        return None
+    fields = {e.get("entity"): e.get("value") for e in message.get("entities") or []}
+    ok = fields.get("ok") in (True, "true", "True")
+    ref = parse_reference(fields.get("ref")) if ok else None
+    entity_type = str(fields.get("type") or "")
+    return CaptureResult(entity_type, ok, ref.token if ref else None)
