@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     bot_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Gateway limits: every one answers with a clear 4xx when exceeded.
+    max_body_bytes: int = Field(default=64 * 1024, ge=256)
+    max_message_chars: int = Field(default=4000, ge=1)
+    max_json_depth: int = Field(default=16, ge=2, le=256)
+    rate_limit: int = Field(default=60, ge=1)
+    rate_window_seconds: int = Field(default=60, ge=1)
+    bot_timeout_seconds: float = Field(default=30.0, gt=0)
+    apikeys_file: Path = Path("coatcheck.apikeys")
+    log_level: str = "INFO"
 
     @field_validator("database_url")
     @classmethod
@@ -48,3 +57,21 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             raise ValueError("COATCHECK_CONFIG: the file must hold a mapping at the top level")
         return data
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the environment variable, never the value."""
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        self.name = name
+        super().__init__(f"{name}: {message or 'invalid setting'}")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with errors that name `COATCHECK_<FIELD>`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise SettingsError(f"COATCHECK_{field.upper()}", first["msg"]) from None

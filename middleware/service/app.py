@@ -1,0 +1,115 @@
+"""The FastAPI app factory (`middleware.service.app:create_app`, uvicorn `factory=True`).
+
+Nothing is built at import: the lifespan creates the engine, the vault, the detector and
+redactor, the aiohttp session and the log filter, and tears them down again, so each
+uvicorn worker owns its own and tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+
+from middleware.detect import Detector, load_config
+from middleware.pipeline import Redactor
+from middleware.service.bootstrap import bootstrap, master_key
+from middleware.service.botclient import BotClient, EchoBot, HttpBot
+from middleware.service.handlers import install_handlers
+from middleware.service.limits import BodyLimits
+from middleware.service.logfilter import detector_redactor, install_log_filter, remove_log_filter
+from middleware.service.recent import RecentValues
+from middleware.service.routes import router
+from middleware.service.state import Gateway
+from middleware.settings import Settings, load_settings
+from vault import GrantSigner, KeyRing, Vault
+from vault.db import make_engine
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _actions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """The `actions:` allow-list ({action: [TYPE, ...]}); names the field when malformed."""
+    raw = data.get("actions") or {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(types, list) and all(isinstance(t, str) for t in types) for types in raw.values()
+    ):
+        raise ValueError("COATCHECK_CONFIG: actions must map action names to lists of types")
+    return {str(name): frozenset(types) for name, types in raw.items()}
+
+
+def _grant_ttl(data: dict[str, Any]) -> float:
+    section = data.get("grants") or {}
+    ttl = section.get("ttl_seconds", 30) if isinstance(section, dict) else None
+    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= 3600:
+        raise ValueError("COATCHECK_CONFIG: grants.ttl_seconds must be a number in (0, 3600]")
+    return float(ttl)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    bot: BotClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """A configured app; `bot` and `clock` are injectable (tests, embedding)."""
+    settings = settings if settings is not None else load_settings()
+    data = settings.load_yaml()
+    detect_config = load_config(data)
+    actions, grant_ttl = _actions(data), _grant_ttl(data)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        key = master_key(settings)
+        created = bootstrap(settings, engine)
+        if created is not None:
+            log.warning("first run: starter API keys written to %s", created)
+        detector = Detector(detect_config)
+        recent = RecentValues()
+        log_filter = install_log_filter(detector_redactor(detector, recent))
+        vault = Vault(engine, key, tenant=settings.tenant, clock=clock)
+        async with aiohttp.ClientSession() as http:
+            client = bot
+            if client is None:
+                client = (
+                    EchoBot()
+                    if settings.bot_url is None
+                    else HttpBot(http, settings.bot_url, settings.bot_timeout_seconds)
+                )
+            app.state.gateway = Gateway(
+                settings=settings,
+                engine=engine,
+                sessions=sessionmaker(engine),
+                vault=vault,
+                signer=GrantSigner(KeyRing.from_master_key(key)),
+                detector=detector,
+                redactor=Redactor(detector, vault, detect_config),
+                detect_config=detect_config,
+                bot=client,
+                actions=actions,
+                grant_ttl=grant_ttl,
+                recent=recent,
+                clock=clock,
+            )
+            try:
+                yield
+            finally:
+                remove_log_filter(log_filter)
+                engine.dispose()
+
+    app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
+    install_handlers(app)
+    app.include_router(router)
+    app.add_middleware(
+        BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    return app

@@ -1,0 +1,49 @@
+"""First-run set-up: master key file, schema upgrade, and a starter pair of API keys.
+
+`coatcheck serve` runs this once before starting workers (so N workers do not race to
+create keys); each worker's lifespan runs it again, where it is a no-op.  The starter keys
+(one `channel`, one `admin`) go to a 0600 file; only the file's path is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from middleware.service.apikeys import Role, count_keys, create_key
+from middleware.service.store import guarded
+from middleware.settings import Settings
+from vault import load_master_key
+from vault.db import upgrade
+
+__all__ = ["bootstrap", "master_key"]
+
+
+def master_key(settings: Settings) -> bytes:
+    """The validated master key (the key file is created 0600 on first run)."""
+    env = settings.master_key.get_secret_value() if settings.master_key is not None else None
+    return load_master_key(env, settings.key_file)
+
+
+def bootstrap(settings: Settings, engine: Engine) -> Path | None:
+    """Upgrade the schema; with no API keys yet, create the starter keys and return the file."""
+    upgrade(engine)
+    try:
+        with guarded(sessionmaker(engine)) as session:
+            if count_keys(session) > 0 or settings.apikeys_file.exists():
+                return None  # keys exist, or an operator removed them on purpose
+            keys = {role: create_key(session, role) for role in (Role.CHANNEL, Role.ADMIN)}
+            _write_private(settings.apikeys_file, keys)
+    except FileExistsError:
+        return None  # another worker won the race; its keys are the starter keys
+    return settings.apikeys_file
+
+
+def _write_private(path: Path, keys: dict[Role, str]) -> None:
+    lines = "".join(f"{role.value}={key}\n" for role, key in keys.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(lines)

@@ -1,0 +1,208 @@
+"""One channel message through the gateway: limits, redact, history, bot, replies.
+
+Order matters for "fail closed": the values are vaulted and the redacted line is in
+history (committed) before anything is sent to the bot; if storing fails the caller gets
+503 and the bot sees nothing.  The pending context rule is read first and consumed only
+in the same transaction that records the message, so a failed message loses no rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from middleware.detect import Context
+from middleware.pipeline import RedactResult
+from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
+from middleware.service.botclient import Reply
+from middleware.service.errors import BadText
+from middleware.service.state import Gateway
+from middleware.service.store import (
+    append_history,
+    check_rate,
+    guarded,
+    peek_context,
+    pop_context,
+    set_context,
+)
+from vault import Grant, predicate_from_dict
+from vault.errors import ConversationShredded, UnknownReference, VaultError
+
+__all__ = ["handle_message", "validate_rule"]
+
+log = logging.getLogger(__name__)
+
+CAPTURE_INTENT = "/coatcheck_capture"
+
+
+def validate_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A context rule checked enough to be stored (secure captures need a valid check)."""
+    expect = rule.get("expect")
+    capture = rule.get("capture")
+    if not isinstance(expect, str) or not REFERENCE_RE.fullmatch(f"CC_{expect}_0000000000"):
+        raise BadText("expect", "must be an entity type name ([A-Z][A-Z0-9_]*)")
+    if capture not in (None, "pattern", "whole", "secure"):
+        raise BadText("capture", "must be pattern, whole or secure")
+    clean: dict[str, Any] = {"expect": expect, "capture": capture}
+    if capture == "secure":
+        check = rule.get("check")
+        if check is not None:
+            predicate_from_dict(check)  # raises InvalidPredicate naming the field
+            if check.get("op") == "equals":  # the rule is stored in clear: no values in it
+                raise BadText("check.op", "equals cannot be used in a stored rule")
+        retries = rule.get("retries", 0)
+        if not isinstance(retries, int) or not 0 <= retries <= 10:
+            raise BadText("retries", "must be an integer from 0 to 10")
+        retry_text = rule.get("retry_text") or "That did not work, please try again."
+        clean.update(check=check, retries=retries, retry_text=str(retry_text))
+    return clean
+
+
+async def handle_message(
+    gw: Gateway, sender: str, message: str, channel_metadata: dict[str, Any] | None
+) -> list[Reply]:
+    """The Rasa reply list for one user message (what the channel receives)."""
+    if len(message) > gw.settings.max_message_chars:
+        raise BadText("message", f"longer than {gw.settings.max_message_chars} characters")
+    rule = await run_in_threadpool(_admit, gw, sender)
+    if rule is not None and rule.get("capture") == "secure":
+        return await _secure_capture(gw, sender, message, rule)
+    context = None if rule is None else Context(rule["expect"], rule.get("capture"))
+    result = await run_in_threadpool(gw.redactor.redact, sender, message, context)
+    _remember(gw, message, result)
+    await run_in_threadpool(_record_inbound, gw, sender, result.text, rule is not None)
+    replies = await gw.bot.send(sender, result.text, _bot_metadata(sender, result))
+    return await run_in_threadpool(process_replies, gw, sender, replies)
+
+
+def _admit(gw: Gateway, sender: str) -> dict[str, Any] | None:
+    """Count the message against the rate limit and read the pending rule (one transaction)."""
+    s = gw.settings
+    with guarded(gw.sessions) as session:
+        check_rate(session, sender, s.rate_limit, s.rate_window_seconds, gw.clock)
+        return peek_context(session, sender)
+
+
+def _record_inbound(gw: Gateway, sender: str, text: str, consume: bool) -> None:
+    with guarded(gw.sessions) as session:
+        if consume:
+            pop_context(session, sender)
+        append_history(session, sender, "in", text, gw.clock)
+
+
+def _remember(gw: Gateway, message: str, result: RedactResult) -> None:
+    """Feed the log filter the blind forms of what was just vaulted (offsets index input)."""
+    for entity in result.entities:
+        gw.recent.add(message[entity.start : entity.end])
+
+
+def _bot_metadata(sender: str, result: RedactResult) -> dict[str, Any]:
+    entities = [
+        {"type": ref.entity_type, "ref": ref.reference, "start": ref.start, "end": ref.end}
+        for ref in parse_references(result.text)
+    ]
+    return {"coatcheck": {"entities": entities, "conversation_id": sender}}
+
+
+async def _secure_capture(
+    gw: Gateway, sender: str, message: str, rule: dict[str, Any]
+) -> list[Reply]:
+    """Vault the whole message; the bot gets only the check result (and the reference)."""
+    result = await run_in_threadpool(
+        gw.redactor.redact, sender, message, Context(rule["expect"], "whole")
+    )
+    _remember(gw, message, result)
+    refs = parse_references(result.text)
+    ok = bool(refs)
+    if ok and rule.get("check") is not None:
+        ok = await run_in_threadpool(_check, gw, sender, refs[0], rule["check"])
+    if not ok and rule.get("retries", 0) > 0:
+        retry = {**rule, "retries": rule["retries"] - 1}
+        await run_in_threadpool(_record_retry, gw, sender, result.text, retry)
+        return [{"recipient_id": sender, "text": rule["retry_text"]}]
+    await run_in_threadpool(_record_inbound, gw, sender, result.text, True)
+    payload = {"type": rule["expect"], "ok": ok, "ref": refs[0].reference if ok else None}
+    trigger = CAPTURE_INTENT + json.dumps(payload, separators=(",", ":"))
+    replies = await gw.bot.send(sender, trigger, {"coatcheck": {"conversation_id": sender}})
+    return await run_in_threadpool(process_replies, gw, sender, replies)
+
+
+def _check(gw: Gateway, sender: str, ref: ParsedReference, check: dict[str, Any]) -> bool:
+    predicate = predicate_from_dict(check)
+    return gw.vault.check(sender, ref.ref_id, predicate, "gateway", "secure_capture")
+
+
+def _record_retry(gw: Gateway, sender: str, text: str, retry: dict[str, Any]) -> None:
+    with guarded(gw.sessions) as session:
+        set_context(session, sender, retry, gw.clock)
+        append_history(session, sender, "in", text, gw.clock)
+        append_history(session, sender, "out", retry["retry_text"], gw.clock)
+
+
+def process_replies(gw: Gateway, sender: str, replies: list[Reply]) -> list[Reply]:
+    """Apply directives, store reference-form history, reveal confirmations for the channel."""
+    confirm_types = gw.detect_config.confirm_types()
+    channel: list[Reply] = []
+    with guarded(gw.sessions) as session:
+        for item in replies:
+            directive = _directive(item)
+            if directive is not None:
+                if "expect" in directive:
+                    _apply_directive(gw, session, sender, directive)
+                    continue
+                if directive.get("confirm") is True and isinstance(directive.get("text"), str):
+                    text = directive["text"]
+                    append_history(session, sender, "out", text, gw.clock)
+                    channel.append({"recipient_id": sender, "text": _reveal(gw, sender, text)})
+                continue
+            out = {**item, "recipient_id": sender}
+            if isinstance(item.get("text"), str):
+                append_history(session, sender, "out", item["text"], gw.clock)
+                if confirm_types:
+                    out["text"] = _reveal(gw, sender, item["text"], confirm_types)
+            channel.append(out)
+    return channel
+
+
+def _directive(item: Reply) -> dict[str, Any] | None:
+    custom = item.get("custom")
+    if isinstance(custom, dict) and isinstance(custom.get("coatcheck"), dict):
+        directive: dict[str, Any] = custom["coatcheck"]
+        return directive
+    return None
+
+
+def _apply_directive(gw: Gateway, session: Any, sender: str, directive: dict[str, Any]) -> None:
+    try:
+        rule = validate_rule(directive)
+    except (BadText, VaultError) as exc:
+        log.warning("bot directive ignored: %s", type(exc).__name__)
+        return
+    set_context(session, sender, rule, gw.clock)
+
+
+def _reveal(gw: Gateway, sender: str, text: str, types: frozenset[str] | None = None) -> str:
+    """`text` with this conversation's references (of `types`, or all) replaced by values."""
+
+    def value(ref: ParsedReference) -> str:
+        if types is not None and ref.entity_type not in types:
+            return text[ref.start : ref.end]
+        grant = Grant(
+            conversation_id=sender,
+            entity_types=frozenset({ref.entity_type}),
+            purpose="confirmation",
+            caller="gateway",
+            expires_at=gw.clock() + 30,
+        )
+        try:
+            info = gw.vault.lookup(sender, ref.ref_id)
+            if info.entity_type != ref.entity_type:
+                return text[ref.start : ref.end]
+            return gw.vault.reveal(sender, ref.ref_id, grant)
+        except (UnknownReference, ConversationShredded):
+            return text[ref.start : ref.end]
+
+    return replace_references(text, value)

@@ -1,0 +1,116 @@
+"""The service's exception tree; mapped to HTTP in one place (`handlers.py`).
+
+    ServiceError                      500 internal
+    ├── AuthError                     401 unauthorized   (missing / unknown key)
+    │   └── RoleForbidden             403 forbidden      (key lacks the role)
+    ├── RequestRejected               400 bad_request
+    │   ├── MalformedJson             400 malformed_json
+    │   ├── TooDeep                   400 too_deep
+    │   ├── BadText                   422 bad_text       (lone surrogate, NUL, too long)
+    │   ├── PayloadTooLarge           413 too_large
+    │   ├── NotYet                    403 not_yet        (reveal paths that come later)
+    │   └── RateLimited               429 rate_limited   (+ Retry-After)
+    ├── StorageUnavailable            503 storage_unavailable (fail closed)
+    └── BotUnavailable                502 bot_unavailable
+
+Exceptions carry the offending *name* (a field, a role) and never a value, so no user
+input can travel into an error body or a log line through them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BadText",
+    "BotUnavailable",
+    "MalformedJson",
+    "NotYet",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestRejected",
+    "RoleForbidden",
+    "ServiceError",
+    "StorageUnavailable",
+    "TooDeep",
+]
+
+
+class ServiceError(Exception):
+    """Root of the service's errors; `status` and `code` drive the HTTP mapping."""
+
+    status = 500
+    code = "internal"
+    default_message = "internal error"
+
+    def __init__(self, name: str | None = None, message: str | None = None) -> None:
+        self.name = name
+        self.message = message or self.default_message
+        super().__init__(self.message if name is None else f"{name}: {self.message}")
+
+
+class AuthError(ServiceError):
+    status = 401
+    code = "unauthorized"
+    default_message = "a valid API key is required (Authorization: Bearer <key>)"
+
+
+class RoleForbidden(AuthError):
+    status = 403
+    code = "forbidden"
+    default_message = "this API key's role may not use this route"
+
+
+class RequestRejected(ServiceError):
+    status = 400
+    code = "bad_request"
+    default_message = "the request was rejected"
+
+
+class MalformedJson(RequestRejected):
+    code = "malformed_json"
+    default_message = "the body is not valid JSON"
+
+
+class TooDeep(RequestRejected):
+    code = "too_deep"
+    default_message = "the JSON body is nested too deeply"
+
+
+class BadText(RequestRejected):
+    status = 422
+    code = "bad_text"
+    default_message = "the text holds characters that cannot be processed"
+
+
+class PayloadTooLarge(RequestRejected):
+    status = 413
+    code = "too_large"
+    default_message = "the request body is too large"
+
+
+class NotYet(RequestRejected):
+    status = 403
+    code = "not_yet"
+    default_message = "reveals for this role are not available yet"
+
+
+class RateLimited(RequestRejected):
+    status = 429
+    code = "rate_limited"
+    default_message = "too many messages for this sender; retry later"
+
+    def __init__(self, retry_after: int, name: str | None = None) -> None:
+        super().__init__(name)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(ServiceError):
+    status = 503
+    code = "storage_unavailable"
+    default_message = "storage is unavailable; the message was not processed"
+
+
+class BotUnavailable(ServiceError):
+    status = 502
+    code = "bot_unavailable"
+    default_message = "the bot did not answer"

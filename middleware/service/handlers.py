@@ -1,0 +1,128 @@
+"""The one place where exceptions become HTTP responses.
+
+Bodies are always `{"error": code, "message": text}`.  Validation errors list field
+locations and pydantic's message only: FastAPI's default body echoes the offending
+`input`, which may be a raw value, so it is never used.  Unknown exceptions become a bare
+500 (the traceback goes to the log, through the redacting filter).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from middleware.service.errors import RateLimited, ServiceError
+from vault.errors import (
+    ConcurrencyError,
+    ConversationShredded,
+    DecryptionError,
+    GrantRefused,
+    InvalidArgument,
+    InvalidGrant,
+    InvalidPredicate,
+    KeyConfigError,
+    UnknownReference,
+    VaultError,
+)
+
+__all__ = ["error_response", "install_handlers"]
+
+log = logging.getLogger(__name__)
+
+# (status, code) for each vault error; the first matching class wins.
+_VAULT_STATUS: list[tuple[type[VaultError], int, str]] = [
+    (GrantRefused, 403, "grant_refused"),
+    (InvalidGrant, 403, "invalid_grant"),
+    (UnknownReference, 404, "unknown_reference"),
+    (ConversationShredded, 410, "shredded"),
+    (InvalidPredicate, 422, "invalid_predicate"),
+    (InvalidArgument, 422, "invalid_argument"),
+    (ConcurrencyError, 503, "busy"),
+    (DecryptionError, 500, "internal"),
+    (KeyConfigError, 500, "internal"),
+]
+
+_VAULT_MESSAGES = {
+    "grant_refused": "the grant does not cover this reveal",
+    "invalid_grant": "the grant is invalid or expired",
+    "unknown_reference": "no such reference in this conversation",
+    "shredded": "the conversation was shredded; the value is gone",
+    "invalid_predicate": "the predicate is malformed",
+    "invalid_argument": "an argument is malformed",
+    "busy": "too many concurrent writes; retry",
+    "internal": "internal error",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def _field_summary(errors: Any) -> tuple[str, str]:
+    parts: list[str] = []
+    for err in errors:
+        parts_loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        if err.get("type") == "extra_forbidden" and parts_loc:
+            parts_loc[-1] = "<unexpected field>"  # the key itself is user input
+        loc = ".".join(parts_loc) or "body"
+        if err.get("type") == "json_invalid":
+            return "malformed_json", "the body is not valid JSON"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "invalid_request", "; ".join(parts) or "invalid request"
+
+
+async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    message = exc.message if exc.name is None else f"{exc.name}: {exc.message}"
+    return error_response(exc.status, exc.code, message, headers)
+
+
+async def _on_vault_error(_: Request, exc: Exception) -> JSONResponse:
+    for cls, status, code in _VAULT_STATUS:
+        if isinstance(exc, cls):
+            if status >= 500:
+                log.error("vault error %s", type(exc).__name__)
+            return error_response(status, code, _VAULT_MESSAGES[code])
+    log.error("vault error %s", type(exc).__name__)
+    return error_response(500, "internal", "internal error")
+
+
+async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    code, message = _field_summary(exc.errors())
+    return error_response(400 if code == "malformed_json" else 422, code, message)
+
+
+async def _on_storage(_: Request, exc: Exception) -> JSONResponse:
+    log.error("storage failure %s", type(exc).__name__)
+    return error_response(503, "storage_unavailable", "storage is unavailable")
+
+
+async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled %s", type(exc).__name__)
+    return error_response(500, "internal", "internal error")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register every mapping on `app` (called once by the app factory)."""
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(VaultError, _on_vault_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(SQLAlchemyError, _on_storage)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

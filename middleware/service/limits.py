@@ -1,0 +1,123 @@
+"""Request limits enforced before any parsing: body bytes, JSON nesting depth, odd text.
+
+A pure ASGI middleware reads the body once (stopping at the byte limit), scans its nesting
+depth without building objects, and replays it to the app.  Text fields are checked by
+`clean_text` (used as a pydantic validator): lone surrogates are refused, NUL and other
+C0 controls other than tab/newline are refused too, both with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from pydantic import AfterValidator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from middleware.service.errors import PayloadTooLarge, ServiceError, TooDeep
+
+__all__ = ["BodyLimits", "CleanStr", "clean_text", "json_depth"]
+
+_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+
+
+def clean_text(value: str) -> str:
+    """Refuse text that storage or the bot cannot take (no value in the message)."""
+    for ch in value:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError("lone surrogate characters are not allowed")
+        if code < 0x20 and ch not in _ALLOWED_CONTROLS:
+            raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(clean_text)]
+
+
+def json_depth(body: bytes) -> int:
+    """Maximum nesting depth of a JSON document, counted without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return deepest
+
+
+class BodyLimits:
+    """ASGI middleware: 413 past `max_bytes`, 400 past `max_depth` (JSON bodies only)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._read(scope, receive)
+        except ServiceError as exc:
+            await _send_error(send, exc)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                raise PayloadTooLarge("body")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise PayloadTooLarge("body")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth(body) > self.max_depth:
+            raise TooDeep("body")
+        return body
+
+
+async def _send_error(send: Send, exc: ServiceError) -> None:
+    payload = json.dumps({"error": exc.code, "message": exc.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

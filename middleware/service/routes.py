@@ -1,0 +1,147 @@
+"""HTTP routes: thin, they authenticate, validate and call the pipeline or the vault.
+
+Blocking work (SQLAlchemy, the vault's crypto) runs in the threadpool (`def` routes or
+`run_in_threadpool`), so the event loop keeps serving the bot round-trips.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from middleware.detect import Context
+from middleware.render import REFERENCE_RE
+from middleware.service.apikeys import Role
+from middleware.service.conversation import handle_message, validate_rule
+from middleware.service.deps import (
+    BotSideKey,
+    ChannelKey,
+    EndKey,
+    GatewayDep,
+    GrantKey,
+    HistoryKey,
+    RedactKey,
+    RevealKey,
+    VaultDep,
+)
+from middleware.service.errors import BadText, NotYet
+from middleware.service.handlers import error_response
+from middleware.service.limits import clean_text
+from middleware.service.schemas import CheckIn, ContextIn, GrantIn, RedactIn, RevealIn, WebhookIn
+from middleware.service.store import guarded, read_history, set_context
+from vault import Grant, predicate_from_dict
+from vault.errors import GrantRefused
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+ConvPath = Path(min_length=1, max_length=255)
+
+
+def _conversation(value: str) -> str:
+    try:
+        return clean_text(value)
+    except ValueError:
+        raise BadText("conversation_id") from None
+
+
+def _ref_id(reference: str) -> tuple[str, str]:
+    match = REFERENCE_RE.fullmatch(reference)
+    if match is None or match.group(3) is not None:
+        raise BadText("ref", "must be a reference such as CC_EMAIL_ADDRESS_7k2m9xq4cw")
+    return match.group(1), match.group(2)
+
+
+@router.get("/health", response_model=None)
+def health(gw: GatewayDep) -> dict[str, str] | JSONResponse:
+    try:
+        with gw.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return error_response(503, "storage_unavailable", "the database is unreachable")
+    return {"status": "ok"}
+
+
+@router.post("/webhooks/rest/webhook")
+async def webhook(body: WebhookIn, gw: GatewayDep, _: ChannelKey) -> list[dict[str, Any]]:
+    return await handle_message(gw, body.sender, body.message, body.metadata)
+
+
+@router.post("/v1/redact")
+def redact(body: RedactIn, gw: GatewayDep, _: RedactKey) -> dict[str, Any]:
+    context = None
+    if body.context is not None:
+        capture = body.context.capture
+        if capture == "secure":
+            raise BadText("context.capture", "secure capture is for the webhook only")
+        context = Context(body.context.expect, capture)
+    result = gw.redactor.redact(body.conversation_id, body.text, context)
+    return {"text": result.text, "entities": [e.as_dict() for e in result.entities]}
+
+
+@router.post("/v1/grants")
+def grants(body: GrantIn, gw: GatewayDep, _: GrantKey) -> dict[str, Any]:
+    allowed = gw.actions.get(body.action, frozenset())
+    if not set(body.entity_types) <= allowed:
+        raise GrantRefused("type not allowed for this action")
+    expires_at = gw.clock() + gw.grant_ttl
+    grant = Grant(
+        conversation_id=body.conversation_id,
+        entity_types=frozenset(body.entity_types),
+        purpose=body.purpose,
+        caller=body.action,
+        expires_at=expires_at,
+    )
+    return {"grant": gw.signer.issue(grant), "expires_at": expires_at}
+
+
+@router.post("/v1/reveal")
+def reveal(body: RevealIn, gw: GatewayDep, vault: VaultDep, role: RevealKey) -> dict[str, Any]:
+    if role in (Role.AGENT, Role.AUDITOR):
+        raise NotYet(role.value)
+    entity_type, ref_id = _ref_id(body.ref)
+    if body.grant is None:
+        raise GrantRefused("a grant is required")
+    grant = gw.signer.verify(body.grant, gw.clock())
+    value = vault.reveal(body.conversation_id, ref_id, grant)
+    return {"value": value, "type": entity_type}
+
+
+@router.post("/v1/check")
+def check(body: CheckIn, vault: VaultDep, role: BotSideKey) -> dict[str, bool]:
+    _, ref_id = _ref_id(body.ref)
+    predicate = predicate_from_dict(body.predicate)
+    result = vault.check(body.conversation_id, ref_id, predicate, role.value, "check")
+    return {"result": result}
+
+
+@router.post("/v1/conversations/{conversation_id}/context")
+def context(
+    body: ContextIn, gw: GatewayDep, _: BotSideKey, conversation_id: str = ConvPath
+) -> dict[str, Any]:
+    conv = _conversation(conversation_id)
+    rule = validate_rule(body.model_dump())
+    with guarded(gw.sessions) as session:
+        set_context(session, conv, rule, gw.clock)
+    return {"conversation_id": conv, "expect": rule["expect"], "capture": rule["capture"]}
+
+
+@router.post("/v1/conversations/{conversation_id}/end")
+def end(gw: GatewayDep, role: EndKey, conversation_id: str = ConvPath) -> dict[str, Any]:
+    conv = _conversation(conversation_id)
+    gw.vault.shred(conv, role.value)
+    with guarded(gw.sessions) as session:
+        set_context(session, conv, None, gw.clock)
+    return {"conversation_id": conv, "ended": True}
+
+
+@router.get("/v1/conversations/{conversation_id}/history")
+def history(gw: GatewayDep, _: HistoryKey, conversation_id: str = ConvPath) -> dict[str, Any]:
+    conv = _conversation(conversation_id)
+    with guarded(gw.sessions) as session:
+        return {"conversation_id": conv, "messages": read_history(session, conv)}

@@ -1,0 +1,71 @@
+"""Request bodies of the HTTP API; every text field refuses lone surrogates and NUL."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from middleware.service.limits import CleanStr
+
+__all__ = [
+    "CheckIn",
+    "ContextIn",
+    "GrantIn",
+    "RedactIn",
+    "RevealIn",
+    "WebhookIn",
+]
+
+ConversationId = Annotated[CleanStr, Field(min_length=1, max_length=255)]
+TypeName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class WebhookIn(BaseModel):
+    """Rasa REST channel message; extra keys are tolerated as Rasa's own channel does."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    sender: ConversationId
+    message: CleanStr
+    metadata: dict[str, Any] | None = None
+
+
+class ContextIn(_Body):
+    """A context rule: what the conversation's next user message holds."""
+
+    expect: TypeName
+    capture: Literal["pattern", "whole", "secure"] | None = None
+    check: dict[str, Any] | None = None
+    retries: int = Field(default=0, ge=0, le=10)
+    retry_text: Annotated[CleanStr, Field(max_length=1000)] | None = None
+
+
+class RedactIn(_Body):
+    text: CleanStr
+    conversation_id: ConversationId
+    context: ContextIn | None = None
+
+
+class GrantIn(_Body):
+    conversation_id: ConversationId
+    entity_types: Annotated[list[TypeName], Field(min_length=1, max_length=32)]
+    purpose: Annotated[CleanStr, Field(min_length=1, max_length=200)]
+    action: Annotated[CleanStr, Field(min_length=1, max_length=200)]
+
+
+class RevealIn(_Body):
+    conversation_id: ConversationId
+    ref: Annotated[str, Field(max_length=200)]
+    grant: Annotated[str, Field(max_length=4096)] | None = None
+    purpose: Annotated[CleanStr, Field(max_length=200)] | None = None
+
+
+class CheckIn(_Body):
+    conversation_id: ConversationId
+    ref: Annotated[str, Field(max_length=200)]
+    predicate: dict[str, Any]

@@ -1,0 +1,86 @@
+"""Test helpers for the gateway tests: the stub bot, settings, the service handle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from fastapi.testclient import TestClient
+
+from middleware.service.apikeys import Role
+from middleware.service.state import Gateway
+from middleware.settings import Settings
+
+Script = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+CONFIG = {
+    "types": {"EMAIL_ADDRESS": {"confirm": False}, "PIN": {"capture": "whole"}},
+    "actions": {"action_send_mail": ["EMAIL_ADDRESS"]},
+    "grants": {"ttl_seconds": 30},
+}
+
+
+def echo(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"recipient_id": payload["sender"], "text": f"echo: {payload['message']}"}]
+
+
+@dataclass
+class StubBot:
+    """A real HTTP bot on 127.0.0.1 that records every payload it receives."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    script: Script = echo
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        self.received.append(payload)
+        return web.json_response(self.script(payload))
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    config = tmp_path / "coatcheck.yml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'cc.db'}",
+        "key_file": tmp_path / "coatcheck.key",
+        "apikeys_file": tmp_path / "coatcheck.apikeys",
+        "config": config,
+        "rate_limit": 1000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Service:
+    client: TestClient
+    keys: dict[Role, str]
+    clock: Clock
+
+    @property
+    def gateway(self) -> Gateway:
+        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
+        return gw
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def say(self, sender: str, message: str) -> Any:
+        return self.client.post(
+            "/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            headers=self.auth(Role.CHANNEL),
+        )

@@ -1,0 +1,93 @@
+"""Fail closed: when values cannot be stored, the message is refused and the bot sees nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from gateway_helpers import Service, StubBot
+from sqlalchemy import create_engine, make_url, text
+
+from middleware.service.apikeys import Role
+from vault.db import normalise_url
+
+EMAIL = "jane.doe@example.com"
+
+
+PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
+
+
+def history_rows(service: Service) -> str:
+    with service.gateway.engine.connect() as conn:
+        return json.dumps([list(r) for r in conn.execute(text("SELECT * FROM gw_history"))])
+
+
+def test_vault_write_failure_refuses_message(
+    service_factory: Callable[..., Service], stub_bot: StubBot
+) -> None:
+    service = service_factory(bot_url=stub_bot.url)
+    assert service.say("u1", "warm up").status_code == 200
+    # A real storage failure on the vault's table only (as a full disk would do):
+    with service.gateway.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON stored_values "
+            "BEGIN INSERT INTO no_space_left VALUES (1); END"
+        )
+    response = service.say("u1", f"mail {EMAIL}")
+    assert response.status_code == 503
+    assert EMAIL not in response.text
+    assert [p["message"] for p in stub_bot.received] == ["warm up"]
+    assert EMAIL not in history_rows(service)
+    # Storage back: the same message goes through, nothing was lost on the way.
+    with service.gateway.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER disk_full")
+    assert service.say("u1", f"mail {EMAIL}").status_code == 200
+    assert len(stub_bot.received) == 2
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, so the test can drop it mid-flight."""
+    if not PG_URL:
+        pytest.skip("COATCHECK_TEST_PG_URL not set")
+    name = f"cc_gw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield str(make_url(normalise_url(PG_URL)).set(database=name).render_as_string(False))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("route", ["webhook", "redact"])
+def test_database_gone(
+    service_factory: Callable[..., Service], stub_bot: StubBot, pg_database: str, route: str
+) -> None:
+    service = service_factory(bot_url=stub_bot.url, database_url=pg_database)
+    assert service.say("u1", "warm up").status_code == 200
+    admin = create_engine(normalise_url(PG_URL or ""), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = make_url(pg_database).database
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+    if route == "webhook":
+        response = service.say("u1", f"mail {EMAIL}")
+    else:
+        response = service.client.post(
+            "/v1/redact",
+            json={"text": f"mail {EMAIL}", "conversation_id": "u1"},
+            headers=service.auth(Role.BOT),
+        )
+    assert response.status_code == 503
+    assert response.json()["error"] == "storage_unavailable"
+    assert EMAIL not in response.text
+    assert [p["message"] for p in stub_bot.received] == ["warm up"]
+    health = service.client.get("/health")
+    assert (health.status_code, health.json()["error"]) == (503, "storage_unavailable")

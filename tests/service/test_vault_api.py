@@ -1,0 +1,156 @@
+"""The vault API routes: redact, grants, reveal, check, end, and their error mapping."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from gateway_helpers import Service
+
+from middleware.render import parse_references
+from middleware.service.apikeys import Role
+
+EMAIL = "jane.doe@example.com"
+
+
+def post(service: Service, path: str, body: Any, role: Role) -> Any:
+    return service.client.post(path, json=body, headers=service.auth(role))
+
+
+def tokenize(service: Service, conv: str = "c1") -> str:
+    response = post(
+        service, "/v1/redact", {"text": f"mail {EMAIL}", "conversation_id": conv}, Role.CHANNEL
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert EMAIL not in body["text"]
+    [entity] = body["entities"]
+    assert entity["type"] == "EMAIL_ADDRESS" and (entity["start"], entity["end"]) == (5, 25)
+    return str(entity["ref"])
+
+
+def grant(service: Service, conv: str = "c1", types: list[str] | None = None) -> Any:
+    body = {
+        "conversation_id": conv,
+        "entity_types": types or ["EMAIL_ADDRESS"],
+        "purpose": "send mail",
+        "action": "action_send_mail",
+    }
+    return post(service, "/v1/grants", body, Role.ACTION_SERVER)
+
+
+def test_redact_with_context(service: Service) -> None:
+    body = {
+        "text": "4821",
+        "conversation_id": "c1",
+        "context": {"expect": "PIN", "capture": "whole"},
+    }
+    response = post(service, "/v1/redact", body, Role.BOT)
+    assert response.status_code == 200
+    assert parse_references(response.json()["text"])[0].entity_type == "PIN"
+
+
+def test_grant_and_reveal(service: Service) -> None:
+    ref = tokenize(service)
+    issued = grant(service)
+    assert issued.status_code == 200
+    assert issued.json()["expires_at"] == service.clock.now + 30
+    body = {"conversation_id": "c1", "ref": ref, "grant": issued.json()["grant"]}
+    response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
+    assert response.status_code == 200
+    assert response.json() == {"value": EMAIL, "type": "EMAIL_ADDRESS"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "code"),
+    [
+        (lambda b: b.pop("grant"), 403, "grant_refused"),
+        (lambda b: b.update(grant="not.a-grant"), 403, "invalid_grant"),
+        (lambda b: b.update(conversation_id="c2"), 403, "grant_refused"),
+        (lambda b: b.update(ref="CC_EMAIL_ADDRESS_zzzzzzzzzz"), 404, "unknown_reference"),
+        (lambda b: b.update(ref="not a ref"), 422, "bad_text"),
+    ],
+)
+def test_reveal_refusals(service: Service, mutate: Any, status: int, code: str) -> None:
+    ref = tokenize(service)
+    body = {"conversation_id": "c1", "ref": ref, "grant": grant(service).json()["grant"]}
+    mutate(body)
+    response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
+    assert (response.status_code, response.json()["error"]) == (status, code)
+    assert EMAIL not in response.text
+
+
+def test_expired_grant_refused(service: Service) -> None:
+    ref = tokenize(service)
+    token = grant(service).json()["grant"]
+    service.clock.now += 31
+    body = {"conversation_id": "c1", "ref": ref, "grant": token}
+    response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("types", "action", "status"),
+    [
+        (["EMAIL_ADDRESS"], "action_send_mail", 200),
+        (["PHONE_NUMBER"], "action_send_mail", 403),
+        (["EMAIL_ADDRESS"], "action_unknown", 403),
+    ],
+)
+def test_grant_allow_list(service: Service, types: list[str], action: str, status: int) -> None:
+    body = {"conversation_id": "c1", "entity_types": types, "purpose": "p", "action": action}
+    assert post(service, "/v1/grants", body, Role.ACTION_SERVER).status_code == status
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.AUDITOR])
+def test_human_reveal_not_yet(service: Service, role: Role) -> None:
+    ref = tokenize(service)
+    response = post(service, "/v1/reveal", {"conversation_id": "c1", "ref": ref}, role)
+    assert (response.status_code, response.json()["error"]) == (403, "not_yet")
+
+
+@pytest.mark.parametrize(
+    ("predicate", "status", "result"),
+    [
+        ({"op": "regex", "pattern": r".+@example\.com"}, 200, True),
+        ({"op": "regex", "pattern": r".+@other\.org"}, 200, False),
+        ({"op": "length", "min": 100}, 200, False),
+        ({"op": "nope"}, 422, None),
+    ],
+)
+def test_check(
+    service: Service, predicate: dict[str, Any], status: int, result: bool | None
+) -> None:
+    ref = tokenize(service)
+    body = {"conversation_id": "c1", "ref": ref, "predicate": predicate}
+    response = post(service, "/v1/check", body, Role.BOT)
+    assert response.status_code == status
+    if result is not None:
+        assert response.json() == {"result": result}
+
+
+def test_end_shreds(service: Service) -> None:
+    ref = tokenize(service)
+    token = grant(service).json()["grant"]
+    ended = post(service, "/v1/conversations/c1/end", None, Role.BOT)
+    assert ended.status_code == 200 and ended.json()["ended"] is True
+    body = {"conversation_id": "c1", "ref": ref, "grant": token}
+    response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
+    assert (response.status_code, response.json()["error"]) == (410, "shredded")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"expect": "PIN"}, 200),
+        ({"expect": "pin"}, 422),
+        ({"expect": "PIN", "capture": "sideways"}, 422),
+        ({"expect": "PIN", "capture": "secure", "check": {"op": "equals", "value": "1"}}, 422),
+        ({"expect": "PIN", "capture": "secure", "check": {"op": "digits"}}, 200),
+    ],
+)
+def test_context_validation(service: Service, body: dict[str, Any], status: int) -> None:
+    response = post(service, "/v1/conversations/c1/context", body, Role.BOT)
+    assert response.status_code == status
+    assert '"1"' not in json.dumps(response.json())
