@@ -1,0 +1,81 @@
+"""Shared fixtures: a vault on SQLite (tmp file) and on PostgreSQL (own schema per test).
+
+PostgreSQL params run when `COATCHECK_TEST_PG_URL` is set (CI sets it and fails when the
+server is unreachable); otherwise they are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from vault import Vault, make_engine, upgrade
+from vault.db import normalise_url
+
+PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_URL, reason="COATCHECK_TEST_PG_URL not set"),
+        ],
+    ),
+]
+
+
+class FakeClock:
+    """A settable clock to inject into the vault (no monkeypatching)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def master_key() -> bytes:
+    return os.urandom(32)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database URL (sqlite file, or a fresh `cc_test_*` PG schema)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vault.db'}"
+        upgrade(url)
+        yield url
+        return
+    assert PG_URL is not None
+    schema = f"cc_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def vault(db_url: str, master_key: bytes, clock: FakeClock) -> Iterator[Vault]:
+    engine = make_engine(db_url)
+    yield Vault(engine, master_key, tenant="t1", clock=clock)
+    engine.dispose()

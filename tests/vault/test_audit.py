@@ -1,0 +1,52 @@
+"""The audit chain catches edited and deleted rows, and never stores a value."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, update
+
+from tests.conftest import FakeClock
+from vault import Grant, Vault
+from vault.models import AuditRow
+
+LOG = AuditRow.__table__
+
+
+def _activity(vault: Vault, clock: FakeClock) -> None:
+    ref = vault.tokenize("c1", "EMAIL", "a@x.io")
+    g = Grant("c1", frozenset({"EMAIL"}), "p", "agent", clock.now + 30)
+    for _ in range(3):
+        vault.reveal("c1", ref, g)
+    vault.shred("c1", "admin")
+
+
+def test_intact_chain(vault: Vault, clock: FakeClock) -> None:
+    _activity(vault, clock)
+    report = vault.verify_audit()
+    assert (report.ok, report.rows, report.first_bad) == (True, 4, None)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "first_bad"),
+    [
+        (update(LOG).where(LOG.c.id == 2).values(actor="someone-else"), 2),
+        (update(LOG).where(LOG.c.id == 3).values(outcome="refused"), 3),
+        (delete(LOG).where(LOG.c.id == 2), 3),
+        (delete(LOG).where(LOG.c.id == 4), 4),
+    ],
+    ids=["edit-actor", "edit-outcome", "delete-middle", "delete-last"],
+)
+def test_tampering_is_found(vault: Vault, clock: FakeClock, tamper: object, first_bad: int) -> None:
+    _activity(vault, clock)
+    with vault.engine.begin() as conn:
+        conn.execute(tamper)  # type: ignore[call-overload]
+    report = vault.verify_audit()
+    assert (report.ok, report.first_bad) == (False, first_bad)
+
+
+def test_filters(vault: Vault, clock: FakeClock) -> None:
+    _activity(vault, clock)
+    assert len(vault.audit_rows(conversation_id="c1")) == 4
+    assert len(vault.audit_rows(actor="admin")) == 1
+    assert len(vault.audit_rows(action="reveal")) == 3
+    assert vault.audit_rows(conversation_id="nope") == []

@@ -1,0 +1,108 @@
+"""The vault's tables (SQLAlchemy 2.x typed models) on a `Base` the gateway shares.
+
+Only `stored_values.ciphertext` and the wrapped keys hold secret material, all encrypted.
+`blind_index` is an HMAC under a per-conversation key, so equal values in two
+conversations are unlinkable.  Shredding nulls the wrapped data key, the ciphertexts and
+the blind indexes but keeps the reference rows so old references answer "shredded".
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["AuditHead", "AuditRow", "Base", "Conversation", "Kek", "StoredValue"]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Kek(Base):
+    """A key-encryption key version, wrapped under the master-derived key."""
+
+    __tablename__ = "keks"
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Conversation(Base):
+    """One key epoch of a conversation: its wrapped data key (NULL once shredded)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("tenant", "conversation_id", "epoch"),)
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[str] = mapped_column(String(255))
+    epoch: Mapped[int] = mapped_column(Integer)
+    kek_version: Mapped[int] = mapped_column(Integer)
+    wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    shredded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class StoredValue(Base):
+    """A vaulted value: ref, type, blind index, ciphertext (the last two NULL once shredded)."""
+
+    __tablename__ = "stored_values"
+    __table_args__ = (
+        UniqueConstraint("conversation_pk", "entity_type", "blind_index"),
+        UniqueConstraint("conversation_pk", "ref"),
+    )
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    conversation_pk: Mapped[int] = mapped_column(
+        _ID, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    ref: Mapped[str] = mapped_column(String(16), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    blind_index: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AuditRow(Base):
+    """An append-only, hash-chained audit record; never holds a value."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    tenant: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    entity_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single chain head; locked FOR UPDATE to serialise appends across workers."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(_ID)
+    last_hash: Mapped[str] = mapped_column(String(64))
