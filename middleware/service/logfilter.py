@@ -41,6 +41,12 @@ class RedactingFilter(logging.Filter):
         self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            # uvicorn's access formatter unpacks the args tuple: keep its shape.
+            record.args = tuple(
+                self._redact_safely(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+            return True
         try:
             text = record.getMessage()
         except Exception:  # a bad format string must not leak its args either
@@ -51,15 +57,18 @@ class RedactingFilter(logging.Filter):
             text = f"{text}\n{record.exc_text}"
         if record.stack_info:
             text = f"{text}\n{record.stack_info}"
-        try:
-            record.msg = self._redact(text)
-        except Exception:
-            record.msg = "[log line withheld: redaction failed]"
+        record.msg = self._redact_safely(text)
         record.args = None
         record.exc_info = None
         record.exc_text = None
         record.stack_info = None
         return True
+
+    def _redact_safely(self, text: str) -> str:
+        try:
+            return self._redact(text)
+        except Exception:
+            return "[log line withheld: redaction failed]"
 
 
 def install_log_filter(redact: Redact) -> RedactingFilter:
