@@ -1,0 +1,32 @@
+"""Export controls: what a conversation record may carry when it leaves for a third party.
+
+Records sent to an analytics webhook or a JSONL sink pass `apply_export_config` first. The
+policy is privacy-first: with no config only the mandatory fields leave, and a config can
+widen (allow list) or narrow (deny list) that, but never drop the mandatory fields. See
+docs/export.md. Errors, under one root::
+
+    ExportError
+    └── ExportSinkError(sink)    a record could not be delivered (names the sink, no content)
+
+Config problems are pydantic `ValidationError`s naming the offending path.
+"""
+
+from middleware.export.config import MANDATORY_FIELDS, ExportConfig
+from middleware.export.errors import ExportError, ExportSinkError
+from middleware.export.record import ConversationRecord, EntityRef, Turn
+from middleware.export.redact import apply_export_config
+from middleware.export.sinks import ExportSink, JsonlSink, WebhookSink
+
+__all__ = [
+    "MANDATORY_FIELDS",
+    "ConversationRecord",
+    "EntityRef",
+    "ExportConfig",
+    "ExportError",
+    "ExportSink",
+    "ExportSinkError",
+    "JsonlSink",
+    "Turn",
+    "WebhookSink",
+    "apply_export_config",
+]

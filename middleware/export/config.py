@@ -1,0 +1,57 @@
+"""The export redaction config: an allow or deny list of dotted paths.
+
+Paths are plain dotted names (`turns.text`); a segment that meets a list applies to every
+element. Index syntax (`turns[0].text`) is rejected on purpose: a positional rule silently
+changes meaning as conversations grow, and per-element policy is not a privacy control.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+__all__ = ["MANDATORY_FIELDS", "ExportConfig"]
+
+MANDATORY_FIELDS: frozenset[str] = frozenset({"conversation_id", "tenant", "ended_at"})
+"""Top-level fields every exported record keeps: without them a record cannot be joined,
+deduplicated or expired by the receiver."""
+
+_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class ExportConfig(BaseModel):
+    """`{"type": "allow" | "deny", "fields": [dotted paths]}`, validated at load time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["allow", "deny"]
+    fields: tuple[str, ...] = ()
+
+    @field_validator("fields")
+    @classmethod
+    def _paths_are_dotted_names(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        for path in fields:
+            if not _PATH_RE.fullmatch(path):
+                raise ValueError(
+                    f"invalid path {path!r}: use dotted names like 'turns.text' "
+                    "(list indices such as 'turns[0]' are not supported)"
+                )
+        return fields
+
+    @model_validator(mode="after")
+    def _deny_spares_mandatory(self) -> ExportConfig:
+        if self.type == "deny":
+            for path in self.fields:
+                head = path.split(".", 1)[0]
+                if head in MANDATORY_FIELDS:
+                    raise ValueError(f"fields: {path!r} is mandatory and cannot be denied")
+        return self
+
+    def allowed_paths(self) -> tuple[str, ...]:
+        """The allow list with the mandatory fields added (they always leave)."""
+        return tuple(sorted(MANDATORY_FIELDS)) + self.fields
+
+
+PRIVACY_FIRST = ExportConfig(type="allow", fields=())
