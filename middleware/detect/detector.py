@@ -5,15 +5,19 @@ Pure: text in, spans out, no database and no network. Built once from the config
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from middleware.detect.config import DetectConfig, load_config
 from middleware.detect.context_rules import apply_rule, resolve_rule
 from middleware.detect.normalise import normalise
-from middleware.detect.phone import find_phones
-from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
+from middleware.detect.phone import PHONE_MIN_DIGITS, find_phones
+from middleware.detect.recognizers import (
+    BUILTIN_RECOGNIZERS,
+    DIGIT_RUN,
+    Candidate,
+    Recognizer,
+)
 from middleware.detect.resolve import resolve_overlaps
 from middleware.detect.spans import Context, Span
 
@@ -22,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Detector"]
 
-_DIGIT = re.compile(r"\d")
+
+def _separators(run: str) -> int:
+    return run.count(" ") + run.count(".") + run.count("-")
 
 
 class Detector:
@@ -87,12 +93,15 @@ class Detector:
         return detection.thresholds.get(entity_type, detection.min_score)
 
     def _global(self, text: str) -> Iterator[Candidate]:
-        has_digit = _DIGIT.search(text) is not None
+        # One scan of digit runs gates every recognizer: half of chat messages have too few
+        # digits for any digit-bearing type (then only the e-mail pattern runs, if "@"), and
+        # scattered digits (an address, a date) rule out card, SSN, NHS and passport numbers.
+        runs = [len(run) - _separators(run) for run in DIGIT_RUN.findall(text)]
+        digits, longest = sum(runs), max(runs, default=0)
         for recognizer in self._recognizers:
-            if recognizer.needs_digit and not has_digit:
-                continue
-            yield from recognizer.find(text)
-        if has_digit:
+            if recognizer.could_match(text, digits, longest):
+                yield from recognizer.find(text)
+        if digits >= PHONE_MIN_DIGITS:
             yield from find_phones(text, self.config.detection.default_region)
         if self._ner is not None:
             yield from self._ner.find(text)

@@ -15,6 +15,7 @@ __all__ = ["Normalised", "defang", "normalise"]
 
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
 _LOOKALIKE = re.compile(r"CC_", re.IGNORECASE)
+_ZERO_WIDTH_RE = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,20 @@ class Normalised:
         return self.origin[start], self.origin[end - 1] + 1 if end > start else self.origin[start]
 
 
+def _is_identity(text: str) -> bool:
+    """True when normalising would change nothing (accented names, most non-ASCII text).
+
+    A string that is NFKC-normalised as a whole contains no character with NFKC quick-check
+    "No", so each of its characters is also unchanged by NFKC on its own; with no zero-width
+    character present the per-character pass is then the identity, and the C-level check is
+    far cheaper than walking the text in Python.
+    """
+    return unicodedata.is_normalized("NFKC", text) and _ZERO_WIDTH_RE.search(text) is None
+
+
 def normalise(text: str) -> Normalised:
     """NFKC per character, zero-width characters dropped, offsets kept."""
-    if text.isascii():
+    if text.isascii() or _is_identity(text):
         return Normalised(text, None, len(text))
     out: list[str] = []
     origin: list[int] = []

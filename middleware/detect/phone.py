@@ -9,6 +9,7 @@ validating only candidates is several times faster than PhoneNumberMatcher on ch
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ import phonenumbers
 
 from middleware.detect.recognizers import Candidate, invalidate
 
-__all__ = ["PHONE_CONTEXT", "find_phones"]
+__all__ = ["PHONE_CONTEXT", "PHONE_MIN_DIGITS", "find_phones"]
 
 PHONE_CONTEXT = (
     "phone",
@@ -46,11 +47,28 @@ _CANDIDATE = re.compile(
 )
 _CONTEXT = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in PHONE_CONTEXT) + ")", re.I)
 _WINDOW = 40
-_MIN_DIGITS, _MAX_DIGITS = 7, 17
+_DIGIT = re.compile(r"\d")
+PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
 
 
-def _valid(value: str, region: str) -> bool:
+@functools.cache
+def _min_national_digits(region: str) -> int:
+    """The shortest national number the region's plan allows (0 when unknown).
+
+    Parsing only strips digits (prefixes, country code, extension), so a candidate without
+    `+` that has fewer digits than this can never be valid for the region: skipping
+    `phonenumbers.parse` for it (the costliest step here) changes no result.
+    """
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return 0
+    return min(metadata.general_desc.possible_length or (0,))
+
+
+def _valid(value: str, region: str, digits: int) -> bool:
     """Valid in the numbering plan: any region with `+`, else the default region."""
+    if not value.startswith("+") and digits < _min_national_digits(region):
+        return False
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -64,12 +82,14 @@ def find_phones(text: str, region: str) -> Iterator[Candidate]:
     """Phone candidates in `text`; `region` applies to numbers without a country code."""
     for match in _CANDIDATE.finditer(text):
         start, end = match.span()
+        if end - start < PHONE_MIN_DIGITS:
+            continue  # most hits are short numbers ("2 items", "at 5"): too few characters
         value = match.group()
-        digits = sum(c.isdigit() for c in value)
-        if not _MIN_DIGITS <= digits <= _MAX_DIGITS or invalidate(text, start, end):
+        digits = len(_DIGIT.findall(value))
+        if not PHONE_MIN_DIGITS <= digits <= _MAX_DIGITS or invalidate(text, start, end):
             continue
         has_context = _CONTEXT.search(text, max(0, start - _WINDOW), start) is not None
-        valid = _valid(value, region)
+        valid = _valid(value, region, digits)
         if valid:
             yield Candidate(
                 start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, 0.8 + 0.1 * has_context

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 
 from middleware.detect.validators import VALIDATORS
 
-__all__ = ["BUILTIN_RECOGNIZERS", "Candidate", "Recognizer", "invalidate"]
+__all__ = ["BUILTIN_RECOGNIZERS", "DIGIT_RUN", "Candidate", "Recognizer", "invalidate"]
 
 _CONTEXT_WINDOW = 40
+# Digits joined by at most one separator: every digit-group pattern below (cards, SSNs,
+# NHS and passport numbers) lies inside one such run, so its digit count is a safe gate.
+DIGIT_RUN = re.compile(r"\d(?:[ .-]?\d)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +48,81 @@ class Recognizer:
     prune: bool = True
     needs_digit: bool = True
     weak_patterns: tuple[str, ...] = ()  # these count only with a context word near
+    # Cheap gates, checked before any regex runs: the fewest digits any pattern can match,
+    # and substrings of which at least one must occur (e.g. "@" for e-mail addresses).
+    min_digits: int = 0
+    min_run: int = 0  # fewest digits in one run joined by single " ", "." or "-" (DIGIT_RUN)
+    requires: tuple[str, ...] = ()
+    # Per pattern (patterns then weak_patterns, by position): substrings of which one must
+    # occur for that pattern to be run at all; an empty tuple (or no entry) means no gate.
+    pattern_requires: tuple[tuple[str, ...], ...] = ()
     _compiled: tuple[tuple[re.Pattern[str], bool], ...] = field(init=False, repr=False)
     _context_re: re.Pattern[str] | None = field(init=False, repr=False)
+    _value_group: tuple[bool, ...] = field(init=False, repr=False)
+    _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    _context_lower: tuple[str, ...] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
         weak = tuple((re.compile(p, self.flags), True) for p in self.weak_patterns)
         object.__setattr__(self, "_compiled", strong + weak)
+        groups = tuple("value" in regex.groupindex for regex, _ in strong + weak)
+        object.__setattr__(self, "_value_group", groups)
+        gates = self.pattern_requires + ((),) * (len(groups) - len(self.pattern_requires))
+        object.__setattr__(self, "_gates", gates[: len(groups)])
         words = "|".join(re.escape(w) for w in self.context)
         context_re = re.compile(rf"\b(?:{words})", re.IGNORECASE) if words else None
         object.__setattr__(self, "_context_re", context_re)
+        ascii_words = all(w.isascii() for w in self.context)
+        lower = tuple(w.lower() for w in self.context) if ascii_words else None
+        object.__setattr__(self, "_context_lower", lower)
+
+    def could_match(self, text: str, digits: int, longest_run: int) -> bool:
+        """False when the cheap gates rule this recognizer out for `text` (no regex run).
+
+        `digits` counts the digits in `text`, `longest_run` the most digits in one
+        `DIGIT_RUN` match; both come from a single scan shared by all recognizers.
+        """
+        if digits < self.min_digits or (self.needs_digit and digits == 0):
+            return False
+        if longest_run < self.min_run:
+            return False
+        return not self.requires or any(needle in text for needle in self.requires)
 
     def find(self, text: str) -> Iterator[Candidate]:
-        """Candidates in `text` that pass the validator, the context test and `invalidate`."""
-        for regex, weak in self._compiled:
+        """Candidates in `text` that pass the validator, the context test and `invalidate`.
+
+        A context word must precede a weak or context-required hit, so when no context word
+        occurs anywhere in `text` those patterns are not run at all: one search instead of
+        one scan per pattern (most messages carry no context word).
+        """
+        any_context: bool | None = None
+        patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
+        for (regex, weak), value_group, gate in patterns:
+            if gate and not any(needle in text for needle in gate):
+                continue
+            if weak or self.context_required:
+                if any_context is None:
+                    any_context = self._has_context_anywhere(text)
+                if not any_context:
+                    continue
             for match in regex.finditer(text):
-                start, end = match.span("value") if "value" in regex.groupindex else match.span()
+                start, end = match.span("value") if value_group else match.span()
                 candidate = self._check(text, start, end, weak)
                 if candidate is not None:
                     yield candidate
+
+    def _has_context_anywhere(self, text: str) -> bool:
+        # Plain substring tests on the lower-cased text first (C speed, no regex scan);
+        # the word-boundary regex only confirms when a word is there at all. ASCII only:
+        # re.IGNORECASE also folds a few non-ASCII letters (dotless i, long s) onto ASCII.
+        if self._context_re is None:
+            return False
+        if self._context_lower is not None and text.isascii():
+            lowered = text.lower()
+            if not any(word in lowered for word in self._context_lower):
+                return False
+        return self._context_re.search(text) is not None
 
     def _check(self, text: str, start: int, end: int, weak: bool) -> Candidate | None:
         value = text[start:end]
@@ -126,6 +185,7 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         score=0.9,
         prune=False,
         needs_digit=False,
+        requires=("@",),
     ),
     Recognizer(
         "CREDIT_CARD",
@@ -136,6 +196,8 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         weak_patterns=(r"(?<![\w.-])\d{4}[ -]?\d{4}[ -]?\d{4}(?![\w]|[.-]\d)",),
         validator="luhn",
         context=("card", "credit", "visa", "mastercard", "amex", "cc"),
+        min_digits=12,
+        min_run=12,
     ),
     Recognizer(
         "US_SSN",
@@ -145,11 +207,14 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         ),
         context=("ssn", "social security", "social", "ss#", "ss #", "ssn#"),
         score=0.5,
+        min_digits=9,
+        min_run=9,
     ),
     Recognizer(
         "IBAN_CODE",
         (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",),
         validator="iban",
+        min_digits=2,
     ),
     Recognizer(
         "IP_ADDRESS",
@@ -159,6 +224,9 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
             r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])",
         ),
         validator="ip",
+        min_digits=1,
+        requires=(".", ":"),
+        pattern_requires=((".",), (":",)),
     ),
     Recognizer(
         "US_PASSPORT",
@@ -166,6 +234,8 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         context=("passport",),
         context_required=True,
         score=0.5,
+        min_digits=9,
+        min_run=9,
     ),
     Recognizer(
         "UK_NHS",
@@ -173,6 +243,8 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         validator="nhs",
         context=("nhs", "health service", "national health"),
         context_required=True,
+        min_digits=10,
+        min_run=10,
     ),
     Recognizer(
         "CRYPTO",
@@ -182,6 +254,8 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         ),
         validator="btc",
         prune=False,
+        min_digits=1,
+        pattern_requires=((), ("bc1", "BC1")),
     ),
     Recognizer(
         "DATE_OF_BIRTH",
@@ -194,5 +268,6 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         context_required=True,
         flags=re.IGNORECASE,
         prune=False,
+        min_digits=3,
     ),
 )

@@ -1,0 +1,128 @@
+"""The speed gates skip work, never results: gated and ungated runs must agree.
+
+Each recognizer is gated (digit count, longest digit run, required substrings, a context
+word anywhere) before its regexes run, phone candidates too short for the region skip
+`phonenumbers.parse`, and already-normal non-ASCII text skips the per-character pass.
+These tests compare every gate with the plain computation it replaces.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
+from middleware.detect.phone import _valid
+from middleware.detect.recognizers import DIGIT_RUN, Candidate
+
+_PIECES = (
+    "4111 1111 1111 1111",
+    "4111-1111-1111",
+    "378282246310005",
+    "123-45-6789",
+    "123456789",
+    "943 476 5919",
+    "A12345678",
+    "GB82 WEST 1234 5698 7654 32",
+    "192.168.0.1",
+    "fe80::1",
+    "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+    "12/03/1990",
+    "3 March 1990",
+    "x@y.com",
+    "ssn",
+    "card",
+    "passport",
+    "born",
+    "nhs",
+    "order #",
+    "Ünïcode",
+    " ",
+    "-",
+    ".",
+    ":",
+    "7",
+    "a",
+)
+_texts = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
+
+
+def _ungated(recognizer: Recognizer, text: str) -> list[Candidate]:
+    """Every pattern run on the whole text, as before the gates existed (only the old
+    "needs a digit" skip, which predates them)."""
+    found: list[Candidate] = []
+    if recognizer.needs_digit and not any(c.isdecimal() for c in text):
+        return found
+    for regex, weak in recognizer._compiled:
+        for match in regex.finditer(text):
+            start, end = match.span("value") if "value" in regex.groupindex else match.span()
+            candidate = recognizer._check(text, start, end, weak)
+            if candidate is not None:
+                found.append(candidate)
+    return found
+
+
+def _gated(recognizer: Recognizer, text: str) -> list[Candidate]:
+    runs = [len(r) - r.count(" ") - r.count(".") - r.count("-") for r in DIGIT_RUN.findall(text)]
+    if not recognizer.could_match(text, sum(runs), max(runs, default=0)):
+        return []
+    return list(recognizer.find(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts)
+def test_gates_change_no_candidate(text: str) -> None:
+    for recognizer in BUILTIN_RECOGNIZERS:
+        assert sorted(_gated(recognizer, text), key=repr) == sorted(
+            _ungated(recognizer, text), key=repr
+        ), recognizer.entity_type
+
+
+@pytest.mark.parametrize(
+    ("text", "entity_type", "expected"),
+    [
+        ("card 4111 1111 1111 1111", "CREDIT_CARD", 1),
+        ("4111 1111 1109", "CREDIT_CARD", 0),  # weak pattern, no context word anywhere
+        ("card 4111 1111 1109", "CREDIT_CARD", 1),
+        ("ssn 123456789", "US_SSN", 1),
+        ("passport A123456789", "US_PASSPORT", 1),
+        ("A123456789", "US_PASSPORT", 0),
+        ("send to bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "CRYPTO", 1),
+        ("host fe80::1 is down", "IP_ADDRESS", 1),
+        ("no digits here at all", "IP_ADDRESS", 0),
+    ],
+)
+def test_gated_recognizer_rows(text: str, entity_type: str, expected: int) -> None:
+    recognizer = next(r for r in BUILTIN_RECOGNIZERS if r.entity_type == entity_type)
+    assert len(_gated(recognizer, text)) == expected
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "FR", "DE", "BR"])
+@pytest.mark.parametrize(
+    "value",
+    ["2125550199", "212-555-0199", "020 7946 0958", "01 23 45 67 89", "555 0199", "1234567"],
+)
+def test_phone_length_gate_matches_phonenumbers(region: str, value: str) -> None:
+    digits = sum(c.isdigit() for c in value)
+    number = phonenumbers.parse(value, region)
+    assert _valid(value, region, digits) == phonenumbers.is_valid_number_for_region(number, region)
+
+
+@pytest.mark.parametrize(
+    ("text", "identity"),
+    [
+        ("Kíra Schmidt, Dunajska 113", True),
+        ("Zoë lives in Łódź", True),
+        ("\uff14\uff11\uff11\uff11", False),  # full-width digits fold
+        ("Zoë\u200b 555", False),  # zero-width character dropped
+        ("e\u0301", False),  # combining accent composes: not already normal
+    ],
+)
+def test_normalise_identity_fast_path(text: str, identity: bool) -> None:
+    norm = normalise(text)
+    assert (norm.origin is None) == identity
+    if identity:
+        assert norm.text == text
