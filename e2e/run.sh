@@ -85,6 +85,7 @@ if ! rasa_ok; then
     </dev/null >"$install_log" 2>&1 || { tail -20 "$install_log" >&2; die "pip install rasa failed"; }
   rasa_ok || die "the new Rasa venv at $RASA_VENV does not import rasa 3.6.21"
 fi
+[ -x "$CC_VENV/bin/python" ] || python3 -m venv "$CC_VENV"
 if ! "$CC_VENV/bin/python" -c 'import middleware.service, vault, actions' 2>/dev/null; then
   log "installing coatcheck into $CC_VENV"
   timeout 600 "$CC_VENV/bin/pip" install --quiet -e "$ROOT"
