@@ -17,6 +17,13 @@ Concurrency: uniqueness lives in the database ((conversation, type, blind index)
 IntegrityError, rolls back and retries the whole transaction, then sees the winner's row.
 Unwrapped DEKs are cached in a bounded LRU, but every reveal reads the conversation row in
 the same query as the value, so a shred by another worker is seen at once.
+
+Speed (issue 9): hot statements are built once.  A worker remembers each conversation's
+live epoch (row id + wrapped DEK) after its creating transaction commits; tokenize then
+inserts with `ON CONFLICT DO NOTHING RETURNING`, guarded in the same transaction by "that
+epoch still has that wrapped DEK" (FOR SHARE on PostgreSQL, so a concurrent shred waits or
+wins), and falls back to the locking path on any surprise.  The remembered epoch is only a
+hint: it is checked in SQL on every call, never trusted.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql as _pg_dialect
+from sqlalchemy.dialects import sqlite as _sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from vault import _crypto, audit
-from vault.audit import AuditRecord, AuditReport
+from vault.audit import AuditRecord, AuditReport, Chain, Entry
 from vault.errors import (
     ConcurrencyError,
     ConversationShredded,
@@ -61,6 +70,51 @@ _KEK = cast(Table, Kek.__table__)
 _Row = Row[*tuple[Any, ...]]
 _T = TypeVar("_T")
 
+# Hot-path statements are built once: SQLAlchemy then reuses their memoised cache keys
+# and compiled forms, which is most of the per-call cost of building them afresh.
+_FIND = (
+    select(
+        _VAL.c.ref,
+        _VAL.c.entity_type,
+        _VAL.c.ciphertext,
+        _VAL.c.created_at,
+        _CONV.c.id,
+        _CONV.c.epoch,
+        _CONV.c.kek_version,
+        _CONV.c.wrapped_dek,
+    )
+    .join(_CONV, _CONV.c.id == _VAL.c.conversation_pk)
+    .where(
+        _CONV.c.tenant == bindparam("tenant"),
+        _CONV.c.conversation_id == bindparam("cid"),
+        _VAL.c.ref.in_(bindparam("refs", expanding=True)),
+    )
+    .order_by(_CONV.c.epoch.desc())
+)
+_KNOWN = select(_VAL.c.ref, _VAL.c.entity_type, _VAL.c.blind_index).where(
+    _VAL.c.conversation_pk == bindparam("pk"),
+    _VAL.c.blind_index.in_(bindparam("indexes", expanding=True)),
+)
+_LIVE_COLS = (_CONV.c.id, _CONV.c.epoch, _CONV.c.kek_version, _CONV.c.wrapped_dek)
+# The newest epoch, live or shredded, read in ONE statement: reading "the live epoch" and
+# then "the highest epoch" separately let a worker miss a live epoch committed between the
+# two reads (READ COMMITTED) and open a second epoch beside it.
+_LATEST = (
+    select(*_LIVE_COLS)
+    .where(_CONV.c.tenant == bindparam("tenant"), _CONV.c.conversation_id == bindparam("cid"))
+    .order_by(_CONV.c.epoch.desc())
+    .limit(1)
+)
+_STILL_LIVE = select(_CONV.c.id).where(
+    _CONV.c.id == bindparam("pk"), _CONV.c.wrapped_dek == bindparam("wrapped")
+)
+_INSERT_VALUES = insert(_VAL)
+_VALUE_COLS = ("conversation_pk", "ref", "entity_type", "blind_index", "ciphertext", "created_at")
+
+
+class _Stale(Exception):
+    """Internal: the cached conversation epoch is gone (shred, re-wrap); take the slow path."""
+
 
 @dataclass(frozen=True)
 class RefInfo:
@@ -85,7 +139,9 @@ class _Keys:
 
 
 def _new_ref() -> str:
-    return "".join(secrets.choice(_CROCKFORD) for _ in range(_REF_LEN))
+    """10 random Crockford base32 characters (50 bits) from one CSPRNG read."""
+    bits = secrets.randbits(5 * _REF_LEN)
+    return "".join(_CROCKFORD[(bits >> (5 * i)) & 31] for i in range(_REF_LEN))
 
 
 def _require(name: str, ok: bool) -> None:
@@ -126,6 +182,31 @@ class Vault:
         self._cache_lock = threading.Lock()
         self._retries = max_retries
         self._pg = engine.dialect.name == "postgresql"
+        # conversation id -> (row id, epoch, wrapped DEK) of its live epoch, as last committed
+        # here; only a hint: the fast path re-checks it in SQL inside its own transaction.
+        self._live_hint: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
+        self._chain = Chain()
+        self._latest = _LATEST.with_for_update(read=True) if self._pg else _LATEST
+        self._still_live = _STILL_LIVE.with_for_update(read=True) if self._pg else _STILL_LIVE
+        dialect = {"postgresql": _pg_dialect, "sqlite": _sqlite_dialect}.get(engine.dialect.name)
+        self._insert_new = (
+            dialect.insert(_VAL).on_conflict_do_nothing().returning(_VAL.c.ref)
+            if dialect is not None
+            else None
+        )
+        # One value: liveness check and insert in ONE statement (INSERT ... SELECT ... WHERE
+        # EXISTS (live epoch [FOR SHARE]) ON CONFLICT DO NOTHING RETURNING ref).
+        one = select(*(bindparam(c, type_=_VAL.c[c].type) for c in _VALUE_COLS)).where(
+            self._still_live.exists()
+        )
+        self._insert_one = (
+            dialect.insert(_VAL)
+            .from_select(list(_VALUE_COLS), one)
+            .on_conflict_do_nothing()
+            .returning(_VAL.c.ref)
+            if dialect is not None
+            else None
+        )
         self._retry("kek", self._ensure_kek)
         self._sync_keks()
 
@@ -216,23 +297,12 @@ class Vault:
 
     def _live_conversation(self, conn: Connection, conversation_id: str) -> _Row:
         """The conversation's current epoch, creating it (or a new epoch after a shred)."""
-        cols = (_CONV.c.id, _CONV.c.epoch, _CONV.c.kek_version, _CONV.c.wrapped_dek)
-        query = select(*cols).where(
-            _CONV.c.tenant == self._tenant,
-            _CONV.c.conversation_id == conversation_id,
-            _CONV.c.wrapped_dek.is_not(None),
-        )
-        if self._pg:
-            query = query.with_for_update(read=True)
-        row = conn.execute(query).first()
-        if row is not None:
-            return row
-        last = conn.execute(
-            select(func.max(_CONV.c.epoch)).where(
-                _CONV.c.tenant == self._tenant, _CONV.c.conversation_id == conversation_id
-            )
-        ).scalar()
-        epoch = (last or 0) + 1
+        latest = conn.execute(
+            self._latest, {"tenant": self._tenant, "cid": conversation_id}
+        ).first()
+        if latest is not None and latest.wrapped_dek is not None:
+            return latest
+        epoch = (latest.epoch if latest is not None else 0) + 1
         version = self._keyring.newest
         assert version is not None  # _ensure_kek ran in __init__
         dek = _crypto.new_key()
@@ -249,52 +319,133 @@ class Vault:
                 wrapped_dek=wrapped,
                 created_at=self._clock(),
             )
-            .returning(*cols)
+            .returning(*_LIVE_COLS)
         ).one()
         return new
 
+    def _new_rows(
+        self,
+        keys: _Keys,
+        conversation_id: str,
+        conv: tuple[int, int],
+        items: Sequence[tuple[str, str]],
+        skip: dict[tuple[str, bytes], str],
+    ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]]]:
+        """Blind indexes of `items`, and sealed rows with fresh refs for those not in `skip`."""
+        pk, epoch = conv
+        index_keys = [(t, _crypto.hmac_sha256(keys.index, _crypto.aad(t, v))) for t, v in items]
+        rows: list[dict[str, Any]] = []
+        now = self._clock()
+        fresh: dict[tuple[str, bytes], str] = {}
+        for (entity_type, value), key in zip(items, index_keys, strict=True):
+            if key in skip or key in fresh:
+                continue
+            ref = fresh[key] = _new_ref()
+            sealed = keys.sealer.seal(
+                value.encode("utf-8"), self._value_aad(conversation_id, epoch, ref, entity_type)
+            )
+            rows.append(
+                {
+                    "conversation_pk": pk,
+                    "ref": ref,
+                    "entity_type": entity_type,
+                    "blind_index": key[1],
+                    "ciphertext": sealed,
+                    "created_at": now,
+                }
+            )
+        return index_keys, rows
+
+    def _known(
+        self, conn: Connection, pk: int, index_keys: Iterable[tuple[str, bytes]]
+    ) -> dict[tuple[str, bytes], str]:
+        indexes = sorted({index for _, index in index_keys})
+        if not indexes:
+            return {}
+        return {
+            (row.entity_type, row.blind_index): row.ref
+            for row in conn.execute(_KNOWN, {"pk": pk, "indexes": indexes})
+        }
+
     def _tokenize_tx(
         self, conn: Connection, conversation_id: str, items: Sequence[tuple[str, str]]
-    ) -> list[str]:
+    ) -> tuple[list[str], _Row]:
+        """Slow path: (create and) lock the live epoch, look up known values, insert new ones."""
         conv = self._live_conversation(conn, conversation_id)
         keys = self._keys(conn, conv, conversation_id)
-        indexes = [_crypto.hmac_sha256(keys.index, _crypto.aad(t, v)) for t, v in items]
-        known: dict[tuple[str, bytes], str] = {
-            (row.entity_type, row.blind_index): row.ref
-            for row in conn.execute(
-                select(_VAL.c.ref, _VAL.c.entity_type, _VAL.c.blind_index).where(
-                    _VAL.c.conversation_pk == conv.id, _VAL.c.blind_index.in_(set(indexes))
-                )
-            )
-        }
-        refs: list[str] = []
-        new_rows: list[dict[str, Any]] = []
-        now = self._clock()
-        for (entity_type, value), index in zip(items, indexes, strict=True):
-            ref = known.get((entity_type, index))
-            if ref is None:
-                ref = known[(entity_type, index)] = _new_ref()
-                sealed = keys.sealer.seal(
-                    value.encode("utf-8"),
-                    self._value_aad(conversation_id, conv.epoch, ref, entity_type),
-                )
-                new_rows.append(
-                    {
-                        "conversation_pk": conv.id,
-                        "ref": ref,
-                        "entity_type": entity_type,
-                        "blind_index": index,
-                        "ciphertext": sealed,
-                        "created_at": now,
-                    }
-                )
-            refs.append(ref)
-        if new_rows:
-            conn.execute(insert(_VAL), new_rows)
-        return refs
+        probe = [(t, _crypto.hmac_sha256(keys.index, _crypto.aad(t, v))) for t, v in items]
+        known = self._known(conn, conv.id, probe)
+        index_keys, rows = self._new_rows(
+            keys, conversation_id, (conv.id, conv.epoch), items, known
+        )
+        if rows:
+            conn.execute(_INSERT_VALUES, rows)
+            known.update({(r["entity_type"], r["blind_index"]): r["ref"] for r in rows})
+        return [known[key] for key in index_keys], conv
+
+    def _fast_tokenize_tx(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        hint: tuple[int, int, bytes],
+        keys: _Keys,
+        items: Sequence[tuple[str, str]],
+    ) -> list[str]:
+        """Cached epoch: check it is still live (and lock it on PG), then insert-or-ignore."""
+        assert self._insert_new is not None
+        assert self._insert_one is not None
+        pk, epoch, wrapped = hint
+        index_keys, rows = self._new_rows(keys, conversation_id, (pk, epoch), items, {})
+        if len(rows) == 1:
+            params = {**rows[0], "pk": pk, "wrapped": wrapped}
+            # Nothing inserted: a known value, or the epoch is gone (shred nulls the blind
+            # indexes, so the lookup below finds nothing and we take the slow path).
+            inserted = set(conn.execute(self._insert_one, params).scalars())
+        else:
+            if conn.execute(self._still_live, {"pk": pk, "wrapped": wrapped}).first() is None:
+                raise _Stale()
+            inserted = set(conn.execute(self._insert_new, rows).scalars())
+        refs = {(r["entity_type"], r["blind_index"]): r["ref"] for r in rows}
+        lost = [key for key, ref in refs.items() if ref not in inserted]
+        if lost:
+            # Another call stored these values first (or, rarely, a fresh ref collided).
+            known = self._known(conn, pk, lost)
+            if any(key not in known for key in lost):
+                raise _Stale()
+            refs.update(known)
+        return [refs[key] for key in index_keys]
+
+    def _hint(self, conversation_id: str) -> tuple[tuple[int, int, bytes], _Keys] | None:
+        with self._cache_lock:
+            hint = self._live_hint.get(conversation_id)
+            if hint is None:
+                return None
+            keys = self._cache.get((hint[0], hint[2]))
+            if keys is None:
+                del self._live_hint[conversation_id]
+                return None
+            self._live_hint.move_to_end(conversation_id)
+            self._cache.move_to_end((hint[0], hint[2]))
+            return hint, keys
+
+    def _remember(self, conversation_id: str, conv: _Row) -> None:
+        with self._cache_lock:
+            self._live_hint[conversation_id] = (conv.id, conv.epoch, conv.wrapped_dek)
+            self._live_hint.move_to_end(conversation_id)
+            while len(self._live_hint) > self._cache_size:
+                self._live_hint.popitem(last=False)
+
+    def _forget(self, conversation_id: str) -> None:
+        with self._cache_lock:
+            self._live_hint.pop(conversation_id, None)
 
     def tokenize_many(self, conversation_id: str, items: Iterable[tuple[str, str]]) -> list[str]:
-        """Vault every value in ONE transaction (all or none); returns bare reference ids."""
+        """Vault every value in ONE transaction (all or none); returns bare reference ids.
+
+        Fast path (epoch cached here): two statements, a liveness check of the cached epoch
+        and one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, plus a SELECT only
+        for values stored before.  Anything unexpected falls back to the locking slow path.
+        """
         _check_conversation(conversation_id)
         batch = list(items)
         for entity_type, value in batch:
@@ -305,7 +456,21 @@ class Vault:
             _require("value", isinstance(value, str))
         if not batch:
             return []
-        return self._retry("tokenize", lambda conn: self._tokenize_tx(conn, conversation_id, batch))
+        cached = self._hint(conversation_id) if self._insert_new is not None else None
+        if cached is not None:
+            hint, keys = cached
+            try:
+                return self._retry(
+                    "tokenize",
+                    lambda conn: self._fast_tokenize_tx(conn, conversation_id, hint, keys, batch),
+                )
+            except _Stale:
+                self._forget(conversation_id)
+        refs, conv = self._retry(
+            "tokenize", lambda conn: self._tokenize_tx(conn, conversation_id, batch)
+        )
+        self._remember(conversation_id, conv)
+        return refs
 
     def tokenize(self, conversation_id: str, entity_type: str, value: str) -> str:
         """Vault one value; the same value and type in one conversation give the same ref."""
@@ -313,28 +478,15 @@ class Vault:
 
     # -- read side ------------------------------------------------------------------------
 
-    def _find(self, conn: Connection, conversation_id: str, ref_id: str) -> _Row | None:
-        query = (
-            select(
-                _VAL.c.ref,
-                _VAL.c.entity_type,
-                _VAL.c.ciphertext,
-                _VAL.c.created_at,
-                _CONV.c.id,
-                _CONV.c.epoch,
-                _CONV.c.kek_version,
-                _CONV.c.wrapped_dek,
-            )
-            .join(_CONV, _CONV.c.id == _VAL.c.conversation_pk)
-            .where(
-                _CONV.c.tenant == self._tenant,
-                _CONV.c.conversation_id == conversation_id,
-                _VAL.c.ref == ref_id,
-            )
-            .order_by(_CONV.c.epoch.desc())
-            .limit(1)
-        )
-        return conn.execute(query).first()
+    def _find(
+        self, conn: Connection, conversation_id: str, ref_ids: Sequence[str]
+    ) -> dict[str, _Row]:
+        """Each ref's row joined with its epoch (so a shred elsewhere shows at once)."""
+        found: dict[str, _Row] = {}
+        params = {"tenant": self._tenant, "cid": conversation_id, "refs": sorted(set(ref_ids))}
+        for row in conn.execute(_FIND, params):
+            found.setdefault(row.ref, row)  # newest epoch first
+        return found
 
     def _open(self, conn: Connection, conversation_id: str, row: _Row) -> str:
         keys = self._keys(conn, row, conversation_id)
@@ -348,7 +500,7 @@ class Vault:
         _check_conversation(conversation_id)
         _check_ref(ref_id)
         with self._engine.begin() as conn:
-            row = self._find(conn, conversation_id, ref_id)
+            row = self._find(conn, conversation_id, [ref_id]).get(ref_id)
         if row is None:
             raise UnknownReference(ref_id)
         return RefInfo(row.ref, row.entity_type, row.created_at)
@@ -356,44 +508,70 @@ class Vault:
     def _read_audited(
         self,
         conversation_id: str,
-        ref_id: str,
+        ref_ids: Sequence[str],
         *,
         action: str,
         actor: str,
         purpose: str,
         decide: Callable[[_Row], str | None],
         use: Callable[[str], _T],
-    ) -> tuple[str, _T | None]:
-        """Find, authorise (`decide` gives a refusal reason), decrypt, audit: one transaction."""
-        result: _T | None = None
+        all_or_nothing: bool = False,
+    ) -> list[tuple[str, _T | None]]:
+        """Find, authorise (`decide` gives a refusal reason), decrypt, audit: one transaction.
+
+        With `all_or_nothing`, nothing is decrypted unless every reference passes, and only
+        the failing references are audited (the others were not revealed).
+        """
+        results: list[tuple[str, _T | None]] = []
         with self._engine.begin() as conn:
-            row = self._find(conn, conversation_id, ref_id)
-            refusal = decide(row) if row is not None else None
-            if refusal is not None:
-                outcome = "refused:" + refusal
-            elif row is None:
-                outcome = "unknown"
-            elif row.wrapped_dek is None:
-                outcome = "shredded"
-            else:
-                try:
-                    result = use(self._open(conn, conversation_id, row))
-                    outcome = "ok"
-                except DecryptionError:
-                    outcome = "error"
-            audit.append(
+            found = self._find(conn, conversation_id, ref_ids)
+            rows = [found.get(ref) for ref in ref_ids]
+            prechecks = [self._precheck(row, decide) for row in rows]
+            withhold = all_or_nothing and any(p is not None for p in prechecks)
+            for row, pre in zip(rows, prechecks, strict=True):
+                if pre is not None or row is None:
+                    results.append((pre or "unknown", None))
+                elif withhold:
+                    results.append(("ok", None))  # not opened, not audited
+                else:
+                    try:
+                        results.append(("ok", use(self._open(conn, conversation_id, row))))
+                    except DecryptionError:
+                        results.append(("error", None))
+            failed = any(outcome != "ok" for outcome, _ in results)
+            if all_or_nothing and failed:
+                results = [(outcome, None) for outcome, _ in results]
+            at = self._clock()
+            self._chain.append(
                 conn,
-                at=self._clock(),
-                tenant=self._tenant,
-                actor=actor,
-                action=action,
-                outcome=outcome.partition(":")[0],
-                conversation_id=conversation_id,
-                ref=ref_id,
-                entity_type=row.entity_type if row is not None else None,
-                purpose=purpose,
+                [
+                    Entry(
+                        at,
+                        self._tenant,
+                        actor,
+                        action,
+                        outcome.partition(":")[0],
+                        conversation_id,
+                        ref,
+                        row.entity_type if row is not None else None,
+                        purpose,
+                    )
+                    for ref, row, (outcome, _) in zip(ref_ids, rows, results, strict=True)
+                    if not (all_or_nothing and failed and outcome == "ok")
+                ],
             )
-        return outcome, result
+        return results
+
+    @staticmethod
+    def _precheck(row: _Row | None, decide: Callable[[_Row], str | None]) -> str | None:
+        if row is None:
+            return "unknown"
+        refusal = decide(row)
+        if refusal is not None:
+            return "refused:" + refusal
+        if row.wrapped_dek is None:
+            return "shredded"
+        return None
 
     @staticmethod
     def _raise_for(outcome: str, ref_id: str) -> None:
@@ -406,12 +584,9 @@ class Vault:
         if outcome == "error":
             raise DecryptionError()
 
-    def reveal(self, conversation_id: str, ref_id: str, grant: Grant) -> str:
-        """The value, if `grant` covers this conversation and type and has not expired; audited."""
-        _check_conversation(conversation_id)
-        _check_ref(ref_id)
-        now = self._clock()
-
+    def _grant_decider(
+        self, conversation_id: str, grant: Grant, now: float
+    ) -> Callable[[_Row], str | None]:
         def decide(row: _Row) -> str | None:
             if grant.conversation_id != conversation_id:
                 return "conversation"
@@ -421,15 +596,11 @@ class Vault:
                 return "entity_type"
             return None
 
-        outcome, value = self._read_audited(
-            conversation_id,
-            ref_id,
-            action="reveal",
-            actor=grant.caller,
-            purpose=grant.purpose,
-            decide=decide,
-            use=lambda v: v,
-        )
+        return decide
+
+    def _raise_revealed(
+        self, conversation_id: str, grant: Grant, now: float, outcome: str, ref_id: str
+    ) -> None:
         if outcome == "unknown" and (
             grant.conversation_id != conversation_id or grant.expires_at <= now
         ):
@@ -437,8 +608,38 @@ class Vault:
                 "conversation" if grant.conversation_id != conversation_id else "expired"
             )
         self._raise_for(outcome, ref_id)
-        assert value is not None
-        return value
+
+    def reveal(self, conversation_id: str, ref_id: str, grant: Grant) -> str:
+        """The value, if `grant` covers this conversation and type and has not expired; audited."""
+        return self.reveal_many(conversation_id, [ref_id], grant)[0]
+
+    def reveal_many(self, conversation_id: str, ref_ids: Sequence[str], grant: Grant) -> list[str]:
+        """Several values under one grant in one transaction, each reveal audited.
+
+        All or nothing: if any reference is refused, unknown, shredded or fails to open, no
+        value is returned, the failing references are audited, and the first failure raises.
+        """
+        _check_conversation(conversation_id)
+        refs = list(ref_ids)
+        for ref_id in refs:
+            _check_ref(ref_id)
+        if not refs:
+            return []
+        now = self._clock()
+        results = self._read_audited(
+            conversation_id,
+            refs,
+            action="reveal",
+            actor=grant.caller,
+            purpose=grant.purpose,
+            decide=self._grant_decider(conversation_id, grant, now),
+            use=lambda v: v,
+            all_or_nothing=True,
+        )
+        for ref_id, (outcome, _) in zip(refs, results, strict=True):
+            if outcome != "ok":
+                self._raise_revealed(conversation_id, grant, now, outcome, ref_id)
+        return [cast(str, value) for _, value in results]
 
     def check(
         self, conversation_id: str, ref_id: str, predicate: Predicate, actor: str, purpose: str
@@ -446,9 +647,9 @@ class Vault:
         """Run `predicate` on the value inside the vault; only the boolean leaves; audited."""
         _check_conversation(conversation_id)
         _check_ref(ref_id)
-        outcome, result = self._read_audited(
+        [(outcome, result)] = self._read_audited(
             conversation_id,
-            ref_id,
+            [ref_id],
             action="check",
             actor=actor,
             purpose=purpose,
@@ -487,18 +688,14 @@ class Vault:
                     .where(_VAL.c.conversation_pk.in_(ids))
                     .values(ciphertext=None, blind_index=None)
                 )
-            audit.append(
-                conn,
-                at=now,
-                tenant=self._tenant,
-                actor=actor,
-                action="shred",
-                outcome="ok" if ids else "noop",
-                conversation_id=conversation_id,
+            entry = Entry(
+                now, self._tenant, actor, "shred", "ok" if ids else "noop", conversation_id
             )
+            self._chain.append(conn, [entry])
         with self._cache_lock:
             for key in [k for k in self._cache if k[0] in ids]:
                 del self._cache[key]
+            self._live_hint.pop(conversation_id, None)
 
     def _add_kek_version(self, conn: Connection) -> int:
         self._reload_keks(conn)
@@ -560,15 +757,9 @@ class Vault:
             if done == 0:
                 break
         with self._engine.begin() as conn:
-            audit.append(
-                conn,
-                at=self._clock(),
-                tenant=self._tenant,
-                actor=actor,
-                action="rotate",
-                outcome="ok",
-                purpose=f"kek v{version}, {rewrapped} data keys re-wrapped",
-            )
+            purpose = f"kek v{version}, {rewrapped} data keys re-wrapped"
+            entry = Entry(self._clock(), self._tenant, actor, "rotate", "ok", purpose=purpose)
+            self._chain.append(conn, [entry])
         return version
 
     # -- audit ----------------------------------------------------------------------------
