@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     rate_window_seconds: int = Field(default=60, ge=1)
     bot_timeout_seconds: float = Field(default=30.0, gt=0)
     apikeys_file: Path = Path("coatcheck.apikeys")
+    # Verified API keys are cached per worker this long (0 disables): a deleted key keeps
+    # working for at most this many seconds.
+    apikey_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    # Threads per worker doing the per-message database work; unset: 1 on SQLite (one
+    # writer at a time anyway; more threads only meet in SQLite's sleeping busy handler),
+    # 8 on PostgreSQL.
+    db_threads: int | None = Field(default=None, ge=1, le=64)
     log_level: str = "INFO"
 
     @field_validator("database_url")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from middleware.models import ApiKey
 
-__all__ = ["KEY_PREFIX", "Role", "create_key", "find_role", "parse_key"]
+__all__ = ["KEY_PREFIX", "Role", "create_key", "find_role", "key_digest", "parse_key"]
 
 KEY_PREFIX = "cck"
 
@@ -33,7 +33,8 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """SHA-256 (hex) of a key; only ever called on keys `parse_key` accepted (ASCII)."""
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
@@ -41,7 +42,9 @@ def create_key(session: Session, role: Role, clock: Callable[[], float] = time.t
     """Store a new key for `role` and return it (the only time it exists in clear)."""
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(prefix=prefix, key_hash=_digest(key), role=role.value, created_at=clock()))
+    session.add(
+        ApiKey(prefix=prefix, key_hash=key_digest(key), role=role.value, created_at=clock())
+    )
     return key
 
 
@@ -61,7 +64,7 @@ def find_role(session: Session, key: str) -> Role | None:
     if prefix is None:
         return None
     row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if row is None or not hmac.compare_digest(row.key_hash, _digest(key)):
+    if row is None or not hmac.compare_digest(row.key_hash, key_digest(key)):
         return None
     return Role(row.role)
 

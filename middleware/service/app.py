@@ -14,7 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from anyio import CapacityLimiter
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from middleware.detect import Detector, load_config
@@ -22,8 +24,10 @@ from middleware.pipeline import Redactor
 from middleware.service.bootstrap import bootstrap, master_key
 from middleware.service.botclient import BotClient, EchoBot, HttpBot
 from middleware.service.handlers import install_handlers
+from middleware.service.keycache import KeyCache
 from middleware.service.limits import BodyLimits
 from middleware.service.logfilter import detector_redactor, install_log_filter, remove_log_filter
+from middleware.service.readdb import make_read_engine, make_write_engine
 from middleware.service.recent import RecentValues
 from middleware.service.routes import router
 from middleware.service.state import Gateway
@@ -54,6 +58,12 @@ def _grant_ttl(data: dict[str, Any]) -> float:
     return float(ttl)
 
 
+def _db_threads(settings: Settings, engine: Engine) -> int:
+    if settings.db_threads is not None:
+        return settings.db_threads
+    return 1 if engine.dialect.name == "sqlite" else 8
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -69,6 +79,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
+        reader = make_read_engine(settings.database_url)
+        writer = make_write_engine(settings.database_url, engine)
         key = master_key(settings)
         created = bootstrap(settings, engine)
         if created is not None:
@@ -88,6 +100,10 @@ def create_app(
             app.state.gateway = Gateway(
                 settings=settings,
                 engine=engine,
+                reader=reader,
+                writer=writer,
+                keys=KeyCache(settings.apikey_cache_seconds, clock=clock),
+                db_limiter=CapacityLimiter(_db_threads(settings, engine)),
                 sessions=sessionmaker(engine),
                 vault=vault,
                 signer=GrantSigner(KeyRing.from_master_key(key)),
@@ -104,6 +120,8 @@ def create_app(
                 yield
             finally:
                 remove_log_filter(log_filter)
+                reader.dispose()
+                writer.dispose()
                 engine.dispose()
 
     app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from middleware.detect import Context
 from middleware.pipeline import RedactResult
@@ -24,8 +25,11 @@ from middleware.service.store import (
     append_history,
     check_rate,
     guarded,
-    peek_context,
-    pop_context,
+    guarded_conn,
+    read_state,
+    record_message,
+    record_replies,
+    refuse_over_limit,
     set_context,
 )
 from vault import Grant, predicate_from_dict
@@ -61,36 +65,57 @@ def validate_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+@dataclass(frozen=True)
+class _Inbound:
+    """What the pre-bot half decided: forward `text` to the bot, or `answer` the user now."""
+
+    text: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    answer: list[Reply] | None = None
+
+
 async def handle_message(
     gw: Gateway, sender: str, message: str, channel_metadata: dict[str, Any] | None
 ) -> list[Reply]:
-    """The Rasa reply list for one user message (what the channel receives)."""
+    """The Rasa reply list for one user message (what the channel receives).
+
+    Two thread hops: everything before the bot (read state, vault, record) in one, the
+    replies in the other; the bot round-trip stays on the event loop.  Both run under the
+    worker's database limiter (one thread on SQLite), so concurrent messages queue in
+    Python instead of in SQLite's sleeping busy handler.
+    """
     if len(message) > gw.settings.max_message_chars:
         raise BadText("message", f"longer than {gw.settings.max_message_chars} characters")
-    rule = await run_in_threadpool(_admit, gw, sender)
-    if rule is not None and rule.get("capture") == "secure":
-        return await _secure_capture(gw, sender, message, rule)
-    context = None if rule is None else Context(rule["expect"], rule.get("capture"))
-    result = await run_in_threadpool(gw.redactor.redact, sender, message, context)
-    _remember(gw, message, result)
-    await run_in_threadpool(_record_inbound, gw, sender, result.text, rule is not None)
-    replies = await gw.bot.send(sender, result.text, _bot_metadata(sender, result))
-    return await run_in_threadpool(process_replies, gw, sender, replies)
+    inbound = await to_thread.run_sync(_inbound, gw, sender, message, limiter=gw.db_limiter)
+    if inbound.answer is not None:
+        return inbound.answer
+    replies = await gw.bot.send(sender, inbound.text, inbound.metadata)
+    return await to_thread.run_sync(process_replies, gw, sender, replies, limiter=gw.db_limiter)
 
 
-def _admit(gw: Gateway, sender: str) -> dict[str, Any] | None:
-    """Count the message against the rate limit and read the pending rule (one transaction)."""
+def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
+    """Read the pending rule and rate count (no lock), vault, then commit the record.
+
+    The rate pre-check refuses a sender already over the limit before anything is vaulted;
+    the authoritative count is bumped in the same transaction as the history line.
+    """
     s = gw.settings
-    with guarded(gw.sessions) as session:
-        check_rate(session, sender, s.rate_limit, s.rate_window_seconds, gw.clock)
-        return peek_context(session, sender)
+    rule, count = read_state(gw.reader, sender, s.rate_window_seconds, gw.clock)
+    refuse_over_limit(count, s.rate_limit, s.rate_window_seconds, gw.clock)
+    if rule is not None and rule.get("capture") == "secure":
+        return _secure_capture(gw, sender, message, rule)
+    context = None if rule is None else Context(rule["expect"], rule.get("capture"))
+    result = gw.redactor.redact(sender, message, context)
+    _remember(gw, message, result)
+    _record_inbound(gw, sender, result.text, rule is not None)
+    return _Inbound(result.text, _bot_metadata(sender, result))
 
 
 def _record_inbound(gw: Gateway, sender: str, text: str, consume: bool) -> None:
-    with guarded(gw.sessions) as session:
-        if consume:
-            pop_context(session, sender)
-        append_history(session, sender, "in", text, gw.clock)
+    """One transaction: count the message, consume the rule it used, store its line."""
+    limits = (gw.settings.rate_limit, gw.settings.rate_window_seconds)
+    with guarded_conn(gw.writer) as conn:
+        record_message(conn, sender, text, limits, consume, gw.clock)
 
 
 def _remember(gw: Gateway, message: str, result: RedactResult) -> None:
@@ -107,27 +132,22 @@ def _bot_metadata(sender: str, result: RedactResult) -> dict[str, Any]:
     return {"coatcheck": {"entities": entities, "conversation_id": sender}}
 
 
-async def _secure_capture(
-    gw: Gateway, sender: str, message: str, rule: dict[str, Any]
-) -> list[Reply]:
+def _secure_capture(gw: Gateway, sender: str, message: str, rule: dict[str, Any]) -> _Inbound:
     """Vault the whole message; the bot gets only the check result (and the reference)."""
-    result = await run_in_threadpool(
-        gw.redactor.redact, sender, message, Context(rule["expect"], "whole")
-    )
+    result = gw.redactor.redact(sender, message, Context(rule["expect"], "whole"))
     _remember(gw, message, result)
     refs = parse_references(result.text)
     ok = bool(refs)
     if ok and rule.get("check") is not None:
-        ok = await run_in_threadpool(_check, gw, sender, refs[0], rule["check"])
+        ok = _check(gw, sender, refs[0], rule["check"])
     if not ok and rule.get("retries", 0) > 0:
         retry = {**rule, "retries": rule["retries"] - 1}
-        await run_in_threadpool(_record_retry, gw, sender, result.text, retry)
-        return [{"recipient_id": sender, "text": rule["retry_text"]}]
-    await run_in_threadpool(_record_inbound, gw, sender, result.text, True)
+        _record_retry(gw, sender, result.text, retry)
+        return _Inbound(answer=[{"recipient_id": sender, "text": rule["retry_text"]}])
+    _record_inbound(gw, sender, result.text, True)
     payload = {"type": rule["expect"], "ok": ok, "ref": refs[0].reference if ok else None}
     trigger = CAPTURE_INTENT + json.dumps(payload, separators=(",", ":"))
-    replies = await gw.bot.send(sender, trigger, {"coatcheck": {"conversation_id": sender}})
-    return await run_in_threadpool(process_replies, gw, sender, replies)
+    return _Inbound(trigger, {"coatcheck": {"conversation_id": sender}})
 
 
 def _check(gw: Gateway, sender: str, ref: ParsedReference, check: dict[str, Any]) -> bool:
@@ -136,34 +156,42 @@ def _check(gw: Gateway, sender: str, ref: ParsedReference, check: dict[str, Any]
 
 
 def _record_retry(gw: Gateway, sender: str, text: str, retry: dict[str, Any]) -> None:
+    s = gw.settings
     with guarded(gw.sessions) as session:
+        check_rate(session, sender, s.rate_limit, s.rate_window_seconds, gw.clock)
         set_context(session, sender, retry, gw.clock)
         append_history(session, sender, "in", text, gw.clock)
         append_history(session, sender, "out", retry["retry_text"], gw.clock)
 
 
 def process_replies(gw: Gateway, sender: str, replies: list[Reply]) -> list[Reply]:
-    """Apply directives, store reference-form history, reveal confirmations for the channel."""
+    """Apply directives, store reference-form history, reveal confirmations for the channel.
+
+    Reveals (vault reads) happen first; then one short Core transaction stores every
+    reply line and the new rule, if any, before the channel gets anything back.
+    """
     confirm_types = gw.detect_config.confirm_types()
     channel: list[Reply] = []
-    with guarded(gw.sessions) as session:
-        for item in replies:
-            directive = _directive(item)
-            if directive is not None:
-                if "expect" in directive:
-                    _apply_directive(gw, session, sender, directive)
-                    continue
-                if directive.get("confirm") is True and isinstance(directive.get("text"), str):
-                    text = directive["text"]
-                    append_history(session, sender, "out", text, gw.clock)
-                    channel.append({"recipient_id": sender, "text": _reveal(gw, sender, text)})
-                continue
-            out = {**item, "recipient_id": sender}
-            if isinstance(item.get("text"), str):
-                append_history(session, sender, "out", item["text"], gw.clock)
-                if confirm_types:
-                    out["text"] = _reveal(gw, sender, item["text"], confirm_types)
-            channel.append(out)
+    lines: list[str] = []
+    rule: dict[str, Any] | None = None
+    for item in replies:
+        directive = _directive(item)
+        if directive is not None:
+            if "expect" in directive:
+                rule = _valid_directive(directive) or rule
+            elif directive.get("confirm") is True and isinstance(directive.get("text"), str):
+                lines.append(directive["text"])
+                channel.append({"recipient_id": sender, "text": _reveal(gw, sender, lines[-1])})
+            continue
+        out = {**item, "recipient_id": sender}
+        if isinstance(item.get("text"), str):
+            lines.append(item["text"])
+            if confirm_types:
+                out["text"] = _reveal(gw, sender, item["text"], confirm_types)
+        channel.append(out)
+    if lines or rule is not None:
+        with guarded_conn(gw.writer) as conn:
+            record_replies(conn, sender, lines, rule, gw.clock)
     return channel
 
 
@@ -175,13 +203,12 @@ def _directive(item: Reply) -> dict[str, Any] | None:
     return None
 
 
-def _apply_directive(gw: Gateway, session: Any, sender: str, directive: dict[str, Any]) -> None:
+def _valid_directive(directive: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        rule = validate_rule(directive)
+        return validate_rule(directive)
     except (BadText, VaultError) as exc:
         log.warning("bot directive ignored: %s", type(exc).__name__)
-        return
-    set_context(session, sender, rule, gw.clock)
+        return None
 
 
 def _reveal(gw: Gateway, sender: str, text: str, types: frozenset[str] | None = None) -> str:

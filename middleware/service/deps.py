@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-def _vault(gw: Annotated[Gateway, Depends(get_gateway)]) -> Vault:
+async def _vault(gw: Annotated[Gateway, Depends(get_gateway)]) -> Vault:
     return gw.vault
 
 

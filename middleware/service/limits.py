@@ -9,6 +9,7 @@ C0 controls other than tab/newline are refused too, both with a 422 naming the f
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -18,17 +19,21 @@ from middleware.service.errors import PayloadTooLarge, ServiceError, TooDeep
 
 __all__ = ["BodyLimits", "CleanStr", "clean_text", "json_depth"]
 
-_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+# Lone surrogates, and C0 controls other than tab/newline/carriage return.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def clean_text(value: str) -> str:
-    """Refuse text that storage or the bot cannot take (no value in the message)."""
-    for ch in value:
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            raise ValueError("lone surrogate characters are not allowed")
-        if code < 0x20 and ch not in _ALLOWED_CONTROLS:
-            raise ValueError("control characters (such as NUL) are not allowed")
+    """Refuse text that storage or the bot cannot take (no value in the message).
+
+    Two regex scans (C speed) instead of a Python loop over every character: a 4,000-char
+    message cost about 0.4 ms per field that way.
+    """
+    if _SURROGATE.search(value):
+        raise ValueError("lone surrogate characters are not allowed")
+    if _CONTROL.search(value):
+        raise ValueError("control characters (such as NUL) are not allowed")
     return value
 
 

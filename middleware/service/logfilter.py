@@ -8,15 +8,25 @@ cleared, so no later formatter can re-render the raw values.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from middleware.detect import Detector
 from middleware.service.recent import RecentValues
 
-__all__ = ["RedactingFilter", "detector_redactor", "install_log_filter"]
+__all__ = ["FIXED_PATHS", "RedactingFilter", "detector_redactor", "install_log_filter"]
 
 Redact = Callable[[str], str]
+
+# uvicorn's access-log format and the routes whose path holds no caller-chosen text.
+_ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
+FIXED_PATHS = frozenset(
+    {"/webhooks/rest/webhook", "/v1/redact", "/v1/grants", "/v1/reveal", "/v1/check", "/health"}
+)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
 
@@ -41,6 +51,8 @@ class RedactingFilter(logging.Filter):
         self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _is_access(record):
+            return self._access(record)
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             # uvicorn's access formatter unpacks the args tuple: keep its shape.
             record.args = tuple(
@@ -69,6 +81,46 @@ class RedactingFilter(logging.Filter):
             return self._redact(text)
         except Exception:
             return "[log line withheld: redaction failed]"
+
+    def _access(self, record: logging.LogRecord) -> bool:
+        """uvicorn's access line: only the client address and the path can carry PII.
+
+        Every request logs one, so it gets the cheap treatment (the detector over each arg
+        cost about as much as the gateway's own database work): a client IP is masked
+        without the detector, a fixed route path (no path parameter, no query) is kept, and
+        anything else is percent-decoded (uvicorn logs `jane%40example.com`, which no
+        pattern matches) and goes through the redactor.  The args stay a 5-tuple: uvicorn's
+        AccessFormatter unpacks them.
+        """
+        client, method, path, version, status = record.args  # type: ignore[misc]
+        record.args = (
+            _mask_client(str(client), self._redact_safely),
+            method if method in _METHODS else self._redact_safely(str(method)),
+            path if path in FIXED_PATHS else self._redact_safely(unquote(str(path))),
+            version,
+            status,
+        )
+        return True
+
+
+def _is_access(record: logging.LogRecord) -> bool:
+    return (
+        record.name == "uvicorn.access"
+        and record.msg == _ACCESS_FORMAT
+        and isinstance(record.args, tuple)
+        and len(record.args) == 5
+        and all(isinstance(arg, str) for arg in record.args[1:4])
+        and not record.exc_info
+    )
+
+
+def _mask_client(client: str, redact: Redact) -> str:
+    host, sep, port = client.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return redact(client)
+    return f"[IP_ADDRESS]{sep}{port}" if port.isdigit() else redact(client)
 
 
 def install_log_filter(redact: Redact) -> RedactingFilter:

@@ -6,12 +6,14 @@ Blocking work (SQLAlchemy, the vault's crypto) runs in the threadpool (`def` rou
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
 
 from middleware.detect import Context
 from middleware.render import REFERENCE_RE
@@ -43,6 +45,10 @@ router = APIRouter()
 ConvPath = Path(min_length=1, max_length=255)
 
 
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def _conversation(value: str) -> str:
     try:
         return clean_text(value)
@@ -67,9 +73,11 @@ def health(gw: GatewayDep) -> dict[str, str] | JSONResponse:
     return {"status": "ok"}
 
 
-@router.post("/webhooks/rest/webhook")
-async def webhook(body: WebhookIn, gw: GatewayDep, _: ChannelKey) -> list[dict[str, Any]]:
-    return await handle_message(gw, body.sender, body.message, body.metadata)
+@router.post("/webhooks/rest/webhook", response_model=list[dict[str, Any]])
+async def webhook(body: WebhookIn, gw: GatewayDep, _: ChannelKey) -> Response:
+    """The hot path: the reply list is plain JSON already, so it skips response validation."""
+    replies = await handle_message(gw, body.sender, body.message, body.metadata)
+    return Response(_dumps(replies), media_type="application/json")
 
 
 @router.post("/v1/redact")
@@ -143,5 +151,5 @@ def end(gw: GatewayDep, role: EndKey, conversation_id: str = ConvPath) -> dict[s
 @router.get("/v1/conversations/{conversation_id}/history")
 def history(gw: GatewayDep, _: HistoryKey, conversation_id: str = ConvPath) -> dict[str, Any]:
     conv = _conversation(conversation_id)
-    with guarded(gw.sessions) as session:
+    with guarded(sessionmaker(gw.reader)) as session:  # a read: no write lock
         return {"conversation_id": conv, "messages": read_history(session, conv)}

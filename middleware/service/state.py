@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from anyio import CapacityLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from middleware.detect import DetectConfig, Detector
 from middleware.pipeline import Redactor
 from middleware.service.botclient import BotClient
+from middleware.service.keycache import KeyCache
 from middleware.service.recent import RecentValues
 from middleware.settings import Settings
 from vault import GrantSigner, Vault
@@ -27,6 +29,8 @@ __all__ = ["Gateway"]
 class Gateway:
     settings: Settings
     engine: Engine
+    reader: Engine  # lock-free reads (readdb.make_read_engine)
+    writer: Engine  # the gateway's own per-message writes (readdb.make_write_engine)
     sessions: sessionmaker[Session]
     vault: Vault
     signer: GrantSigner
@@ -36,5 +40,7 @@ class Gateway:
     bot: BotClient
     actions: dict[str, frozenset[str]]
     grant_ttl: float
+    keys: KeyCache = field(default_factory=lambda: KeyCache(ttl=0))
+    db_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
     recent: RecentValues = field(default_factory=RecentValues)
     clock: Callable[[], float] = field(default=time.time)

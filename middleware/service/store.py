@@ -11,22 +11,30 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from middleware.models import ConversationState, HistoryEntry, RateCounter
 from middleware.service.errors import RateLimited, StorageUnavailable
+from vault.models import Base
 
 __all__ = [
     "append_history",
     "check_rate",
     "guarded",
+    "guarded_conn",
     "peek_context",
     "pop_context",
     "read_history",
+    "read_state",
+    "record_message",
+    "record_replies",
+    "refuse_over_limit",
     "set_context",
 ]
 
@@ -41,6 +49,105 @@ def guarded(factory: sessionmaker[Session]) -> Iterator[Session]:
             yield session
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
+
+
+@contextmanager
+def guarded_conn(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a transaction (no ORM unit of work), failures as 503."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
+
+
+def record_message(
+    conn: Connection,
+    conversation_id: str,
+    text: str,
+    limits: tuple[int, int],
+    consume: bool,
+    clock: Clock = time.time,
+) -> None:
+    """Count the message, consume the pending rule if it used one, store its line.
+
+    Three Core statements in the caller's one transaction: an upsert that bumps the rate
+    counter (raising `RateLimited`, which rolls everything back, past the limit), the rule
+    cleared, the history row inserted.  Called per message, so it avoids the ORM.
+    """
+    limit, window = limits
+    now = clock()
+    start = int(now // window) * window
+    if _upsert_count(conn, conversation_id, start) > limit:
+        raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
+    if consume:
+        state = _table(ConversationState)
+        conn.execute(
+            update(state)
+            .where(state.c.conversation_id == conversation_id)
+            .values(context_json=None, updated_at=now)
+        )
+    conn.execute(
+        insert(_table(HistoryEntry)).values(
+            conversation_id=conversation_id, direction="in", text=text, created_at=now
+        )
+    )
+
+
+def record_replies(
+    conn: Connection,
+    conversation_id: str,
+    lines: list[str],
+    rule: dict[str, Any] | None,
+    clock: Clock = time.time,
+) -> None:
+    """Store the bot's reference-form lines and, if it set one, the next message's rule."""
+    now = clock()
+    if lines:
+        conn.execute(
+            insert(_table(HistoryEntry)),
+            [
+                {
+                    "conversation_id": conversation_id,
+                    "direction": "out",
+                    "text": line,
+                    "created_at": now,
+                }
+                for line in lines
+            ],
+        )
+    if rule is not None:
+        table = _table(ConversationState)
+        payload = json.dumps(rule, sort_keys=True)
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        stmt = dialect_insert(table).values(
+            conversation_id=conversation_id, context_json=payload, updated_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.conversation_id],
+                set_={"context_json": payload, "updated_at": now},
+            )
+        )
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _upsert_count(conn: Connection, sender: str, start: int) -> int:
+    table = _table(RateCounter)
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = (
+        dialect_insert(table)
+        .values(sender=sender, window_start=start, count=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.sender, table.c.window_start],
+            set_={"count": table.c.count + 1},
+        )
+        .returning(table.c.count)
+    )
+    return int(conn.execute(stmt).scalar_one())
 
 
 def append_history(
@@ -88,6 +195,31 @@ def peek_context(session: Session, conversation_id: str) -> dict[str, Any] | Non
     return rule
 
 
+def read_state(
+    reader: Engine, conversation_id: str, window: int, clock: Clock = time.time
+) -> tuple[dict[str, Any] | None, int]:
+    """The pending rule and this window's message count, read without any write lock.
+
+    One round-trip (two indexed scalar subqueries) on the read-only engine; the count is
+    only a pre-check (the authoritative bump happens with the message's history line).
+    """
+    start = int(clock() // window) * window
+    context_q = select(ConversationState.context_json).where(
+        ConversationState.conversation_id == conversation_id
+    )
+    count_q = select(RateCounter.count).where(
+        RateCounter.sender == conversation_id, RateCounter.window_start == start
+    )
+    try:
+        with reader.connect() as conn:
+            row = conn.execute(select(context_q.scalar_subquery(), count_q.scalar_subquery()))
+            context, count = row.one()
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
+    rule: dict[str, Any] | None = None if context is None else json.loads(context)
+    return rule, int(count or 0)
+
+
 def pop_context(session: Session, conversation_id: str) -> dict[str, Any] | None:
     """The pending rule, consumed (a rule applies to one message only)."""
     row = session.get(ConversationState, conversation_id, with_for_update=True)
@@ -116,6 +248,14 @@ def check_rate(
         except IntegrityError:  # another worker inserted the row first
             count = _bump(session, sender, start) or 1
     if count > limit:
+        raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
+
+
+def refuse_over_limit(count: int, limit: int, window: int, clock: Clock = time.time) -> None:
+    """Raise `RateLimited` when `count` messages already fill the window (a pre-check)."""
+    if count >= limit:
+        now = clock()
+        start = int(now // window) * window
         raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,15 @@ import pytest
 from aiohttp import web
 from fastapi.testclient import TestClient
 from gateway_helpers import Clock, Service, StubBot, make_settings
+from sqlalchemy import create_engine, make_url, text
 
 from middleware.service.apikeys import Role, create_key
 from middleware.service.app import create_app
 from middleware.service.state import Gateway
 from middleware.service.store import guarded
+from vault.db import normalise_url
+
+PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 
 
 @pytest.fixture
@@ -71,3 +77,20 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
 @pytest.fixture
 def service(service_factory: Callable[..., Service], stub_bot: StubBot) -> Service:
     return service_factory(bot_url=stub_bot.url)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, so the test can drop it mid-flight."""
+    if not PG_URL:
+        pytest.skip("COATCHECK_TEST_PG_URL not set")
+    name = f"cc_gw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield str(make_url(normalise_url(PG_URL)).set(database=name).render_as_string(False))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from gateway_helpers import Service, StubBot
@@ -46,23 +45,6 @@ def test_vault_write_failure_refuses_message(
         conn.exec_driver_sql("DROP TRIGGER disk_full")
     assert service.say("u1", f"mail {EMAIL}").status_code == 200
     assert len(stub_bot.received) == 2
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database of its own, so the test can drop it mid-flight."""
-    if not PG_URL:
-        pytest.skip("COATCHECK_TEST_PG_URL not set")
-    name = f"cc_gw_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield str(make_url(normalise_url(PG_URL)).set(database=name).render_as_string(False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -1,0 +1,143 @@
+"""The per-message fast path: cached API keys, lock-free reads, one write per side."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from gateway_helpers import Service, StubBot
+from sqlalchemy import delete, func, select
+
+from middleware.models import ApiKey, HistoryEntry
+from middleware.service.apikeys import Role
+from middleware.service.keycache import KeyCache
+from middleware.service.store import guarded, read_state
+
+EMAIL = "jane.doe@example.com"
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("advance", "expected"),
+    [(0.0, Role.BOT), (9.9, Role.BOT), (10.0, None), (60.0, None)],
+)
+def test_key_cache_ttl(advance: float, expected: Role | None) -> None:
+    clock = Tick()
+    cache = KeyCache(ttl=10, clock=clock)
+    cache.put("digest", Role.BOT)
+    clock.now += advance
+    assert cache.get("digest") is expected
+    assert cache.get("other") is None
+
+
+def test_key_cache_is_bounded_and_can_be_off() -> None:
+    cache = KeyCache(ttl=10, capacity=2, clock=Tick())
+    for name in ("a", "b", "c"):
+        cache.put(name, Role.VIEWER)
+    assert [cache.get(n) for n in ("a", "b", "c")] == [None, Role.VIEWER, Role.VIEWER]
+    off = KeyCache(ttl=0, clock=Tick())
+    off.put("a", Role.ADMIN)
+    assert off.get("a") is None
+    assert "digest" not in repr(cache) and "size=2" in repr(cache)
+
+
+def _history(service: Service, role: Role = Role.VIEWER) -> int:
+    return service.client.get(
+        "/v1/conversations/u1/history", headers=service.auth(role)
+    ).status_code
+
+
+def _delete_keys(service: Service) -> None:
+    with guarded(service.gateway.sessions) as session:
+        session.execute(delete(ApiKey))
+
+
+def test_deleted_key_works_until_the_ttl_then_401(
+    service_factory: Callable[..., Service], stub_bot: StubBot
+) -> None:
+    service = service_factory(bot_url=stub_bot.url, apikey_cache_seconds=10)
+    assert _history(service) == 200  # verified once: cached
+    _delete_keys(service)
+    assert _history(service) == 200  # revocation lags by at most the TTL (documented)
+    assert _history(service, Role.AUDITOR) == 401  # never verified: not cached
+    service.clock.now += 10
+    assert _history(service) == 401
+
+
+def test_cache_off_revokes_at_once(
+    service_factory: Callable[..., Service], stub_bot: StubBot
+) -> None:
+    service = service_factory(bot_url=stub_bot.url, apikey_cache_seconds=0)
+    assert _history(service) == 200
+    _delete_keys(service)
+    assert _history(service) == 401
+
+
+def test_reads_do_not_wait_for_the_write_lock(
+    service_factory: Callable[..., Service], stub_bot: StubBot
+) -> None:
+    """A writer holds SQLite's lock (BEGIN IMMEDIATE): the per-message reads still answer."""
+    service = service_factory(bot_url=stub_bot.url, apikey_cache_seconds=0)
+    gw = service.gateway
+    assert service.say("u1", f"mail {EMAIL}").status_code == 200
+    results: list[Any] = []
+    with gw.engine.begin():  # BEGIN IMMEDIATE on the vault's engine: the write lock
+        reader = threading.Thread(
+            target=lambda: results.append(read_state(gw.reader, "u1", 60, service.clock))
+        )
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive()
+        assert _history(service) == 200  # key lookup on the read engine, not blocked
+    assert results == [(None, 1)]
+
+
+def _rule_reply(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    if payload["message"] == "pin please":
+        return [{"text": "Your PIN?"}, {"custom": {"coatcheck": {"expect": "PIN"}}}]
+    return [{"recipient_id": payload["sender"], "text": f"echo: {payload['message']}"}]
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_one_write_per_side_counts_consumes_and_records(
+    service_factory: Callable[..., Service],
+    stub_bot: StubBot,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    overrides: dict[str, Any] = {"bot_url": stub_bot.url, "rate_limit": 4}
+    if backend == "postgres":
+        overrides["database_url"] = request.getfixturevalue("pg_database")
+    service = service_factory(**overrides)
+    stub_bot.script = _rule_reply
+    assert service.say("u1", "pin please").status_code == 200
+    gw = service.gateway
+    assert read_state(gw.reader, "u1", 60, service.clock) == ({"capture": None, "expect": "PIN"}, 1)
+    assert service.say("u1", "4711").status_code == 200  # the rule applies and is consumed
+    assert stub_bot.received[-1]["message"].startswith("CC_PIN_")
+    assert read_state(gw.reader, "u1", 60, service.clock) == (None, 2)
+    assert service.say("u1", "4711").json()[0]["text"] == "echo: 4711"  # consumed: plain
+    assert service.say("u1", f"mail {EMAIL}").status_code == 200
+    refused = service.say("u1", f"mail {EMAIL}")  # fifth in the window: pre-check refuses
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert len(stub_bot.received) == 4
+    with guarded(gw.sessions) as session:
+        counts = dict(
+            session.execute(
+                select(HistoryEntry.direction, func.count()).group_by(HistoryEntry.direction)
+            ).all()
+        )
+    assert counts == {"in": 4, "out": 4}  # "Your PIN?" + 3 echoes; the 429 left nothing
+    service.clock.now += 60  # a new window
+    assert service.say("u1", "again").status_code == 200
