@@ -7,7 +7,8 @@ before any worker starts, then hands uvicorn an import string and `factory=True`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -67,7 +68,21 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level=log_level,
+        log_config=_log_config(log_level),
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging config plus a root handler at the same level.
+
+    Without a root handler the application's and libraries' own records (DEBUG included)
+    would be dropped; with it they go through the same redacting filter as uvicorn's.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["root"] = {"handlers": ["default"], "level": level.upper()}
+    return config
 
 
 @apikey_app.command("create")
