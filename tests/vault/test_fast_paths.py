@@ -105,6 +105,7 @@ def test_audit_head_guess_survives_another_writer(
     assert ids == list(range(1, 7))
 
 
+@pytest.mark.postgres
 @pytest.mark.skipif(PG_URL is None, reason="COATCHECK_TEST_PG_URL not set")
 def test_idle_connection_killed_by_the_server_is_replaced() -> None:
     assert PG_URL is not None
