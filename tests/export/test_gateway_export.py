@@ -3,17 +3,21 @@ delivered to a JSONL file and a loopback webhook (allow, deny, mandatory, defaul
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from aiohttp import web
 
 from middleware.service.apikeys import Role
 from middleware.service.app import create_app
+from middleware.service.export_routes import export_conversation_sync
 from middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
 from tests.external.loopback import closed_port, threaded
@@ -98,6 +102,9 @@ def test_config_routes_are_admin_only(
     body = {"type": "allow", "fields": ["metrics"]} if method == "PUT" else None
     response = gw.call(method, CONFIG_URL, role, json=body)
     assert response.status_code == status
+    if method == "PUT":  # the role is checked before the body: no probing of validation
+        bad = gw.call(method, CONFIG_URL, role, json={"type": "deny", "fields": ["tenant"]})
+        assert bad.status_code == status
     # Nothing changed for the admin either.
     assert gw.call("GET", CONFIG_URL).json()["version"] == 0
 
@@ -284,6 +291,26 @@ def test_export_errors(
     assert gw.call("POST", "/v1/conversations/conv-1/export").status_code == 502
 
 
+def test_sync_bridge_for_sync_callers(exporting: tuple[Harness, Receiver, Path]) -> None:
+    """`export_conversation_sync` from a threadpool thread (as a sync route would call it)."""
+    gw, rec, jsonl = exporting
+    put(gw, {"type": "allow", "fields": ["status"]})
+    call = functools.partial(
+        export_conversation_sync, gw.gateway, "conv-1", status="ended", ended_at=1_800_000_060.0
+    )
+    portal = gw.client.portal
+    assert portal is not None
+    result = portal.call(anyio.to_thread.run_sync, call)
+    expected = {
+        "conversation_id": "conv-1",
+        "tenant": "default",
+        "ended_at": "2027-01-15T08:01:00Z",
+        "status": "ended",
+    }
+    assert result["record"] == expected
+    assert delivered(rec, jsonl) == (expected, expected)
+
+
 def test_no_sinks_still_returns_the_filtered_record(gateways: GatewayFactory) -> None:
     gw = gateways.build({})
     gw.say("conv-1", "hello")
@@ -307,5 +334,5 @@ def test_bad_export_section_is_refused_at_start(
     path = tmp_path / "c.yml"
     path.write_text(json.dumps({"export": section}), encoding="utf-8")
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", config=path)
-    with pytest.raises(ValueError, match=f"COATCHECK_CONFIG: {field}: "):
+    with pytest.raises(ValueError, match=re.escape(f"COATCHECK_CONFIG: {field}: ")):
         create_app(settings)
