@@ -98,7 +98,10 @@ def _table() -> Table:
 
 
 def read_export_config(engine: Engine, tenant: str) -> StoredConfig:
-    """The newest committed config (one indexed row); version 0 when never set."""
+    """The newest committed config (one indexed row); version 0 when never set.
+
+    A row that no longer validates reads as the privacy-first default (and logs an error).
+    """
     table = _table()
     query = select(table.c.config_json, table.c.version).where(table.c.tenant == tenant)
     try:
@@ -108,7 +111,15 @@ def read_export_config(engine: Engine, tenant: str) -> StoredConfig:
         raise StorageUnavailable("database") from None
     if row is None:
         return StoredConfig(None, 0)
-    config = None if row.config_json is None else ExportConfig.model_validate_json(row.config_json)
+    if row.config_json is None:
+        return StoredConfig(None, int(row.version))
+    try:
+        config = ExportConfig.model_validate_json(row.config_json)
+    except ValidationError:
+        # Stored by an older release whose rules allowed it (say, before a field became
+        # mandatory): fall back to the narrowest export rather than fail or widen.
+        log.error("stored export config is no longer valid; using the privacy-first default")
+        return StoredConfig(None, int(row.version))
     return StoredConfig(config, int(row.version))
 
 

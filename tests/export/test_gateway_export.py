@@ -14,6 +14,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 from aiohttp import web
+from sqlalchemy import text
 
 from middleware.service.apikeys import Role
 from middleware.service.app import create_app
@@ -146,6 +147,7 @@ def test_default_put_get_delete(gateways: GatewayFactory) -> None:
         ({"fields": ["metrics"]}, "type"),
         ({"type": "allow", "fields": [], "extra": 1}, "<unexpected field>"),
         ({"type": "allow", "fields": ["a" * 201]}, "fields.0"),
+        ({"type": "allow", "fields": [f"f{i}" for i in range(257)]}, "fields"),
     ],
 )
 def test_bad_configs_are_422_naming_the_path(
@@ -268,6 +270,23 @@ def test_two_gateways_on_one_database_see_each_others_changes(
     assert b.call("DELETE", CONFIG_URL).status_code == 200
     assert a.call("GET", CONFIG_URL).json()["default"] is True
     assert set(export(a, "conv-9")["record"]) == MANDATORY
+
+
+def test_a_stored_config_that_no_longer_validates_reads_as_default(
+    exporting: tuple[Harness, Receiver, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    gw, _, _ = exporting
+    put(gw, {"type": "allow", "fields": ["status"]})
+    # As if written by a release before `tenant` became mandatory.
+    with gw.gateway.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE gw_export_config SET config_json = :c"),
+            {"c": '{"type": "deny", "fields": ["tenant"]}'},
+        )
+    got = gw.call("GET", CONFIG_URL).json()
+    assert (got["default"], got["version"]) == (True, 1)
+    assert set(export(gw)["record"]) == MANDATORY
+    assert "no longer valid" in caplog.text
 
 
 def test_export_errors(
