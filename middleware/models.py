@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.models import Base
 
-__all__ = ["ApiKey", "ConversationState", "HistoryEntry", "RateCounter"]
+__all__ = ["ApiKey", "ConversationState", "ExportRedaction", "HistoryEntry", "RateCounter"]
 
 
 class ApiKey(Base):
@@ -59,3 +59,19 @@ class RateCounter(Base):
     sender: Mapped[str] = mapped_column(String(255), nullable=False)
     window_start: Mapped[int] = mapped_column(Integer, nullable=False)
     count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ExportRedaction(Base):
+    """The export redaction config, one row per tenant; `version` grows on every change.
+
+    Workers read it per export (one indexed row), so a PUT on any worker applies to the
+    next record everywhere without a restart. `config_json` NULL is the privacy-first
+    default; it holds field paths only, never record content.
+    """
+
+    __tablename__ = "gw_export_config"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    config_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)

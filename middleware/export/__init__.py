@@ -11,22 +11,32 @@ docs/export.md. Errors, under one root::
 Config problems are pydantic `ValidationError`s naming the offending path.
 """
 
-from middleware.export.config import MANDATORY_FIELDS, ExportConfig
+from middleware.export.config import (
+    MANDATORY_FIELDS,
+    PRIVACY_FIRST,
+    ExportConfig,
+    ExportSection,
+    SinkSpec,
+)
 from middleware.export.errors import ExportError, ExportSinkError
 from middleware.export.record import ConversationRecord, EntityRef, Turn
 from middleware.export.redact import apply_export_config
-from middleware.export.sinks import ExportSink, JsonlSink, WebhookSink
+from middleware.export.sinks import ExportSink, JsonlSink, WebhookSink, build_sinks
 
 __all__ = [
     "MANDATORY_FIELDS",
+    "PRIVACY_FIRST",
     "ConversationRecord",
     "EntityRef",
     "ExportConfig",
     "ExportError",
+    "ExportSection",
     "ExportSink",
     "ExportSinkError",
     "JsonlSink",
+    "SinkSpec",
     "Turn",
     "WebhookSink",
     "apply_export_config",
+    "build_sinks",
 ]

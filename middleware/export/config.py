@@ -8,11 +8,12 @@ changes meaning as conversations grow, and per-element policy is not a privacy c
 from __future__ import annotations
 
 import re
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-__all__ = ["MANDATORY_FIELDS", "ExportConfig"]
+__all__ = ["MANDATORY_FIELDS", "PRIVACY_FIRST", "ExportConfig", "ExportSection", "SinkSpec"]
 
 MANDATORY_FIELDS: frozenset[str] = frozenset({"conversation_id", "tenant", "ended_at"})
 """Top-level fields every exported record keeps: without them a record cannot be joined,
@@ -27,7 +28,8 @@ class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["allow", "deny"]
-    fields: tuple[str, ...] = ()
+    # Bounded: the config is stored in one row and compiled on every export.
+    fields: tuple[Annotated[str, Field(max_length=200)], ...] = Field(default=(), max_length=256)
 
     @field_validator("fields")
     @classmethod
@@ -55,3 +57,27 @@ class ExportConfig(BaseModel):
 
 
 PRIVACY_FIRST = ExportConfig(type="allow", fields=())
+
+
+class SinkSpec(BaseModel):
+    """One destination: exactly one of `jsonl` (a file path) or `webhook` (an http(s) URL)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jsonl: Path | None = None
+    webhook: HttpUrl | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SinkSpec:
+        if (self.jsonl is None) == (self.webhook is None):
+            raise ValueError("give exactly one of jsonl or webhook")
+        return self
+
+
+class ExportSection(BaseModel):
+    """The YAML `export:` section: where exported records go (the filter lives in the DB)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sinks: tuple[SinkSpec, ...] = Field(default=(), max_length=16)

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from middleware.export.config import ExportSection
 from middleware.export.errors import ExportSinkError
 
-__all__ = ["ExportSink", "JsonlSink", "WebhookSink"]
+__all__ = ["ExportSink", "JsonlSink", "WebhookSink", "build_sinks"]
 
 
 def _json_default(value: object) -> str:
@@ -97,3 +98,14 @@ class WebhookSink:
             raise ExportSinkError("webhook", "timeout") from None
         except aiohttp.ClientError as exc:
             raise ExportSinkError("webhook", type(exc).__name__) from None
+
+
+def build_sinks(section: ExportSection, session: aiohttp.ClientSession) -> tuple[ExportSink, ...]:
+    """The configured sinks, in config order (webhooks share the caller's HTTP session)."""
+    sinks: list[ExportSink] = []
+    for spec in section.sinks:
+        if spec.jsonl is not None:
+            sinks.append(JsonlSink(spec.jsonl))
+        else:
+            sinks.append(WebhookSink(str(spec.webhook), session, spec.timeout_seconds))
+    return tuple(sinks)

@@ -77,6 +77,11 @@ class ExternalResolver:
     def __repr__(self) -> str:
         return f"ExternalResolver(types={sorted(self._endpoints)!r})"
 
+    @property
+    def types(self) -> frozenset[str]:
+        """The entity types this resolver holds externally."""
+        return frozenset(self._endpoints)
+
     def breaker(self, entity_type: str) -> CircuitBreaker:
         """The breaker of a type's endpoint (for health reporting)."""
         self._config(entity_type)

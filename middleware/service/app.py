@@ -20,9 +20,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from middleware.detect import Detector, load_config
+from middleware.export import build_sinks
 from middleware.pipeline import Redactor
 from middleware.service.bootstrap import bootstrap, master_key
 from middleware.service.botclient import BotClient, EchoBot, HttpBot
+from middleware.service.export_routes import load_export_section
+from middleware.service.export_routes import router as export_router
+from middleware.service.external_reveal import external_resolver, load_external_section
 from middleware.service.handlers import install_handlers
 from middleware.service.keycache import KeyCache
 from middleware.service.limits import BodyLimits
@@ -75,6 +79,8 @@ def create_app(
     data = settings.load_yaml()
     detect_config = load_config(data)
     actions, grant_ttl = _actions(data), _grant_ttl(data)
+    export_section = load_export_section(data)
+    external = load_external_section(data, detect_config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +95,7 @@ def create_app(
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
         vault = Vault(engine, key, tenant=settings.tenant, clock=clock)
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession() as http, external_resolver(external, clock) as resolver:
             client = bot
             if client is None:
                 client = (
@@ -115,6 +121,8 @@ def create_app(
                 grant_ttl=grant_ttl,
                 recent=recent,
                 clock=clock,
+                resolver=resolver,
+                export_sinks=build_sinks(export_section, http),
             )
             try:
                 yield
@@ -127,6 +135,7 @@ def create_app(
     app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
     install_handlers(app)
     app.include_router(router)
+    app.include_router(export_router)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )

@@ -11,7 +11,11 @@
     │   ├── NotYet                    403 not_yet        (reveal paths that come later)
     │   └── RateLimited               429 rate_limited   (+ Retry-After)
     ├── StorageUnavailable            503 storage_unavailable (fail closed)
-    └── BotUnavailable                502 bot_unavailable
+    ├── BotUnavailable                502 bot_unavailable
+    └── ConversationNotFound          404 unknown_conversation (export of an unknown id)
+
+External resolution (`middleware.external.ExternalError`) and export delivery
+(`middleware.export.ExportError`) keep their own roots; `handlers.py` maps them too.
 
 Exceptions carry the offending *name* (a field, a role) and never a value, so no user
 input can travel into an error body or a log line through them.
@@ -23,6 +27,7 @@ __all__ = [
     "AuthError",
     "BadText",
     "BotUnavailable",
+    "ConversationNotFound",
     "MalformedJson",
     "NotYet",
     "PayloadTooLarge",
@@ -114,3 +119,9 @@ class BotUnavailable(ServiceError):
     status = 502
     code = "bot_unavailable"
     default_message = "the bot did not answer"
+
+
+class ConversationNotFound(ServiceError):
+    status = 404
+    code = "unknown_conversation"
+    default_message = "no history for this conversation"

@@ -18,6 +18,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from middleware.export import ExportError, ExportSinkError
+from middleware.external import (
+    AuthFailed,
+    BadResponse,
+    CircuitOpen,
+    EndpointTimeout,
+    EndpointUnavailable,
+    ExternalError,
+    ReferenceNotFound,
+)
 from middleware.service.errors import RateLimited, ServiceError
 from vault.errors import (
     ConcurrencyError,
@@ -125,4 +135,36 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(SQLAlchemyError, _on_storage)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(ExternalError, _on_external_error)
+    app.add_exception_handler(ExportError, _on_export_error)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+# (class, status, code, message) for bring-your-own-vault failures; the first match wins.
+# Bodies name the endpoint (operator config) and never carry the customer's answer.
+_EXTERNAL_STATUS: list[tuple[type[ExternalError], int, str, str]] = [
+    (CircuitOpen, 503, "external_circuit_open", "the customer vault is failing; not called"),
+    (EndpointTimeout, 504, "external_timeout", "the customer vault did not answer in time"),
+    (EndpointUnavailable, 502, "external_unavailable", "the customer vault is unreachable"),
+    (BadResponse, 502, "external_bad_response", "the customer vault answered unusably"),
+    (AuthFailed, 502, "external_auth_failed", "the customer vault refused our credentials"),
+    (ReferenceNotFound, 404, "external_not_found", "the customer vault does not know it"),
+]
+
+
+async def _on_external_error(_: Request, exc: Exception) -> JSONResponse:
+    endpoint = getattr(exc, "endpoint", None)
+    log.warning("external resolution failed: %s endpoint=%s", type(exc).__name__, endpoint)
+    for cls, status, code, message in _EXTERNAL_STATUS:
+        if isinstance(exc, cls):
+            return error_response(status, code, f"{endpoint}: {message}")
+    return error_response(500, "internal", "internal error")
+
+
+async def _on_export_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ExportSinkError):
+        log.warning("export delivery failed: sink=%s reason=%s", exc.sink, exc.reason)
+        message = f"{exc.sink}: the record could not be delivered ({exc.reason})"
+        return error_response(502, "export_failed", message)
+    log.error("export error %s", type(exc).__name__)
+    return error_response(500, "internal", "internal error")

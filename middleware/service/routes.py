@@ -31,6 +31,7 @@ from middleware.service.deps import (
     VaultDep,
 )
 from middleware.service.errors import BadText, NotYet
+from middleware.service.external_reveal import external_value
 from middleware.service.handlers import error_response
 from middleware.service.limits import clean_text
 from middleware.service.schemas import CheckIn, ContextIn, GrantIn, RedactIn, RevealIn, WebhookIn
@@ -117,6 +118,7 @@ def reveal(body: RevealIn, gw: GatewayDep, vault: VaultDep, role: RevealKey) -> 
         raise GrantRefused("a grant is required")
     grant = gw.signer.verify(body.grant, gw.clock())
     value = vault.reveal(body.conversation_id, ref_id, grant)
+    value = external_value(gw, body.conversation_id, ref_id, entity_type, value)
     return {"value": value, "type": entity_type}
 
 

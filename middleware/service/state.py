@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from middleware.detect import DetectConfig, Detector
+from middleware.export import ExportSink
+from middleware.external import ExternalResolver
 from middleware.pipeline import Redactor
 from middleware.service.botclient import BotClient
 from middleware.service.keycache import KeyCache
@@ -44,3 +46,7 @@ class Gateway:
     db_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
     recent: RecentValues = field(default_factory=RecentValues)
     clock: Callable[[], float] = field(default=time.time)
+    # Bring-your-own-vault: None when no type is held externally (external_reveal.py).
+    resolver: ExternalResolver | None = None
+    # Where POST /v1/conversations/{id}/export delivers (export_routes.py); () = nowhere.
+    export_sinks: tuple[ExportSink, ...] = ()

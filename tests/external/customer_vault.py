@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-VALUES = {"r1": "alice@example.com", "r/2": "4111 1111 1111 1111"}
+# "CUST-7Q2K9X" is a customer id as a chat user types it (the gateway tests); its value
+# matches no global pattern, so only "never logged" keeps it out of the logs.
+VALUES = {
+    "r1": "alice@example.com",
+    "r/2": "4111 1111 1111 1111",
+    "CUST-7Q2K9X": "Quokka-Canary Lighthouse Nine",
+}
 USER, PASSWORD, BEARER, API_KEY = "svc", "pw-s3cret", "bearer-s3cret", "key-s3cret"
 CLIENT_ID, CLIENT_SECRET = "client", "client-s3cret"
 

@@ -1,0 +1,109 @@
+"""Bring-your-own-vault reveals: the vault holds the customer's reference id, not a value.
+
+For a type listed under `external:` in the YAML config, the inbound message carries the
+customer's own reference id (found by the type's custom regex or `types.<T>.pattern`);
+the pipeline vaults that id like any value, and the bot sees a coatcheck reference. On a
+granted `/v1/reveal` the vault opens the id (audited as usual) and `external_value` fetches
+the real value from the customer's endpoint. The fetched value goes into that one response
+only: it is not logged, stored, cached or put into an error (see docs/external.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio.from_thread
+from pydantic import ValidationError
+
+from middleware.detect import DetectConfig
+from middleware.external import EndpointConfig, ExternalResolver, UnknownEntityType
+from middleware.service.state import Gateway
+from vault.errors import UnknownReference
+
+__all__ = ["external_resolver", "external_value", "load_external_section", "resolve_external"]
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def _refuse(field: str, message: str) -> ValueError:
+    return ValueError(f"COATCHECK_CONFIG: {field}: {message}")
+
+
+def load_external_section(data: dict[str, Any], detect: DetectConfig) -> dict[str, EndpointConfig]:
+    """The YAML `external:` section ({TYPE: endpoint config}), validated at start.
+
+    An external type must be findable in messages (a custom type, or a `types.<T>.pattern`
+    for context rules), and may not be a confirmation type: the reply path would show the
+    end user the customer's id, not the value.
+    """
+    raw = data.get("external") or {}
+    if not isinstance(raw, dict):
+        raise _refuse("external", "must map entity types to endpoint configs")
+    endpoints: dict[str, EndpointConfig] = {}
+    for name, spec in raw.items():
+        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
+            raise _refuse("external", "type names must match [A-Z][A-Z0-9_]*")
+        field = f"external.{name}"
+        try:
+            endpoints[name] = EndpointConfig.model_validate(spec)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            loc = ".".join(str(part) for part in (field, *first["loc"]))
+            raise _refuse(loc, first["msg"]) from None
+        settings = detect.settings_for(name)
+        custom = any(c.name == name for c in detect.custom_types)
+        if not custom and settings.pattern is None:
+            raise _refuse(field, f"needs a custom_types regex or types.{name}.pattern")
+        if settings.confirm:
+            raise _refuse(field, "confirmation prompts cannot show externally held values")
+    return endpoints
+
+
+@asynccontextmanager
+async def external_resolver(
+    endpoints: dict[str, EndpointConfig], clock: Callable[[], float]
+) -> AsyncIterator[ExternalResolver | None]:
+    """The worker's resolver with its own HTTP session, or None when nothing is external.
+
+    Its own session, with no cookie jar: nothing a customer endpoint sets is kept, and
+    nothing of the bot's session travels to the customer.
+    """
+    if not endpoints:
+        yield None
+        return
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield ExternalResolver(endpoints, session, clock=clock)
+
+
+async def resolve_external(gw: Gateway, entity_type: str, customer_ref: str) -> str:
+    """The value behind `customer_ref`, fetched now; raises `ExternalError` subclasses."""
+    if gw.resolver is None:
+        raise UnknownEntityType(entity_type)
+    fetched = await gw.resolver.resolve(entity_type, customer_ref)
+    return fetched.reveal()
+
+
+def external_value(
+    gw: Gateway, conversation_id: str, ref_id: str, claimed_type: str, opened: str
+) -> str:
+    """What a granted reveal returns: `opened` itself, or the value fetched for it.
+
+    Called from the (sync) reveal route after `vault.reveal`. The reference's stored type
+    decides; a reference whose claimed type differs from the stored one is refused when
+    either is external, so a grant for a local type can never send its value to a
+    customer endpoint (nor hand out a customer id as if it were the value).
+    """
+    resolver = gw.resolver
+    if resolver is None:
+        return opened
+    stored = gw.vault.lookup(conversation_id, ref_id).entity_type
+    if stored not in resolver.types and claimed_type not in resolver.types:
+        return opened
+    if stored != claimed_type:
+        raise UnknownReference(ref_id)
+    value: str = anyio.from_thread.run(resolve_external, gw, stored, opened)
+    return value
