@@ -32,6 +32,7 @@ from middleware.service.recent import RecentValues
 from middleware.service.routes import router
 from middleware.service.state import Gateway
 from middleware.settings import Settings, load_settings
+from middleware.ui import router as ui_router
 from vault import GrantSigner, KeyRing, Vault
 from vault.db import make_engine
 
@@ -127,6 +128,7 @@ def create_app(
     app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
     install_handlers(app)
     app.include_router(router)
+    app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
