@@ -52,8 +52,8 @@ def test_pages_before_any_reveal_hold_no_raw_value(live: Live) -> None:
 def test_session_cookie_flags_and_contents(live: Live) -> None:
     client = httpx.Client(base_url=live.url, timeout=30)
     form = client.get("/ui/login")
-    login_cookie = form.headers["set-cookie"]
-    assert "HttpOnly" in login_cookie and "SameSite=strict" in login_cookie.replace("Strict", "strict")
+    login_cookie = form.headers["set-cookie"].lower()
+    assert "httponly" in login_cookie and "samesite=strict" in login_cookie
     key = live.keys["agent"]
     done = client.post("/ui/login", data={"api_key": key, "csrf": _csrf(form.text)})
     assert done.status_code == 303
@@ -132,7 +132,7 @@ def test_reveal_rules_and_audit(live: Live) -> None:
         assert ok.status_code == 200 and ok.json()["value"] == CANARY_EMAIL
         audit = auditor.get("/ui/audit", params={"conversation": cid, "action": "reveal"}).text
         assert "Chain verifies" in audit
-        assert audit.count("<tr class=\"outcome-") >= 3  # viewer refused, auditor refused, ok
+        assert audit.count('<tr class="outcome-') >= 3  # viewer refused, auditor refused, ok
         assert "someone.else@example.org" not in audit  # the purpose is masked before audit
         assert "ticket 42" in audit
         for canary in CANARIES:
