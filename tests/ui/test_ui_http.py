@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from conftest import CANARIES, CANARY_EMAIL, CSRF_RE, Live
@@ -137,3 +138,26 @@ def test_reveal_rules_and_audit(live: Live) -> None:
         assert "ticket 42" in audit
         for canary in CANARIES:
             assert canary not in audit
+
+
+def test_list_filters_by_id_status_and_date(live: Live) -> None:
+    ended, running = live.seed("filter-ended"), live.seed("filter-running")
+    live.end(ended)
+    today = datetime.now(UTC).date()
+    tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
+    with live.sign_in(Role.VIEWER) as client:
+
+        def listed(**params: str) -> set[str]:
+            page = client.get("/ui/", params=params)
+            assert page.status_code == 200
+            return {cid for cid in (ended, running) if f">{cid}</a>" in page.text}
+
+        assert listed(search="filter-") == {ended, running}
+        assert listed(search=running) == {running}
+        assert listed(search="filter-", status="active") == {running}
+        assert listed(search="filter-", status="shredded") == {ended}
+        assert listed(search="filter-", since=today.isoformat()) == {ended, running}
+        assert listed(search="filter-", since=tomorrow.isoformat()) == set()
+        assert listed(search="filter-", until=yesterday.isoformat()) == set()
+        assert listed(search="filter-", until=today.isoformat()) == {ended, running}
+        assert listed(search="%") == set()  # LIKE wildcards are matched literally

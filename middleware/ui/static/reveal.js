@@ -5,9 +5,13 @@
   var list = document.getElementById("transcript");
   if (!list) { return; }
   var seconds = parseInt(list.getAttribute("data-reveal-seconds"), 10) || 8;
-  list.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!form.classList || !form.classList.contains("reveal")) { return; }
+  // The buttons are type="button": without this script nothing is posted, so a value can
+  // never land on a page that would not remove it again.
+  list.addEventListener("click", function (event) {
+    var button = event.target;
+    if (button.tagName !== "BUTTON") { return; }
+    var form = button.closest("form.reveal");
+    if (!form) { return; }
     event.preventDefault();
     var out = form.parentNode.querySelector(".revealed");
     var data = new FormData(form);
