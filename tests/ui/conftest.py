@@ -22,12 +22,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from middleware.service.apikeys import Role, create_key
+from vault.db import normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
+PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 CANARY_EMAIL = "canary.viewer@example.com"
 CANARY_CARD = "4111 1111 1111 1111"
 CANARIES = (CANARY_EMAIL, CANARY_CARD, CANARY_CARD.replace(" ", ""), "canary.viewer")
@@ -82,15 +84,14 @@ class Live:
             yield client
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("ui-live")
+@contextmanager
+def _serve(tmp: Path, database_url: str) -> Iterator[Live]:
+    """`coatcheck serve` on a free loopback port over `database_url`, staff keys added."""
     port = _free_port()
-    db = tmp / "ui.db"
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "COATCHECK_DATABASE_URL": f"sqlite:///{db}",
+        "COATCHECK_DATABASE_URL": database_url,
         "COATCHECK_KEY_FILE": str(tmp / "ui.key"),
         "COATCHECK_APIKEYS_FILE": str(tmp / "ui.apikeys"),
         "COATCHECK_APIKEY_CACHE_SECONDS": "0",
@@ -122,7 +123,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             pytest.fail("coatcheck serve did not start")
         lines = (tmp / "ui.apikeys").read_text().split()
         keys = dict(line.split("=", 1) for line in lines)
-        engine = create_engine(f"sqlite:///{db}")
+        engine = create_engine(normalise_url(database_url))
         with Session(engine) as session, session.begin():
             for role in (*STAFF, Role.BOT):
                 keys[role.value] = create_key(session, role)
@@ -135,6 +136,33 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        text = log.read_text(errors="replace")
+        text_out = log.read_text(errors="replace")
         for canary in CANARIES:
-            assert canary not in text, "a canary value reached the server log"
+            assert canary not in text_out, "a canary value reached the server log"
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("ui-live")
+    with _serve(tmp, f"sqlite:///{tmp / 'ui.db'}") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def live_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The same server on PostgreSQL, in a fresh schema (dropped afterwards)."""
+    if not PG_URL:
+        pytest.skip("COATCHECK_TEST_PG_URL not set")
+    schema = f"cc_test_ui_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        tmp = tmp_path_factory.mktemp("ui-live-pg")
+        with _serve(tmp, f"{PG_URL}{sep}options=-csearch_path%3D{schema}") as server:
+            yield server
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
