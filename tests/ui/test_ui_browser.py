@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARIES, CANARY_EMAIL, Live
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from ui_live import CANARIES, CANARY_EMAIL, Live
 
 from middleware.service.apikeys import Role
 from middleware.ui.views import REVEAL_SECONDS

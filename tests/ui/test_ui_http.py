@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from conftest import CANARIES, CANARY_EMAIL, CSRF_RE, Live
+from ui_live import CANARIES, CANARY_EMAIL, CSRF_RE, Live
 
 from middleware.service.apikeys import Role
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CANARIES, CANARY_EMAIL, CSRF_RE, Live
+from ui_live import CANARIES, CANARY_EMAIL, CSRF_RE, Live
 
 from middleware.service.apikeys import Role
 
