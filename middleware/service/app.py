@@ -36,6 +36,7 @@ from middleware.service.recent import RecentValues
 from middleware.service.routes import router
 from middleware.service.state import Gateway
 from middleware.settings import Settings, load_settings
+from middleware.ui import router as ui_router
 from vault import GrantSigner, KeyRing, Vault
 from vault.db import make_engine
 
@@ -136,6 +137,7 @@ def create_app(
     install_handlers(app)
     app.include_router(router)
     app.include_router(export_router)
+    app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )

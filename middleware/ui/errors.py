@@ -1,0 +1,34 @@
+"""The log viewer's exceptions: one root, `UiError`, under the service's `ServiceError`.
+
+They subclass the service tree so `middleware/service/handlers.py` stays the one place
+that turns exceptions into HTTP (it reads `status` and `code`); like every service error
+they carry a field name, never a value.
+
+    UiError (ServiceError)      400 ui_error
+    ├── CsrfFailed              403 csrf_failed   (missing / wrong form token)
+    └── NotSignedIn             401 not_signed_in (no valid session on a POST)
+"""
+
+from __future__ import annotations
+
+from middleware.service.errors import ServiceError
+
+__all__ = ["CsrfFailed", "NotSignedIn", "UiError"]
+
+
+class UiError(ServiceError):
+    status = 400
+    code = "ui_error"
+    default_message = "the request was rejected"
+
+
+class CsrfFailed(UiError):
+    status = 403
+    code = "csrf_failed"
+    default_message = "the form token is missing or does not match this session"
+
+
+class NotSignedIn(UiError):
+    status = 401
+    code = "not_signed_in"
+    default_message = "sign in at /ui/login first"
