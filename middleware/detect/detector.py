@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from middleware.detect.address import find_addresses
+from middleware.detect.address import absorb_places, find_addresses
 from middleware.detect.config import DetectConfig, load_config
 from middleware.detect.context_rules import apply_rule, resolve_rule
 from middleware.detect.normalise import normalise
@@ -24,6 +24,7 @@ from middleware.detect.spans import Context, Span
 
 if TYPE_CHECKING:
     from middleware.detect.ner import NerRecognizer
+    from middleware.detect.places import PlaceGazetteer
 
 __all__ = ["Detector"]
 
@@ -52,10 +53,14 @@ class Detector:
         self._recognizers = BUILTIN_RECOGNIZERS + custom
         self._addresses = config.detection.addresses_on
         self._ner: NerRecognizer | None = None
+        self._places: PlaceGazetteer | None = None
         if config.detection.ner:
             from middleware.detect.ner import NerRecognizer as _Ner  # optional extra: spaCy
+            from middleware.detect.places import PlaceGazetteer as _Places
 
             self._ner = _Ner()
+            if config.detection.places_on:
+                self._places = _Places(config.detection.place_min_population)
 
     @classmethod
     def from_config(cls, config: DetectConfig | dict[str, object] | None = None) -> Detector:
@@ -72,7 +77,10 @@ class Detector:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))
         spans = []
-        for candidate in resolve_overlaps(candidates):
+        kept = resolve_overlaps(candidates)
+        if self._addresses:
+            kept = absorb_places(norm.text, kept)
+        for candidate in kept:
             if candidate.score < self._threshold(candidate.entity_type):
                 continue
             start, end = norm.span(candidate.start, candidate.end)
@@ -108,4 +116,7 @@ class Detector:
         if self._addresses and digits:
             yield from find_addresses(text)
         if self._ner is not None:
-            yield from self._ner.find(text)
+            found, others = self._ner.analyse(text)
+            yield from found
+            if self._places is not None:
+                yield from self._places.find(text, others)

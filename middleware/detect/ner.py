@@ -38,7 +38,14 @@ class NerRecognizer:
 
     def find(self, text: str) -> Iterator[Candidate]:
         """PERSON, LOCATION and ADDRESS candidates (lowest priority in overlaps)."""
-        yield from self._candidates(self._nlp(text))
+        yield from self.analyse(text)[0]
+
+    def analyse(self, text: str) -> tuple[list[Candidate], list[tuple[int, int]]]:
+        """The candidates, and the spans of every other entity the model saw (ORG, DATE,
+        NORP...): what the model calls an organisation is not a place for the gazetteer."""
+        doc = self._nlp(text)
+        others = [(e.start_char, e.end_char) for e in doc.ents if e.label_ not in _LABELS]
+        return list(self._candidates(doc)), others
 
     @staticmethod
     def _candidates(doc: Any) -> Iterator[Candidate]:
