@@ -72,3 +72,24 @@ def test_places_switch_turns_the_gazetteer_off() -> None:
     detector = Detector.from_config({"detection": {"ner": True, "places": False}})
     assert detector._places is None
     assert _ner()._places is not None
+
+
+MANY = [
+    "My name is John Smith and I live in Paris, call 212-456-7890",
+    "",
+    "Please send it to 42 Old Mill Road, Springfield",
+    "card 4111 1111 1111 1111, e-mail ada@example.com",
+    "I grew up in Rotterdam with Maria Garcia",
+    "nothing to see here",
+]
+
+
+def test_detect_many_equals_detect_one_by_one() -> None:
+    detector = _ner()
+    assert detector.detect_many(MANY, batch_size=4) == [detector.detect(t) for t in MANY]
+
+
+def test_detect_many_without_ner() -> None:
+    detector = Detector.from_config({})
+    assert detector.detect_many(MANY) == [detector.detect(t) for t in MANY]
+    assert detector.detect_many([]) == []
