@@ -125,7 +125,7 @@ class DetectionSettings(_Strict):
     # Place names from the GeoNames gazetteer next to the model (needs `ner`); unset = on
     # with `ner`. Cities below `place_min_population` inhabitants are left out.
     places: bool | None = None
-    place_min_population: int = Field(default=15000, ge=0)
+    place_min_population: Literal[500, 1000, 5000, 15000] = 15000  # GeoNames' city tables
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     thresholds: dict[str, float] = {}
 

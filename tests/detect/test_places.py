@@ -94,3 +94,9 @@ def test_absorb_places_rows(
     kept = [_cand(text, value, entity_type, rule) for value, entity_type, rule in parts]
     merged = absorb_places(text, kept)
     assert [(text[c.start : c.end], c.entity_type) for c in merged] == expected
+
+
+def test_gazetteer_keeps_a_place_the_model_labelled_otherwise_at_the_same_extent() -> None:
+    text = "send it to OULU"
+    blocked = [(text.index("OULU"), len(text))]  # the model's ORG is exactly the name
+    assert [text[c.start : c.end] for c in GAZETTEER.find(text, blocked)] == ["OULU"]
