@@ -75,9 +75,6 @@ class PlaceGazetteer:
         self._regions = keys(cache.get_countries(), cache.get_us_states())
         self._names = self._regions | keys(cache.get_cities())
 
-    def __contains__(self, name: str) -> bool:
-        return name.casefold() in self._names
-
     def find(self, text: str, blocked: Sequence[tuple[int, int]] = ()) -> Iterator[Candidate]:
         """LOCATION candidates: the longest known name starting at each capitalised word,
         except inside a `blocked` span (an entity the model gave another label: "Union" in
