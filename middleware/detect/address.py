@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from middleware.detect.recognizers import Candidate
 
-__all__ = ["ADDRESS_TYPE", "find_addresses"]
+__all__ = ["ADDRESS_TYPE", "absorb_places", "find_addresses"]
 
 ADDRESS_TYPE = "ADDRESS"
 _SCORE = 0.6
@@ -80,3 +81,29 @@ def find_addresses(text: str) -> Iterator[Candidate]:
             while end > start and text[end - 1] in " \t,":
                 end -= 1
             yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+
+
+# Between a street line and the place that follows it on the same line: commas, spaces and
+# at most three more capitalised words or postcodes ("12 Main St, Springfield, IL 62704 USA").
+_PLACE_GAP = re.compile(rf"[ \t]*,?[ \t]*(?:(?:{_CAP}|\d{{3,6}})[ \t]*,?[ \t]*){{0,3}}")
+
+
+def absorb_places(text: str, kept: list[Candidate]) -> list[Candidate]:
+    """A LOCATION right after a street address on the same line is the rest of that postal
+    address (town, region, country): one ADDRESS from the street to the place.
+
+    `kept` is resolved (sorted, no overlaps); the result is too.
+    """
+    out: list[Candidate] = []
+    for candidate in kept:
+        if (
+            out
+            and candidate.entity_type == "LOCATION"
+            and out[-1].entity_type == ADDRESS_TYPE
+            and out[-1].rule == ADDRESS_TYPE
+            and _PLACE_GAP.fullmatch(text, out[-1].end, candidate.start)
+        ):
+            out[-1] = replace(out[-1], end=candidate.end)
+            continue
+        out.append(candidate)
+    return out

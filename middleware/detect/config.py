@@ -112,11 +112,20 @@ class DetectionSettings(_Strict):
         """Whether the ADDRESS patterns run (`addresses`, else follows `ner`)."""
         return self.ner if self.addresses is None else self.addresses
 
+    @property
+    def places_on(self) -> bool:
+        """Whether the place gazetteer runs (only with `ner`; `places`, else follows it)."""
+        return self.ner and (self.places is None or self.places)
+
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     ner: bool = False
     # Street addresses by pattern (no model); unset = on exactly when `ner` is on, since
     # both are the "names and places" tier whose false positives cost more than patterns'.
     addresses: bool | None = None
+    # Place names from the GeoNames gazetteer next to the model (needs `ner`); unset = on
+    # with `ner`. Cities below `place_min_population` inhabitants are left out.
+    places: bool | None = None
+    place_min_population: Literal[500, 1000, 5000, 15000] = 15000  # GeoNames' city tables
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     thresholds: dict[str, float] = {}
 

@@ -2,7 +2,9 @@
 
 Built-in defaults per type (pattern or whole capture); YAML `types.<T>.pattern/capture`
 and custom types override them. PERSON and ADDRESS/LOCATION need no model: the rule takes
-the answer, minus a leading "my name is" / "I live at".
+the answer, minus a leading "my name is" / "I live at". A `pattern` capture of a type that
+has no pattern of its own but a global recognizer (EMAIL_ADDRESS, CREDIT_CARD, US_SSN...)
+uses that recognizer, with the expectation standing in for its context words.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from middleware.detect.config import DetectConfig
 from middleware.detect.errors import UnknownTypeError
-from middleware.detect.recognizers import Candidate
+from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
 from middleware.detect.spans import Capture, Context
 
 __all__ = ["DEFAULT_RULES", "Rule", "apply_rule", "resolve_rule"]
@@ -25,10 +27,12 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """How one expected type is captured: a regex (group `value` if present) or whole."""
+    """How one expected type is captured: a regex (group `value` if present), the type's
+    global recognizer (no regex), or the whole message."""
 
     capture: Capture
     pattern: str | None = None
+    recognizer: Recognizer | None = None
 
 
 DEFAULT_RULES: dict[str, Rule] = {
@@ -41,6 +45,8 @@ DEFAULT_RULES: dict[str, Rule] = {
     "ADDRESS": Rule("pattern", rf"(?i)^\s*{_ADDR_LEAD}(?P<value>.+?){_TAIL}"),
     "LOCATION": Rule("pattern", rf"(?i)^\s*{_ADDR_LEAD}(?P<value>.+?){_TAIL}"),
 }
+# Types whose global recognizer stands in when a `pattern` capture has no regex.
+_GLOBAL: dict[str, Recognizer] = {r.entity_type: r for r in BUILTIN_RECOGNIZERS}
 
 
 def resolve_rule(config: DetectConfig, context: Context) -> Rule:
@@ -58,7 +64,10 @@ def resolve_rule(config: DetectConfig, context: Context) -> Rule:
     if capture is None:
         capture = default.capture if default is not None else "pattern"
     if capture == "pattern" and pattern is None:
-        raise UnknownTypeError(name)
+        recognizer = _GLOBAL.get(name)
+        if recognizer is None:
+            raise UnknownTypeError(name)
+        return Rule(capture, None, recognizer)
     return Rule(capture, pattern)
 
 
@@ -70,6 +79,11 @@ def apply_rule(text: str, entity_type: str, rule: Rule) -> list[Candidate]:
             return []
         start = text.index(stripped)
         return [Candidate(start, start + len(stripped), entity_type, "context", True, 1.0)]
+    if rule.recognizer is not None:
+        return [
+            Candidate(c.start, c.end, entity_type, "context", True, 1.0)
+            for c in rule.recognizer.find(text, expected=True)
+        ]
     assert rule.pattern is not None
     regex = re.compile(rule.pattern)
     found: list[Candidate] = []

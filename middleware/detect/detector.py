@@ -5,13 +5,13 @@ Pure: text in, spans out, no database and no network. Built once from the config
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from middleware.detect.address import find_addresses
+from middleware.detect.address import absorb_places, find_addresses
 from middleware.detect.config import DetectConfig, load_config
 from middleware.detect.context_rules import apply_rule, resolve_rule
-from middleware.detect.normalise import normalise
+from middleware.detect.normalise import Normalised, normalise
 from middleware.detect.phone import PHONE_MIN_DIGITS, find_phones
 from middleware.detect.recognizers import (
     BUILTIN_RECOGNIZERS,
@@ -23,7 +23,8 @@ from middleware.detect.resolve import resolve_overlaps
 from middleware.detect.spans import Context, Span
 
 if TYPE_CHECKING:
-    from middleware.detect.ner import NerRecognizer
+    from middleware.detect.ner import Analysis, NerRecognizer
+    from middleware.detect.places import PlaceGazetteer
 
 __all__ = ["Detector"]
 
@@ -52,10 +53,14 @@ class Detector:
         self._recognizers = BUILTIN_RECOGNIZERS + custom
         self._addresses = config.detection.addresses_on
         self._ner: NerRecognizer | None = None
+        self._places: PlaceGazetteer | None = None
         if config.detection.ner:
             from middleware.detect.ner import NerRecognizer as _Ner  # optional extra: spaCy
+            from middleware.detect.places import PlaceGazetteer as _Places
 
             self._ner = _Ner()
+            if config.detection.places_on:
+                self._places = _Places(config.detection.place_min_population)
 
     @classmethod
     def from_config(cls, config: DetectConfig | dict[str, object] | None = None) -> Detector:
@@ -67,12 +72,30 @@ class Detector:
     def detect(self, text: str, context: Context | None = None) -> list[Span]:
         """Spans in `text`; while `context` is active its rule wins over global patterns."""
         norm = normalise(text)
-        candidates = list(self._global(norm.text))
+        analysis = self._ner.analyse(norm.text) if self._ner is not None else None
+        return self._detect(norm, context, analysis)
+
+    def detect_many(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
+        """`detect` (no context rule) for several texts, e.g. a history import: the same
+        spans, with the NER model run on batches of `batch_size` texts."""
+        norms = [normalise(text) for text in texts]
+        if self._ner is None:
+            return [self._detect(norm, None, None) for norm in norms]
+        analyses = self._ner.analyse_many([norm.text for norm in norms], batch_size)
+        return [self._detect(n, None, a) for n, a in zip(norms, analyses, strict=True)]
+
+    def _detect(
+        self, norm: Normalised, context: Context | None, analysis: Analysis | None
+    ) -> list[Span]:
+        candidates = list(self._global(norm.text, analysis))
         if context is not None:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))
         spans = []
-        for candidate in resolve_overlaps(candidates):
+        kept = resolve_overlaps(candidates)
+        if self._addresses:
+            kept = absorb_places(norm.text, kept)
+        for candidate in kept:
             if candidate.score < self._threshold(candidate.entity_type):
                 continue
             start, end = norm.span(candidate.start, candidate.end)
@@ -94,7 +117,7 @@ class Detector:
         detection = self.config.detection
         return detection.thresholds.get(entity_type, detection.min_score)
 
-    def _global(self, text: str) -> Iterator[Candidate]:
+    def _global(self, text: str, analysis: Analysis | None) -> Iterator[Candidate]:
         # One scan of digit runs gates every recognizer: half of chat messages have too few
         # digits for any digit-bearing type (then only the e-mail pattern runs, if "@"), and
         # scattered digits (an address, a date) rule out card, SSN, NHS and passport numbers.
@@ -107,5 +130,8 @@ class Detector:
             yield from find_phones(text, self.config.detection.default_region)
         if self._addresses and digits:
             yield from find_addresses(text)
-        if self._ner is not None:
-            yield from self._ner.find(text)
+        if analysis is not None:
+            found, others = analysis
+            yield from found
+            if self._places is not None:
+                yield from self._places.find(text, others)

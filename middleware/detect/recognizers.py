@@ -89,14 +89,16 @@ class Recognizer:
             return False
         return not self.requires or any(needle in text for needle in self.requires)
 
-    def find(self, text: str) -> Iterator[Candidate]:
+    def find(self, text: str, expected: bool = False) -> Iterator[Candidate]:
         """Candidates in `text` that pass the validator, the context test and `invalidate`.
 
         A context word must precede a weak or context-required hit, so when no context word
         occurs anywhere in `text` those patterns are not run at all: one search instead of
-        one scan per pattern (most messages carry no context word).
+        one scan per pattern (most messages carry no context word). `expected=True` means
+        the bot is waiting for this type (a context rule): that is the context, so weak and
+        context-required patterns count without a context word.
         """
-        any_context: bool | None = None
+        any_context: bool | None = True if expected else None
         patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
         for (regex, weak), value_group, gate in patterns:
             if gate and not any(needle in text for needle in gate):
@@ -108,7 +110,7 @@ class Recognizer:
                     continue
             for match in regex.finditer(text):
                 start, end = match.span("value") if value_group else match.span()
-                candidate = self._check(text, start, end, weak)
+                candidate = self._check(text, start, end, weak, expected)
                 if candidate is not None:
                     yield candidate
 
@@ -124,14 +126,16 @@ class Recognizer:
                 return False
         return self._context_re.search(text) is not None
 
-    def _check(self, text: str, start: int, end: int, weak: bool) -> Candidate | None:
+    def _check(
+        self, text: str, start: int, end: int, weak: bool, expected: bool = False
+    ) -> Candidate | None:
         value = text[start:end]
         validated = False
         if self.validator is not None:
             if not VALIDATORS[self.validator](value):
                 return None
             validated = True
-        has_context = self._near_context(text, start)
+        has_context = expected or self._near_context(text, start)
         if (self.context_required or weak) and not has_context:
             return None
         if self.prune and invalidate(text, start, end):

@@ -1,4 +1,4 @@
-"""Overlap resolution: context rule > validated pattern > unvalidated pattern > NER,
+"""Overlap resolution: context rule > validated pattern > unvalidated pattern > NER/gazetteer,
 longest span on ties, then the higher score (context words), then leftmost."""
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from middleware.detect.recognizers import Candidate
 
 __all__ = ["resolve_overlaps"]
 
+# The "names and places" tier: the model's entities and gazetteer hits, below any pattern.
+_STATISTICAL = frozenset({"ner", "gazetteer"})
+
 
 def _rank(candidate: Candidate) -> int:
     if candidate.rule == "context":
         return 3
-    if candidate.rule == "ner":
+    if candidate.rule in _STATISTICAL:
         return 0
     return 2 if candidate.validated else 1
 

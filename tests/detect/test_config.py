@@ -13,6 +13,8 @@ from middleware.detect import ConfigError, load_config
     ("data", "field"),
     [
         ({"types": {"PIN": {"mask": {"first": -1}}}}, "types.PIN.mask.first"),
+        ({"detection": {"place_min_population": 50000}}, "detection.place_min_population"),
+        ({"detection": {"places": "maybe"}}, "detection.places"),
         ({"types": {"PIN": {"display": "shout"}}}, "types.PIN.display"),
         ({"types": {"PIN": {"replacement": "has space"}}}, "types.PIN.replacement"),
         ({"types": {"PIN": {"pattern": "(unclosed"}}}, "types.PIN.pattern"),
@@ -56,3 +58,18 @@ def test_example_yaml_is_valid() -> None:
     cfg = load_config(yaml.safe_load(path.read_text(encoding="utf-8")))
     assert cfg.settings_for("LOYALTY_CARD").validator == "luhn"  # type: ignore[attr-defined]
     assert "EMAIL_ADDRESS" in cfg.confirm_types()
+
+
+@pytest.mark.parametrize(
+    ("detection", "places_on"),
+    [
+        ({}, False),
+        ({"places": True}, False),  # the gazetteer runs only beside the model
+        ({"ner": True}, True),
+        ({"ner": True, "places": False}, False),
+    ],
+)
+def test_places_follow_ner(detection: dict[str, object], places_on: bool) -> None:
+    from middleware.detect import load_config
+
+    assert load_config({"detection": detection}).detection.places_on is places_on

@@ -65,3 +65,71 @@ def test_invalid_expect_name_is_not_echoed() -> None:
         DETECTOR.detect("x", Context("a.b@example.com"))
     assert info.value.name == "expect"
     assert "example" not in str(info.value)
+
+
+# `capture: pattern` with no `pattern` of its own: the type's global recognizer is the rule,
+# and the expectation stands in for its context words (a bare 9-digit SSN counts).
+FALLBACK = Detector.from_config(
+    {
+        "types": {
+            "EMAIL_ADDRESS": {"capture": "pattern"},
+            "US_SSN": {"capture": "pattern", "display": "mask"},
+            "IP_ADDRESS": {"pattern": r"\b10\.\d+\.\d+\.\d+\b"},  # own pattern still wins
+        }
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "expected"),
+    [
+        (
+            "it's ada@example.com, thanks",
+            Context("EMAIL_ADDRESS"),
+            [("EMAIL_ADDRESS", "ada@example.com", "context")],
+        ),
+        (
+            "ada@example.com",
+            Context("EMAIL_ADDRESS", "pattern"),
+            [("EMAIL_ADDRESS", "ada@example.com", "context")],
+        ),
+        ("I don't have one", Context("EMAIL_ADDRESS"), []),  # no match: nothing vaulted
+        ("ada at example dot com", Context("EMAIL_ADDRESS"), []),
+        ("078051120", Context("US_SSN"), [("US_SSN", "078051120", "context")]),
+        ("078051120", None, []),  # a bare 9-digit number needs a context word globally
+        ("000123456", Context("US_SSN"), []),  # an impossible SSN stays impossible
+        # types with no YAML entry fall back the same way (capture defaults to pattern)
+        (
+            "card 4111 1111 1111 1111",
+            Context("CREDIT_CARD"),
+            [("CREDIT_CARD", "4111 1111 1111 1111", "context")],
+        ),
+        ("4111 1111 1111 1112", Context("CREDIT_CARD"), []),  # the Luhn check still applies
+        ("A123456789", Context("US_PASSPORT"), [("US_PASSPORT", "A123456789", "context")]),
+        (
+            "GB82 WEST 1234 5698 7654 32",
+            Context("IBAN_CODE"),
+            [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32", "context")],
+        ),
+        ("born 12/03/1990", Context("DATE_OF_BIRTH"), [("DATE_OF_BIRTH", "12/03/1990", "context")]),
+        ("12/03/1990", Context("DATE_OF_BIRTH"), [("DATE_OF_BIRTH", "12/03/1990", "context")]),
+        # a configured pattern is used instead of the global recognizer
+        (
+            "10.1.2.3 or 192.168.0.1",
+            Context("IP_ADDRESS"),
+            [("IP_ADDRESS", "10.1.2.3", "context"), ("IP_ADDRESS", "192.168.0.1", "IP_ADDRESS")],
+        ),
+    ],
+)
+def test_pattern_capture_falls_back_to_the_global_recognizer(
+    text: str, context: Context | None, expected: list[tuple[str, str, str]]
+) -> None:
+    found = [(s.entity_type, text[s.start : s.end], s.rule) for s in FALLBACK.detect(text, context)]
+    assert found == expected
+
+
+@pytest.mark.parametrize("expect", ["NO_SUCH_TYPE", "PERSON_X"])
+def test_pattern_capture_without_pattern_or_recognizer_is_an_error(expect: str) -> None:
+    with pytest.raises(UnknownTypeError) as info:
+        FALLBACK.detect("x", Context(expect, "pattern"))
+    assert info.value.name == expect
