@@ -7,6 +7,8 @@ uvicorn worker owns its own and tests can build as many apps as they like.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,12 +27,14 @@ from middleware.service.bootstrap import bootstrap, master_key
 from middleware.service.botclient import BotClient, EchoBot, HttpBot
 from middleware.service.handlers import install_handlers
 from middleware.service.keycache import KeyCache
+from middleware.service.lifecycle import load_policies
 from middleware.service.limits import BodyLimits
 from middleware.service.logfilter import detector_redactor, install_log_filter, remove_log_filter
 from middleware.service.readdb import make_read_engine, make_write_engine
 from middleware.service.recent import RecentValues
 from middleware.service.routes import router
 from middleware.service.state import Gateway
+from middleware.service.sweeper import run_sweeper
 from middleware.settings import Settings, load_settings
 from vault import GrantSigner, KeyRing, Vault
 from vault.db import make_engine
@@ -73,6 +77,7 @@ def create_app(
     """A configured app; `bot` and `clock` are injectable (tests, embedding)."""
     settings = settings if settings is not None else load_settings()
     data = settings.load_yaml()
+    policies = load_policies(data)  # retention and TTL per type (docs/lifecycle.md)
     detect_config = load_config(data)
     actions, grant_ttl = _actions(data), _grant_ttl(data)
 
@@ -88,7 +93,7 @@ def create_app(
         detector = Detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(engine, key, tenant=settings.tenant, clock=clock)
+        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
         async with aiohttp.ClientSession() as http:
             client = bot
             if client is None:
@@ -116,9 +121,17 @@ def create_app(
                 recent=recent,
                 clock=clock,
             )
+            sweeper = None
+            if settings.sweep_interval_seconds > 0:
+                sweep = run_sweeper(app.state.gateway, settings.sweep_interval_seconds)
+                sweeper = asyncio.create_task(sweep)
             try:
                 yield
             finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
                 remove_log_filter(log_filter)
                 reader.dispose()
                 writer.dispose()
