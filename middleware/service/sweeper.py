@@ -69,10 +69,23 @@ def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
         touched |= summary.conversations
         if summary.forgotten == 0 and summary.shredded_epochs == 0:
             break
-    for conversation_id in sorted(touched | _retained_past_deadline(gw, batch)):
+    for conversation_id in sorted(_ended_among(gw, touched) | _retained_past_deadline(gw, batch)):
         with guarded_conn(gw.writer) as conn:
             sync_status(conn, gw, conversation_id)
     return SweepReport(tuple(ended), forgotten, shredded)
+
+
+def _ended_among(gw: Gateway, conversation_ids: set[str]) -> set[str]:
+    """Those whose status may change (active ones keep theirs): one lock-free read."""
+    found: set[str] = set()
+    ids = sorted(conversation_ids)
+    for start in range(0, len(ids), _BATCH):
+        query = select(_STATE.c.conversation_id).where(
+            _STATE.c.conversation_id.in_(ids[start : start + _BATCH]),
+            _STATE.c.status != "active",
+        )
+        found.update(_read(gw, query))
+    return found
 
 
 def _retained_past_deadline(gw: Gateway, batch: int) -> set[str]:
