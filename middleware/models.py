@@ -7,7 +7,7 @@ API keys are stored as SHA-256 digests.
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.models import Base
@@ -28,13 +28,28 @@ class ApiKey(Base):
 
 
 class ConversationState(Base):
-    """Per-conversation gateway state (the pending context rule) so workers stay stateless."""
+    """Per-conversation gateway state so workers stay stateless: the pending context rule
+    and the lifecycle (docs/lifecycle.md).
+
+    `status` is `active`, or after the end what the vault kept: `masked`, `retained`
+    (until `retain_until`), `shredded`, or `ended` (nothing was ever vaulted).
+    `last_activity` is bumped by the message's own upsert (no extra transaction).
+    """
 
     __tablename__ = "gw_conversation_state"
+    __table_args__ = (Index("ix_gw_conversation_state_status_activity", "status", "last_activity"),)
 
     conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     context_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="active", server_default="active"
+    )
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_activity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    retain_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class HistoryEntry(Base):

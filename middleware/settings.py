@@ -2,8 +2,8 @@
 
 Validated once at start; every error names the field (the environment variable) so an
 operator knows what to fix.  The YAML file (`COATCHECK_CONFIG`) holds the per-type
-configuration (display modes, context rules, custom types, retention, action allow-list);
-its sections are validated by the parts that own them.
+configuration (display modes, context rules, custom types, retention and TTL, action
+allow-list); its sections are validated by the parts that own them.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # writer at a time anyway; more threads only meet in SQLite's sleeping busy handler),
     # 8 on PostgreSQL.
     db_threads: int | None = Field(default=None, ge=1, le=64)
+    # Lifecycle (docs/lifecycle.md): a conversation with no message for this long is ended
+    # by the sweeper (0: never); the sweeper runs every `sweep_interval_seconds` in each
+    # worker (0: not at all), database locks keep each end and expiry to one worker.
+    idle_timeout_seconds: float = Field(default=1800.0, ge=0, le=30 * 86400)
+    sweep_interval_seconds: float = Field(default=30.0, ge=0, le=3600)
     log_level: str = "INFO"
 
     @field_validator("database_url")
@@ -49,6 +54,13 @@ class Settings(BaseSettings):
     def _known_dialect(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("COATCHECK_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("idle_timeout_seconds")
+    @classmethod
+    def _idle_floor(cls, value: float) -> float:
+        if 0 < value < 60:
+            raise ValueError("must be 0 (off) or at least 60 seconds")
         return value
 
     def load_yaml(self) -> dict[str, Any]:

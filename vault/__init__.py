@@ -8,6 +8,7 @@ from vault.bootstrap import open_vault
 from vault.db import make_engine, upgrade
 from vault.errors import (
     ConcurrencyError,
+    ConversationEnded,
     ConversationShredded,
     DecryptionError,
     GrantRefused,
@@ -16,11 +17,20 @@ from vault.errors import (
     InvalidPredicate,
     KeyConfigError,
     UnknownReference,
+    ValueExpired,
     VaultError,
 )
 from vault.grants import Grant, GrantSigner
 from vault.keyfile import load_master_key, validate_master_key
 from vault.keyring import KeyRing
+from vault.lifecycle import (
+    EndSummary,
+    ExpirySummary,
+    Holdings,
+    Policies,
+    Retention,
+    ValueState,
+)
 from vault.models import Base
 from vault.predicates import Digits, Equals, Length, Luhn, Predicate, Regex, predicate_from_dict
 from vault.vault import RefInfo, Vault
@@ -30,13 +40,17 @@ __all__ = [
     "AuditReport",
     "Base",
     "ConcurrencyError",
+    "ConversationEnded",
     "ConversationShredded",
     "DecryptionError",
     "Digits",
+    "EndSummary",
     "Equals",
+    "ExpirySummary",
     "Grant",
     "GrantRefused",
     "GrantSigner",
+    "Holdings",
     "InvalidArgument",
     "InvalidGrant",
     "InvalidPredicate",
@@ -44,10 +58,14 @@ __all__ = [
     "KeyRing",
     "Length",
     "Luhn",
+    "Policies",
     "Predicate",
     "RefInfo",
     "Regex",
+    "Retention",
     "UnknownReference",
+    "ValueExpired",
+    "ValueState",
     "Vault",
     "VaultError",
     "load_master_key",

@@ -7,7 +7,9 @@ The tree::
     ├── DecryptionError                  ciphertext, nonce, AAD or key wrong (opaque on purpose)
     ├── UnknownReference(ref)            no such reference in this conversation
     ├── ConversationShredded(ref)        the conversation's data key was destroyed
+    ├── ValueExpired(ref)                the value passed its TTL and was forgotten
     ├── GrantRefused(reason)             grant does not cover this reveal (audited)
+    │   └── ConversationEnded(ref)       the value's conversation ended (kept, not readable)
     ├── InvalidGrant                     grant token failed verification (opaque on purpose)
     ├── InvalidPredicate(name)           a check predicate was malformed
     ├── InvalidArgument(name)            a conversation id, entity type or value is malformed
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConcurrencyError",
+    "ConversationEnded",
     "ConversationShredded",
     "DecryptionError",
     "GrantRefused",
@@ -29,6 +32,7 @@ __all__ = [
     "InvalidPredicate",
     "KeyConfigError",
     "UnknownReference",
+    "ValueExpired",
     "VaultError",
 ]
 
@@ -72,12 +76,28 @@ class ConversationShredded(VaultError):
         super().__init__(message or f"reference {ref!r} belongs to a shredded conversation")
 
 
+class ValueExpired(VaultError):
+    """The value passed its time-to-live (or its retention deadline) and was forgotten."""
+
+    def __init__(self, ref: str, message: str | None = None) -> None:
+        self.ref = ref
+        super().__init__(message or f"reference {ref!r} expired; the value was forgotten")
+
+
 class GrantRefused(VaultError):
     """The grant does not cover this reveal (wrong conversation, type, or expired)."""
 
     def __init__(self, reason: str, message: str | None = None) -> None:
         self.reason = reason
         super().__init__(message or f"grant refused: {reason}")
+
+
+class ConversationEnded(GrantRefused):
+    """The value is kept after its conversation ended; grants and checks no longer reach it."""
+
+    def __init__(self, ref: str, message: str | None = None) -> None:
+        self.ref = ref
+        super().__init__("ended", message or f"reference {ref!r}: the conversation has ended")
 
 
 class InvalidGrant(VaultError):

@@ -4,6 +4,8 @@ Only `stored_values.ciphertext` and the wrapped keys hold secret material, all e
 `blind_index` is an HMAC under a per-conversation key, so equal values in two
 conversations are unlinkable.  Shredding nulls the wrapped data key, the ciphertexts and
 the blind indexes but keeps the reference rows so old references answer "shredded".
+Lifecycle (docs/lifecycle.md): an epoch records when it ended and what was kept; a value
+records its status (temporary, masked, retained, shredded, expired) and its expiry.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class Conversation(Base):
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     shredded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Lifecycle: NULL while the epoch is live; once ended, what was kept
+    # ("masked" | "retained" | "shredded") and until when retained values stay.
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    retain_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class StoredValue(Base):
@@ -79,6 +86,10 @@ class StoredValue(Base):
     blind_index: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # NULL: an ordinary live value; else temporary | masked | retained | shredded | expired.
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # When the value is forgotten (per-type TTL, temporary reference, retention deadline).
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
 class AuditRow(Base):

@@ -18,6 +18,14 @@ IntegrityError, rolls back and retries the whole transaction, then sees the winn
 Unwrapped DEKs are cached in a bounded LRU, but every reveal reads the conversation row in
 the same query as the value, so a shred by another worker is seen at once.
 
+Lifecycle (issue 6, docs/lifecycle.md): `end` closes the live epoch under the per-type
+retention policy (shred values now, keep them `mask`ed, or `retain` them until a deadline);
+an ended epoch never takes new values (the next tokenize opens a new epoch), and its kept
+values open only through `reveal_for` with a policy that allows it.  Values carry an
+`expires_at` (per-type TTL, temporary references, retention deadlines); `expire_due`
+forgets them and shreds ended epochs left empty, claiming rows with row locks so several
+workers sweeping at once each act once.
+
 Speed (issue 9): hot statements are built once.  A worker remembers each conversation's
 live epoch (row id + wrapped DEK) after its creating transaction commits; tokenize then
 inserts with `ON CONFLICT DO NOTHING RETURNING`, guarded in the same transaction by "that
@@ -37,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql as _pg_dialect
 from sqlalchemy.dialects import sqlite as _sqlite_dialect
 from sqlalchemy.engine import Connection, Row
@@ -47,14 +55,28 @@ from vault import _crypto, audit
 from vault.audit import AuditRecord, AuditReport, Chain, Entry
 from vault.errors import (
     ConcurrencyError,
+    ConversationEnded,
     ConversationShredded,
     DecryptionError,
     GrantRefused,
     InvalidArgument,
     UnknownReference,
+    ValueExpired,
 )
 from vault.grants import Grant
 from vault.keyring import KeyRing
+from vault.lifecycle import (
+    EXPIRED,
+    MASKED,
+    RETAINED,
+    SHREDDED,
+    TEMPORARY,
+    EndSummary,
+    ExpirySummary,
+    Holdings,
+    Policies,
+    ValueState,
+)
 from vault.models import Conversation, Kek, StoredValue
 from vault.predicates import Predicate
 
@@ -78,10 +100,13 @@ _FIND = (
         _VAL.c.entity_type,
         _VAL.c.ciphertext,
         _VAL.c.created_at,
+        _VAL.c.status,
+        _VAL.c.expires_at,
         _CONV.c.id,
         _CONV.c.epoch,
         _CONV.c.kek_version,
         _CONV.c.wrapped_dek,
+        _CONV.c.ended_at,
     )
     .join(_CONV, _CONV.c.id == _VAL.c.conversation_pk)
     .where(
@@ -95,7 +120,7 @@ _KNOWN = select(_VAL.c.ref, _VAL.c.entity_type, _VAL.c.blind_index).where(
     _VAL.c.conversation_pk == bindparam("pk"),
     _VAL.c.blind_index.in_(bindparam("indexes", expanding=True)),
 )
-_LIVE_COLS = (_CONV.c.id, _CONV.c.epoch, _CONV.c.kek_version, _CONV.c.wrapped_dek)
+_LIVE_COLS = (_CONV.c.id, _CONV.c.epoch, _CONV.c.kek_version, _CONV.c.wrapped_dek, _CONV.c.ended_at)
 # The newest epoch, live or shredded, read in ONE statement: reading "the live epoch" and
 # then "the highest epoch" separately let a worker miss a live epoch committed between the
 # two reads (READ COMMITTED) and open a second epoch beside it.
@@ -106,10 +131,20 @@ _LATEST = (
     .limit(1)
 )
 _STILL_LIVE = select(_CONV.c.id).where(
-    _CONV.c.id == bindparam("pk"), _CONV.c.wrapped_dek == bindparam("wrapped")
+    _CONV.c.id == bindparam("pk"),
+    _CONV.c.wrapped_dek == bindparam("wrapped"),
+    _CONV.c.ended_at.is_(None),
 )
 _INSERT_VALUES = insert(_VAL)
-_VALUE_COLS = ("conversation_pk", "ref", "entity_type", "blind_index", "ciphertext", "created_at")
+_VALUE_COLS = (
+    "conversation_pk",
+    "ref",
+    "entity_type",
+    "blind_index",
+    "ciphertext",
+    "created_at",
+    "expires_at",
+)
 
 
 class _Stale(Exception):
@@ -159,6 +194,55 @@ def _check_ref(ref_id: Any) -> None:
     _require("ref_id", isinstance(ref_id, str) and _REF_RE.fullmatch(ref_id) is not None)
 
 
+class _EndPlan:
+    """What `Vault.end` does to each live value, grouped into a few UPDATEs."""
+
+    def __init__(self) -> None:
+        self.destroy: list[int] = []  # shred types and temporary values
+        self.expired: list[int] = []  # past their TTL, not swept yet
+        self.masked: list[int] = []
+        self.retain: dict[float, list[int]] = {}  # deadline -> value ids
+        self.kept: dict[int, set[str]] = {}  # epoch id -> statuses kept in it
+        self.deadline: dict[int, float] = {}  # epoch id -> last retention deadline
+
+    def add(self, value: _Row, policies: Policies, now: float) -> None:
+        if value.expires_at is not None and value.expires_at <= now:
+            self.expired.append(value.id)
+            return
+        retention = policies.retention_for(value.entity_type)
+        if value.status == TEMPORARY or retention.mode == "shred":
+            self.destroy.append(value.id)
+            return
+        pk = value.conversation_pk
+        if retention.mode == "mask":
+            self.masked.append(value.id)
+            self.kept.setdefault(pk, set()).add(MASKED)
+            return
+        assert retention.seconds is not None
+        deadline = now + retention.seconds
+        if value.expires_at is not None:
+            deadline = min(deadline, value.expires_at)
+        self.retain.setdefault(deadline, []).append(value.id)
+        self.kept.setdefault(pk, set()).add(RETAINED)
+        self.deadline[pk] = max(deadline, self.deadline.get(pk, deadline))
+
+    def apply(self, conn: Connection) -> None:
+        gone = {"ciphertext": None, "blind_index": None}
+        for ids, values in (
+            (self.destroy, {**gone, "status": SHREDDED}),
+            (self.expired, {**gone, "status": EXPIRED}),
+            (self.masked, {"blind_index": None, "status": MASKED}),
+        ):
+            if ids:
+                conn.execute(update(_VAL).where(_VAL.c.id.in_(ids)).values(**values))
+        for deadline, ids in self.retain.items():
+            conn.execute(
+                update(_VAL)
+                .where(_VAL.c.id.in_(ids))
+                .values(blind_index=None, status=RETAINED, expires_at=deadline)
+            )
+
+
 class Vault:
     """One tenant's vault over one engine; thread-safe; clock injected for expiry and audit."""
 
@@ -171,9 +255,11 @@ class Vault:
         *,
         cache_size: int = 4096,
         max_retries: int = 20,
+        policies: Policies | None = None,
     ) -> None:
         _require("tenant", isinstance(tenant, str) and 0 < len(tenant) <= 64)
         self._engine = engine
+        self._policies = policies if policies is not None else Policies()
         self._keyring = master_key if isinstance(master_key, KeyRing) else KeyRing(master_key)
         self._tenant = tenant
         self._clock = clock
@@ -220,6 +306,11 @@ class Vault:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def policies(self) -> Policies:
+        """Per-type retention and TTL (docs/lifecycle.md)."""
+        return self._policies
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -300,7 +391,7 @@ class Vault:
         latest = conn.execute(
             self._latest, {"tenant": self._tenant, "cid": conversation_id}
         ).first()
-        if latest is not None and latest.wrapped_dek is not None:
+        if latest is not None and latest.wrapped_dek is not None and latest.ended_at is None:
             return latest
         epoch = (latest.epoch if latest is not None else 0) + 1
         version = self._keyring.newest
@@ -336,11 +427,13 @@ class Vault:
         index_keys = [(t, _crypto.hmac_sha256(keys.index, _crypto.aad(t, v))) for t, v in items]
         rows: list[dict[str, Any]] = []
         now = self._clock()
+        ttl = self._policies.ttl
         fresh: dict[tuple[str, bytes], str] = {}
         for (entity_type, value), key in zip(items, index_keys, strict=True):
             if key in skip or key in fresh:
                 continue
             ref = fresh[key] = _new_ref()
+            lifetime = ttl.get(entity_type)
             sealed = keys.sealer.seal(
                 value.encode("utf-8"), self._value_aad(conversation_id, epoch, ref, entity_type)
             )
@@ -352,6 +445,7 @@ class Vault:
                     "blind_index": key[1],
                     "ciphertext": sealed,
                     "created_at": now,
+                    "expires_at": None if lifetime is None else now + lifetime,
                 }
             )
         return index_keys, rows
@@ -512,21 +606,24 @@ class Vault:
         *,
         action: str,
         actor: str,
-        purpose: str,
+        purpose: str | None,
         decide: Callable[[_Row], str | None],
         use: Callable[[str], _T],
         all_or_nothing: bool = False,
+        detailed: bool = False,
     ) -> list[tuple[str, _T | None]]:
         """Find, authorise (`decide` gives a refusal reason), decrypt, audit: one transaction.
 
         With `all_or_nothing`, nothing is decrypted unless every reference passes, and only
-        the failing references are audited (the others were not revealed).
+        the failing references are audited (the others were not revealed).  With `detailed`,
+        a refusal is audited with its reason (`refused:<reason>`), else as `refused`.
         """
         results: list[tuple[str, _T | None]] = []
         with self._engine.begin() as conn:
             found = self._find(conn, conversation_id, ref_ids)
             rows = [found.get(ref) for ref in ref_ids]
-            prechecks = [self._precheck(row, decide) for row in rows]
+            now = self._clock()
+            prechecks = [self._precheck(row, decide, now) for row in rows]
             withhold = all_or_nothing and any(p is not None for p in prechecks)
             for row, pre in zip(rows, prechecks, strict=True):
                 if pre is not None or row is None:
@@ -550,7 +647,7 @@ class Vault:
                         self._tenant,
                         actor,
                         action,
-                        outcome.partition(":")[0],
+                        outcome[:32] if detailed else outcome.partition(":")[0],
                         conversation_id,
                         ref,
                         row.entity_type if row is not None else None,
@@ -563,24 +660,43 @@ class Vault:
         return results
 
     @staticmethod
-    def _precheck(row: _Row | None, decide: Callable[[_Row], str | None]) -> str | None:
+    def _gone(row: _Row, now: float) -> str | None:
+        """Why a found value can no longer be opened (`shredded` / `expired`), else None."""
+        if row.wrapped_dek is None:
+            return "shredded"
+        expired = row.expires_at is not None and row.expires_at <= now
+        if row.ciphertext is None or expired:
+            # A retained value past its deadline is shredded by policy; others expired.
+            return "expired" if row.status not in (RETAINED, SHREDDED) else "shredded"
+        return None
+
+    def _precheck(
+        self, row: _Row | None, decide: Callable[[_Row], str | None], now: float
+    ) -> str | None:
+        """unknown -> the decider's refusal -> gone; deciders step aside for gone values."""
         if row is None:
             return "unknown"
         refusal = decide(row)
         if refusal is not None:
             return "refused:" + refusal
-        if row.wrapped_dek is None:
-            return "shredded"
-        return None
+        return self._gone(row, now)
+
+    def _ended(self, row: _Row, now: float) -> bool:
+        """The value is still held but its conversation (key epoch) has ended."""
+        return row.ended_at is not None and self._gone(row, now) is None
 
     @staticmethod
     def _raise_for(outcome: str, ref_id: str) -> None:
+        if outcome == "refused:ended":
+            raise ConversationEnded(ref_id)
         if outcome.startswith("refused:"):
             raise GrantRefused(outcome.removeprefix("refused:"))
         if outcome == "unknown":
             raise UnknownReference(ref_id)
         if outcome == "shredded":
             raise ConversationShredded(ref_id)
+        if outcome == "expired":
+            raise ValueExpired(ref_id)
         if outcome == "error":
             raise DecryptionError()
 
@@ -594,6 +710,8 @@ class Vault:
                 return "expired"
             if row.entity_type not in grant.entity_types:
                 return "entity_type"
+            if self._ended(row, now):
+                return "ended"
             return None
 
         return decide
@@ -618,6 +736,8 @@ class Vault:
 
         All or nothing: if any reference is refused, unknown, shredded or fails to open, no
         value is returned, the failing references are audited, and the first failure raises.
+        A value whose conversation has ended is refused (`ConversationEnded`): grants are
+        for live conversations only.
         """
         _check_conversation(conversation_id)
         refs = list(ref_ids)
@@ -641,19 +761,66 @@ class Vault:
                 self._raise_revealed(conversation_id, grant, now, outcome, ref_id)
         return [cast(str, value) for _, value in results]
 
+    def reveal_for(
+        self,
+        conversation_id: str,
+        ref_id: str,
+        *,
+        actor: str,
+        purpose: str | None,
+        policy: Callable[[ValueState], str | None],
+    ) -> str:
+        """The value if `policy` allows it (returns None), for callers without a grant.
+
+        `policy` sees a `ValueState` (type, ended, kept status; never the value) and returns
+        a refusal reason or None.  Unknown, shredded and expired values raise before the
+        policy is asked.  Every attempt is audited as `reveal` by `actor` with `purpose`,
+        a refusal with its reason (`refused:<reason>`); a refusal raises `GrantRefused`.
+        """
+        _check_conversation(conversation_id)
+        _check_ref(ref_id)
+        now = self._clock()
+
+        def decide(row: _Row) -> str | None:
+            if self._gone(row, now) is not None:
+                return None
+            state = ValueState(
+                row.ref, row.entity_type, row.ended_at is not None, row.status, row.expires_at
+            )
+            return policy(state)
+
+        [(outcome, value)] = self._read_audited(
+            conversation_id,
+            [ref_id],
+            action="reveal",
+            actor=actor,
+            purpose=purpose,
+            decide=decide,
+            use=lambda v: v,
+            detailed=True,
+        )
+        if outcome.startswith("refused:"):
+            raise GrantRefused(outcome.removeprefix("refused:"))
+        self._raise_for(outcome, ref_id)
+        return cast(str, value)
+
     def check(
         self, conversation_id: str, ref_id: str, predicate: Predicate, actor: str, purpose: str
     ) -> bool:
-        """Run `predicate` on the value inside the vault; only the boolean leaves; audited."""
+        """Run `predicate` on the value inside the vault; only the boolean leaves; audited.
+
+        Like grants, checks reach only values of a live conversation (`ConversationEnded`).
+        """
         _check_conversation(conversation_id)
         _check_ref(ref_id)
+        now = self._clock()
         [(outcome, result)] = self._read_audited(
             conversation_id,
             [ref_id],
             action="check",
             actor=actor,
             purpose=purpose,
-            decide=lambda _row: None,
+            decide=lambda row: "ended" if self._ended(row, now) else None,
             use=predicate,
         )
         self._raise_for(outcome, ref_id)
@@ -661,8 +828,20 @@ class Vault:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def _evict(self, conversation_id: str | None, epoch_ids: Iterable[int]) -> None:
+        """Drop cached keys of shredded epochs (and the conversation's live-epoch hint)."""
+        gone = set(epoch_ids)
+        with self._cache_lock:
+            for key in [k for k in self._cache if k[0] in gone]:
+                del self._cache[key]
+            if conversation_id is not None:
+                self._live_hint.pop(conversation_id, None)
+
     def shred(self, conversation_id: str, actor: str) -> None:
-        """Destroy the conversation's data key and ciphertexts; audited. Idempotent."""
+        """Destroy the conversation's data key and ciphertexts now, whatever the policy.
+
+        Audited; idempotent.  Every epoch is shredded and marked ended.
+        """
         _check_conversation(conversation_id)
         now = self._clock()
         with self._engine.begin() as conn:
@@ -681,21 +860,303 @@ class Vault:
                 conn.execute(
                     update(_CONV)
                     .where(_CONV.c.id.in_(ids))
-                    .values(wrapped_dek=None, shredded_at=now)
+                    .values(
+                        wrapped_dek=None,
+                        shredded_at=now,
+                        ended_at=func.coalesce(_CONV.c.ended_at, now),
+                        end_status=SHREDDED,
+                        retain_until=None,
+                    )
                 )
                 conn.execute(
                     update(_VAL)
                     .where(_VAL.c.conversation_pk.in_(ids))
-                    .values(ciphertext=None, blind_index=None)
+                    .values(
+                        ciphertext=None,
+                        blind_index=None,
+                        status=case(
+                            (_VAL.c.ciphertext.is_not(None), SHREDDED), else_=_VAL.c.status
+                        ),
+                    )
                 )
             entry = Entry(
                 now, self._tenant, actor, "shred", "ok" if ids else "noop", conversation_id
             )
             self._chain.append(conn, [entry])
-        with self._cache_lock:
-            for key in [k for k in self._cache if k[0] in ids]:
-                del self._cache[key]
-            self._live_hint.pop(conversation_id, None)
+        self._evict(conversation_id, ids)
+
+    def end(
+        self,
+        conversation_id: str,
+        actor: str,
+        reason: str,
+        *,
+        conn: Connection | None = None,
+    ) -> EndSummary:
+        """End every epoch of the conversation that has not ended, under the retention policy.
+
+        Per value (docs/lifecycle.md): temporary values, values past their TTL and values of
+        `shred` types are destroyed (ciphertext and blind index nulled); `mask` types are
+        kept as `masked`; `retain` types as `retained` until now + the type's period (or
+        their TTL, if sooner).  An epoch left with nothing kept has its data key shredded at
+        once.  Kept values lose their blind index: an ended epoch never takes values again,
+        the next tokenize opens a new epoch.  One `end` audit row (outcome `shredded`,
+        `masked`, `retained` or `noop`, purpose = `reason`).
+
+        With `conn`, runs inside the caller's transaction (the gateway ends its own state
+        in the same commit); the epoch rows are locked FOR UPDATE before any value.
+        """
+        _check_conversation(conversation_id)
+        if conn is not None:
+            summary, shredded = self._end_tx(conn, conversation_id, actor, reason)
+        else:
+            with self._engine.begin() as own:
+                summary, shredded = self._end_tx(own, conversation_id, actor, reason)
+        self._evict(conversation_id, shredded)
+        return summary
+
+    def _end_tx(
+        self, conn: Connection, conversation_id: str, actor: str, reason: str
+    ) -> tuple[EndSummary, list[int]]:
+        now = self._clock()
+        epochs = conn.execute(
+            select(_CONV.c.id, _CONV.c.wrapped_dek)
+            .where(
+                _CONV.c.tenant == self._tenant,
+                _CONV.c.conversation_id == conversation_id,
+                _CONV.c.ended_at.is_(None),
+            )
+            .order_by(_CONV.c.id)
+            .with_for_update()
+        ).all()
+        live = [e.id for e in epochs if e.wrapped_dek is not None]
+        dead = [e.id for e in epochs if e.wrapped_dek is None]  # shredded, never marked ended
+        plan = _EndPlan()
+        if live:
+            values = conn.execute(
+                select(
+                    _VAL.c.id,
+                    _VAL.c.conversation_pk,
+                    _VAL.c.entity_type,
+                    _VAL.c.status,
+                    _VAL.c.expires_at,
+                ).where(_VAL.c.conversation_pk.in_(live), _VAL.c.ciphertext.is_not(None))
+            ).all()
+            for value in values:
+                plan.add(value, self._policies, now)
+            plan.apply(conn)
+        empty = [pk for pk in live if pk not in plan.kept]
+        if empty or dead:
+            conn.execute(
+                update(_CONV)
+                .where(_CONV.c.id.in_(empty + dead))
+                .values(
+                    wrapped_dek=None,
+                    shredded_at=func.coalesce(_CONV.c.shredded_at, now),
+                    ended_at=now,
+                    end_status=SHREDDED,
+                )
+            )
+        for pk, statuses in plan.kept.items():
+            conn.execute(
+                update(_CONV)
+                .where(_CONV.c.id == pk)
+                .values(
+                    ended_at=now,
+                    end_status=MASKED if MASKED in statuses else RETAINED,
+                    retain_until=plan.deadline.get(pk),
+                )
+            )
+        summary = EndSummary(
+            ended_epochs=len(epochs),
+            shredded=len(plan.destroy) + len(plan.expired),
+            masked=len(plan.masked),
+            retained=sum(len(ids) for ids in plan.retain.values()),
+            holdings=self._holdings(conn, conversation_id),
+        )
+        entry = Entry(
+            now, self._tenant, actor, "end", summary.outcome, conversation_id, purpose=reason
+        )
+        self._chain.append(conn, [entry])
+        return summary, empty
+
+    def tokenize_temporary(
+        self, conversation_id: str, entity_type: str, value: str, ttl_seconds: float | None
+    ) -> tuple[str, float | None]:
+        """Vault a value under a fresh, single-use reference; returns (ref, expires_at).
+
+        Never deduplicated (no blind index), forgotten after `ttl_seconds` (capped by the
+        type's TTL; None = no limit of its own) and always destroyed when the conversation
+        ends, whatever the type's retention.
+        """
+        _check_conversation(conversation_id)
+        _require(
+            "entity_type", isinstance(entity_type, str) and bool(_TYPE_RE.fullmatch(entity_type))
+        )
+        _require("value", isinstance(value, str))
+        if ttl_seconds is not None:
+            number = isinstance(ttl_seconds, int | float) and not isinstance(ttl_seconds, bool)
+            _require("ttl_seconds", number and ttl_seconds > 0)
+        limits = [t for t in (ttl_seconds, self._policies.ttl_for(entity_type)) if t is not None]
+
+        def work(conn: Connection) -> tuple[str, float | None, _Row]:
+            conv = self._live_conversation(conn, conversation_id)
+            keys = self._keys(conn, conv, conversation_id)
+            now = self._clock()
+            expires = now + min(limits) if limits else None
+            ref = _new_ref()
+            sealed = keys.sealer.seal(
+                value.encode("utf-8"),
+                self._value_aad(conversation_id, conv.epoch, ref, entity_type),
+            )
+            row = {
+                "conversation_pk": conv.id,
+                "ref": ref,
+                "entity_type": entity_type,
+                "blind_index": None,
+                "ciphertext": sealed,
+                "created_at": now,
+                "expires_at": expires,
+                "status": TEMPORARY,
+            }
+            conn.execute(_INSERT_VALUES, [row])
+            return ref, expires, conv
+
+        ref, expires, conv = self._retry("tokenize", work)
+        self._remember(conversation_id, conv)
+        return ref, expires
+
+    def expire_due(
+        self, actor: str = "sweeper", *, limit: int = 500, conn: Connection | None = None
+    ) -> ExpirySummary:
+        """Forget values past `expires_at`; shred ended epochs left with nothing; audited.
+
+        Claims work with row locks, so workers sweeping at once each act once: the epochs
+        holding due values are locked FOR UPDATE SKIP LOCKED on PostgreSQL (another
+        sweeper's, an `end`'s or a tokenize's epochs are left for the next pass; SQLite's
+        BEGIN IMMEDIATE serialises sweepers anyway), and the UPDATE re-checks
+        `ciphertext IS NOT NULL`.  Epoch first, values second: the order `end`, `shred` and
+        tokenize use, so no deadlock.  One `expire` audit row per value (purpose `ttl`, or
+        `retention` for a retained value, now shredded), one `shred` row per epoch.  Claims
+        the epochs of at most `limit` due values per call (all their due values are
+        forgotten); with `conn`, inside the caller's transaction.
+        """
+        _require("limit", isinstance(limit, int) and limit > 0)
+        if conn is not None:
+            summary, shredded = self._expire_tx(conn, actor, limit)
+        else:
+            with self._engine.begin() as own:
+                summary, shredded = self._expire_tx(own, actor, limit)
+        self._evict(None, shredded)
+        return summary
+
+    def _expire_tx(
+        self, conn: Connection, actor: str, limit: int
+    ) -> tuple[ExpirySummary, list[int]]:
+        now = self._clock()
+        # Claim: the epochs holding due values, locked in the same statement, skipping
+        # those another transaction holds (the SKIP LOCKED queue pattern on PostgreSQL).
+        claim = (
+            select(_CONV.c.id, _CONV.c.conversation_id, _CONV.c.ended_at)
+            .join(_VAL, _VAL.c.conversation_pk == _CONV.c.id)
+            .where(
+                _CONV.c.tenant == self._tenant,
+                _CONV.c.wrapped_dek.is_not(None),
+                _VAL.c.expires_at <= now,
+                _VAL.c.ciphertext.is_not(None),
+            )
+            .limit(limit)
+            .with_for_update(of=_CONV, skip_locked=True)
+        )
+        locked = list({row.id: row for row in conn.execute(claim)}.values())
+        if not locked:
+            return ExpirySummary(), []
+        names = {row.id: row.conversation_id for row in locked}
+        forgotten = conn.execute(
+            update(_VAL)
+            .where(
+                _VAL.c.conversation_pk.in_(list(names)),
+                _VAL.c.expires_at <= now,
+                _VAL.c.ciphertext.is_not(None),
+            )
+            .values(
+                ciphertext=None,
+                blind_index=None,
+                status=case((_VAL.c.status == RETAINED, SHREDDED), else_=EXPIRED),
+            )
+            .returning(_VAL.c.conversation_pk, _VAL.c.ref, _VAL.c.entity_type, _VAL.c.status)
+        ).all()
+        ended = [row.id for row in locked if row.ended_at is not None]
+        shredded: list[int] = []
+        if ended:
+            holds = exists().where(
+                _VAL.c.conversation_pk == _CONV.c.id, _VAL.c.ciphertext.is_not(None)
+            )
+            shredded = list(
+                conn.execute(
+                    update(_CONV)
+                    .where(_CONV.c.id.in_(ended), _CONV.c.wrapped_dek.is_not(None), ~holds)
+                    .values(
+                        wrapped_dek=None, shredded_at=now, end_status=SHREDDED, retain_until=None
+                    )
+                    .returning(_CONV.c.id)
+                ).scalars()
+            )
+        entries = [
+            Entry(
+                now,
+                self._tenant,
+                actor,
+                "expire",
+                "ok",
+                names[row.conversation_pk],
+                row.ref,
+                row.entity_type,
+                "retention" if row.status == SHREDDED else "ttl",
+            )
+            for row in sorted(forgotten, key=lambda r: (r.conversation_pk, r.ref))
+        ]
+        entries += [
+            Entry(now, self._tenant, actor, "shred", "ok", names[pk], purpose="retention")
+            for pk in sorted(shredded)
+        ]
+        self._chain.append(conn, entries)
+        touched = {names[row.conversation_pk] for row in forgotten} | {names[pk] for pk in shredded}
+        summary = ExpirySummary(len(forgotten), len(shredded), frozenset(touched))
+        return summary, shredded
+
+    def holdings(self, conversation_id: str, *, conn: Connection | None = None) -> Holdings:
+        """What the vault holds for the conversation id over all epochs (no values)."""
+        _check_conversation(conversation_id)
+        if conn is not None:
+            return self._holdings(conn, conversation_id)
+        with self._engine.connect() as own:
+            return self._holdings(own, conversation_id)
+
+    def _holdings(self, conn: Connection, conversation_id: str) -> Holdings:
+        mine = (_CONV.c.tenant == self._tenant, _CONV.c.conversation_id == conversation_id)
+        live_epoch = case(
+            (_CONV.c.wrapped_dek.is_not(None) & _CONV.c.ended_at.is_(None), 1), else_=0
+        )
+        epochs, live = conn.execute(
+            select(func.count(_CONV.c.id), func.coalesce(func.sum(live_epoch), 0)).where(*mine)
+        ).one()
+        kept = conn.execute(
+            select(_VAL.c.status, func.count(_VAL.c.id), func.max(_VAL.c.expires_at))
+            .join(_CONV, _CONV.c.id == _VAL.c.conversation_pk)
+            .where(
+                *mine,
+                _CONV.c.ended_at.is_not(None),
+                _CONV.c.wrapped_dek.is_not(None),
+                _VAL.c.ciphertext.is_not(None),
+                _VAL.c.status.in_((MASKED, RETAINED)),
+            )
+            .group_by(_VAL.c.status)
+        ).all()
+        counts = {row[0]: (int(row[1]), row[2]) for row in kept}
+        masked = counts.get(MASKED, (0, None))[0]
+        retained, retain_until = counts.get(RETAINED, (0, None))
+        return Holdings(int(epochs), bool(live), masked, retained, retain_until)
 
     def _add_kek_version(self, conn: Connection) -> int:
         self._reload_keks(conn)

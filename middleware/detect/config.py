@@ -57,7 +57,9 @@ class TypeSettings(_Strict):
     confirm: bool = False
     capture: Literal["pattern", "whole"] | None = None
     pattern: str | None = None
-    retention: dict[str, Any] | None = None  # placeholder, owned by the lifecycle part
+    # Validated by the lifecycle part (middleware.service.lifecycle.load_policies).
+    retention: Any = None
+    ttl: Any = None
 
     @field_validator("replacement")
     @classmethod

@@ -36,7 +36,7 @@ class Turn(BaseModel):
 
 
 class ConversationRecord(BaseModel):
-    """A finished (or abandoned) conversation, ready for export filtering."""
+    """A conversation (active, or ended under its retention outcome), ready for export filtering."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,7 +44,7 @@ class ConversationRecord(BaseModel):
     tenant: str
     started_at: datetime
     ended_at: datetime | None = None
-    status: Literal["active", "ended", "shredded", "abandoned"]
+    status: Literal["active", "ended", "masked", "retained", "shredded"]
     channel: str | None = None
     turns: list[Turn] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)

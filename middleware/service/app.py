@@ -7,6 +7,8 @@ uvicorn worker owns its own and tests can build as many apps as they like.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,12 +31,14 @@ from middleware.service.export_routes import router as export_router
 from middleware.service.external_reveal import external_resolver, load_external_section
 from middleware.service.handlers import install_handlers
 from middleware.service.keycache import KeyCache
+from middleware.service.lifecycle import load_policies
 from middleware.service.limits import BodyLimits
 from middleware.service.logfilter import detector_redactor, install_log_filter, remove_log_filter
 from middleware.service.readdb import make_read_engine, make_write_engine
 from middleware.service.recent import RecentValues
 from middleware.service.routes import router
 from middleware.service.state import Gateway
+from middleware.service.sweeper import run_sweeper
 from middleware.settings import Settings, load_settings
 from middleware.ui import router as ui_router
 from vault import GrantSigner, KeyRing, Vault
@@ -78,6 +82,7 @@ def create_app(
     """A configured app; `bot` and `clock` are injectable (tests, embedding)."""
     settings = settings if settings is not None else load_settings()
     data = settings.load_yaml()
+    policies = load_policies(data)  # retention and TTL per type (docs/lifecycle.md)
     detect_config = load_config(data)
     actions, grant_ttl = _actions(data), _grant_ttl(data)
     export_section = load_export_section(data)
@@ -95,7 +100,7 @@ def create_app(
         detector = Detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(engine, key, tenant=settings.tenant, clock=clock)
+        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
         async with aiohttp.ClientSession() as http, external_resolver(external, clock) as resolver:
             client = bot
             if client is None:
@@ -125,9 +130,17 @@ def create_app(
                 resolver=resolver,
                 export_sinks=build_sinks(export_section, http),
             )
+            sweeper = None
+            if settings.sweep_interval_seconds > 0:
+                sweep = run_sweeper(app.state.gateway, settings.sweep_interval_seconds)
+                sweeper = asyncio.create_task(sweep)
             try:
                 yield
             finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
                 remove_log_filter(log_filter)
                 reader.dispose()
                 writer.dispose()

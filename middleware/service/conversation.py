@@ -20,6 +20,7 @@ from middleware.pipeline import RedactResult
 from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
 from middleware.service.botclient import Reply
 from middleware.service.errors import BadText
+from middleware.service.lifecycle import EndReason, end_conversation
 from middleware.service.state import Gateway
 from middleware.service.store import (
     append_history,
@@ -33,7 +34,13 @@ from middleware.service.store import (
     set_context,
 )
 from vault import Grant, predicate_from_dict
-from vault.errors import ConversationShredded, UnknownReference, VaultError
+from vault.errors import (
+    ConversationShredded,
+    GrantRefused,
+    UnknownReference,
+    ValueExpired,
+    VaultError,
+)
 
 __all__ = ["handle_message", "validate_rule"]
 
@@ -159,7 +166,7 @@ def _record_retry(gw: Gateway, sender: str, text: str, retry: dict[str, Any]) ->
     s = gw.settings
     with guarded(gw.sessions) as session:
         check_rate(session, sender, s.rate_limit, s.rate_window_seconds, gw.clock)
-        set_context(session, sender, retry, gw.clock)
+        set_context(session, sender, retry, gw.clock, touch=True)
         append_history(session, sender, "in", text, gw.clock)
         append_history(session, sender, "out", retry["retry_text"], gw.clock)
 
@@ -168,16 +175,21 @@ def process_replies(gw: Gateway, sender: str, replies: list[Reply]) -> list[Repl
     """Apply directives, store reference-form history, reveal confirmations for the channel.
 
     Reveals (vault reads) happen first; then one short Core transaction stores every
-    reply line and the new rule, if any, before the channel gets anything back.
+    reply line and the new rule, if any, before the channel gets anything back.  An `end`
+    directive ends the conversation last (after the replies are stored and revealed), so
+    the user still gets the goodbye; a rule set in the same reply list is dropped.
     """
     confirm_types = gw.detect_config.confirm_types()
     channel: list[Reply] = []
     lines: list[str] = []
     rule: dict[str, Any] | None = None
+    end = False
     for item in replies:
         directive = _directive(item)
         if directive is not None:
-            if "expect" in directive:
+            if "end" in directive:
+                end = _valid_end(directive) or end
+            elif "expect" in directive:
                 rule = _valid_directive(directive) or rule
             elif directive.get("confirm") is True and isinstance(directive.get("text"), str):
                 lines.append(directive["text"])
@@ -189,9 +201,13 @@ def process_replies(gw: Gateway, sender: str, replies: list[Reply]) -> list[Repl
             if confirm_types:
                 out["text"] = _reveal(gw, sender, item["text"], confirm_types)
         channel.append(out)
+    if end:
+        rule = None
     if lines or rule is not None:
         with guarded_conn(gw.writer) as conn:
             record_replies(conn, sender, lines, rule, gw.clock)
+    if end:
+        end_conversation(gw, sender, "bot", EndReason.BOT)
     return channel
 
 
@@ -201,6 +217,14 @@ def _directive(item: Reply) -> dict[str, Any] | None:
         directive: dict[str, Any] = custom["coatcheck"]
         return directive
     return None
+
+
+def _valid_end(directive: dict[str, Any]) -> bool:
+    """`{"end": true}`: the bot ends the conversation; anything else is ignored (logged)."""
+    if directive.get("end") is True and set(directive) == {"end"}:
+        return True
+    log.warning('bot directive ignored: end must be exactly {"end": true}')
+    return False
 
 
 def _valid_directive(directive: dict[str, Any]) -> dict[str, Any] | None:
@@ -229,7 +253,7 @@ def _reveal(gw: Gateway, sender: str, text: str, types: frozenset[str] | None = 
             if info.entity_type != ref.entity_type:
                 return text[ref.start : ref.end]
             return gw.vault.reveal(sender, ref.ref_id, grant)
-        except (UnknownReference, ConversationShredded):
+        except (UnknownReference, ConversationShredded, ValueExpired, GrantRefused):
             return text[ref.start : ref.end]
 
     return replace_references(text, value)

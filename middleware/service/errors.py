@@ -3,12 +3,13 @@
     ServiceError                      500 internal
     ├── AuthError                     401 unauthorized   (missing / unknown key)
     │   └── RoleForbidden             403 forbidden      (key lacks the role)
+    ├── RevealRefused(code)           403 <code>         (staff reveal refused: lifecycle rules)
+    ├── ConversationClosed            409 conversation_ended (temporary value for an ended one)
     ├── RequestRejected               400 bad_request
     │   ├── MalformedJson             400 malformed_json
     │   ├── TooDeep                   400 too_deep
     │   ├── BadText                   422 bad_text       (lone surrogate, NUL, too long)
     │   ├── PayloadTooLarge           413 too_large
-    │   ├── NotYet                    403 not_yet        (reveal paths that come later)
     │   └── RateLimited               429 rate_limited   (+ Retry-After)
     ├── StorageUnavailable            503 storage_unavailable (fail closed)
     ├── BotUnavailable                502 bot_unavailable
@@ -27,12 +28,13 @@ __all__ = [
     "AuthError",
     "BadText",
     "BotUnavailable",
+    "ConversationClosed",
     "ConversationNotFound",
     "MalformedJson",
-    "NotYet",
     "PayloadTooLarge",
     "RateLimited",
     "RequestRejected",
+    "RevealRefused",
     "RoleForbidden",
     "ServiceError",
     "StorageUnavailable",
@@ -65,6 +67,29 @@ class RoleForbidden(AuthError):
     default_message = "this API key's role may not use this route"
 
 
+class RevealRefused(ServiceError):
+    """A staff reveal refused by the lifecycle rules; `code` says which (staff.py)."""
+
+    status = 403
+    code = "reveal_refused"
+    messages = {
+        "conversation_ended": "the conversation has ended; agents see values only while active",
+        "purpose_required": "a reveal by this role must state a purpose",
+        "reporting_only": "masked after the end: only an auditor's reveal for 'reporting'",
+        "role_not_allowed": "this role may not reveal values",
+    }
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, self.messages.get(reason, "the reveal was refused"))
+        self.code = reason if reason in self.messages else "reveal_refused"
+
+
+class ConversationClosed(ServiceError):
+    status = 409
+    code = "conversation_ended"
+    default_message = "the conversation has ended"
+
+
 class RequestRejected(ServiceError):
     status = 400
     code = "bad_request"
@@ -91,12 +116,6 @@ class PayloadTooLarge(RequestRejected):
     status = 413
     code = "too_large"
     default_message = "the request body is too large"
-
-
-class NotYet(RequestRejected):
-    status = 403
-    code = "not_yet"
-    default_message = "reveals for this role are not available yet"
 
 
 class RateLimited(RequestRejected):

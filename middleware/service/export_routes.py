@@ -13,7 +13,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import anyio.from_thread
 from anyio import to_thread
@@ -46,6 +46,7 @@ from middleware.service.store import guarded, guarded_conn, read_history
 __all__ = [
     "StoredConfig",
     "build_record",
+    "export_at_end",
     "export_conversation",
     "export_conversation_sync",
     "load_export_section",
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 CONFIG_PATH = "/v1/config/export-redaction"
-Status = Literal["active", "ended", "shredded", "abandoned"]
+Status = Literal["active", "ended", "masked", "retained", "shredded"]
 
 
 def load_export_section(data: dict[str, Any]) -> ExportSection:
@@ -253,18 +254,46 @@ async def export_conversation(
         raise ConversationNotFound("conversation_id")
     record = build_record(gw.settings.tenant, conversation_id, history, status, ended_at)
     filtered = apply_export_config(record.model_dump(mode="json"), stored.config)
+    delivered = await _deliver(gw, filtered)
+    log.info("conversation exported: config_version=%d sinks=%d", stored.version, delivered)
+    return {"config_version": stored.version, "delivered": delivered, "record": filtered}
+
+
+async def _deliver(gw: Gateway, record: dict[str, Any]) -> int:
+    """Send to every sink, then raise the first failure (if any); the count delivered."""
     failure: ExportSinkError | None = None
     delivered = 0
     for sink in gw.export_sinks:
         try:
-            await sink.send(filtered)
+            await sink.send(record)
             delivered += 1
         except ExportSinkError as exc:
             failure = failure or exc
     if failure is not None:
         raise failure
-    log.info("conversation exported: config_version=%d sinks=%d", stored.version, delivered)
-    return {"config_version": stored.version, "delivered": delivered, "record": filtered}
+    return delivered
+
+
+def export_at_end(gw: Gateway, conversation_id: str, status: str, ended_at: float | None) -> None:
+    """Export the record of a conversation that just ended; called by `end_conversation`.
+
+    Runs in the worker thread that ended it, which may hold the worker's database limiter:
+    so the record is read right here (not through the limiter, which would deadlock) and
+    only the delivery hops to the event loop. The end is already committed: a failed
+    delivery is logged (sink name only) and can be repeated with the export route.
+    """
+    if not gw.export_sinks:
+        return
+    stored, history = _load(gw, conversation_id)
+    if not history:
+        return
+    kind = cast(Status, status) if status in get_args(Status) else "ended"
+    record = build_record(gw.settings.tenant, conversation_id, history, kind, ended_at)
+    filtered = apply_export_config(record.model_dump(mode="json"), stored.config)
+    try:
+        anyio.from_thread.run(_deliver, gw, filtered)
+    except ExportSinkError as exc:
+        log.warning("export at conversation end failed: sink=%s", exc.sink)
 
 
 def export_conversation_sync(

@@ -31,6 +31,7 @@ from middleware.external import (
 from middleware.service.errors import RateLimited, ServiceError
 from vault.errors import (
     ConcurrencyError,
+    ConversationEnded,
     ConversationShredded,
     DecryptionError,
     GrantRefused,
@@ -39,6 +40,7 @@ from vault.errors import (
     InvalidPredicate,
     KeyConfigError,
     UnknownReference,
+    ValueExpired,
     VaultError,
 )
 
@@ -48,10 +50,12 @@ log = logging.getLogger(__name__)
 
 # (status, code) for each vault error; the first matching class wins.
 _VAULT_STATUS: list[tuple[type[VaultError], int, str]] = [
+    (ConversationEnded, 403, "conversation_ended"),
     (GrantRefused, 403, "grant_refused"),
     (InvalidGrant, 403, "invalid_grant"),
     (UnknownReference, 404, "unknown_reference"),
     (ConversationShredded, 410, "shredded"),
+    (ValueExpired, 410, "expired"),
     (InvalidPredicate, 422, "invalid_predicate"),
     (InvalidArgument, 422, "invalid_argument"),
     (ConcurrencyError, 503, "busy"),
@@ -60,10 +64,12 @@ _VAULT_STATUS: list[tuple[type[VaultError], int, str]] = [
 ]
 
 _VAULT_MESSAGES = {
+    "conversation_ended": "the conversation has ended; the value is no longer available",
     "grant_refused": "the grant does not cover this reveal",
     "invalid_grant": "the grant is invalid or expired",
     "unknown_reference": "no such reference in this conversation",
     "shredded": "the conversation was shredded; the value is gone",
+    "expired": "the value expired and was forgotten",
     "invalid_predicate": "the predicate is malformed",
     "invalid_argument": "an argument is malformed",
     "busy": "too many concurrent writes; retry",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from middleware.detect import Context
 from middleware.render import REFERENCE_RE
-from middleware.service.apikeys import Role
+from middleware.service.apikeys import Role, parse_key
 from middleware.service.conversation import handle_message, validate_rule
 from middleware.service.deps import (
     BotSideKey,
@@ -30,12 +30,22 @@ from middleware.service.deps import (
     RevealKey,
     VaultDep,
 )
-from middleware.service.errors import BadText, NotYet
+from middleware.service.errors import BadText, ConversationClosed
 from middleware.service.external_reveal import external_value
 from middleware.service.handlers import error_response
+from middleware.service.lifecycle import EndReason, end_conversation, ensure_active
 from middleware.service.limits import clean_text
-from middleware.service.schemas import CheckIn, ContextIn, GrantIn, RedactIn, RevealIn, WebhookIn
-from middleware.service.store import guarded, read_history, set_context
+from middleware.service.schemas import (
+    CheckIn,
+    ContextIn,
+    GrantIn,
+    RedactIn,
+    RevealIn,
+    TemporaryIn,
+    WebhookIn,
+)
+from middleware.service.staff import staff_reveal
+from middleware.service.store import guarded, guarded_conn, read_history, set_context
 from vault import Grant, predicate_from_dict
 from vault.errors import GrantRefused
 
@@ -109,11 +119,22 @@ def grants(body: GrantIn, gw: GatewayDep, _: GrantKey) -> dict[str, Any]:
     return {"grant": gw.signer.issue(grant), "expires_at": expires_at}
 
 
+def _key_actor(request: Request) -> str:
+    """The audit name of the calling API key: its public prefix, never the key."""
+    key = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return f"key:{parse_key(key) or 'unknown'}"
+
+
 @router.post("/v1/reveal")
-def reveal(body: RevealIn, gw: GatewayDep, vault: VaultDep, role: RevealKey) -> dict[str, Any]:
-    if role in (Role.AGENT, Role.AUDITOR):
-        raise NotYet(role.value)
+def reveal(
+    body: RevealIn, gw: GatewayDep, vault: VaultDep, role: RevealKey, request: Request
+) -> dict[str, Any]:
     entity_type, ref_id = _ref_id(body.ref)
+    if role in (Role.AGENT, Role.AUDITOR) or (role is Role.ADMIN and body.grant is None):
+        # Staff reveals follow the lifecycle rules (staff.py): no grant, a stated purpose.
+        actor = _key_actor(request)
+        value = staff_reveal(gw, body.conversation_id, body.ref, role, actor, body.purpose)
+        return {"value": value, "type": entity_type}
     if body.grant is None:
         raise GrantRefused("a grant is required")
     grant = gw.signer.verify(body.grant, gw.clock())
@@ -143,11 +164,32 @@ def context(
 
 @router.post("/v1/conversations/{conversation_id}/end")
 def end(gw: GatewayDep, role: EndKey, conversation_id: str = ConvPath) -> dict[str, Any]:
+    """End now under the retention policy (docs/lifecycle.md); idempotent."""
     conv = _conversation(conversation_id)
-    gw.vault.shred(conv, role.value)
-    with guarded(gw.sessions) as session:
-        set_context(session, conv, None, gw.clock)
-    return {"conversation_id": conv, "ended": True}
+    result = end_conversation(gw, conv, role.value, EndReason.API)
+    return {
+        "conversation_id": conv,
+        "ended": True,
+        "status": result.status,
+        "ended_at": result.ended_at,
+        "retain_until": result.retain_until,
+    }
+
+
+@router.post("/v1/conversations/{conversation_id}/temporary")
+def temporary(
+    body: TemporaryIn, gw: GatewayDep, _: BotSideKey, conversation_id: str = ConvPath
+) -> dict[str, Any]:
+    """A single-use reference for a value, forgotten after `ttl_seconds` or at the end."""
+    conv = _conversation(conversation_id)
+    with guarded_conn(gw.writer) as conn:
+        status = ensure_active(conn, conv, gw.clock())
+    if status != "active":
+        raise ConversationClosed("conversation_id")
+    ref_id, expires_at = gw.vault.tokenize_temporary(conv, body.type, body.value, body.ttl_seconds)
+    gw.recent.add(body.value)  # the log filter knows it now, like any vaulted value
+    reference = f"CC_{body.type}_{ref_id}"
+    return {"ref": reference, "type": body.type, "expires_at": expires_at}
 
 
 @router.get("/v1/conversations/{conversation_id}/history")

@@ -14,6 +14,7 @@ __all__ = [
     "GrantIn",
     "RedactIn",
     "RevealIn",
+    "TemporaryIn",
     "WebhookIn",
 ]
 
@@ -69,3 +70,11 @@ class CheckIn(_Body):
     conversation_id: ConversationId
     ref: Annotated[str, Field(max_length=200)]
     predicate: dict[str, Any]
+
+
+class TemporaryIn(_Body):
+    """A value for a temporary reference: valid `ttl_seconds` or while the conversation lives."""
+
+    type: TypeName = "TEMPORARY"
+    value: Annotated[CleanStr, Field(min_length=1, max_length=4000)]
+    ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] | None = None

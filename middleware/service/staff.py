@@ -1,99 +1,122 @@
-"""PROVISIONAL — replaced by the lifecycle branch.
+"""Staff access (agents, auditors): reveals under the lifecycle rules, and conversation lists.
 
-Staff access to conversations (the log viewer's three calls): the conversation list, a
-conversation's status, and the role-gated reveal.  This version is built only on what
-exists today, so the UI can be written and tested against the contract:
+The rules (docs/lifecycle.md), checked inside the vault's reveal transaction against the
+value's own key epoch, so a conversation that ended (or reopened with a new epoch) is
+judged by the state of the epoch that holds the value:
 
-- status: `active` while the vault's newest key epoch of the conversation is not shredded
-  (or when history exists but nothing was vaulted yet), `shredded` once it is, `unknown`
-  when neither history nor vault know the id.  Ending a conversation shreds it today, so
-  `ended`/`masked`/`retained` never occur here.
-- reveal: an agent only while the conversation is active, an auditor (or admin) only with
-  a stated purpose, nobody else.  Allowed reveals go through `Vault.reveal` with a grant
-  built in-process (one type, one conversation, 30 s), so the vault audits them as usual;
-  refusals decided here are appended to the same audit chain before raising.
+- `agent`: only while the value's conversation is active; never after it ended.
+- `auditor` (and `admin`, which may do everything an auditor may): must state a purpose;
+  after a `mask` end only with purpose `reporting`; a `retain`ed value with any purpose.
+- any other role: refused.
+- shredded or expired values: 410 for everyone, before any rule.
+
+Every attempt, allowed or refused, is one audit row: actor `<role>:<actor>`, action
+`reveal`, the stated purpose, outcome `ok` / `refused:<code>` / `unknown` / `shredded` /
+`expired`.  Refusals raise `RevealRefused` (403, `error` = the code).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.models import HistoryEntry
+from middleware.models import ConversationState
 from middleware.render import REFERENCE_RE
 from middleware.service.apikeys import Role
-from middleware.service.errors import BadText, RoleForbidden, StorageUnavailable
+from middleware.service.errors import BadText, RevealRefused, StorageUnavailable
+from middleware.service.external_reveal import external_value
 from middleware.service.state import Gateway
-from vault import Grant
-from vault import audit as vault_audit
-from vault.models import Conversation
+from vault import GrantRefused, UnknownReference, ValueState
+from vault.lifecycle import MASKED
 
 __all__ = [
-    "ConversationNotActive",
-    "PurposeRequired",
-    "RevealForbidden",
+    "REPORTING",
+    "STATUSES",
     "conversation_status",
     "list_conversations",
     "staff_reveal",
 ]
 
-_CONV = cast(Table, Conversation.__table__)
-_HIST = cast(Table, HistoryEntry.__table__)
-_GRANT_SECONDS = 30.0
-_SCAN_CAP = 10_000  # conversations considered per list call (status is filtered after)
+REPORTING = "reporting"
+STATUSES = ("active", "ended", "masked", "retained", "shredded")
+_STATE = cast(Table, ConversationState.__table__)
+_MAX_LIMIT = 1000
 
 
-class RevealForbidden(RoleForbidden):
-    code = "reveal_forbidden"
-    default_message = "this role may not reveal values"
+def _policy(
+    role: Role, entity_type: str, purpose: str | None
+) -> Callable[[ValueState], str | None]:
+    def decide(state: ValueState) -> str | None:
+        if state.entity_type != entity_type:
+            return "reference"  # the reference's type is not the stored one: unknown
+        if role is Role.AGENT:
+            return "conversation_ended" if state.ended else None
+        if role in (Role.AUDITOR, Role.ADMIN):
+            if purpose is None:
+                return "purpose_required"
+            if state.status == MASKED and purpose != REPORTING:
+                return "reporting_only"
+            return None
+        return "role_not_allowed"
+
+    return decide
 
 
-class PurposeRequired(RoleForbidden):
-    code = "purpose_required"
-    default_message = "an auditor must state a purpose to reveal a value"
+def staff_reveal(
+    gw: Gateway,
+    conversation_id: str,
+    reference: str,
+    role: Role,
+    actor: str,
+    purpose: str | None,
+) -> str:
+    """The value behind `reference` (`CC_<TYPE>_<id>`) for a staff member; audited.
 
-
-class ConversationNotActive(RoleForbidden):
-    code = "conversation_not_active"
-    default_message = "agents may reveal only while the conversation is active"
-
-
-def _latest_epochs(gw: Gateway, ids: list[str]) -> dict[str, tuple[bool, float | None]]:
-    """{conversation_id: (shredded, shredded_at)} for the newest epoch of each id."""
-    if not ids:
-        return {}
-    query = (
-        select(_CONV.c.conversation_id, _CONV.c.epoch, _CONV.c.wrapped_dek, _CONV.c.shredded_at)
-        .where(_CONV.c.tenant == gw.settings.tenant, _CONV.c.conversation_id.in_(ids))
-        .order_by(_CONV.c.conversation_id, _CONV.c.epoch.desc())
-    )
-    found: dict[str, tuple[bool, float | None]] = {}
+    Raises `RevealRefused` (403) when the rules refuse, `UnknownReference` (404),
+    `ConversationShredded` (410 `shredded`) or `ValueExpired` (410 `expired`).
+    """
+    match = REFERENCE_RE.fullmatch(reference)
+    if match is None or match.group(3) is not None:
+        raise BadText("ref", "must be a reference such as CC_EMAIL_ADDRESS_7k2m9xq4cw")
+    entity_type, ref_id = match.group(1), match.group(2)
+    stated = purpose.strip() if purpose is not None and purpose.strip() else None
     try:
-        with gw.reader.connect() as conn:
-            for row in conn.execute(query):
-                found.setdefault(row.conversation_id, (row.wrapped_dek is None, row.shredded_at))
-    except SQLAlchemyError:
-        raise StorageUnavailable("database") from None
-    return found
-
-
-def _has_history(gw: Gateway, conversation_id: str) -> bool:
-    query = select(_HIST.c.id).where(_HIST.c.conversation_id == conversation_id).limit(1)
-    try:
-        with gw.reader.connect() as conn:
-            return conn.execute(query).first() is not None
-    except SQLAlchemyError:
-        raise StorageUnavailable("database") from None
+        opened = gw.vault.reveal_for(
+            conversation_id,
+            ref_id,
+            actor=f"{role.value}:{actor}"[:255],
+            purpose=stated[:255] if stated is not None else None,
+            policy=_policy(role, entity_type, stated),
+        )
+    except GrantRefused as exc:
+        if exc.reason == "reference":
+            raise UnknownReference(ref_id) from None
+        raise RevealRefused(exc.reason) from None
+    # An externally held type stores the customer's id: staff see the fetched value too.
+    return external_value(gw, conversation_id, ref_id, entity_type, opened)
 
 
 def conversation_status(gw: Gateway, conversation_id: str) -> str:
-    """`active` | `shredded` | `unknown` here (the lifecycle adds ended/masked/retained)."""
-    epoch = _latest_epochs(gw, [conversation_id]).get(conversation_id)
-    if epoch is not None:
-        return "shredded" if epoch[0] else "active"
-    return "active" if _has_history(gw, conversation_id) else "unknown"
+    """`active` | `ended` | `masked` | `retained` | `shredded` | `unknown`.
+
+    `ended`: ended with nothing ever vaulted; `masked` / `retained`: ended, values kept
+    under that policy; `shredded`: ended, nothing kept.  A conversation the gateway never
+    recorded (only `/v1/redact`) is answered from the vault.
+    """
+    try:
+        with gw.reader.connect() as conn:
+            status = conn.execute(
+                select(_STATE.c.status).where(_STATE.c.conversation_id == conversation_id)
+            ).scalar()
+            if status is not None:
+                return str(status)
+            holdings = gw.vault.holdings(conversation_id, conn=conn)
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
+    return holdings.status if holdings.epochs else "unknown"
 
 
 def list_conversations(
@@ -105,107 +128,47 @@ def list_conversations(
     until: float | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Conversations with history, newest activity first, filtered by id substring and dates.
+    """Conversations the gateway recorded, most recently active first.
 
-    `since` keeps conversations active at or after it, `until` those started at or before it.
+    `search`: case-insensitive substring of the conversation id; `status`: one of
+    `STATUSES`; `since` / `until` (epoch seconds): conversations active at some time in
+    [since, until), i.e. last activity >= since and started before until.  Each item:
+    `{"conversation_id", "status", "started_at", "last_activity", "ended_at"}`.
     """
-    started = func.min(_HIST.c.created_at).label("started_at")
-    last = func.max(_HIST.c.created_at).label("last_activity")
-    query = select(_HIST.c.conversation_id, started, last).group_by(_HIST.c.conversation_id)
+    if status is not None and status not in STATUSES:
+        raise BadText("status", f"must be one of {', '.join(STATUSES)}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= _MAX_LIMIT:
+        raise BadText("limit", f"must be an integer from 1 to {_MAX_LIMIT}")
+    started = func.coalesce(_STATE.c.started_at, _STATE.c.updated_at)
+    last = func.coalesce(_STATE.c.last_activity, _STATE.c.updated_at)
+    query = select(
+        _STATE.c.conversation_id,
+        _STATE.c.status,
+        started.label("started_at"),
+        last.label("last_activity"),
+        _STATE.c.ended_at,
+    )
     if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(_HIST.c.conversation_id.like(f"%{escaped}%", escape="\\"))
+        query = query.where(_STATE.c.conversation_id.icontains(search, autoescape=True))
+    if status is not None:
+        query = query.where(_STATE.c.status == status)
     if since is not None:
-        query = query.having(func.max(_HIST.c.created_at) >= since)
+        query = query.where(last >= since)
     if until is not None:
-        query = query.having(func.min(_HIST.c.created_at) <= until)
-    query = query.order_by(last.desc()).limit(_SCAN_CAP)
+        query = query.where(started < until)
+    query = query.order_by(last.desc(), _STATE.c.conversation_id).limit(limit)
     try:
         with gw.reader.connect() as conn:
             rows = conn.execute(query).all()
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
-    epochs = _latest_epochs(gw, [r.conversation_id for r in rows])
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        shredded, shredded_at = epochs.get(row.conversation_id, (False, None))
-        state = "shredded" if shredded else "active"
-        if status and state != status:
-            continue
-        out.append(
-            {
-                "conversation_id": row.conversation_id,
-                "status": state,
-                "started_at": row.started_at,
-                "last_activity": row.last_activity,
-                "ended_at": shredded_at,
-            }
-        )
-        if len(out) >= limit:
-            break
-    return out
-
-
-def _refuse(
-    gw: Gateway,
-    exc: RoleForbidden,
-    conversation_id: str,
-    ref: tuple[str, str],
-    actor: str,
-    purpose: str | None,
-) -> RoleForbidden:
-    """Audit a refusal decided here (same chain as the vault's own records), return it."""
-    note = exc.code if not purpose else f"{exc.code}: {purpose}"
-    try:
-        with gw.vault.engine.begin() as conn:
-            vault_audit.append(
-                conn,
-                at=gw.clock(),
-                tenant=gw.settings.tenant,
-                actor=actor[:255],
-                action="reveal",
-                outcome="refused",
-                conversation_id=conversation_id,
-                ref=ref[1],
-                entity_type=ref[0],
-                purpose=note[:255],
-            )
-    except SQLAlchemyError:
-        raise StorageUnavailable("database") from None
-    return exc
-
-
-def staff_reveal(
-    gw: Gateway,
-    conversation_id: str,
-    reference: str,
-    role: Role,
-    actor: str,
-    purpose: str | None,
-) -> str:
-    """The value behind `reference`, if `role` may see it now; every attempt is audited."""
-    match = REFERENCE_RE.fullmatch(reference)
-    if match is None or match.group(3) is not None:
-        raise BadText("reference", "must be a reference such as CC_EMAIL_ADDRESS_7k2m9xq4cw")
-    ref = (match.group(1), match.group(2))
-    purpose = (purpose or "").strip() or None
-    status = conversation_status(gw, conversation_id)
-    if role is Role.AGENT:
-        if status not in ("active", "shredded", "unknown"):
-            raise _refuse(
-                gw, ConversationNotActive(role.value), conversation_id, ref, actor, purpose
-            )
-    elif role in (Role.AUDITOR, Role.ADMIN):
-        if purpose is None:
-            raise _refuse(gw, PurposeRequired(role.value), conversation_id, ref, actor, purpose)
-    else:
-        raise _refuse(gw, RevealForbidden(role.value), conversation_id, ref, actor, purpose)
-    grant = Grant(
-        conversation_id=conversation_id,
-        entity_types=frozenset({ref[0]}),
-        purpose=(purpose or "agent: active conversation")[:255],
-        caller=actor[:255],
-        expires_at=gw.clock() + _GRANT_SECONDS,
-    )
-    # Shredded and unknown references are audited and raised (410 / 404) by the vault.
-    return gw.vault.reveal(conversation_id, ref[1], grant)
+    return [
+        {
+            "conversation_id": row.conversation_id,
+            "status": row.status,
+            "started_at": row.started_at,
+            "last_activity": row.last_activity,
+            "ended_at": row.ended_at,
+        }
+        for row in rows
+    ]

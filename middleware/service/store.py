@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, Table, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -69,29 +69,61 @@ def record_message(
     consume: bool,
     clock: Clock = time.time,
 ) -> None:
-    """Count the message, consume the pending rule if it used one, store its line.
+    """Count the message, touch the conversation (consuming the rule it used), store its line.
 
-    Three Core statements in the caller's one transaction: an upsert that bumps the rate
-    counter (raising `RateLimited`, which rolls everything back, past the limit), the rule
-    cleared, the history row inserted.  Called per message, so it avoids the ORM.
+    Core statements in the caller's one transaction: an upsert that bumps the rate counter
+    (raising `RateLimited`, which rolls everything back, past the limit), then the history
+    row with the conversation's state upsert riding along: `last_activity` (for the idle
+    timeout), a reopen if the conversation had ended, the consumed rule cleared.  On
+    PostgreSQL the upsert is a data-modifying CTE of the history INSERT (one round-trip for
+    both); on SQLite, where a statement costs no round-trip, it runs just before it.
+    Called per message, so it avoids the ORM.
     """
     limit, window = limits
     now = clock()
     start = int(now // window) * window
     if _upsert_count(conn, conversation_id, start) > limit:
         raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
-    if consume:
-        state = _table(ConversationState)
-        conn.execute(
-            update(state)
-            .where(state.c.conversation_id == conversation_id)
-            .values(context_json=None, updated_at=now)
-        )
-    conn.execute(
-        insert(_table(HistoryEntry)).values(
-            conversation_id=conversation_id, direction="in", text=text, created_at=now
-        )
+    line = insert(_table(HistoryEntry)).values(
+        conversation_id=conversation_id, direction="in", text=text, created_at=now
     )
+    touch = _touch(conn.dialect.name, conversation_id, consume, now)
+    if conn.dialect.name == "postgresql":
+        conn.execute(line.add_cte(touch.cte("touch")))
+    else:
+        conn.execute(touch)
+        conn.execute(line)
+
+
+def _touch(dialect: str, conversation_id: str, consume: bool, now: float) -> Insert:
+    """Upsert of the conversation's state for a new message: active, seen now.
+
+    An ended conversation that gets a message is reopened (a new session: new
+    `started_at`; the vault opens a new key epoch for its values).
+    """
+    state = _table(ConversationState)
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(state).values(
+        conversation_id=conversation_id,
+        context_json=None,
+        updated_at=now,
+        status="active",
+        started_at=now,
+        last_activity=now,
+    )
+    still_active = (state.c.status == "active") & state.c.started_at.is_not(None)
+    changes: dict[str, Any] = {
+        "updated_at": now,
+        "last_activity": now,
+        "status": "active",
+        "started_at": case((still_active, state.c.started_at), else_=now),
+        "ended_at": None,
+        "end_reason": None,
+        "retain_until": None,
+    }
+    if consume:
+        changes["context_json"] = None
+    return stmt.on_conflict_do_update(index_elements=[state.c.conversation_id], set_=changes)
 
 
 def record_replies(
@@ -121,7 +153,11 @@ def record_replies(
         payload = json.dumps(rule, sort_keys=True)
         dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
         stmt = dialect_insert(table).values(
-            conversation_id=conversation_id, context_json=payload, updated_at=now
+            conversation_id=conversation_id,
+            context_json=payload,
+            updated_at=now,
+            started_at=now,
+            last_activity=now,
         )
         conn.execute(
             stmt.on_conflict_do_update(
@@ -170,20 +206,36 @@ def read_history(session: Session, conversation_id: str) -> list[dict[str, Any]]
 
 
 def set_context(
-    session: Session, conversation_id: str, rule: dict[str, Any] | None, clock: Clock = time.time
+    session: Session,
+    conversation_id: str,
+    rule: dict[str, Any] | None,
+    clock: Clock = time.time,
+    *,
+    touch: bool = False,
 ) -> None:
-    """Store (or clear, with None) the rule for the conversation's next user message."""
+    """Store (or clear, with None) the rule for the conversation's next user message.
+
+    A new row starts the conversation; `touch` also counts a user message as activity.
+    """
     row = session.get(ConversationState, conversation_id)
     payload = None if rule is None else json.dumps(rule, sort_keys=True)
+    now = clock()
     if row is None:
         session.add(
             ConversationState(
-                conversation_id=conversation_id, context_json=payload, updated_at=clock()
+                conversation_id=conversation_id,
+                context_json=payload,
+                updated_at=now,
+                status="active",
+                started_at=now,
+                last_activity=now,
             )
         )
     else:
         row.context_json = payload
-        row.updated_at = clock()
+        row.updated_at = now
+        if touch:
+            row.last_activity = now
 
 
 def peek_context(session: Session, conversation_id: str) -> dict[str, Any] | None:

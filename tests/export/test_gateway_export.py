@@ -355,3 +355,39 @@ def test_bad_export_section_is_refused_at_start(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", config=path)
     with pytest.raises(ValueError, match=re.escape(f"COATCHECK_CONFIG: {field}: ")):
         create_app(settings)
+
+
+# -- export when a conversation ends ----------------------------------------------------------
+
+
+def test_ending_a_conversation_exports_its_record_once(
+    exporting: tuple[Harness, Receiver, Path],
+) -> None:
+    gw, rec, jsonl = exporting
+    assert put(gw, {"type": "deny", "fields": []}).status_code == 200
+    response = gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT)
+    assert response.status_code == 200, response.text
+    file_record, hook_record = delivered(rec, jsonl)
+    assert file_record == hook_record
+    assert file_record["conversation_id"] == "conv-1"
+    assert file_record["status"] == response.json()["status"] == "shredded"
+    assert file_record["ended_at"] is not None
+    assert len(file_record["turns"]) == 2 * len(MESSAGES)  # both directions (echo bot)
+    for canary in CANARIES:
+        assert canary.encode() not in jsonl.read_bytes()
+    # Ending again changes nothing and sends nothing more.
+    assert gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT).status_code == 200
+    assert len(jsonl.read_text("utf-8").splitlines()) == 1 and len(rec.bodies) == 1
+
+
+def test_a_failing_sink_does_not_undo_the_end(gateways: GatewayFactory, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}/hook"
+    jsonl = tmp_path / "out.jsonl"
+    sinks = [{"webhook": dead, "timeout_seconds": 1}, {"jsonl": str(jsonl)}]
+    gw = gateways.build({**BASE_CONFIG, "export": {"sinks": sinks}})
+    gw.say("conv-9", MESSAGES[0])
+    response = gw.call("POST", "/v1/conversations/conv-9/end", Role.BOT)
+    assert response.status_code == 200, response.text
+    assert len(jsonl.read_text("utf-8").splitlines()) == 1  # the other sink still got it
+    status = gw.call("GET", "/v1/conversations/conv-9/history", Role.AUDITOR)
+    assert status.status_code == 200

@@ -103,11 +103,28 @@ def test_grant_allow_list(service: Service, types: list[str], action: str, statu
     assert post(service, "/v1/grants", body, Role.ACTION_SERVER).status_code == status
 
 
-@pytest.mark.parametrize("role", [Role.AGENT, Role.AUDITOR])
-def test_human_reveal_not_yet(service: Service, role: Role) -> None:
+@pytest.mark.parametrize(
+    ("role", "purpose", "status", "code"),
+    [
+        (Role.AGENT, None, 200, None),
+        (Role.AUDITOR, None, 403, "purpose_required"),
+        (Role.AUDITOR, "dispute 42", 200, None),
+        (Role.ADMIN, None, 403, "purpose_required"),
+    ],
+)
+def test_staff_reveal_on_active_conversation(
+    service: Service, role: Role, purpose: str | None, status: int, code: str | None
+) -> None:
+    """Lifecycle rules (tests/lifecycle has the rest): no grant, active conversation."""
     ref = tokenize(service)
-    response = post(service, "/v1/reveal", {"conversation_id": "c1", "ref": ref}, role)
-    assert (response.status_code, response.json()["error"]) == (403, "not_yet")
+    body = {"conversation_id": "c1", "ref": ref, "purpose": purpose}
+    response = post(service, "/v1/reveal", body, role)
+    assert response.status_code == status
+    if code is None:
+        assert response.json() == {"value": EMAIL, "type": "EMAIL_ADDRESS"}
+    else:
+        assert response.json()["error"] == code
+        assert EMAIL not in response.text
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,150 @@
+"""The sweeper: idle-timeout ends, TTL and retention expiries, in every worker, once each.
+
+Every worker runs `run_sweeper` (started in the app's lifespan, every
+`COATCHECK_SWEEP_INTERVAL_SECONDS`); correctness never depends on there being one:
+
+- idle ends: the candidates are read lock-free, then each goes through
+  `end_conversation(..., "idle")`, whose conditional claim (`status = 'active' AND
+  last_activity <= cutoff`) lets one worker end it; the others' UPDATE waits for that
+  commit and matches nothing.  A message that arrived meanwhile moved `last_activity`, so
+  the claim misses too.
+- expiries: `Vault.expire_due` locks the epochs holding due values FOR UPDATE SKIP LOCKED
+  (PostgreSQL) and re-checks each value in its UPDATE.  The status of the conversations
+  it touched is brought up to date afterwards, one short transaction each (the state row
+  is locked first: the lock order of `end_conversation` is state row -> epochs -> values
+  -> audit head, and the expiry's audit append must stay its last lock).  Retained
+  conversations past their deadline are re-synced on every pass, so a crash between the
+  two leaves no stale status behind.
+
+Everything is audited by the vault (`end`, `expire`, `shred`, actor `sweeper`).  The clock
+is the gateway's (injected in tests); `sweep_once` is what tests call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+from anyio import to_thread
+from sqlalchemy import Select, Table, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from middleware.models import ConversationState
+from middleware.service.errors import StorageUnavailable
+from middleware.service.lifecycle import EndReason, end_conversation, sync_status
+from middleware.service.state import Gateway
+from middleware.service.store import guarded_conn
+
+__all__ = ["SWEEPER", "SweepReport", "run_sweeper", "sweep_once"]
+
+log = logging.getLogger(__name__)
+
+SWEEPER = "sweeper"
+_BATCH = 500
+_MAX_ROUNDS = 20
+_STATE = cast(Table, ConversationState.__table__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one pass did (this worker's share only)."""
+
+    ended: tuple[str, ...] = ()
+    forgotten: int = 0
+    shredded_epochs: int = 0
+
+
+def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
+    """One pass: end idle conversations, then forget due values and shred emptied epochs."""
+    ended = _idle_ends(gw, batch)
+    forgotten = shredded = 0
+    touched: set[str] = set()
+    for _ in range(_MAX_ROUNDS):
+        with guarded_conn(gw.writer) as conn:
+            summary = gw.vault.expire_due(SWEEPER, limit=batch, conn=conn)
+        forgotten += summary.forgotten
+        shredded += summary.shredded_epochs
+        touched |= summary.conversations
+        if summary.forgotten == 0 and summary.shredded_epochs == 0:
+            break
+    for conversation_id in sorted(_ended_among(gw, touched) | _retained_past_deadline(gw, batch)):
+        with guarded_conn(gw.writer) as conn:
+            sync_status(conn, gw, conversation_id)
+    return SweepReport(tuple(ended), forgotten, shredded)
+
+
+def _ended_among(gw: Gateway, conversation_ids: set[str]) -> set[str]:
+    """Those whose status may change (active ones keep theirs): one lock-free read."""
+    found: set[str] = set()
+    ids = sorted(conversation_ids)
+    for start in range(0, len(ids), _BATCH):
+        query = select(_STATE.c.conversation_id).where(
+            _STATE.c.conversation_id.in_(ids[start : start + _BATCH]),
+            _STATE.c.status != "active",
+        )
+        found.update(_read(gw, query))
+    return found
+
+
+def _retained_past_deadline(gw: Gateway, batch: int) -> set[str]:
+    query = (
+        select(_STATE.c.conversation_id)
+        .where(_STATE.c.status == "retained", _STATE.c.retain_until <= gw.clock())
+        .limit(batch)
+    )
+    return set(_read(gw, query))
+
+
+def _read(gw: Gateway, query: Select[Any]) -> list[str]:
+    try:
+        with gw.reader.connect() as conn:
+            return list(conn.execute(query).scalars())
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
+
+
+def _idle_ends(gw: Gateway, batch: int) -> list[str]:
+    timeout = gw.settings.idle_timeout_seconds
+    if timeout <= 0:
+        return []
+    cutoff = gw.clock() - timeout
+    query = (
+        select(_STATE.c.conversation_id)
+        .where(_STATE.c.status == "active", _STATE.c.last_activity <= cutoff)
+        .order_by(_STATE.c.last_activity)
+        .limit(batch)
+    )
+    ended = []
+    for _ in range(_MAX_ROUNDS):
+        candidates = _read(gw, query)
+        for conversation_id in candidates:
+            if end_conversation(gw, conversation_id, SWEEPER, EndReason.IDLE).ended:
+                ended.append(conversation_id)
+        if len(candidates) < batch:
+            break
+    return ended
+
+
+async def run_sweeper(gw: Gateway, interval: float) -> None:
+    """Sweep every `interval` seconds until cancelled; a failed pass is logged and retried.
+
+    Each pass runs in a worker thread under the gateway's database limiter (on SQLite it
+    queues with the messages instead of fighting them for the write lock).  Cancelling
+    waits for a running pass to finish, so the engines are never disposed under it.
+    """
+    while True:
+        await anyio.sleep(interval)
+        try:
+            report = await to_thread.run_sync(sweep_once, gw, limiter=gw.db_limiter)
+        except Exception as exc:  # keep sweeping: the next pass retries what failed
+            log.warning("sweep failed: %s", type(exc).__name__)
+            continue
+        if report.ended or report.forgotten or report.shredded_epochs:
+            log.info(
+                "sweep: %d idle conversations ended, %d values forgotten, %d keys shredded",
+                len(report.ended),
+                report.forgotten,
+                report.shredded_epochs,
+            )

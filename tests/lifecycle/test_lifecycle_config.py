@@ -1,0 +1,107 @@
+"""Retention and TTL config (YAML `types:`), and the lifecycle settings: errors name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gateway_helpers import make_settings
+
+from middleware.detect.errors import ConfigError
+from middleware.service.app import create_app
+from middleware.service.lifecycle import load_policies, parse_duration
+from middleware.settings import SettingsError, load_settings
+from vault import Policies, Retention
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45s", 45), ("15m", 900), ("12h", 43200), ("30d", 2592000), (" 2h ", 7200)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text, "f") == seconds
+
+
+@pytest.mark.parametrize("text", ["0d", "30", "1w", "-5m", "1.5h", "", 30, None, "3651d"])
+def test_bad_durations_name_the_field(text: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_duration(text, "types.X.ttl")
+    assert caught.value.name == "types.X.ttl"
+
+
+def test_policies_from_yaml() -> None:
+    policies = load_policies(
+        {
+            "types": {
+                "EMAIL_ADDRESS": {"retention": "mask", "ttl": "90d"},
+                "PHONE_NUMBER": {"retention": {"retain": "30d"}},
+                "CREDIT_CARD": {"retention": "shred"},
+                "PIN": {"ttl": "5m", "capture": "whole"},
+            },
+            "custom_types": [
+                {"name": "ACCOUNT_ID", "regex": "x", "retention": {"retain": "12h"}},
+            ],
+        }
+    )
+    assert policies.retention_for("EMAIL_ADDRESS") == Retention("mask")
+    assert policies.retention_for("PHONE_NUMBER") == Retention("retain", 30 * 86400)
+    assert policies.retention_for("ACCOUNT_ID") == Retention("retain", 12 * 3600)
+    assert policies.retention_for("IBAN_CODE") == Retention("shred")  # privacy-first default
+    assert policies.ttl_for("PIN") == 300 and policies.ttl_for("EMAIL_ADDRESS") == 90 * 86400
+    assert policies.ttl_for("PHONE_NUMBER") is None
+    assert load_policies(None) == Policies()
+
+
+@pytest.mark.parametrize(
+    ("types", "field"),
+    [
+        ({"PIN": {"retention": "keep"}}, "types.PIN.retention"),
+        ({"PIN": {"retention": {"retain": "forever"}}}, "types.PIN.retention.retain"),
+        ({"PIN": {"retention": {"retain": "1d", "then": "x"}}}, "types.PIN.retention"),
+        ({"PIN": {"retention": ["mask"]}}, "types.PIN.retention"),
+        ({"PIN": {"ttl": "soon"}}, "types.PIN.ttl"),
+    ],
+)
+def test_bad_retention_names_the_field(tmp_path: Path, types: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policies({"types": types})
+    assert caught.value.name == field
+    config = tmp_path / "bad.yml"
+    config.write_text(yaml.safe_dump({"types": types}))
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        create_app(make_settings(tmp_path, config=config))
+
+
+def test_bad_custom_type_retention_names_its_index() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_policies({"custom_types": [{"name": "A", "regex": "a", "ttl": "1y"}]})
+    assert caught.value.name == "custom_types.0.ttl"
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "5"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
+        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "-1"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
+        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "soon"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
+        ({"COATCHECK_SWEEP_INTERVAL_SECONDS": "-3"}, "COATCHECK_SWEEP_INTERVAL_SECONDS"),
+        ({"COATCHECK_SWEEP_INTERVAL_SECONDS": "7200"}, "COATCHECK_SWEEP_INTERVAL_SECONDS"),
+    ],
+)
+def test_lifecycle_settings_errors_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.name == name
+
+
+def test_lifecycle_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.idle_timeout_seconds, settings.sweep_interval_seconds) == (1800, 30)
+    monkeypatch.setenv("COATCHECK_IDLE_TIMEOUT_SECONDS", "0")
+    assert load_settings().idle_timeout_seconds == 0  # off

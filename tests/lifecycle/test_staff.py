@@ -1,0 +1,117 @@
+"""The staff contract (staff.py): staff_reveal, conversation_status, list_conversations."""
+
+from __future__ import annotations
+
+import pytest
+from gateway_helpers import Service, StubBot
+from lifecycle_helpers import CARD, EMAIL, PHONE, audit, end, post, say_refs
+
+from middleware.service.apikeys import Role
+from middleware.service.errors import BadText, RevealRefused
+from middleware.service.staff import conversation_status, list_conversations, staff_reveal
+from vault import ConversationShredded, UnknownReference
+
+
+def test_staff_reveal_audits_actor_role_purpose_outcome(life: Service, stub_bot: StubBot) -> None:
+    email = say_refs(life, stub_bot, "s1", f"mail {EMAIL}")["EMAIL_ADDRESS"]
+    gw = life.gateway
+    assert staff_reveal(gw, "s1", email, Role.AGENT, "alice", None) == EMAIL
+    end(life, "s1")
+    with pytest.raises(RevealRefused) as refused:
+        staff_reveal(gw, "s1", email, Role.AGENT, "alice", "curious")
+    assert (refused.value.status, refused.value.code) == (403, "conversation_ended")
+    with pytest.raises(RevealRefused) as refused:
+        staff_reveal(gw, "s1", email, Role.AUDITOR, "bob", "   ")  # blank is no purpose
+    assert refused.value.code == "purpose_required"
+    assert staff_reveal(gw, "s1", email, Role.AUDITOR, "bob", "reporting") == EMAIL
+    with pytest.raises(RevealRefused) as refused:
+        staff_reveal(gw, "s1", email, Role.VIEWER, "eve", "reporting")
+    assert refused.value.code == "role_not_allowed"
+    rows = [
+        (r.actor, r.purpose, r.outcome, r.entity_type)
+        for r in audit(life, conversation_id="s1", action="reveal")
+    ]
+    assert rows == [
+        ("agent:alice", None, "ok", "EMAIL_ADDRESS"),
+        ("agent:alice", "curious", "refused:conversation_ended", "EMAIL_ADDRESS"),
+        ("auditor:bob", None, "refused:purpose_required", "EMAIL_ADDRESS"),
+        ("auditor:bob", "reporting", "ok", "EMAIL_ADDRESS"),
+        ("viewer:eve", "reporting", "refused:role_not_allowed", "EMAIL_ADDRESS"),
+    ]
+
+
+def test_staff_reveal_errors(life: Service, stub_bot: StubBot) -> None:
+    refs = say_refs(life, stub_bot, "s2", f"mail {EMAIL}, card {CARD}")
+    gw = life.gateway
+    with pytest.raises(BadText):
+        staff_reveal(gw, "s2", "not a reference", Role.AGENT, "a", None)
+    wrong_type = refs["EMAIL_ADDRESS"].replace("EMAIL_ADDRESS", "CREDIT_CARD")
+    with pytest.raises(UnknownReference):
+        staff_reveal(gw, "s2", wrong_type, Role.AGENT, "a", None)
+    with pytest.raises(UnknownReference):
+        staff_reveal(gw, "other", refs["EMAIL_ADDRESS"], Role.AGENT, "a", None)
+    end(life, "s2")
+    with pytest.raises(ConversationShredded):
+        staff_reveal(gw, "s2", refs["CREDIT_CARD"], Role.AUDITOR, "a", "reporting")
+    outcomes = [r.outcome for r in audit(life, conversation_id="s2", action="reveal")]
+    assert outcomes == ["refused:reference", "shredded"]  # "other" is audited under its id
+    assert [r.outcome for r in audit(life, conversation_id="other", action="reveal")] == ["unknown"]
+
+
+def test_reveal_route_for_staff(life: Service, stub_bot: StubBot) -> None:
+    email = say_refs(life, stub_bot, "s3", f"mail {EMAIL}")["EMAIL_ADDRESS"]
+    body = {"conversation_id": "s3", "ref": email, "purpose": "complaint 7"}
+    assert post(life, "/v1/reveal", body, Role.AUDITOR).json()["value"] == EMAIL
+    [row] = audit(life, conversation_id="s3", action="reveal")
+    assert row.actor == f"auditor:key:{life.keys[Role.AUDITOR].split('_')[1]}"
+    assert row.purpose == "complaint 7"
+    # An admin with a grant takes the action path; without one, the auditor's rules.
+    assert post(life, "/v1/reveal", {**body, "purpose": None}, Role.ADMIN).status_code == 403
+    assert post(life, "/v1/reveal", body, Role.ADMIN).status_code == 200
+
+
+def test_conversation_status_values(life: Service, stub_bot: StubBot) -> None:
+    gw = life.gateway
+    assert conversation_status(gw, "nobody") == "unknown"
+    say_refs(life, stub_bot, "st-active", "hello")
+    assert conversation_status(gw, "st-active") == "active"
+    say_refs(life, stub_bot, "st-ended", "no personal data here")
+    end(life, "st-ended")
+    assert conversation_status(gw, "st-ended") == "ended"  # nothing was ever vaulted
+    say_refs(life, stub_bot, "st-retained", f"call {PHONE}")
+    end(life, "st-retained")
+    assert conversation_status(gw, "st-retained") == "retained"
+    post(life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "st-v"}, Role.BOT)
+    assert conversation_status(gw, "st-v") == "active"  # known to the vault only
+
+
+def test_list_conversations_filters(life: Service, stub_bot: StubBot) -> None:
+    gw = life.gateway
+    t0 = life.clock.now
+    say_refs(life, stub_bot, "Shop-1", f"mail {EMAIL}")
+    life.clock.now += 100
+    say_refs(life, stub_bot, "shop-2", "hello")
+    life.clock.now += 100
+    say_refs(life, stub_bot, "other_%", "hello")
+    end(life, "Shop-1")
+    everything = list_conversations(gw)
+    assert [c["conversation_id"] for c in everything] == ["other_%", "shop-2", "Shop-1"]
+    assert everything[2] == {
+        "conversation_id": "Shop-1",
+        "status": "masked",
+        "started_at": t0,
+        "last_activity": t0,
+        "ended_at": t0 + 200,
+    }
+    names = lambda **kw: [c["conversation_id"] for c in list_conversations(gw, **kw)]  # noqa: E731
+    assert names(search="shop") == ["shop-2", "Shop-1"]
+    assert names(search="_%") == ["other_%"]  # LIKE wildcards are escaped
+    assert names(status="active") == ["other_%", "shop-2"]
+    assert names(status="masked") == ["Shop-1"]
+    assert names(since=t0 + 50) == ["other_%", "shop-2"]
+    assert names(until=t0 + 150) == ["shop-2", "Shop-1"]
+    assert names(since=t0 + 50, until=t0 + 150) == ["shop-2"]
+    assert names(limit=1) == ["other_%"]
+    for bad in ({"status": "gone"}, {"limit": 0}, {"limit": 1001}):
+        with pytest.raises(BadText):
+            list_conversations(gw, **bad)  # type: ignore[arg-type]
