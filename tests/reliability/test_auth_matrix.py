@@ -11,37 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
-from rel_support import App
+from rel_support import ALL_ROLES, EXPECT, NOT_YET, PUBLIC, App
 from starlette.routing import Route
 
 from middleware.service.apikeys import Role
 from middleware.service.app import create_app
-
-PUBLIC = "public"
-ALL_ROLES = tuple(Role)
-
-# (method, path template) -> roles that get past auth (admin always does), or PUBLIC.
-# Roles in NOT_YET pass the key check but are refused by the route with 403 `not_yet`.
-EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
-    ("GET", "/health"): PUBLIC,
-    ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
-    ("POST", "/webhooks/rest/webhook"): frozenset({Role.CHANNEL}),
-    ("POST", "/v1/redact"): frozenset({Role.CHANNEL, Role.BOT, Role.ACTION_SERVER}),
-    ("POST", "/v1/grants"): frozenset({Role.ACTION_SERVER}),
-    ("POST", "/v1/reveal"): frozenset({Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR}),
-    ("POST", "/v1/check"): frozenset({Role.BOT, Role.ACTION_SERVER}),
-    ("POST", "/v1/conversations/{conversation_id}/context"): frozenset(
-        {Role.BOT, Role.ACTION_SERVER}
-    ),
-    ("POST", "/v1/conversations/{conversation_id}/end"): frozenset({Role.CHANNEL, Role.BOT}),
-    ("GET", "/v1/conversations/{conversation_id}/history"): frozenset(
-        {Role.VIEWER, Role.AGENT, Role.AUDITOR}
-    ),
-}
-NOT_YET = {("POST", "/v1/reveal"): frozenset({Role.AGENT, Role.AUDITOR})}
 
 BODIES: dict[str, Any] = {
     "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
