@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
-from rel_support import ALL_ROLES, EXPECT, NOT_YET, PUBLIC, App
+from rel_support import ALL_ROLES, EXPECT, NOT_YET, PUBLIC, App, RecordingBot
 from starlette.routing import Route
 
 from middleware.service.apikeys import Role
 from middleware.service.app import create_app
+from middleware.service.store import guarded, set_context
 
 BODIES: dict[str, Any] = {
     "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
@@ -239,3 +240,36 @@ def test_reveal_grants(app: App) -> None:
             headers=app.auth(role),
         )
         assert response.status_code == 403 and email_a not in response.text
+
+
+# -- regression: an unknown entity type in a context rule was a 500 (found by the fuzzer) ---
+
+
+def test_unknown_context_type_is_refused_not_500(app: App) -> None:
+    redact = app.client.post(
+        "/v1/redact",
+        json={"text": "hi", "conversation_id": "u9", "context": {"expect": "NOSUCHTYPE"}},
+        headers=app.auth(Role.BOT),
+    )
+    assert redact.status_code == 422 and redact.json()["error"] == "bad_text"
+    context = app.client.post(
+        "/v1/conversations/u9/context", json={"expect": "NOSUCHTYPE"}, headers=app.auth(Role.BOT)
+    )
+    assert context.status_code == 422 and context.json()["error"] == "bad_text"
+
+
+def test_bot_directive_with_unknown_type_does_not_wedge_the_conversation(
+    app: App, bot: RecordingBot
+) -> None:
+    # a bot directive is stored without the route's check; the next message must still pass
+    with guarded(app.gateway.sessions) as session:
+        set_context(session, "u9", {"expect": "NOSUCHTYPE", "capture": None}, app.clock)
+    for text in ("hello ann.rel9@example.com", "again"):
+        response = app.client.post(
+            "/webhooks/rest/webhook",
+            json={"sender": "u9", "message": text},
+            headers=app.auth(Role.CHANNEL),
+        )
+        assert response.status_code == 200, response.text
+    assert "ann.rel9@example.com" not in str(bot.received)
+    assert len(bot.received) == 2
