@@ -44,22 +44,22 @@ class Load:
         )
         return conv, text, values, marker
 
-    def _next(self, limit: int, keep_going: threading.Event | None) -> int | None:
-        """The next sequence number: at least `limit` messages, more while `keep_going`
-        is set (a killer still at work), never more than 20x `limit`."""
+    def _next(self, limit: int, keep_going: threading.Event | None, cap: int) -> int | None:
+        """The next sequence number: up to `limit`, more while `keep_going` is set (a
+        killer still at work), never `cap` or more."""
         with self.lock:
             seq = self.counter
             busy = keep_going is not None and keep_going.is_set()
-            if seq >= 20 * limit or (seq >= limit and not busy):
+            if seq >= cap or (seq >= limit and not busy):
                 return None
             self.counter += 1
             return seq
 
-    def worker(self, limit: int, keep_going: threading.Event | None) -> None:
+    def worker(self, limit: int, keep_going: threading.Event | None, cap: int) -> None:
         headers = {"Authorization": f"Bearer {self.cluster.keys['channel']}"}
         limits = httpx.Limits(max_keepalive_connections=0)  # new connection each: both workers
         with httpx.Client(headers=headers, timeout=30, limits=limits) as client:
-            while (seq := self._next(limit, keep_going)) is not None:
+            while (seq := self._next(limit, keep_going, cap)) is not None:
                 conv, text, values, marker = self.message(seq)
                 try:
                     r = client.post(
@@ -72,10 +72,19 @@ class Load:
                 with self.lock:
                     self.sent.append(Sent(seq, conv, marker, values, status, body))
 
-    def run(self, total: int, threads: int, keep_going: threading.Event | None = None) -> None:
-        """`total` messages over `threads` clients (more while `keep_going` is set)."""
+    def run(
+        self,
+        total: int,
+        threads: int,
+        keep_going: threading.Event | None = None,
+        cap: int | None = None,
+    ) -> None:
+        """Messages up to number `total` over `threads` clients (more while `keep_going` is
+        set, up to `cap`, by default 20x `total`)."""
+        limit = cap if cap is not None else 20 * total
         pool = [
-            threading.Thread(target=self.worker, args=(total, keep_going)) for _ in range(threads)
+            threading.Thread(target=self.worker, args=(total, keep_going, limit))
+            for _ in range(threads)
         ]
         for t in pool:
             t.start()
