@@ -29,6 +29,7 @@ from typing import Any
 from reliability.harness import (
     Canaries,
     Cluster,
+    exit_on_term,
     pg_database,
     pg_dump,
     read_all,
@@ -142,6 +143,7 @@ def run(server_url: str, messages: int, kills: int, threads: int, conversations:
 
 
 def main() -> None:
+    exit_on_term()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--messages", type=int, default=600)

@@ -26,7 +26,14 @@ from typing import Any
 
 import httpx
 
-from reliability.harness import Canaries, own_cluster, running_bot, running_cluster, scan
+from reliability.harness import (
+    Canaries,
+    exit_on_term,
+    own_cluster,
+    running_bot,
+    running_cluster,
+    scan,
+)
 from reliability.load import Load
 
 
@@ -113,6 +120,7 @@ def run(down: float, threads: int, recover_within: float) -> dict[str, Any]:
 
 
 def main() -> None:
+    exit_on_term()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--down", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=3)

@@ -245,6 +245,8 @@ class Cluster:
         """The uvicorn worker processes (spawned children), not the resource tracker."""
         if self.proc is None:
             return []
+        if self.workers == 1:  # uvicorn serves in the supervisor process itself
+            return [self.proc.pid] if self.proc.poll() is None else []
         pids = []
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
@@ -253,9 +255,7 @@ class Cluster:
         for pid in children.split():
             with contextlib.suppress(OSError):
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"spawn_main" in cmdline or (
-                    self.workers == 1 and b"resource_tracker" not in cmdline
-                ):
+                if b"spawn_main" in cmdline:
                     pids.append(int(pid))
         return pids
 
@@ -354,3 +354,8 @@ def pg_dump(database_url: str) -> str:
         [str(PG_BIN / "pg_dump"), "--no-owner", dsn],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout  # fmt: skip
+
+
+def exit_on_term() -> None:
+    """Turn SIGTERM (e.g. from `timeout`) into SystemExit so every `finally` cleans up."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -37,6 +37,7 @@ from reliability.harness import (
     Canaries,
     Cluster,
     RecordingBot,
+    exit_on_term,
     pg_database,
     running_bot,
     running_cluster,
@@ -171,6 +172,7 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    exit_on_term()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--messages", type=int, default=400)
