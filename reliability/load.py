@@ -32,6 +32,9 @@ class Load:
     sent: list[Sent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: int = 0
+    # compact values per conversation, registered before each send (the bot may see a
+    # message before the client has its answer)
+    planned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def message(self, seq: int) -> tuple[str, str, dict[str, str], str]:
         values = self.canaries.make(seq)
@@ -61,6 +64,8 @@ class Load:
         with httpx.Client(headers=headers, timeout=30, limits=limits) as client:
             while (seq := self._next(limit, keep_going, cap)) is not None:
                 conv, text, values, marker = self.message(seq)
+                with self.lock:
+                    self.planned[conv].update(_compact(v) for v in values.values())
                 try:
                     r = client.post(
                         f"{self.cluster.url}/webhooks/rest/webhook",

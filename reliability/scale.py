@@ -42,7 +42,7 @@ from reliability.harness import (
     running_bot,
     running_cluster,
 )
-from reliability.load import Load, forwarded_refs, planted_by_conversation
+from reliability.load import Load, forwarded_refs
 
 
 @contextmanager
@@ -116,6 +116,7 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
         busy.set()
         reveals: list[int] = []
         wrong: list[str] = []
+        errors: list[str] = []
 
         def revealer() -> None:
             headers = {"Authorization": f"Bearer {cluster.keys['action-server']}"}
@@ -124,7 +125,7 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
                 while busy.is_set():
                     refs = forwarded_refs(bot)
                     with load.lock:
-                        planted = planted_by_conversation(list(load.sent))
+                        planted = {c: set(v) for c, v in load.planned.items()}
                     conv = rng.choice(sorted(refs))
                     g = client.post(
                         f"{cluster.url}/v1/grants",
@@ -133,6 +134,7 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
                     )  # fmt: skip
                     if g.status_code != 200:
                         reveals.append(g.status_code)
+                        errors.append(f"grant {g.status_code} {g.text[:80]}")
                         continue
                     for ref in rng.sample(sorted(refs[conv]), min(6, len(refs[conv]))):
                         r = client.post(
@@ -140,6 +142,8 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
                             json={"conversation_id": conv, "ref": ref, "grant": g.json()["grant"]},
                         )
                         reveals.append(r.status_code)
+                        if r.status_code != 200:
+                            errors.append(f"reveal {r.status_code} {r.text[:80]}")
                         if r.status_code == 200:
                             got = r.json()["value"].replace(" ", "").lower()
                             if got not in planted.get(conv, set()):
@@ -167,6 +171,8 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
             "messages_failed": sum(1 for s in during if s.status != 200),
             "reveals": len(reveals),
             "reveals_failed": sum(1 for s in reveals if s != 200) + len(wrong),
+            "failures": sorted(set(errors))[:10],
+            "wrong_values": len(wrong),
             "audit_ok": audit.returncode == 0,
         }
 
@@ -180,7 +186,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rotations", type=int, default=3)
     parser.add_argument("--same-value-sends", type=int, default=40)
+    parser.add_argument("--only-rotation", action="store_true")
     a = parser.parse_args()
+    if a.only_rotation:
+        rot = rotation(a.pg, a.rotations, a.threads // 2 or 1)
+        print(json.dumps(rot))
+        sys.exit(0 if rot["reveals"] > 0 and rot["reveals_failed"] == 0 else 1)
     rounds = [throughput(a.pg, w, a.messages, a.threads) for _ in range(a.rounds) for w in (1, 2)]
     best = {w: max(r["msg_per_s"] for r in rounds if r["workers"] == w) for w in (1, 2)}
     same = one_reference(a.pg, a.same_value_sends)
