@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import yaml
 
+from middleware.render import parse_references
 from reliability.harness import TYPES, Canaries, Cluster, exit_on_term, free_port, read_all, scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,6 +185,9 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
         history = json.dumps(
             [client.get(f"{cluster.url}/v1/conversations/{p[0]}/history").json() for p in plans]
         )
+    # audited reads at rest too: reveal every reference with a grant, then end (shred)
+    # every second conversation
+    reveals = reveal_and_end(cluster, [p[0] for p in plans], history)
     control = f"control.{canaries.tag}@example.org"
     httpx.post(
         f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
@@ -199,8 +203,38 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
         "_planted": canaries.planted,
         "_control": control,
         "found_history": len(scan(history, canaries.planted)),
+        "reveals_ok": reveals,
         "history_refs_all_types": all(f"CC_{t}_" in history for t in TYPES),
     }
+
+
+def reveal_and_end(cluster: Cluster, senders: list[str], history: str) -> int:
+    refs = dict(zip(senders, [set() for _ in senders], strict=True))
+    for item in json.loads(history):
+        for message in item["messages"]:
+            for ref in parse_references(message["text"]):
+                refs[item["conversation_id"]].add(ref.reference)
+    ok = 0
+    action = {"Authorization": f"Bearer {cluster.keys['action-server']}"}
+    admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
+    with httpx.Client(timeout=60) as client:
+        for i, sender in enumerate(senders):
+            grant = client.post(
+                f"{cluster.url}/v1/grants",
+                json={"conversation_id": sender, "entity_types": TYPES, "purpose": "leak audit",
+                      "action": "action_reliability_check"},
+                headers=action,
+            ).json()["grant"]  # fmt: skip
+            for ref in sorted(refs[sender]):
+                r = client.post(
+                    f"{cluster.url}/v1/reveal",
+                    json={"conversation_id": sender, "ref": ref, "grant": grant},
+                    headers=action,
+                )
+                ok += r.status_code == 200
+            if i % 2:
+                client.post(f"{cluster.url}/v1/conversations/{sender}/end", headers=admin)
+    return ok
 
 
 def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +270,8 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
         figures["canaries_found"] == 0
         and not any(found.values())
         and figures["messages_2xx"] == figures["messages"]
+        and figures["reveals_ok"] == figures["canaries_planted"]
+        and figures["audit_rows_in_db"] >= figures["canaries_planted"]
         and figures["control_in_tracker"]
         and figures["tracker_refs_all_types"]
         and figures["history_refs_all_types"]
