@@ -338,9 +338,27 @@ def forms(canary: str) -> set[str]:
 
 
 def scan(haystack: str, canaries: list[str]) -> list[str]:
-    """The canaries found in `haystack` in any of their forms."""
+    """The canaries found in `haystack` (case-insensitive) in any of their forms.
+
+    Same answer as `any(f in haystack.lower() for f in forms(c))` for each canary, in one
+    pass: forms are indexed by their first k characters and each position of the text is
+    looked up once (thousands of canaries over megabytes would otherwise be minutes).
+    """
+    index: dict[str, list[tuple[str, str]]] = {}
+    all_forms = [(f, c) for c in canaries for f in forms(c)]
+    if not all_forms:
+        return []
+    k = min(8, *(len(f) for f, _ in all_forms))
+    for f, c in all_forms:
+        index.setdefault(f[:k], []).append((f, c))
     hay = haystack.lower()
-    return [c for c in canaries if any(f in hay for f in forms(c))]
+    found: set[str] = set()
+    get = index.get
+    for i in range(len(hay) - k + 1):
+        hits = get(hay[i : i + k])
+        if hits:
+            found.update(c for f, c in hits if hay.startswith(f, i))
+    return [c for c in canaries if c in found]
 
 
 def read_all(path: Path) -> str:
