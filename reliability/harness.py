@@ -338,27 +338,43 @@ def forms(canary: str) -> set[str]:
 
 
 def scan(haystack: str, canaries: list[str]) -> list[str]:
-    """The canaries found in `haystack` (case-insensitive) in any of their forms.
+    """The canaries found in `haystack` (case-insensitive) in any of their forms."""
+    return sorted(scan_hits(haystack, canaries), key=canaries.index)
 
-    Same answer as `any(f in haystack.lower() for f in forms(c))` for each canary, in one
-    pass: forms are indexed by their first k characters and each position of the text is
-    looked up once (thousands of canaries over megabytes would otherwise be minutes).
+
+def scan_hits(haystack: str, canaries: list[str]) -> dict[str, str]:
+    """{canary: the text around its first hit}, in one pass over `haystack`.
+
+    A form matches where it occurs as a substring of the lower-cased text, except that a
+    digits-only form must not touch another digit on either side: a 9-digit SSN inside a
+    float timestamp or a hex digest is not that SSN (with thousands of canaries such chance
+    matches do happen). Forms are indexed by their first k characters and each position of
+    the text is looked up once.
     """
     index: dict[str, list[tuple[str, str]]] = {}
     all_forms = [(f, c) for c in canaries for f in forms(c)]
     if not all_forms:
-        return []
+        return {}
     k = min(8, *(len(f) for f, _ in all_forms))
     for f, c in all_forms:
         index.setdefault(f[:k], []).append((f, c))
     hay = haystack.lower()
-    found: set[str] = set()
+    found: dict[str, str] = {}
     get = index.get
     for i in range(len(hay) - k + 1):
         hits = get(hay[i : i + k])
-        if hits:
-            found.update(c for f, c in hits if hay.startswith(f, i))
-    return [c for c in canaries if c in found]
+        if not hits:
+            continue
+        for f, c in hits:
+            if c in found or not hay.startswith(f, i):
+                continue
+            end = i + len(f)
+            if f.isdigit() and (
+                (i > 0 and hay[i - 1].isdigit()) or (end < len(hay) and hay[end].isdigit())
+            ):
+                continue
+            found[c] = haystack[max(0, i - 30) : end + 30]
+    return found
 
 
 def read_all(path: Path) -> str:

@@ -38,7 +38,16 @@ import httpx
 import yaml
 
 from middleware.render import parse_references
-from reliability.harness import TYPES, Canaries, Cluster, exit_on_term, free_port, read_all, scan
+from reliability.harness import (
+    TYPES,
+    Canaries,
+    Cluster,
+    exit_on_term,
+    free_port,
+    read_all,
+    scan,
+    scan_hits,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "examples" / "rasa_bot"
@@ -242,17 +251,21 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
     control: str = figures.pop("_control")
     tracker = sqlite_rows(work / "tracker.db")
     coatcheck_rows = sqlite_rows(work / "coatcheck.db")
-    found: dict[str, int] = {
-        "tracker_rows": len(scan(tracker, planted)),
-        "coatcheck_rows": len(scan(coatcheck_rows, planted)),
-    }
-    files = sorted(p for p in work.rglob("*") if p.is_file())
+    contexts: list[str] = []
+    found: dict[str, int] = {}
     everywhere: set[str] = set()
+    for name, rows in (("tracker_rows", tracker), ("coatcheck_rows", coatcheck_rows)):
+        hits = scan_hits(rows, planted)
+        found[name] = len(hits)
+        everywhere.update(hits)
+        contexts.extend(f"{name}: {ctx!r}" for ctx in hits.values())
+    files = sorted(p for p in work.rglob("*") if p.is_file())
     for path in files:
-        hits = scan(read_all(path), planted)
+        hits = scan_hits(read_all(path), planted)
         everywhere.update(hits)
         if hits:
             found[str(path.relative_to(work))] = len(hits)
+            contexts.extend(f"{path.name}: {ctx!r}" for ctx in hits.values())
     logs = {n: (work / n).stat().st_size for n in ("coatcheck.log", "rasa.log", "actions.log")}
     figures.update(
         {
@@ -260,6 +273,7 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
             "bytes_scanned": sum(p.stat().st_size for p in files),
             "log_bytes": logs,
             "found": found,
+            "hit_contexts": contexts[:10],
             "canaries_found": len(everywhere) + figures["found_history"],
             "control_in_tracker": control in tracker,
             "tracker_refs_all_types": all(f"CC_{t}_" in tracker for t in TYPES),
