@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from rel_support import ALL_ROLES, EXPECT, NOT_YET, PUBLIC, App, RecordingBot
 from starlette.routing import Route
@@ -53,11 +54,12 @@ def _walk(routes: Any, prefix: str, found: set[tuple[str, str]]) -> None:
         raise AssertionError(f"unexpected route kind {type(route).__name__}: extend the walk")
 
 
-def served_routes() -> list[tuple[str, str]]:
+def served_routes(app: FastAPI | None = None) -> list[tuple[str, str]]:
     """(method, path) for every route of a freshly built app (no lifespan needed)."""
+    app = app if app is not None else create_app()
     found: set[tuple[str, str]] = set()
-    _walk(create_app().routes, "", found)
-    openapi = create_app().openapi()
+    _walk(app.routes, "", found)
+    openapi = app.openapi()
     for path, item in openapi["paths"].items():  # the schema must agree with the table
         for method in item:
             assert (method.upper(), path) in found, (method, path)
@@ -73,6 +75,21 @@ def test_every_route_has_an_expectation() -> None:
     assert not missing, f"routes with no auth expectation: {missing}"
     assert not stale, f"expectations for routes the app does not serve: {stale}"
     assert len(ROUTES) >= 13
+
+
+def test_a_new_route_without_a_row_is_caught() -> None:
+    """The guard itself: a route added to the app (here under a router prefix) shows up."""
+    app = create_app()
+    extra = APIRouter(prefix="/v2")
+
+    @extra.post("/export/{conversation_id}")
+    def export(conversation_id: str) -> dict[str, str]:
+        return {"conversation_id": conversation_id}
+
+    app.include_router(extra)
+    routes = served_routes(app)
+    assert ("POST", "/v2/export/{conversation_id}") in routes
+    assert [r for r in routes if r not in EXPECT] == [("POST", "/v2/export/{conversation_id}")]
 
 
 def _call(app: App, method: str, template: str, headers: dict[str, str]) -> Any:
