@@ -15,7 +15,7 @@ from typing import Any
 
 from anyio import to_thread
 
-from middleware.detect import Context
+from middleware.detect import Context, UnknownTypeError
 from middleware.pipeline import RedactResult
 from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
 from middleware.service.botclient import Reply
@@ -112,7 +112,11 @@ def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
     if rule is not None and rule.get("capture") == "secure":
         return _secure_capture(gw, sender, message, rule)
     context = None if rule is None else Context(rule["expect"], rule.get("capture"))
-    result = gw.redactor.redact(sender, message, context)
+    try:
+        result = gw.redactor.redact(sender, message, context)
+    except UnknownTypeError:  # a stored rule for a type this config lacks: drop it, not 500
+        log.warning("context rule ignored: unknown entity type")
+        result = gw.redactor.redact(sender, message, None)
     _remember(gw, message, result)
     _record_inbound(gw, sender, result, rule is not None)
     return _Inbound(result.text, _bot_metadata(sender, result))
