@@ -62,6 +62,8 @@ class HistoryEntry(Base):
     direction: Mapped[str] = mapped_column(String(3), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # JSON list of {"ref", "type", "rule"} for a user line (references and rule names only).
+    entities_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RateCounter(Base):

@@ -1,7 +1,7 @@
 """Export redaction config: one row per tenant with a version.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations

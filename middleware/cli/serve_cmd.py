@@ -29,14 +29,18 @@ _ROLES = "channel, bot, action-server, viewer, agent, auditor, admin"
 
 def _prepare() -> tuple[Settings, Engine]:
     """Validated settings (errors name the variable) and an engine; creates the key file."""
+    from middleware.detect.errors import DetectError
+    from middleware.service.app import create_app
     from middleware.service.bootstrap import master_key
     from middleware.settings import SettingsError, load_settings
     from vault.db import make_engine
 
     try:
         settings = load_settings()
-        settings.load_yaml()
-    except (SettingsError, ValueError) as exc:
+        # Every YAML section is parsed here, once, so a bad field is one line naming it and
+        # exit 2 (not a traceback per worker while uvicorn's supervisor restarts them).
+        create_app(settings)
+    except (SettingsError, ValueError, DetectError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     master_key(settings)

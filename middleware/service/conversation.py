@@ -17,7 +17,7 @@ from anyio import to_thread
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.detect import Context
+from middleware.detect import Context, UnknownTypeError
 from middleware.pipeline import RedactResult
 from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
 from middleware.service.botclient import Reply
@@ -120,27 +120,41 @@ def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
         # Inside the vault's tokenize transaction: values, rate count, state and history
         # line commit together (one durable write before the bot, not two).
         if conn is None:
-            _record_inbound(gw, sender, result.text, consume)
+            _record_inbound(gw, sender, result, consume)
         else:
-            _record_in(gw, conn, sender, result.text, consume)
+            _record_in(gw, conn, sender, result, consume)
 
     try:
-        result = gw.redactor.redact(sender, message, context, record=record)
+        try:
+            result = gw.redactor.redact(sender, message, context, record=record)
+        except UnknownTypeError:  # a stored rule for a type this config lacks: drop it, not 500
+            log.warning("context rule ignored: unknown entity type")
+            result = gw.redactor.redact(sender, message, None, record=record)
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     _remember(gw, message, result)
     return _Inbound(result.text, _bot_metadata(sender, result))
 
 
-def _record_inbound(gw: Gateway, sender: str, text: str, consume: bool) -> None:
+def _record_inbound(gw: Gateway, sender: str, result: RedactResult, consume: bool) -> None:
     """One transaction: count the message, consume the rule it used, store its line."""
     with guarded_conn(gw.writer) as conn:
-        _record_in(gw, conn, sender, text, consume)
+        _record_in(gw, conn, sender, result, consume)
 
 
-def _record_in(gw: Gateway, conn: Connection, sender: str, text: str, consume: bool) -> None:
+def _record_in(
+    gw: Gateway, conn: Connection, sender: str, result: RedactResult, consume: bool
+) -> None:
     limits = (gw.settings.rate_limit, gw.settings.rate_window_seconds)
-    record_message(conn, sender, text, limits, consume, gw.clock)
+    record_message(conn, sender, result.text, limits, consume, gw.clock, _entities_json(result))
+
+
+def _entities_json(result: RedactResult) -> str | None:
+    """What history keeps of a line's entities: reference, type and the rule that fired."""
+    if not result.entities:
+        return None
+    found = [{"ref": e.ref, "type": e.type, "rule": e.rule} for e in result.entities]
+    return json.dumps(found, separators=(",", ":"))
 
 
 def _remember(gw: Gateway, message: str, result: RedactResult) -> None:
@@ -167,9 +181,9 @@ def _secure_capture(gw: Gateway, sender: str, message: str, rule: dict[str, Any]
         ok = _check(gw, sender, refs[0], rule["check"])
     if not ok and rule.get("retries", 0) > 0:
         retry = {**rule, "retries": rule["retries"] - 1}
-        _record_retry(gw, sender, result.text, retry)
+        _record_retry(gw, sender, result, retry)
         return _Inbound(answer=[{"recipient_id": sender, "text": rule["retry_text"]}])
-    _record_inbound(gw, sender, result.text, True)
+    _record_inbound(gw, sender, result, True)
     payload = {"type": rule["expect"], "ok": ok, "ref": refs[0].reference if ok else None}
     trigger = CAPTURE_INTENT + json.dumps(payload, separators=(",", ":"))
     return _Inbound(trigger, {"coatcheck": {"conversation_id": sender}})
@@ -180,12 +194,12 @@ def _check(gw: Gateway, sender: str, ref: ParsedReference, check: dict[str, Any]
     return gw.vault.check(sender, ref.ref_id, predicate, "gateway", "secure_capture")
 
 
-def _record_retry(gw: Gateway, sender: str, text: str, retry: dict[str, Any]) -> None:
+def _record_retry(gw: Gateway, sender: str, result: RedactResult, retry: dict[str, Any]) -> None:
     s = gw.settings
     with guarded(gw.sessions) as session:
         check_rate(session, sender, s.rate_limit, s.rate_window_seconds, gw.clock)
         set_context(session, sender, retry, gw.clock, touch=True)
-        append_history(session, sender, "in", text, gw.clock)
+        append_history(session, sender, "in", result.text, gw.clock, _entities_json(result))
         append_history(session, sender, "out", retry["retry_text"], gw.clock)
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from middleware.detect import Context
+from middleware.detect import Context, UnknownTypeError
+from middleware.detect.context_rules import resolve_rule
 from middleware.render import REFERENCE_RE
 from middleware.service.apikeys import Role, parse_key
 from middleware.service.conversation import handle_message, validate_rule
@@ -99,7 +100,10 @@ def redact(body: RedactIn, gw: GatewayDep, _: RedactKey) -> dict[str, Any]:
         if capture == "secure":
             raise BadText("context.capture", "secure capture is for the webhook only")
         context = Context(body.context.expect, capture)
-    result = gw.redactor.redact(body.conversation_id, body.text, context)
+    try:
+        result = gw.redactor.redact(body.conversation_id, body.text, context)
+    except UnknownTypeError:
+        raise BadText("context.expect", "unknown entity type") from None
     return {"text": result.text, "entities": [e.as_dict() for e in result.entities]}
 
 
@@ -157,6 +161,11 @@ def context(
 ) -> dict[str, Any]:
     conv = _conversation(conversation_id)
     rule = validate_rule(body.model_dump())
+    if rule["capture"] != "secure":
+        try:
+            resolve_rule(gw.redactor.config, Context(rule["expect"], rule["capture"]))
+        except UnknownTypeError:
+            raise BadText("expect", "unknown entity type") from None
     with guarded(gw.sessions) as session:
         set_context(session, conv, rule, gw.clock)
     return {"conversation_id": conv, "expect": rule["expect"], "capture": rule["capture"]}

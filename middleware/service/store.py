@@ -68,6 +68,7 @@ def record_message(
     limits: tuple[int, int],
     consume: bool,
     clock: Clock = time.time,
+    entities: str | None = None,
 ) -> None:
     """Count the message, touch the conversation (consuming the rule it used), store its line.
 
@@ -85,7 +86,11 @@ def record_message(
     if _upsert_count(conn, conversation_id, start) > limit:
         raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
     line = insert(_table(HistoryEntry)).values(
-        conversation_id=conversation_id, direction="in", text=text, created_at=now
+        conversation_id=conversation_id,
+        direction="in",
+        text=text,
+        created_at=now,
+        entities_json=entities,
     )
     touch = _touch(conn.dialect.name, conversation_id, consume, now)
     if conn.dialect.name == "postgresql":
@@ -187,11 +192,20 @@ def _upsert_count(conn: Connection, sender: str, start: int) -> int:
 
 
 def append_history(
-    session: Session, conversation_id: str, direction: str, text: str, clock: Clock = time.time
+    session: Session,
+    conversation_id: str,
+    direction: str,
+    text: str,
+    clock: Clock = time.time,
+    entities: str | None = None,
 ) -> None:
     session.add(
         HistoryEntry(
-            conversation_id=conversation_id, direction=direction, text=text, created_at=clock()
+            conversation_id=conversation_id,
+            direction=direction,
+            text=text,
+            created_at=clock(),
+            entities_json=entities,
         )
     )
 
@@ -202,7 +216,15 @@ def read_history(session: Session, conversation_id: str) -> list[dict[str, Any]]
         .where(HistoryEntry.conversation_id == conversation_id)
         .order_by(HistoryEntry.id)
     )
-    return [{"direction": r.direction, "text": r.text, "at": r.created_at} for r in rows]
+    return [
+        {
+            "direction": r.direction,
+            "text": r.text,
+            "at": r.created_at,
+            "entities": json.loads(r.entities_json) if r.entities_json else [],
+        }
+        for r in rows
+    ]
 
 
 def set_context(

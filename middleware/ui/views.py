@@ -29,7 +29,7 @@ from middleware.service.state import Gateway
 from middleware.service.store import guarded, read_history
 from middleware.ui.errors import CsrfFailed, NotSignedIn
 from middleware.ui.session import LOGIN_COOKIE, SESSION_COOKIE, Codec, StaffSession
-from middleware.ui.transcript import Chip, day_bounds, fmt_time, segments
+from middleware.ui.transcript import Chip, day_bounds, fmt_time, rules_by_reference, segments
 
 __all__ = ["REVEAL_SECONDS", "router"]
 
@@ -211,7 +211,8 @@ def conversation(request: Request, conversation_id: str) -> Response:
     with guarded(sessionmaker(gw.reader)) as session:
         messages = read_history(session, cid)
     status = conversation_status(gw, cid)
-    lines = [{**m, "segments": segments(m["text"])} for m in messages]
+    rules = rules_by_reference(messages)
+    lines = [{**m, "segments": segments(m["text"], rules)} for m in messages]
     return _page(
         "conversation.html",
         staff=staff,

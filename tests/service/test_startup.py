@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,25 @@ def test_cli_apikey_create(
     assert result.exit_code == code
     if code == 0:
         assert result.stdout.strip().startswith("cck_")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_a_bad_config_before_any_worker(tmp_path: Path, workers: str) -> None:
+    """One line naming the field and exit 2; no traceback, no worker restart loop."""
+    config = tmp_path / "bad.yml"
+    config.write_text("types:\n  EMAIL_ADDRESS:\n    retention: forever\n")
+    env = {
+        **os.environ,
+        "COATCHECK_CONFIG": str(config),
+        "COATCHECK_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "COATCHECK_KEY_FILE": str(tmp_path / "serve.key"),
+        "COATCHECK_APIKEYS_FILE": str(tmp_path / "serve.apikeys"),
+        "COATCHECK_PORT": "1",  # never bound: the config is refused first
+    }
+    argv = [sys.executable, "-c", "from middleware.cli import main; main()", "serve"]
+    done = subprocess.run(
+        [*argv, "--workers", workers], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "types.EMAIL_ADDRESS.retention" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

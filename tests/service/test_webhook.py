@@ -98,6 +98,19 @@ def test_context_route_sets_rule(service: Service, stub_bot: StubBot) -> None:
     assert response.status_code == 200
     service.say("u6", "7788")
     assert parse_references(stub_bot.received[0]["message"])[0].entity_type == "PIN"
+    [line] = [r for r in history(service, "u6") if r["direction"] == "in"]
+    assert [(e["type"], e["rule"]) for e in line["entities"]] == [("PIN", "context")]
+
+
+def test_history_records_each_entity_with_its_rule(service: Service, stub_bot: StubBot) -> None:
+    service.say("u10", f"mail {EMAIL} or card 4111 1111 1111 1111")
+    rows = history(service, "u10")
+    sent = parse_references(stub_bot.received[0]["message"])
+    assert rows[0]["entities"] == [
+        {"ref": r.reference, "type": r.entity_type, "rule": r.entity_type} for r in sent
+    ]
+    assert rows[1]["entities"] == []  # bot lines record none: their references are the user's
+    assert EMAIL not in json.dumps(rows)
 
 
 def test_confirmation_revealed_on_channel_only(service: Service, stub_bot: StubBot) -> None:

@@ -91,7 +91,8 @@ def test_agent_reveals_viewer_cannot_and_ending_stops_agents(
     expect(agent.locator(".msg.bot")).to_have_count(2)
     chip = _chip(agent, "EMAIL_ADDRESS")
     expect(chip.locator(".type")).to_have_text("EMAIL_ADDRESS")
-    expect(chip.locator(".rule")).to_contain_text("rule:")
+    expect(chip.locator(".rule")).to_have_text("rule: EMAIL_ADDRESS")  # the recognizer
+    expect(agent.locator(".msg.bot .chip .rule").first).not_to_contain_text("not recorded")
     expect(chip.locator(".display")).not_to_be_empty()
     expect(_chip(agent, "CREDIT_CARD")).to_be_visible()
     _no_canary(agent)

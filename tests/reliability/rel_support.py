@@ -1,0 +1,149 @@
+"""Support for the reliability tests: a real stub bot on loopback and an in-process app.
+
+Nothing here is a mock: the bot is a real aiohttp server on 127.0.0.1 and the app is the
+real `create_app` with its lifespan (database, migrations, vault) run by `TestClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from fastapi.testclient import TestClient
+
+from middleware.service.apikeys import Role, create_key
+from middleware.service.app import create_app
+from middleware.service.state import Gateway
+from middleware.service.store import guarded
+from middleware.settings import Settings
+
+PUBLIC = "public"
+ALL_ROLES = tuple(Role)
+
+# (method, path template) -> roles that get past auth (admin always does), or PUBLIC.
+# Roles in NOT_YET pass the key check but are refused by the route with 403 `not_yet`.
+EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("POST", "/webhooks/rest/webhook"): frozenset({Role.CHANNEL}),
+    ("POST", "/v1/redact"): frozenset({Role.CHANNEL, Role.BOT, Role.ACTION_SERVER}),
+    ("POST", "/v1/grants"): frozenset({Role.ACTION_SERVER}),
+    ("POST", "/v1/reveal"): frozenset({Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR}),
+    ("POST", "/v1/check"): frozenset({Role.BOT, Role.ACTION_SERVER}),
+    ("POST", "/v1/conversations/{conversation_id}/context"): frozenset(
+        {Role.BOT, Role.ACTION_SERVER}
+    ),
+    ("POST", "/v1/conversations/{conversation_id}/end"): frozenset({Role.CHANNEL, Role.BOT}),
+    ("GET", "/v1/conversations/{conversation_id}/history"): frozenset(
+        {Role.VIEWER, Role.AGENT, Role.AUDITOR}
+    ),
+}
+NOT_YET = {("POST", "/v1/reveal"): frozenset({Role.AGENT, Role.AUDITOR})}
+
+
+CONFIG: dict[str, Any] = {
+    "types": {"PIN": {"capture": "whole"}},
+    "actions": {"action_send_mail": ["EMAIL_ADDRESS", "PHONE_NUMBER"]},
+    "grants": {"ttl_seconds": 30},
+}
+
+
+@dataclass
+class RecordingBot:
+    """Echoes the (redacted) message back and keeps every payload it received."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        self.received.append(payload)
+        return web.json_response([{"recipient_id": payload["sender"], "text": payload["message"]}])
+
+
+@contextmanager
+def running_bot() -> Iterator[RecordingBot]:
+    bot = RecordingBot()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, web.AppRunner] = {}
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", bot.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bot.url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/rest/webhook"
+        holder["runner"] = runner
+        ready.set()
+
+    def run() -> None:
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield bot
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class App:
+    client: TestClient
+    keys: dict[Role, str]
+    clock: Clock
+
+    @property
+    def gateway(self) -> Gateway:
+        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
+        return gw
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+@contextmanager
+def running_app(tmp_path: Path, bot_url: str, **overrides: Any) -> Iterator[App]:
+    config = tmp_path / "coatcheck.yml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'cc.db'}",
+        "key_file": tmp_path / "coatcheck.key",
+        "apikeys_file": tmp_path / "coatcheck.apikeys",
+        "config": config,
+        "rate_limit": 100_000,
+        "bot_url": bot_url,
+    }
+    values.update(overrides)
+    clock = Clock()
+    app = create_app(Settings(**values), clock=clock)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        gw: Gateway = app.state.gateway
+        with guarded(gw.sessions) as session:
+            keys = {role: create_key(session, role) for role in Role}
+        yield App(client, keys, clock)
