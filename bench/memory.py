@@ -92,7 +92,10 @@ def run(args: argparse.Namespace, db_url: str, tmp: Path) -> None:
     procs = [start([sys.executable, gateway, "--stub", str(stub_port)])]
     exe = str(Path(sys.executable).with_name("coatcheck"))
     env = coatcheck_env(db_url, tmp, bot_url)
-    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(ROOT))
+    # This tree first (the `coatcheck` script may be an editable install of another one).
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     server = start([exe, "serve", "--port", str(port), "--workers", "1"], env)
     procs.append(server)
     try:
