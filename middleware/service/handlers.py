@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from middleware.export import ExportError, ExportSinkError
@@ -28,7 +29,8 @@ from middleware.external import (
     ExternalError,
     ReferenceNotFound,
 )
-from middleware.service.errors import RateLimited, ServiceError
+from middleware.service.errors import RateLimited, RoleForbidden, ServiceError
+from middleware.service.refusals import AUDITED_ROUTES, audit_refusal, key_actor
 from vault.errors import (
     ConcurrencyError,
     ConversationEnded,
@@ -96,8 +98,14 @@ def _field_summary(errors: Any) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) or "invalid request"
 
 
-async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    action = AUDITED_ROUTES.get(request.url.path)
+    if isinstance(exc, RoleForbidden) and action is not None:
+        # a valid key of the wrong role on a route that opens values: audited, no body read
+        actor = key_actor(request, exc.name or "unknown")
+        gw = request.app.state.gateway
+        await run_in_threadpool(audit_refusal, gw, actor=actor, action=action, reason="forbidden")
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     message = exc.message if exc.name is None else f"{exc.name}: {exc.message}"
     return error_response(exc.status, exc.code, message, headers)
