@@ -110,20 +110,32 @@ class RecordingBot:
         return web.json_response([{"recipient_id": payload["sender"], "text": payload["message"]}])
 
 
+@dataclass
+class Receiver:
+    """A loopback analytics endpoint (an export webhook sink): keeps every body, says 200."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+
 @contextmanager
-def running_bot() -> Iterator[RecordingBot]:
-    bot = RecordingBot()
+def _serving(path: str, handler: Any) -> Iterator[str]:
+    """Serve `handler` at `path` on 127.0.0.1 (a free port) in a thread; yields the URL."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    holder: dict[str, web.AppRunner] = {}
+    holder: dict[str, Any] = {}
 
     async def start() -> None:
         app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", bot.handle)
+        app.router.add_post(path, handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bot.url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/rest/webhook"
+        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
         holder["runner"] = runner
         ready.set()
 
@@ -135,12 +147,28 @@ def running_bot() -> Iterator[RecordingBot]:
     thread.start()
     assert ready.wait(10)
     try:
-        yield bot
+        yield str(holder["url"])
     finally:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def running_bot() -> Iterator[RecordingBot]:
+    bot = RecordingBot()
+    with _serving("/webhooks/rest/webhook", bot.handle) as url:
+        bot.url = url
+        yield bot
+
+
+@contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    with _serving("/collect", receiver.handle) as url:
+        receiver.url = url
+        yield receiver
 
 
 @dataclass
@@ -184,9 +212,11 @@ class App:
 
 
 @contextmanager
-def running_app(tmp_path: Path, bot_url: str, **overrides: Any) -> Iterator[App]:
+def running_app(
+    tmp_path: Path, bot_url: str, extra_config: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[App]:
     config = tmp_path / "coatcheck.yml"
-    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    config.write_text(yaml.safe_dump({**CONFIG, **(extra_config or {})}), encoding="utf-8")
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'cc.db'}",
         "key_file": tmp_path / "coatcheck.key",
