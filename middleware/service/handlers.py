@@ -3,7 +3,8 @@
 Bodies are always `{"error": code, "message": text}`.  Validation errors list field
 locations and pydantic's message only: FastAPI's default body echoes the offending
 `input`, which may be a raw value, so it is never used.  Unknown exceptions become a bare
-500 (the traceback goes to the log, through the redacting filter).
+500 (the traceback goes to the log, through the redacting filter).  A role refusal on a
+route that opens values is also appended to the audit chain (`refusals.py`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Audit rows for refusals decided before the vault: a wrong role, an invalid grant.
 
 The vault audits what it decides itself (a grant for another conversation or type, an
-unknown reference, the lifecycle rules of staff reveals).  Refusals decided earlier, on the
-routes that open values (`/v1/reveal`) or hand out the right to (`/v1/grants`), would
-otherwise leave no trace: a caller probing with the wrong key role, replaying an expired
-grant or forging one.  Those are appended to the same hash chain here, outcome
-`refused:<reason>`.  A row names the actor by role and the key's public prefix, the
-conversation and reference when known; never a value, a key or a grant token.
+unknown reference, the lifecycle rules of staff reveals, every check).  Refusals decided
+earlier, on the routes that open values (`/v1/reveal`, `/v1/check`) or hand out the right
+to (`/v1/grants`), would otherwise leave no trace: a caller probing with the wrong key
+role, replaying an expired grant or forging one.  Those are appended to the same hash
+chain here, outcome `refused:<reason>`.  A row names the actor by role and the key's public
+prefix, the conversation and reference when known; never a value, a key or a grant token.
 
 Only callers with a valid key are audited (a missing or unknown key is 401 and writes
 nothing), so an anonymous flood cannot grow the audit log.  If the audit write fails the
@@ -29,7 +29,7 @@ __all__ = ["AUDITED_ROUTES", "audit_refusal", "key_actor"]
 log = logging.getLogger(__name__)
 
 # path -> audit action, for the routes whose role refusals are audited
-AUDITED_ROUTES = {"/v1/reveal": "reveal", "/v1/grants": "grant"}
+AUDITED_ROUTES = {"/v1/reveal": "reveal", "/v1/check": "check", "/v1/grants": "grant"}
 
 
 def key_actor(request: Request, role: str) -> str:

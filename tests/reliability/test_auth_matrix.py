@@ -397,6 +397,7 @@ def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
         ("/v1/reveal", "reveal", Role.VIEWER),
         ("/v1/grants", "grant", Role.BOT),
         ("/v1/grants", "grant", Role.AGENT),
+        ("/v1/check", "check", Role.CHANNEL),
     ],
 )
 def test_role_refusals_on_value_routes_are_audited(
@@ -416,7 +417,8 @@ def test_role_refusals_on_value_routes_are_audited(
     assert unknown.status_code == 401
     assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
     # other routes' role refusals are not audited (they open nothing)
-    app.client.post("/v1/check", json=BODIES["/v1/check"], headers=app.auth(Role.CHANNEL))
+    other = app.client.post("/v1/redact", json=BODIES["/v1/redact"], headers=app.auth(Role.VIEWER))
+    assert other.status_code == 403
     assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
     assert app.gateway.vault.verify_audit().ok
 
