@@ -11,9 +11,12 @@ types (email, phone, card, SSN, IBAN, IP). Then every byte at rest is searched f
 canary in raw, compact and digits-only form: Rasa's tracker store (each table's rows and
 the raw file bytes with journal/WAL), coatcheck's database (rows, incl. audit, and raw
 bytes), coatcheck's history API, coatcheck's DEBUG log, Rasa's log and output, the action
-server's log; plus every other file in the work dir. Non-vacuity: a control canary sent
-straight to Rasa (around coatcheck) must be found in the tracker; the tracker must hold
-references of every type. The Rasa venv is `${COATCHECK_RASA_VENV:-~/.cache/coatcheck/
+server's log, the exported records (a JSONL export sink and a loopback webhook sink, the
+export config set to deny nothing; odd conversations are exported when they end, even ones
+by the admin export route); plus every other file in the work dir. Non-vacuity: a control
+canary sent straight to Rasa (around coatcheck) must be found in the tracker; the tracker,
+the history and the exports must hold references of every type, one record per
+conversation at each sink. The Rasa venv is `${COATCHECK_RASA_VENV:-~/.cache/coatcheck/
 rasa-3.6.21}` (built by e2e/run.sh; this script does not build it). Prints one JSON line.
 """
 
@@ -28,9 +31,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +94,34 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], limit: float) -> None:
     raise RuntimeError(f"{url}: not ready after {limit}s")
 
 
+@contextlib.contextmanager
+def webhook_receiver(out: Path) -> Iterator[str]:
+    """A loopback export webhook: appends each body it is sent to `out`; yields its URL."""
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with lock, out.open("ab") as f:
+                f.write(body.replace(b"\n", b" ") + b"\n")
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/collect"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
 def sqlite_rows(path: Path) -> str:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -108,8 +141,11 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
             f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
             f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{work}/tracker.db"\n'
         )
+        receiver = contextlib.ExitStack()
+        hook_url = receiver.enter_context(webhook_receiver(work / "webhook.jsonl"))
         config = yaml.safe_load(E2E_CONFIG)
         config["actions"]["action_reliability_check"] = TYPES
+        config["export"] = {"sinks": [{"jsonl": str(work / "export.jsonl")}, {"webhook": hook_url}]}
         (work / "coatcheck.yml").write_text(yaml.safe_dump(config))
         renv = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
         t0 = time.monotonic()
@@ -157,6 +193,7 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
                 figures["setup_seconds"] = round(setup_s, 1)
         finally:
             cluster.stop()
+            receiver.close()
         # after every process stopped: the files as they rest
         return final_scan(work, figures)
 
@@ -164,6 +201,12 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
 def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: int,
                    threads: int, seed: int) -> dict[str, Any]:  # fmt: skip
     canaries = Canaries(seed=seed)
+    admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
+    whole = {"type": "deny", "fields": []}  # deny nothing: whole records, every turn
+    set_export = httpx.put(
+        f"{cluster.url}/v1/config/export-redaction", json=whole, headers=admin, timeout=60
+    )
+    set_export.raise_for_status()
     plans = []
     for i in range(conversations):
         v = canaries.make(i)
@@ -189,14 +232,13 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
     with ThreadPoolExecutor(threads) as pool:
         statuses = [s for ss in pool.map(converse, plans) for s in ss]
     drive_s = time.monotonic() - t0
-    admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
     with httpx.Client(headers=admin, timeout=60) as client:
         history = json.dumps(
             [client.get(f"{cluster.url}/v1/conversations/{p[0]}/history").json() for p in plans]
         )
-    # audited reads at rest too: reveal every reference with a grant, then end (shred)
-    # every second conversation
-    reveals = reveal_and_end(cluster, [p[0] for p in plans], history)
+    # audited reads at rest too: reveal every reference with a grant, then end (shred and
+    # export) every second conversation and export the others while active
+    reveals, exported = reveal_and_end(cluster, [p[0] for p in plans], history)
     control = f"control.{canaries.tag}@example.org"
     httpx.post(
         f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
@@ -213,17 +255,18 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
         "_control": control,
         "found_history": len(scan(history, canaries.planted)),
         "reveals_ok": reveals,
+        "exports_by_route_2xx": exported,
         "history_refs_all_types": all(f"CC_{t}_" in history for t in TYPES),
     }
 
 
-def reveal_and_end(cluster: Cluster, senders: list[str], history: str) -> int:
+def reveal_and_end(cluster: Cluster, senders: list[str], history: str) -> tuple[int, int]:
     refs = dict(zip(senders, [set() for _ in senders], strict=True))
     for item in json.loads(history):
         for message in item["messages"]:
             for ref in parse_references(message["text"]):
                 refs[item["conversation_id"]].add(ref.reference)
-    ok = 0
+    ok = exported = 0
     action = {"Authorization": f"Bearer {cluster.keys['action-server']}"}
     admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
     with httpx.Client(timeout=60) as client:
@@ -243,7 +286,10 @@ def reveal_and_end(cluster: Cluster, senders: list[str], history: str) -> int:
                 ok += r.status_code == 200
             if i % 2:
                 client.post(f"{cluster.url}/v1/conversations/{sender}/end", headers=admin)
-    return ok
+            else:
+                r = client.post(f"{cluster.url}/v1/conversations/{sender}/export", headers=admin)
+                exported += r.status_code == 200
+    return ok, exported
 
 
 def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +313,13 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
             found[str(path.relative_to(work))] = len(hits)
             contexts.extend(f"{path.name}: {ctx!r}" for ctx in hits.values())
     logs = {n: (work / n).stat().st_size for n in ("coatcheck.log", "rasa.log", "actions.log")}
+    exports = {n: read_all(work / n) for n in ("export.jsonl", "webhook.jsonl")}
+    for name, text in exports.items():
+        found[name] = len(scan_hits(text, planted))  # also in the file loop; named here
+        figures[f"records_{name}"] = len(text.splitlines())
+    figures["export_refs_all_types"] = all(
+        f"CC_{t}_" in text for text in exports.values() for t in TYPES
+    )
     figures.update(
         {
             "files_scanned": len(files),
@@ -289,6 +342,10 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
         and figures["control_in_tracker"]
         and figures["tracker_refs_all_types"]
         and figures["history_refs_all_types"]
+        and figures["export_refs_all_types"]
+        and figures["exports_by_route_2xx"] == (figures["conversations"] + 1) // 2
+        and figures["records_export.jsonl"] == figures["conversations"]
+        and figures["records_webhook.jsonl"] == figures["conversations"]
         and all(size > 0 for size in logs.values())
     )
     return figures

@@ -34,10 +34,12 @@ class ExportConfig(BaseModel):
     @field_validator("fields")
     @classmethod
     def _paths_are_dotted_names(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
-        for path in fields:
+        # Messages name the position, never the path: an error body must not repeat what
+        # the request carried (it may be anything, PII included).
+        for index, path in enumerate(fields):
             if not _PATH_RE.fullmatch(path):
                 raise ValueError(
-                    f"invalid path {path!r}: use dotted names like 'turns.text' "
+                    f"fields[{index}]: invalid path: use dotted names like 'turns.text' "
                     "(list indices such as 'turns[0]' are not supported)"
                 )
         return fields
@@ -45,10 +47,10 @@ class ExportConfig(BaseModel):
     @model_validator(mode="after")
     def _deny_spares_mandatory(self) -> ExportConfig:
         if self.type == "deny":
-            for path in self.fields:
+            for index, path in enumerate(self.fields):
                 head = path.split(".", 1)[0]
-                if head in MANDATORY_FIELDS:
-                    raise ValueError(f"fields: {path!r} is mandatory and cannot be denied")
+                if head in MANDATORY_FIELDS:  # `head` is one of ours, so it may be named
+                    raise ValueError(f"fields[{index}]: {head!r} is mandatory and cannot be denied")
         return self
 
     def allowed_paths(self) -> tuple[str, ...]:

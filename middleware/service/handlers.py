@@ -3,7 +3,8 @@
 Bodies are always `{"error": code, "message": text}`.  Validation errors list field
 locations and pydantic's message only: FastAPI's default body echoes the offending
 `input`, which may be a raw value, so it is never used.  Unknown exceptions become a bare
-500 (the traceback goes to the log, through the redacting filter).
+500 (the traceback goes to the log, through the redacting filter).  A role refusal on a
+route that opens values is also appended to the audit chain (`refusals.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from middleware.export import ExportError, ExportSinkError
@@ -28,7 +30,8 @@ from middleware.external import (
     ExternalError,
     ReferenceNotFound,
 )
-from middleware.service.errors import RateLimited, ServiceError
+from middleware.service.errors import RateLimited, RoleForbidden, ServiceError
+from middleware.service.refusals import AUDITED_ROUTES, audit_refusal, key_actor
 from vault.errors import (
     ConcurrencyError,
     ConversationEnded,
@@ -96,8 +99,14 @@ def _field_summary(errors: Any) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) or "invalid request"
 
 
-async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    action = AUDITED_ROUTES.get(request.url.path)
+    if isinstance(exc, RoleForbidden) and action is not None:
+        # a valid key of the wrong role on a route that opens values: audited, no body read
+        actor = key_actor(request, exc.name or "unknown")
+        gw = request.app.state.gateway
+        await run_in_threadpool(audit_refusal, gw, actor=actor, action=action, reason="forbidden")
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     message = exc.message if exc.name is None else f"{exc.name}: {exc.message}"
     return error_response(exc.status, exc.code, message, headers)

@@ -36,6 +36,7 @@ from middleware.service.external_reveal import external_value
 from middleware.service.handlers import error_response
 from middleware.service.lifecycle import EndReason, end_conversation, ensure_active
 from middleware.service.limits import clean_text
+from middleware.service.refusals import audit_refusal, key_actor
 from middleware.service.schemas import (
     CheckIn,
     ContextIn,
@@ -48,7 +49,7 @@ from middleware.service.schemas import (
 from middleware.service.staff import staff_reveal
 from middleware.service.store import guarded, guarded_conn, read_history, set_context
 from vault import Grant, predicate_from_dict
-from vault.errors import GrantRefused
+from vault.errors import GrantRefused, InvalidGrant
 
 __all__ = ["router"]
 
@@ -108,9 +109,17 @@ def redact(body: RedactIn, gw: GatewayDep, _: RedactKey) -> dict[str, Any]:
 
 
 @router.post("/v1/grants")
-def grants(body: GrantIn, gw: GatewayDep, _: GrantKey) -> dict[str, Any]:
+def grants(body: GrantIn, gw: GatewayDep, role: GrantKey, request: Request) -> dict[str, Any]:
     allowed = gw.actions.get(body.action, frozenset())
     if not set(body.entity_types) <= allowed:
+        actor = key_actor(request, role.value)
+        audit_refusal(
+            gw,
+            actor=actor,
+            action="grant",
+            reason="type_not_allowed",
+            conversation_id=body.conversation_id,
+        )
         raise GrantRefused("type not allowed for this action")
     expires_at = gw.clock() + gw.grant_ttl
     grant = Grant(
@@ -139,9 +148,24 @@ def reveal(
         actor = _key_actor(request)
         value = staff_reveal(gw, body.conversation_id, body.ref, role, actor, body.purpose)
         return {"value": value, "type": entity_type}
-    if body.grant is None:
-        raise GrantRefused("a grant is required")
-    grant = gw.signer.verify(body.grant, gw.clock())
+    try:
+        if body.grant is None:
+            raise GrantRefused("grant_required", "a grant is required")
+        grant = gw.signer.verify(body.grant, gw.clock())
+    except (GrantRefused, InvalidGrant) as exc:
+        # refused before the vault (missing, expired, forged grant): audited here, since
+        # the vault never sees the request; a foreign or too narrow grant the vault audits
+        reason = exc.reason if isinstance(exc, GrantRefused) else "invalid_grant"
+        audit_refusal(
+            gw,
+            actor=key_actor(request, role.value),
+            action="reveal",
+            reason=reason,
+            conversation_id=body.conversation_id,
+            ref=ref_id,
+            entity_type=entity_type,
+        )
+        raise
     value = vault.reveal(body.conversation_id, ref_id, grant)
     value = external_value(gw, body.conversation_id, ref_id, entity_type, value)
     return {"value": value, "type": entity_type}

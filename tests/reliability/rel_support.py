@@ -7,6 +7,7 @@ real `create_app` with its lifespan (database, migrations, vault) run by `TestCl
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,8 @@ PUBLIC = "public"
 ALL_ROLES = tuple(Role)
 
 # (method, path template) -> roles that get past auth (admin always does), or PUBLIC.
-# Roles in NOT_YET pass the key check but are refused by the route with 403 `not_yet`.
+# An empty set means admin only. Agent and auditor pass the key check on `/v1/reveal`;
+# what they get is then decided by the lifecycle rules (middleware/service/staff.py).
 EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
@@ -44,15 +46,52 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
         {Role.BOT, Role.ACTION_SERVER}
     ),
     ("POST", "/v1/conversations/{conversation_id}/end"): frozenset({Role.CHANNEL, Role.BOT}),
+    ("POST", "/v1/conversations/{conversation_id}/temporary"): frozenset(
+        {Role.BOT, Role.ACTION_SERVER}
+    ),
     ("GET", "/v1/conversations/{conversation_id}/history"): frozenset(
         {Role.VIEWER, Role.AGENT, Role.AUDITOR}
     ),
+    ("POST", "/v1/conversations/{conversation_id}/export"): frozenset(),
+    ("GET", "/v1/config/export-redaction"): frozenset(),
+    ("PUT", "/v1/config/export-redaction"): frozenset(),
+    ("DELETE", "/v1/config/export-redaction"): frozenset(),
 }
-NOT_YET = {("POST", "/v1/reveal"): frozenset({Role.AGENT, Role.AUDITOR})}
+# Roles that pass the key check but whose answer the route decides by other rules.
+STAFF_REVEAL = {("POST", "/v1/reveal"): frozenset({Role.AGENT, Role.AUDITOR})}
+
+
+@dataclass(frozen=True)
+class Ui:
+    """What a `/ui/` route answers: the UI takes a session cookie, never an API key.
+
+    `anonymous`: the status with no session (200 public, 303 to /ui/login, 401, 403) and
+    `error` its code; `csrf`: a POST that must carry the session's (or the sign-in
+    form's) CSRF token, answered 403 `csrf_failed` without it.
+    """
+
+    anonymous: int
+    error: str | None = None
+    csrf: bool = False
+
+
+UI_EXPECT: dict[tuple[str, str], Ui] = {
+    ("GET", "/ui/login"): Ui(200),
+    ("GET", "/ui/static/{name}"): Ui(200),
+    ("GET", "/ui/"): Ui(303),
+    ("GET", "/ui/conversations/{conversation_id}"): Ui(303),
+    ("GET", "/ui/audit"): Ui(303),
+    ("POST", "/ui/login"): Ui(403, "csrf_failed", csrf=True),
+    ("POST", "/ui/logout"): Ui(303, csrf=True),
+    ("POST", "/ui/conversations/{conversation_id}/reveal"): Ui(401, "not_signed_in", csrf=True),
+}
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 CONFIG: dict[str, Any] = {
-    "types": {"PIN": {"capture": "whole"}},
+    # e-mail addresses are masked at the end (kept for auditors' reporting), so the
+    # lifecycle refusals of staff reveals can be seen; other types are shredded
+    "types": {"PIN": {"capture": "whole"}, "EMAIL_ADDRESS": {"retention": "mask"}},
     "actions": {"action_send_mail": ["EMAIL_ADDRESS", "PHONE_NUMBER"]},
     "grants": {"ttl_seconds": 30},
 }
@@ -71,20 +110,32 @@ class RecordingBot:
         return web.json_response([{"recipient_id": payload["sender"], "text": payload["message"]}])
 
 
+@dataclass
+class Receiver:
+    """A loopback analytics endpoint (an export webhook sink): keeps every body, says 200."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+
 @contextmanager
-def running_bot() -> Iterator[RecordingBot]:
-    bot = RecordingBot()
+def _serving(path: str, handler: Any) -> Iterator[str]:
+    """Serve `handler` at `path` on 127.0.0.1 (a free port) in a thread; yields the URL."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    holder: dict[str, web.AppRunner] = {}
+    holder: dict[str, Any] = {}
 
     async def start() -> None:
         app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", bot.handle)
+        app.router.add_post(path, handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bot.url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/rest/webhook"
+        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
         holder["runner"] = runner
         ready.set()
 
@@ -96,12 +147,28 @@ def running_bot() -> Iterator[RecordingBot]:
     thread.start()
     assert ready.wait(10)
     try:
-        yield bot
+        yield str(holder["url"])
     finally:
         asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def running_bot() -> Iterator[RecordingBot]:
+    bot = RecordingBot()
+    with _serving("/webhooks/rest/webhook", bot.handle) as url:
+        bot.url = url
+        yield bot
+
+
+@contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    with _serving("/collect", receiver.handle) as url:
+        receiver.url = url
+        yield receiver
 
 
 @dataclass
@@ -126,11 +193,30 @@ class App:
     def auth(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
+    def ui_sign_in(self, role: Role) -> str:
+        """Sign in to /ui/ with `role`'s key (the client keeps the cookie); the CSRF token."""
+        self.client.cookies.clear()
+        form = self.client.get("/ui/login")
+        token = CSRF_RE.search(form.text)
+        assert form.status_code == 200 and token is not None
+        signed = self.client.post(
+            "/ui/login",
+            data={"api_key": self.keys[role], "csrf": token.group(1)},
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303, signed.text
+        page = self.client.get("/ui/")
+        csrf = CSRF_RE.search(page.text)
+        assert page.status_code == 200 and csrf is not None
+        return csrf.group(1)
+
 
 @contextmanager
-def running_app(tmp_path: Path, bot_url: str, **overrides: Any) -> Iterator[App]:
+def running_app(
+    tmp_path: Path, bot_url: str, extra_config: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[App]:
     config = tmp_path / "coatcheck.yml"
-    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    config.write_text(yaml.safe_dump({**CONFIG, **(extra_config or {})}), encoding="utf-8")
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'cc.db'}",
         "key_file": tmp_path / "coatcheck.key",

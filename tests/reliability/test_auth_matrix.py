@@ -1,8 +1,10 @@
 """The auth matrix, built from the app's own route table.
 
-Every route the app serves must have a row in `EXPECT` (a route added later without a row
-fails `test_every_route_has_an_expectation`), and every row must match a served route.
-Each route is called with no key, a malformed header, an unknown key and every role's key.
+Every route the app serves must have a row in `EXPECT` (API routes, keyed by API key) or
+in `UI_EXPECT` (the log viewer under /ui/, keyed by a session cookie); a route added later
+without a row fails `test_every_route_has_an_expectation`, and every row must match a
+served route. Each API route is called with no key, a malformed header, an unknown key and
+every role's key; each UI route with no session, a forged session and a viewer's session.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from rel_support import ALL_ROLES, EXPECT, NOT_YET, PUBLIC, App, RecordingBot
+from rel_support import (
+    ALL_ROLES,
+    EXPECT,
+    PUBLIC,
+    STAFF_REVEAL,
+    UI_EXPECT,
+    App,
+    RecordingBot,
+)
 from starlette.routing import Route
 
 from middleware.service.apikeys import Role
@@ -35,6 +45,8 @@ BODIES: dict[str, Any] = {
         "predicate": {"op": "length", "min": 1},
     },
     "/v1/conversations/{conversation_id}/context": {"expect": "PIN"},
+    "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
+    "/v1/config/export-redaction": {"type": "allow", "fields": []},
 }
 UNKNOWN_KEY = "cck_000000000000_" + "A" * 43
 
@@ -67,14 +79,23 @@ def served_routes(app: FastAPI | None = None) -> list[tuple[str, str]]:
 
 
 ROUTES = served_routes()
+API_ROUTES = [r for r in ROUTES if not r[1].startswith("/ui/")]
+UI_ROUTES = [r for r in ROUTES if r[1].startswith("/ui/")]
+
+
+def _unexpected(routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Routes with no row in the table their kind belongs to."""
+    return [r for r in routes if r not in (UI_EXPECT if r[1].startswith("/ui/") else EXPECT)]
 
 
 def test_every_route_has_an_expectation() -> None:
-    missing = [r for r in ROUTES if r not in EXPECT]
-    stale = [r for r in EXPECT if r not in ROUTES]
+    missing = _unexpected(ROUTES)
+    stale = [r for r in [*EXPECT, *UI_EXPECT] if r not in ROUTES]
     assert not missing, f"routes with no auth expectation: {missing}"
     assert not stale, f"expectations for routes the app does not serve: {stale}"
-    assert len(ROUTES) >= 13
+    assert not [r for r in EXPECT if r[1].startswith("/ui/")]
+    assert not [r for r in UI_EXPECT if not r[1].startswith("/ui/")]
+    assert len(API_ROUTES) >= 18 and len(UI_ROUTES) >= 8
 
 
 def test_a_new_route_without_a_row_is_caught() -> None:
@@ -86,15 +107,26 @@ def test_a_new_route_without_a_row_is_caught() -> None:
     def export(conversation_id: str) -> dict[str, str]:
         return {"conversation_id": conversation_id}
 
+    ui_extra = APIRouter(prefix="/ui", include_in_schema=False)
+
+    @ui_extra.get("/export")
+    def ui_export() -> dict[str, str]:
+        return {}
+
     app.include_router(extra)
+    app.include_router(ui_extra)
     routes = served_routes(app)
     assert ("POST", "/v2/export/{conversation_id}") in routes
-    assert [r for r in routes if r not in EXPECT] == [("POST", "/v2/export/{conversation_id}")]
+    assert _unexpected(routes) == [
+        ("GET", "/ui/export"),
+        ("POST", "/v2/export/{conversation_id}"),
+    ]
 
 
 def _call(app: App, method: str, template: str, headers: dict[str, str]) -> Any:
     path = template.replace("{conversation_id}", "u1")
-    return app.client.request(method, path, json=BODIES.get(template), headers=headers)
+    body = BODIES.get(template) if method in ("POST", "PUT") else None
+    return app.client.request(method, path, json=body, headers=headers)
 
 
 def _error(response: Any) -> str | None:
@@ -105,7 +137,7 @@ def _error(response: Any) -> str | None:
     return body.get("error") if isinstance(body, dict) else None
 
 
-@pytest.mark.parametrize(("method", "template"), ROUTES)
+@pytest.mark.parametrize(("method", "template"), API_ROUTES)
 def test_route_auth(app: App, method: str, template: str) -> None:
     expect = EXPECT[(method, template)]
     if expect == PUBLIC:
@@ -124,24 +156,71 @@ def test_route_auth(app: App, method: str, template: str) -> None:
         response = _call(app, method, template, headers)
         assert response.status_code == 401, (method, template, why)
         assert _error(response) == "unauthorized", (method, template, why)
-    not_yet = NOT_YET.get((method, template), frozenset())
+    staff = STAFF_REVEAL.get((method, template), frozenset())
     for role in ALL_ROLES:
         response = _call(app, method, template, app.auth(role))
-        if role is Role.ADMIN or (role in expect and role not in not_yet):
-            assert response.status_code not in (401,), (method, template, role)
-            assert _error(response) not in ("unauthorized", "forbidden", "not_yet"), (
+        if role is Role.ADMIN or role in expect:
+            # past the key check: whatever comes next (404, 422, a lifecycle refusal such
+            # as `purpose_required` for staff) is not a refusal of the key or its role
+            assert response.status_code != 401, (method, template, role)
+            assert _error(response) not in ("unauthorized", "forbidden", "role_not_allowed"), (
                 method,
                 template,
                 role,
                 response.text,
             )
-        elif role in not_yet:
-            assert response.status_code == 403, (method, template, role)
-            assert _error(response) == "not_yet", (method, template, role)
+            if role in staff:
+                assert _error(response) in ("unknown_reference", "purpose_required"), (
+                    role,
+                    response.text,
+                )
         else:
             assert response.status_code == 403, (method, template, role)
             assert _error(response) == "forbidden", (method, template, role)
             assert role.value in response.json()["message"]
+
+
+# -- the log viewer: session cookies, not API keys -----------------------------------------
+
+
+def _ui_call(app: App, method: str, template: str, **kwargs: Any) -> Any:
+    path = template.replace("{conversation_id}", "u1").replace("{name}", "ui.css")
+    data = {"reference": "CC_EMAIL_ADDRESS_0123456789"} if method == "POST" else None
+    return app.client.request(method, path, data=data, follow_redirects=False, **kwargs)
+
+
+@pytest.mark.parametrize(("method", "template"), UI_ROUTES)
+def test_ui_route_auth(app: App, method: str, template: str) -> None:
+    expect = UI_EXPECT[(method, template)]
+    forged = {"cc_ui_session": "eyJrIjoic2Vzc2lvbiJ9.AAAA"}
+    for why, headers, cookies in (
+        ("no session", {}, {}),
+        ("an API key is not a session", app.auth(Role.ADMIN), {}),
+        ("forged session", {}, forged),
+    ):
+        app.client.cookies.clear()
+        app.client.cookies.update(cookies)
+        response = _ui_call(app, method, template, headers=headers)
+        assert response.status_code == expect.anonymous, (method, template, why)
+        if expect.anonymous == 303:
+            assert response.headers["location"] == "/ui/login", (method, template, why)
+        if expect.error is not None:
+            assert _error(response) == expect.error, (method, template, why)
+    csrf = app.ui_sign_in(Role.VIEWER)
+    if method == "GET":
+        response = _ui_call(app, method, template)
+        assert response.status_code == 200, (method, template, response.text)
+    if expect.csrf:  # signed in, but the form token is missing, then wrong
+        for token in (None, csrf[::-1]):
+            data = {"reference": "CC_EMAIL_ADDRESS_0123456789"}
+            data.update({} if token is None else {"csrf": token})
+            path = template.replace("{conversation_id}", "u1")
+            response = app.client.post(path, data=data, follow_redirects=False)
+            assert response.status_code == 403, (method, template, token)
+            assert _error(response) == "csrf_failed", (method, template, token)
+    # and a session cookie opens no API route
+    history = app.client.get("/v1/conversations/u1/history")
+    assert history.status_code == 401 and _error(history) == "unauthorized"
 
 
 # -- grants on /v1/reveal ---------------------------------------------------------------
@@ -236,27 +315,128 @@ def test_reveal_grants(app: App) -> None:
     )
     assert refused.status_code == 403
 
-    # an expired grant: refused by the signature check before the vault (not audited)
+    # an expired grant: refused by the signature check before the vault, audited there
     app.clock.now += 31
     expired = _reveal(app, "conv-a", ref_a, grant_a)
     assert expired.status_code == 403 and expired.json()["error"] == "invalid_grant"
     assert email_a not in expired.text
+    assert _audit(app, "conv-a") == ["refused:invalid_grant", "refused", "unknown", "ok"]
 
-    # a tampered grant
+    # a tampered grant, and no grant at all
     fresh = _grant(app, "conv-a", ["EMAIL_ADDRESS"])
     body, tag = fresh.split(".")
     tampered = _reveal(app, "conv-a", ref_a, body + "." + tag[::-1])
     assert tampered.status_code == 403 and tampered.json()["error"] == "invalid_grant"
-    assert _audit(app, "conv-a") == ["refused", "unknown", "ok"]  # neither was audited
+    missing = app.client.post(
+        "/v1/reveal",
+        json={"conversation_id": "conv-a", "ref": ref_a},
+        headers=app.auth(Role.ACTION_SERVER),
+    )
+    assert missing.status_code == 403 and missing.json()["error"] == "grant_refused"
+    outcomes = _audit(app, "conv-a")
+    assert outcomes[:2] == ["refused:grant_required", "refused:invalid_grant"]
+    _assert_rows_clean(app, [email_a, email_b, fresh, grant_a, *app.keys.values()])
 
-    # the roles that may not reveal yet: 403, nothing revealed
-    for role in (Role.AGENT, Role.AUDITOR):
-        response = app.client.post(
-            "/v1/reveal",
-            json={"conversation_id": "conv-a", "ref": ref_a, "grant": fresh},
-            headers=app.auth(role),
-        )
-        assert response.status_code == 403 and email_a not in response.text
+
+def _assert_rows_clean(app: App, secrets: list[str]) -> None:
+    """No audit row carries a value, a grant token or an API key; actors name key prefixes."""
+    rows = app.gateway.vault.audit_rows(limit=10_000)
+    assert rows
+    for row in rows:
+        text = repr(row)
+        assert not [s for s in secrets if s in text], row
+        if row.action in ("reveal", "grant") and row.actor.split(":")[0] in {r.value for r in Role}:
+            assert row.actor.split(":")[1:2] == ["key"], row.actor
+
+
+def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
+    """Agent and auditor pass the key check; the lifecycle rules decide, and audit."""
+    email = "cy.rel3@example.com"
+    ref = _planted(app, "conv-s", email)
+
+    def staff(role: Role, purpose: str | None = None) -> Any:
+        body = {"conversation_id": "conv-s", "ref": ref}
+        body.update({} if purpose is None else {"purpose": purpose})
+        return app.client.post("/v1/reveal", json=body, headers=app.auth(role))
+
+    agent = staff(Role.AGENT)
+    assert agent.status_code == 200 and agent.json()["value"] == email  # while active
+    no_purpose = staff(Role.AUDITOR)
+    assert no_purpose.status_code == 403 and no_purpose.json()["error"] == "purpose_required"
+    assert email not in no_purpose.text
+
+    ended = app.client.post("/v1/conversations/conv-s/end", headers=app.auth(Role.CHANNEL))
+    assert ended.status_code == 200 and ended.json()["status"] == "masked", ended.text
+    after = staff(Role.AGENT)
+    assert after.status_code == 403 and after.json()["error"] == "conversation_ended"
+    assert email not in after.text
+    still_no_purpose = staff(Role.AUDITOR)
+    assert still_no_purpose.json()["error"] == "purpose_required"
+    not_reporting = staff(Role.AUDITOR, "curiosity")
+    assert not_reporting.status_code == 403 and not_reporting.json()["error"] == "reporting_only"
+    reporting = staff(Role.AUDITOR, "reporting")
+    assert reporting.status_code == 200 and reporting.json()["value"] == email
+
+    rows = app.gateway.vault.audit_rows(conversation_id="conv-s", action="reveal")
+    seen = [(row.actor.split(":")[0], row.outcome, row.purpose) for row in rows][::-1]
+    assert seen == [
+        ("agent", "ok", None),
+        ("auditor", "refused:purpose_required", None),
+        ("agent", "refused:conversation_ended", None),
+        ("auditor", "refused:purpose_required", None),
+        ("auditor", "refused:reporting_only", "curiosity"),
+        ("auditor", "ok", "reporting"),
+    ]
+    _assert_rows_clean(app, [email, *app.keys.values()])
+
+
+@pytest.mark.parametrize(
+    ("path", "action", "role"),
+    [
+        ("/v1/reveal", "reveal", Role.CHANNEL),
+        ("/v1/reveal", "reveal", Role.VIEWER),
+        ("/v1/grants", "grant", Role.BOT),
+        ("/v1/grants", "grant", Role.AGENT),
+        ("/v1/check", "check", Role.CHANNEL),
+    ],
+)
+def test_role_refusals_on_value_routes_are_audited(
+    app: App, path: str, action: str, role: Role
+) -> None:
+    body = BODIES[path]
+    before = len(app.gateway.vault.audit_rows(limit=10_000))
+    refused = app.client.post(path, json=body, headers=app.auth(role))
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    rows = app.gateway.vault.audit_rows(action=action, limit=10_000)
+    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
+    prefix = app.keys[role].split("_")[1]
+    assert (rows[0].actor, rows[0].outcome) == (f"{role.value}:key:{prefix}", "refused:forbidden")
+    assert rows[0].conversation_id is None  # the body of a refused caller is not read
+    # an unknown key (401) writes nothing: no anonymous growth of the audit log
+    unknown = app.client.post(path, json=body, headers={"Authorization": f"Bearer {UNKNOWN_KEY}"})
+    assert unknown.status_code == 401
+    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
+    # other routes' role refusals are not audited (they open nothing)
+    other = app.client.post("/v1/redact", json=BODIES["/v1/redact"], headers=app.auth(Role.VIEWER))
+    assert other.status_code == 403
+    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
+    assert app.gateway.vault.verify_audit().ok
+
+
+def test_grant_for_a_type_the_action_may_not_have_is_audited(app: App) -> None:
+    refused = app.client.post(
+        "/v1/grants",
+        json={
+            "conversation_id": "conv-g",
+            "entity_types": ["US_SSN"],
+            "purpose": "p",
+            "action": "action_send_mail",
+        },
+        headers=app.auth(Role.ACTION_SERVER),
+    )
+    assert refused.status_code == 403 and refused.json()["error"] == "grant_refused"
+    rows = app.gateway.vault.audit_rows(conversation_id="conv-g", action="grant")
+    assert [row.outcome for row in rows] == ["refused:type_not_allowed"]
 
 
 # -- regression: an unknown entity type in a context rule was a 500 (found by the fuzzer) ---
@@ -290,3 +470,22 @@ def test_bot_directive_with_unknown_type_does_not_wedge_the_conversation(
         assert response.status_code == 200, response.text
     assert "ann.rel9@example.com" not in str(bot.received)
     assert len(bot.received) == 2
+
+
+# -- regression: a bad export config path was echoed in the 422 (found by the fuzzer) --------
+
+
+def test_bad_export_config_path_is_not_echoed(app: App) -> None:
+    path = "zq.canary.echo@example.com and 4111 1111 1111 1111"
+    for body in (
+        {"type": "allow", "fields": ["turns.text", path]},
+        {"type": "deny", "fields": ["turns", "tenant.zq_canary_echo_7731"]},
+    ):
+        response = app.client.put(
+            "/v1/config/export-redaction", json=body, headers=app.auth(Role.ADMIN)
+        )
+        assert response.status_code == 422, response.text
+        assert "fields[1]" in response.json()["message"]
+        assert "canary" not in response.text and "4111" not in response.text
+    described = app.client.get("/v1/config/export-redaction", headers=app.auth(Role.ADMIN))
+    assert described.json()["version"] == 0  # the previous (default) config stands
