@@ -206,8 +206,11 @@ def run_coatcheck(
     exe = shutil.which("coatcheck") or str(Path(sys.executable).with_name("coatcheck"))
     cmd = [exe, "serve", "--port", str(port), "--workers", str(args.workers)]
     env = coatcheck_env(db_url, tmp, bot_url)
-    if source:
-        env["PYTHONPATH"] = source
+    # This tree (or `source`) first: the `coatcheck` script may come from an editable
+    # install of another checkout, which would otherwise be what gets measured.
+    env["PYTHONPATH"] = source or os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     proc = start(cmd, env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 60)

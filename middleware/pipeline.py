@@ -7,9 +7,11 @@ text). The returned text carries the defanged form of typed look-alike reference
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from sqlalchemy import Connection
 
 from middleware.detect import Context, DetectConfig, Detector, Span, TypeSettings, defang
 from middleware.detect import load_config as _load_config
@@ -22,7 +24,11 @@ class TokenVault(Protocol):
     """The one vault method the pipeline needs (see docs/contracts.md)."""
 
     def tokenize_many(
-        self, conversation_id: str, items: Sequence[tuple[str, str]]
+        self,
+        conversation_id: str,
+        items: Sequence[tuple[str, str]],
+        *,
+        then: Callable[[Connection, list[str]], None] | None = None,
     ) -> list[str]: ...
 
 
@@ -82,17 +88,37 @@ class Redactor:
         return self.config.settings_for(entity_type)
 
     def redact(
-        self, conversation_id: str, text: str, context: Context | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        context: Context | None = None,
+        *,
+        record: Callable[[Connection | None, RedactResult], None] | None = None,
     ) -> RedactResult:
-        """Redacted text plus entities; raises the vault's error if storing fails."""
+        """Redacted text plus entities; raises the vault's error if storing fails.
+
+        `record(conn, result)` lets the caller store its own rows for the result in the
+        vault's transaction (one commit for values and, say, the history line); with no
+        value to vault it gets `conn=None` and must open its own transaction.
+        """
         safe = defang(text)
         spans = self.detector.detect(safe, context)
         if not spans:
-            return RedactResult(safe, [])
-        refs = self.vault.tokenize_many(
-            conversation_id, [(span.entity_type, span.value) for span in spans]
-        )
-        return self._render(safe, spans, refs)
+            result = RedactResult(safe, [])
+            if record is not None:
+                record(None, result)
+            return result
+        items = [(span.entity_type, span.value) for span in spans]
+        if record is None:
+            return self._render(safe, spans, self.vault.tokenize_many(conversation_id, items))
+        rendered: list[RedactResult] = []
+
+        def then(conn: Connection, refs: list[str]) -> None:
+            rendered[:] = [self._render(safe, spans, refs)]  # refs may differ on a retry
+            record(conn, rendered[0])
+
+        self.vault.tokenize_many(conversation_id, items, then=then)
+        return rendered[0]
 
     def _render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
         pieces: list[str] = []

@@ -173,6 +173,15 @@ class _Keys:
         return "_Keys(<redacted>)"
 
 
+def _then(
+    conn: Connection, refs: list[str], then: Callable[[Connection, list[str]], None] | None
+) -> list[str]:
+    """Run the caller's `then` hook in the tokenize transaction; pass the refs through."""
+    if then is not None:
+        then(conn, refs)
+    return refs
+
+
 def _new_ref() -> str:
     """10 random Crockford base32 characters (50 bits) from one CSPRNG read."""
     bits = secrets.randbits(5 * _REF_LEN)
@@ -533,12 +542,23 @@ class Vault:
         with self._cache_lock:
             self._live_hint.pop(conversation_id, None)
 
-    def tokenize_many(self, conversation_id: str, items: Iterable[tuple[str, str]]) -> list[str]:
+    def tokenize_many(
+        self,
+        conversation_id: str,
+        items: Iterable[tuple[str, str]],
+        *,
+        then: Callable[[Connection, list[str]], None] | None = None,
+    ) -> list[str]:
         """Vault every value in ONE transaction (all or none); returns bare reference ids.
 
         Fast path (epoch cached here): two statements, a liveness check of the cached epoch
         and one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING, plus a SELECT only
         for values stored before.  Anything unexpected falls back to the locking slow path.
+
+        `then(conn, refs)` runs last inside the same transaction, so a caller can commit its
+        own rows together with the values (the gateway's history line: one durable write
+        instead of two).  If it raises, the values are rolled back too; it may run more
+        than once (a retried or stale-path transaction), each time in a fresh transaction.
         """
         _check_conversation(conversation_id)
         batch = list(items)
@@ -556,13 +576,20 @@ class Vault:
             try:
                 return self._retry(
                     "tokenize",
-                    lambda conn: self._fast_tokenize_tx(conn, conversation_id, hint, keys, batch),
+                    lambda conn: _then(
+                        conn,
+                        self._fast_tokenize_tx(conn, conversation_id, hint, keys, batch),
+                        then,
+                    ),
                 )
             except _Stale:
                 self._forget(conversation_id)
-        refs, conv = self._retry(
-            "tokenize", lambda conn: self._tokenize_tx(conn, conversation_id, batch)
-        )
+
+        def slow(conn: Connection) -> tuple[list[str], _Row]:
+            refs, conv = self._tokenize_tx(conn, conversation_id, batch)
+            return _then(conn, refs, then), conv
+
+        refs, conv = self._retry("tokenize", slow)
         self._remember(conversation_id, conv)
         return refs
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from middleware.detect import Context, UnknownTypeError
 from middleware.pipeline import RedactResult
 from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
 from middleware.service.botclient import Reply
-from middleware.service.errors import BadText
+from middleware.service.errors import BadText, StorageUnavailable
 from middleware.service.lifecycle import EndReason, end_conversation
 from middleware.service.state import Gateway
 from middleware.service.store import (
@@ -112,21 +114,39 @@ def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
     if rule is not None and rule.get("capture") == "secure":
         return _secure_capture(gw, sender, message, rule)
     context = None if rule is None else Context(rule["expect"], rule.get("capture"))
+    consume = rule is not None
+
+    def record(conn: Connection | None, result: RedactResult) -> None:
+        # Inside the vault's tokenize transaction: values, rate count, state and history
+        # line commit together (one durable write before the bot, not two).
+        if conn is None:
+            _record_inbound(gw, sender, result, consume)
+        else:
+            _record_in(gw, conn, sender, result, consume)
+
     try:
-        result = gw.redactor.redact(sender, message, context)
-    except UnknownTypeError:  # a stored rule for a type this config lacks: drop it, not 500
-        log.warning("context rule ignored: unknown entity type")
-        result = gw.redactor.redact(sender, message, None)
+        try:
+            result = gw.redactor.redact(sender, message, context, record=record)
+        except UnknownTypeError:  # a stored rule for a type this config lacks: drop it, not 500
+            log.warning("context rule ignored: unknown entity type")
+            result = gw.redactor.redact(sender, message, None, record=record)
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
     _remember(gw, message, result)
-    _record_inbound(gw, sender, result, rule is not None)
     return _Inbound(result.text, _bot_metadata(sender, result))
 
 
 def _record_inbound(gw: Gateway, sender: str, result: RedactResult, consume: bool) -> None:
     """One transaction: count the message, consume the rule it used, store its line."""
-    limits = (gw.settings.rate_limit, gw.settings.rate_window_seconds)
     with guarded_conn(gw.writer) as conn:
-        record_message(conn, sender, result.text, limits, consume, gw.clock, _entities_json(result))
+        _record_in(gw, conn, sender, result, consume)
+
+
+def _record_in(
+    gw: Gateway, conn: Connection, sender: str, result: RedactResult, consume: bool
+) -> None:
+    limits = (gw.settings.rate_limit, gw.settings.rate_window_seconds)
+    record_message(conn, sender, result.text, limits, consume, gw.clock, _entities_json(result))
 
 
 def _entities_json(result: RedactResult) -> str | None:

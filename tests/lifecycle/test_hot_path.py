@@ -23,23 +23,30 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
         if transactions:
             transactions[-1].append(" ".join(sql.split()))
 
-    event.listen(gw.writer, "begin", begin)
-    event.listen(gw.writer, "before_cursor_execute", statement)
+    engines = {id(e): e for e in (gw.engine, gw.writer)}.values()  # one on SQLite
+    for engine in engines:
+        event.listen(engine, "begin", begin)
+        event.listen(engine, "before_cursor_execute", statement)
     try:
         life.clock.now += 5
         say_refs(life, stub_bot, "hot", f"mail {EMAIL}")
     finally:
-        event.remove(gw.writer, "begin", begin)
-        event.remove(gw.writer, "before_cursor_execute", statement)
+        for engine in engines:
+            event.remove(engine, "begin", begin)
+            event.remove(engine, "before_cursor_execute", statement)
+    # Two write transactions per message: the vault's tokenize, which also carries the
+    # gateway's inbound record (rate counter, then the history line with the state upsert:
+    # on PostgreSQL as a CTE of the history INSERT), and the reply lines.
+    assert len(transactions) == 2
+    inbound, replies = transactions
+    assert any(sql.startswith("INSERT INTO stored_values") for sql in inbound), inbound
+    rate = [i for i, sql in enumerate(inbound) if sql.startswith("INSERT INTO gw_rate_counters")]
+    history = [i for i, sql in enumerate(inbound) if "INSERT INTO gw_history" in sql]
+    assert len(rate) == 1 and len(history) == 1 and rate[0] < history[0]
     if gw.writer.dialect.name == "postgresql":
-        # The gateway's own pool: the inbound record (rate counter, then the history line
-        # with the state upsert as a CTE: ONE statement) and the reply lines.
-        assert [len(t) for t in transactions] == [2, 1]
-        assert transactions[0][0].startswith("INSERT INTO gw_rate_counters")
-        assert transactions[0][1].startswith("WITH touch AS (INSERT INTO gw_conversation_state")
-        assert "INSERT INTO gw_history" in transactions[0][1]
+        assert inbound[history[0]].startswith("WITH touch AS (INSERT INTO gw_conversation_state")
     else:
-        # SQLite shares the vault's engine: tokenize, the inbound record, the replies.
-        assert len(transactions) == 3
+        assert inbound[history[0] - 1].startswith("INSERT INTO gw_conversation_state")
+    assert [sql.split(" (")[0] for sql in replies] == ["INSERT INTO gw_history"]
     [item] = list_conversations(gw, search="hot")
     assert item["last_activity"] == life.clock.now

@@ -73,3 +73,27 @@ def test_database_gone(
     assert [p["message"] for p in stub_bot.received] == ["warm up"]
     health = service.client.get("/health")
     assert (health.status_code, health.json()["error"]) == (503, "storage_unavailable")
+
+
+def test_history_write_failure_rolls_back_the_values_too(
+    service_factory: Callable[..., Service], stub_bot: StubBot
+) -> None:
+    """The inbound record commits in the vault's transaction: all of it, or none of it."""
+    service = service_factory(bot_url=stub_bot.url)
+    assert service.say("u1", "warm up").status_code == 200
+    with service.gateway.engine.begin() as conn:
+        before = conn.exec_driver_sql("SELECT count(*) FROM stored_values").scalar_one()
+        conn.exec_driver_sql(
+            "CREATE TRIGGER history_full BEFORE INSERT ON gw_history "
+            "BEGIN INSERT INTO no_space_left VALUES (1); END"
+        )
+    response = service.say("u1", f"mail {EMAIL}")
+    assert response.status_code == 503
+    assert EMAIL not in response.text
+    assert [p["message"] for p in stub_bot.received] == ["warm up"]
+    with service.gateway.engine.begin() as conn:
+        after = conn.exec_driver_sql("SELECT count(*) FROM stored_values").scalar_one()
+        conn.exec_driver_sql("DROP TRIGGER history_full")
+    assert after == before  # the e-mail's value row was rolled back with the history line
+    assert service.say("u1", f"mail {EMAIL}").status_code == 200
+    assert len(stub_bot.received) == 2
