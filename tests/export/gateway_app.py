@@ -1,6 +1,5 @@
-"""A real gateway for the export and external tests: the app factory, a TestClient (its
-lifespan runs), an injected clock and one API key per role. Shared by tests/export and
-tests/external (tests/service's helpers are not importable from here)."""
+"""A real gateway for the export and external tests, built with tests/harness.py (the
+app factory, a TestClient running its lifespan, an injected clock, one API key per role)."""
 
 from __future__ import annotations
 
@@ -11,34 +10,13 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from middleware.service.apikeys import Role, create_key
-from middleware.service.app import create_app
-from middleware.service.state import Gateway
-from middleware.service.store import guarded
+from middleware.service.apikeys import Role
 from middleware.settings import Settings
+from tests.harness import GatewayClient, open_gateway
 
 
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Harness:
-    client: TestClient
-    keys: dict[Role, str]
-    clock: Clock
-
-    @property
-    def gateway(self) -> Gateway:
-        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
-        return gw
-
-    def auth(self, role: Role | None) -> dict[str, str]:
-        return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
+class Harness(GatewayClient):
+    """The handle these suites use: `say` asserts the webhook answered, `call` any route."""
 
     def say(self, sender: str, message: str) -> Any:
         response = self.client.post(
@@ -72,15 +50,8 @@ class GatewayFactory:
             "bot_url": None,  # the built-in echo bot answers with the redacted text
         }
         values.update(overrides)
-        clock = Clock()
-        client = TestClient(
-            create_app(Settings(**values), clock=clock), raise_server_exceptions=False
-        )
-        client.__enter__()
+        client, keys, clock = open_gateway(Settings(**values))
         self.clients.append(client)
-        gw: Gateway = client.app.state.gateway  # type: ignore[attr-defined]
-        with guarded(gw.sessions) as session:
-            keys = {role: create_key(session, role) for role in Role}
         return Harness(client, keys, clock)
 
     def close(self) -> None:

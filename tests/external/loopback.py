@@ -1,14 +1,17 @@
-"""A real aiohttp server on 127.0.0.1: in the test's loop (`serve`) or a thread (`threaded`)."""
+"""A real aiohttp server on 127.0.0.1: in the test's loop (`serve`) or a thread (`threaded`,
+shared with the other gateway suites in tests/harness.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
+
+from tests.harness import threaded
+
+__all__ = ["FakeClock", "RecordingSleep", "closed_port", "serve", "threaded"]
 
 
 @asynccontextmanager
@@ -51,38 +54,3 @@ class RecordingSleep:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
-
-
-@contextmanager
-def threaded(app: web.Application) -> Iterator[str]:
-    """Run `app` on a free loopback port in its own thread and event loop (for tests that
-    drive a synchronous client, such as the gateway's TestClient); yields the base URL."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, web.AppRunner | str] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        ready.set()
-
-    def main() -> None:
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "loopback server did not start"
-        yield str(holder["url"])
-    finally:
-        runner = holder.get("runner")
-        if isinstance(runner, web.AppRunner):
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()

@@ -6,9 +6,7 @@ real `create_app` with its lifespan (database, migrations, vault) run by `TestCl
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,13 +15,10 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from fastapi.testclient import TestClient
 
-from middleware.service.apikeys import Role, create_key
-from middleware.service.app import create_app
-from middleware.service.state import Gateway
-from middleware.service.store import guarded
+from middleware.service.apikeys import Role
 from middleware.settings import Settings
+from tests.harness import GatewayClient, open_gateway, serving
 
 PUBLIC = "public"
 ALL_ROLES = tuple(Role)
@@ -123,42 +118,9 @@ class Receiver:
 
 
 @contextmanager
-def _serving(path: str, handler: Any) -> Iterator[str]:
-    """Serve `handler` at `path` on 127.0.0.1 (a free port) in a thread; yields the URL."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_post(path, handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
-        holder["runner"] = runner
-        ready.set()
-
-    def run() -> None:
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield str(holder["url"])
-    finally:
-        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
-@contextmanager
 def running_bot() -> Iterator[RecordingBot]:
     bot = RecordingBot()
-    with _serving("/webhooks/rest/webhook", bot.handle) as url:
+    with serving("/webhooks/rest/webhook", bot.handle) as url:
         bot.url = url
         yield bot
 
@@ -166,32 +128,13 @@ def running_bot() -> Iterator[RecordingBot]:
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    with _serving("/collect", receiver.handle) as url:
+    with serving("/collect", receiver.handle) as url:
         receiver.url = url
         yield receiver
 
 
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class App:
-    client: TestClient
-    keys: dict[Role, str]
-    clock: Clock
-
-    @property
-    def gateway(self) -> Gateway:
-        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
-        return gw
-
-    def auth(self, role: Role) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
+class App(GatewayClient):
+    """The gateway under test, plus signing in to the log viewer."""
 
     def ui_sign_in(self, role: Role) -> str:
         """Sign in to /ui/ with `role`'s key (the client keeps the cookie); the CSRF token."""
@@ -226,10 +169,8 @@ def running_app(
         "bot_url": bot_url,
     }
     values.update(overrides)
-    clock = Clock()
-    app = create_app(Settings(**values), clock=clock)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        gw: Gateway = app.state.gateway
-        with guarded(gw.sessions) as session:
-            keys = {role: create_key(session, role) for role in Role}
+    client, keys, clock = open_gateway(Settings(**values))
+    try:
         yield App(client, keys, clock)
+    finally:
+        client.__exit__(None, None, None)

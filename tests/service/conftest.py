@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from fastapi.testclient import TestClient
-from gateway_helpers import Clock, Service, StubBot, make_settings
+from gateway_helpers import Service, StubBot, make_settings
 from sqlalchemy import create_engine, make_url, text
 
-from middleware.service.apikeys import Role, create_key
-from middleware.service.app import create_app
-from middleware.service.state import Gateway
-from middleware.service.store import guarded
+from tests.harness import open_gateway, serving
 from vault.db import normalise_url
 
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
@@ -28,30 +22,9 @@ PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 @pytest.fixture
 def stub_bot() -> Iterator[StubBot]:
     bot = StubBot()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, web.AppRunner] = {}
-
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", bot.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        bot.url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
-        holder["runner"] = runner
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()))
-    thread.start()
-    assert ready.wait(10)
-    yield bot
-    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with serving("/webhooks/rest/webhook", bot.handle) as url:
+        bot.url = url
+        yield bot
 
 
 @pytest.fixture
@@ -59,14 +32,8 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> Service:
-        clock = Clock()
-        app = create_app(make_settings(tmp_path, **overrides), clock=clock)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
+        client, keys, clock = open_gateway(make_settings(tmp_path, **overrides))
         clients.append(client)
-        gw: Gateway = app.state.gateway
-        with guarded(gw.sessions) as session:
-            keys = {role: create_key(session, role) for role in Role}
         return Service(client, keys, clock)
 
     yield build

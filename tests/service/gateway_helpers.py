@@ -9,11 +9,10 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from fastapi.testclient import TestClient
 
 from middleware.service.apikeys import Role
-from middleware.service.state import Gateway
 from middleware.settings import Settings
+from tests.harness import GatewayClient
 
 Script = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
@@ -42,14 +41,6 @@ class StubBot:
         return web.json_response(self.script(payload))
 
 
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     config = tmp_path / "coatcheck.yml"
     config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
@@ -64,19 +55,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@dataclass
-class Service:
-    client: TestClient
-    keys: dict[Role, str]
-    clock: Clock
-
-    @property
-    def gateway(self) -> Gateway:
-        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
-        return gw
-
-    def auth(self, role: Role) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
+class Service(GatewayClient):
+    """The gateway under test; `say` posts one channel message and returns the response."""
 
     def say(self, sender: str, message: str) -> Any:
         return self.client.post(
