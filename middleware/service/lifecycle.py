@@ -16,14 +16,12 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from middleware.detect.errors import ConfigError
 from middleware.models import ConversationState
 from middleware.service.export_routes import export_at_end
 from middleware.service.state import Gateway
-from middleware.service.store import guarded_conn
+from middleware.service.store import guarded_conn, new_state_row
 from vault import Policies, Retention
 
 __all__ = [
@@ -182,21 +180,13 @@ def _insert_ended(conn: Connection, conversation_id: str, why: EndReason, now: f
     it was not active yet when read), so the end is a no-op for the state and the vault
     epochs are ended all the same.
     """
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    ended = new_state_row(
+        conn.dialect.name, conversation_id, now, status="ended", ended_at=now, end_reason=why.value
+    )
     created = conn.execute(
-        dialect_insert(_STATE)
-        .values(
-            conversation_id=conversation_id,
-            context_json=None,
-            updated_at=now,
-            status="ended",
-            started_at=now,
-            last_activity=now,
-            ended_at=now,
-            end_reason=why.value,
+        ended.on_conflict_do_nothing(index_elements=[_STATE.c.conversation_id]).returning(
+            _STATE.c.conversation_id
         )
-        .on_conflict_do_nothing(index_elements=[_STATE.c.conversation_id])
-        .returning(_STATE.c.conversation_id)
     ).first()
     return created is not None
 
@@ -239,18 +229,10 @@ def ensure_active(conn: Connection, conversation_id: str, now: float) -> str:
     Used before vaulting outside the webhook (temporary references), so the idle sweeper
     ends such a conversation too.
     """
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        dialect_insert(_STATE)
-        .values(
-            conversation_id=conversation_id,
-            context_json=None,
-            updated_at=now,
-            status="active",
-            started_at=now,
-            last_activity=now,
+        new_state_row(conn.dialect.name, conversation_id, now).on_conflict_do_nothing(
+            index_elements=[_STATE.c.conversation_id]
         )
-        .on_conflict_do_nothing(index_elements=[_STATE.c.conversation_id])
     )
     status = conn.execute(
         select(_STATE.c.status).where(_STATE.c.conversation_id == conversation_id)

@@ -26,7 +26,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +43,7 @@ __all__ = [
     "check_rate",
     "guarded",
     "guarded_conn",
+    "new_state_row",
     "peek_context",
     "pop_context",
     "read_history",
@@ -123,6 +126,30 @@ def _record_statements(dialect: str, consume: bool) -> tuple[Executable, ...]:
     return (touch, line)
 
 
+def new_state_row(
+    dialect: str, conversation_id: Any, now: Any, **columns: Any
+) -> PgInsert | SqliteInsert:
+    """INSERT of a conversation's first state row, in `dialect`'s flavour (for ON CONFLICT).
+
+    One place for what a new conversation starts with (active, started and seen `now`, no
+    rule), so every writer that may create the row agrees; `columns` override or add
+    (a rule, an ended row).  Values may be bind parameters (prebuilt statements).
+    """
+    table = _table(ConversationState)
+    values = {
+        "conversation_id": conversation_id,
+        "context_json": None,
+        "updated_at": now,
+        "status": "active",
+        "started_at": now,
+        "last_activity": now,
+        **columns,
+    }
+    if dialect == "postgresql":
+        return pg_insert(table).values(**values)
+    return sqlite_insert(table).values(**values)
+
+
 def _touch(dialect: str, consume: bool) -> Insert:
     """Upsert of the conversation's state for a new message: active, seen now.
 
@@ -130,16 +157,8 @@ def _touch(dialect: str, consume: bool) -> Insert:
     `started_at`; the vault opens a new key epoch for its values).
     """
     state = _table(ConversationState)
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     now: BindParameter[float] = bindparam("now")
-    stmt = dialect_insert(state).values(
-        conversation_id=bindparam("cid"),
-        context_json=None,
-        updated_at=now,
-        status="active",
-        started_at=now,
-        last_activity=now,
-    )
+    stmt = new_state_row(dialect, bindparam("cid"), now)
     still_active = (state.c.status == "active") & state.c.started_at.is_not(None)
     changes: dict[str, Any] = {
         "updated_at": now,
@@ -180,14 +199,7 @@ def record_replies(
     if rule is not None:
         table = _table(ConversationState)
         payload = json.dumps(rule, sort_keys=True)
-        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        stmt = dialect_insert(table).values(
-            conversation_id=conversation_id,
-            context_json=payload,
-            updated_at=now,
-            started_at=now,
-            last_activity=now,
-        )
+        stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[table.c.conversation_id],
