@@ -46,7 +46,7 @@ from middleware.service.schemas import (
     TemporaryIn,
     WebhookIn,
 )
-from middleware.service.staff import staff_reveal
+from middleware.service.staff import audit_purpose, staff_reveal
 from middleware.service.store import guarded, guarded_conn, read_history, set_context
 from vault import Grant, predicate_from_dict
 from vault.errors import GrantRefused, InvalidGrant
@@ -125,7 +125,7 @@ def grants(body: GrantIn, gw: GatewayDep, role: GrantKey, request: Request) -> d
     grant = Grant(
         conversation_id=body.conversation_id,
         entity_types=frozenset(body.entity_types),
-        purpose=body.purpose,
+        purpose=audit_purpose(gw, body.purpose) or body.purpose,
         caller=body.action,
         expires_at=expires_at,
     )

@@ -28,6 +28,7 @@ from middleware.render import REFERENCE_RE
 from middleware.service.apikeys import Role
 from middleware.service.errors import BadText, RevealRefused, StorageUnavailable
 from middleware.service.external_reveal import external_value
+from middleware.service.logfilter import detector_redactor
 from middleware.service.state import Gateway
 from vault import GrantRefused, UnknownReference, ValueState
 from vault.lifecycle import MASKED
@@ -35,6 +36,7 @@ from vault.lifecycle import MASKED
 __all__ = [
     "REPORTING",
     "STATUSES",
+    "audit_purpose",
     "conversation_status",
     "list_conversations",
     "staff_reveal",
@@ -82,7 +84,7 @@ def staff_reveal(
     if match is None or match.group(3) is not None:
         raise BadText("ref", "must be a reference such as CC_EMAIL_ADDRESS_7k2m9xq4cw")
     entity_type, ref_id = match.group(1), match.group(2)
-    stated = purpose.strip() if purpose is not None and purpose.strip() else None
+    stated = audit_purpose(gw, purpose)
     try:
         opened = gw.vault.reveal_for(
             conversation_id,
@@ -97,6 +99,16 @@ def staff_reveal(
         raise RevealRefused(exc.reason) from None
     # An externally held type stores the customer's id: staff see the fetched value too.
     return external_value(gw, conversation_id, ref_id, entity_type, opened)
+
+
+def audit_purpose(gw: Gateway, purpose: str | None) -> str | None:
+    """The purpose as the audit chain keeps it: whatever the detector finds in it masked.
+
+    Staff type purposes by hand ("call back +1 415 ..."), and audit rows must never hold a
+    value; used by staff reveals (API and log viewer alike) and by grants.
+    """
+    text = purpose.strip() if purpose is not None else ""
+    return detector_redactor(gw.detector)(text) if text else None
 
 
 def conversation_status(gw: Gateway, conversation_id: str) -> str:

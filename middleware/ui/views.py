@@ -23,7 +23,6 @@ from middleware.models import ApiKey
 from middleware.service.apikeys import Role, find_role
 from middleware.service.errors import BadText, StorageUnavailable
 from middleware.service.limits import clean_text
-from middleware.service.logfilter import detector_redactor
 from middleware.service.staff import conversation_status, list_conversations, staff_reveal
 from middleware.service.state import Gateway
 from middleware.service.store import guarded, read_history
@@ -244,8 +243,6 @@ def reveal(
         stated = clean_text(purpose.strip())
     except ValueError:
         raise BadText("purpose") from None
-    # The purpose goes into the audit chain: whatever the detector finds in it is masked.
-    stated = detector_redactor(gw.detector)(stated) if stated else stated
     value = staff_reveal(gw, cid, reference, staff.role, staff.actor, stated or None)
     body = {"reference": reference, "value": value, "seconds": REVEAL_SECONDS}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from gateway_helpers import Service, StubBot
-from lifecycle_helpers import CARD, EMAIL, PHONE, audit, end, post, say_refs
+from lifecycle_helpers import CARD, EMAIL, PHONE, audit, end, post, say_refs, staff
 
 from middleware.service.apikeys import Role
 from middleware.service.errors import BadText, RevealRefused
@@ -38,6 +38,18 @@ def test_staff_reveal_audits_actor_role_purpose_outcome(life: Service, stub_bot:
         ("auditor:bob", "reporting", "ok", "EMAIL_ADDRESS"),
         ("viewer:eve", "reporting", "refused:role_not_allowed", "EMAIL_ADDRESS"),
     ]
+
+
+def test_a_purpose_carrying_pii_is_masked_before_the_audit_chain(
+    life: Service, stub_bot: StubBot
+) -> None:
+    """Through the HTTP API as through the viewer: the typed purpose never holds a value."""
+    email = say_refs(life, stub_bot, "s9", f"mail {EMAIL}")["EMAIL_ADDRESS"]
+    response = staff(life, Role.AUDITOR, "s9", email, f"callback to {PHONE} re {EMAIL}")
+    assert response.status_code == 200 and response.json()["value"] == EMAIL
+    [row] = audit(life, conversation_id="s9", action="reveal")
+    assert row.purpose == "callback to [PHONE_NUMBER] re [EMAIL_ADDRESS]"
+    assert PHONE not in repr(row) and EMAIL not in repr(row)
 
 
 def test_staff_reveal_errors(life: Service, stub_bot: StubBot) -> None:

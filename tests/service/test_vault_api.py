@@ -30,11 +30,16 @@ def tokenize(service: Service, conv: str = "c1") -> str:
     return str(entity["ref"])
 
 
-def grant(service: Service, conv: str = "c1", types: list[str] | None = None) -> Any:
+def grant(
+    service: Service,
+    conv: str = "c1",
+    types: list[str] | None = None,
+    purpose: str = "send mail",
+) -> Any:
     body = {
         "conversation_id": conv,
         "entity_types": types or ["EMAIL_ADDRESS"],
-        "purpose": "send mail",
+        "purpose": purpose,
         "action": "action_send_mail",
     }
     return post(service, "/v1/grants", body, Role.ACTION_SERVER)
@@ -60,6 +65,17 @@ def test_grant_and_reveal(service: Service) -> None:
     response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
     assert response.status_code == 200
     assert response.json() == {"value": EMAIL, "type": "EMAIL_ADDRESS"}
+
+
+def test_a_grant_purpose_carrying_pii_reaches_the_audit_chain_masked(service: Service) -> None:
+    ref = tokenize(service)
+    issued = grant(service, purpose=f"mail {EMAIL} the receipt")
+    assert issued.status_code == 200
+    body = {"conversation_id": "c1", "ref": ref, "grant": issued.json()["grant"]}
+    assert post(service, "/v1/reveal", body, Role.ACTION_SERVER).status_code == 200
+    [row] = service.gateway.vault.audit_rows(conversation_id="c1", action="reveal")
+    assert row.purpose == "mail [EMAIL_ADDRESS] the receipt"
+    assert EMAIL not in repr(row)
 
 
 @pytest.mark.parametrize(
