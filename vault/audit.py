@@ -26,6 +26,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from vault import _driver
 from vault.models import AuditHead, AuditRow
 
 __all__ = ["AuditRecord", "AuditReport", "Chain", "Entry", "append", "list_rows", "verify"]
@@ -75,7 +76,7 @@ def _digest(record: AuditRecord, prev_hash: str) -> str:
 
 
 _READ_HEAD = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-_MOVE_HEAD = (
+_MOVE_HEAD = _driver.Statement(
     update(_HEAD)
     .where(
         _HEAD.c.id == 1,
@@ -89,7 +90,8 @@ _SET_HEAD = (
     .where(_HEAD.c.id == 1)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
-_INSERT = insert(_LOG)
+_COLUMNS = [c.key for c in _LOG.columns]
+_INSERT = _driver.Statement(insert(_LOG), _COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,8 @@ class Chain:
         rows: list[dict[str, object]] | None = None
         if guess is not None:
             rows = _link(entries, *guess)
-            moved = conn.execute(
-                _MOVE_HEAD,
+            moved = _MOVE_HEAD.rowcount(
+                conn,
                 {
                     "old_id": guess[0],
                     "old_hash": guess[1],
@@ -154,13 +156,13 @@ class Chain:
                     "new_hash": rows[-1]["row_hash"],
                 },
             )
-            if moved.rowcount != 1:
+            if moved != 1:
                 rows = None
         if rows is None:
             head = conn.execute(_READ_HEAD).one()
             rows = _link(entries, head.last_id, head.last_hash)
             conn.execute(_SET_HEAD, {"new_id": rows[-1]["id"], "new_hash": rows[-1]["row_hash"]})
-        conn.execute(_INSERT, rows)
+        _INSERT.many(conn, rows)
         with self._lock:
             # Only a guess: if this transaction rolls back, the next UPDATE matches nothing.
             self._head = (cast(int, rows[-1]["id"]), cast(str, rows[-1]["row_hash"]))

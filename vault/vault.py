@@ -51,7 +51,7 @@ from sqlalchemy.dialects import sqlite as _sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from vault import _crypto, audit
+from vault import _crypto, _driver, audit
 from vault.audit import AuditRecord, AuditReport, Chain, Entry
 from vault.errors import (
     ConcurrencyError,
@@ -82,6 +82,9 @@ from vault.predicates import Predicate
 
 __all__ = ["RefInfo", "Vault"]
 
+# On PostgreSQL each statement is a round trip: up to this many new values go row by row
+# (no SQLAlchemy execute path), more go as one multi-row INSERT.
+_ROW_BY_ROW_PG = 4
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _REF_LEN = 10
 _TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -94,7 +97,7 @@ _T = TypeVar("_T")
 
 # Hot-path statements are built once: SQLAlchemy then reuses their memoised cache keys
 # and compiled forms, which is most of the per-call cost of building them afresh.
-_FIND = (
+_FIND_FROM = (
     select(
         _VAL.c.ref,
         _VAL.c.entity_type,
@@ -109,13 +112,12 @@ _FIND = (
         _CONV.c.ended_at,
     )
     .join(_CONV, _CONV.c.id == _VAL.c.conversation_pk)
-    .where(
-        _CONV.c.tenant == bindparam("tenant"),
-        _CONV.c.conversation_id == bindparam("cid"),
-        _VAL.c.ref.in_(bindparam("refs", expanding=True)),
-    )
+    .where(_CONV.c.tenant == bindparam("tenant"), _CONV.c.conversation_id == bindparam("cid"))
     .order_by(_CONV.c.epoch.desc())
 )
+_FIND = _FIND_FROM.where(_VAL.c.ref.in_(bindparam("refs", expanding=True)))
+# One reference (the common reveal): `=` instead of an expanding IN, run on the driver.
+_FIND_ONE = _driver.Statement(_FIND_FROM.where(_VAL.c.ref == bindparam("ref")))
 _KNOWN = select(_VAL.c.ref, _VAL.c.entity_type, _VAL.c.blind_index).where(
     _VAL.c.conversation_pk == bindparam("pk"),
     _VAL.c.blind_index.in_(bindparam("indexes", expanding=True)),
@@ -295,10 +297,12 @@ class Vault:
             self._still_live.exists()
         )
         self._insert_one = (
-            dialect.insert(_VAL)
-            .from_select(list(_VALUE_COLS), one)
-            .on_conflict_do_nothing()
-            .returning(_VAL.c.ref)
+            _driver.Statement(
+                dialect.insert(_VAL)
+                .from_select(list(_VALUE_COLS), one)
+                .on_conflict_do_nothing()
+                .returning(_VAL.c.ref)
+            )
             if dialect is not None
             else None
         )
@@ -499,11 +503,15 @@ class Vault:
         assert self._insert_one is not None
         pk, epoch, wrapped = hint
         index_keys, rows = self._new_rows(keys, conversation_id, (pk, epoch), items, {})
-        if len(rows) == 1:
-            params = {**rows[0], "pk": pk, "wrapped": wrapped}
-            # Nothing inserted: a known value, or the epoch is gone (shred nulls the blind
+        if not self._pg or len(rows) <= _ROW_BY_ROW_PG:
+            # Row by row on the driver: each INSERT carries its own liveness check.  Nothing
+            # inserted means a known value, or the epoch is gone (shred nulls the blind
             # indexes, so the lookup below finds nothing and we take the slow path).
-            inserted = set(conn.execute(self._insert_one, params).scalars())
+            inserted = set()
+            for row in rows:
+                inserted.update(
+                    self._insert_one.scalars(conn, {**row, "pk": pk, "wrapped": wrapped})
+                )
         else:
             if conn.execute(self._still_live, {"pk": pk, "wrapped": wrapped}).first() is None:
                 raise _Stale()
@@ -604,8 +612,12 @@ class Vault:
     ) -> dict[str, _Row]:
         """Each ref's row joined with its epoch (so a shred elsewhere shows at once)."""
         found: dict[str, _Row] = {}
-        params = {"tenant": self._tenant, "cid": conversation_id, "refs": sorted(set(ref_ids))}
-        for row in conn.execute(_FIND, params):
+        params: dict[str, Any] = {"tenant": self._tenant, "cid": conversation_id}
+        if len(ref_ids) == 1:
+            rows: Iterable[Any] = _FIND_ONE.rows(conn, {**params, "ref": ref_ids[0]})
+        else:
+            rows = conn.execute(_FIND, {**params, "refs": sorted(set(ref_ids))})
+        for row in rows:
             found.setdefault(row.ref, row)  # newest epoch first
         return found
 

@@ -17,7 +17,6 @@ from typing import Any, cast
 from sqlalchemy import (
     Connection,
     Engine,
-    Executable,
     Insert,
     Table,
     bindparam,
@@ -36,6 +35,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from middleware.models import ConversationState, HistoryEntry, RateCounter
 from middleware.service.errors import RateLimited, StorageUnavailable
+from vault import _driver
 from vault.models import Base
 
 __all__ = [
@@ -103,15 +103,16 @@ def record_message(
         raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
     params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
     for stmt in _record_statements(conn.dialect.name, consume):
-        conn.execute(stmt, params)
+        stmt.rowcount(conn, params)
 
 
 @functools.cache
-def _record_statements(dialect: str, consume: bool) -> tuple[Executable, ...]:
+def _record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, ...]:
     """The touch upsert and the history INSERT, built once per (dialect, consume).
 
-    Prebuilt with bind parameters (`cid`, `now`, `text`, `entities`), SQLAlchemy reuses
-    their compiled form; building them per message was a third of the record's cost.
+    Prebuilt with bind parameters (`cid`, `now`, `text`, `entities`) and run on the
+    driver (vault/_driver.py): building them per message was a third of the record's cost,
+    SQLAlchemy's execute path most of the rest.
     """
     line = insert(_table(HistoryEntry)).values(
         conversation_id=bindparam("cid"),
@@ -122,8 +123,8 @@ def _record_statements(dialect: str, consume: bool) -> tuple[Executable, ...]:
     )
     touch = _touch(dialect, consume)
     if dialect == "postgresql":
-        return (line.add_cte(touch.cte("touch")),)
-    return (touch, line)
+        return (_driver.Statement(line.add_cte(touch.cte("touch"))),)
+    return (_driver.Statement(touch), _driver.Statement(line))
 
 
 def new_state_row(
@@ -184,18 +185,7 @@ def record_replies(
     """Store the bot's reference-form lines and, if it set one, the next message's rule."""
     now = clock()
     if lines:
-        conn.execute(
-            insert(_table(HistoryEntry)),
-            [
-                {
-                    "conversation_id": conversation_id,
-                    "direction": "out",
-                    "text": line,
-                    "created_at": now,
-                }
-                for line in lines
-            ],
-        )
+        _REPLY_LINES.many(conn, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
     if rule is not None:
         table = _table(ConversationState)
         payload = json.dumps(rule, sort_keys=True)
@@ -212,17 +202,28 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+_REPLY_LINES = _driver.Statement(
+    insert(_table(HistoryEntry)).values(
+        conversation_id=bindparam("cid"),
+        direction="out",
+        text=bindparam("text"),
+        created_at=bindparam("now"),
+    )
+)
+
+
 def _upsert_count(conn: Connection, sender: str, start: int) -> int:
     stmt = _count_statement(conn.dialect.name)
-    return int(conn.execute(stmt, {"sender": sender, "start": start}).scalar_one())
+    (count,) = stmt.scalars(conn, {"sender": sender, "start": start})
+    return int(count)
 
 
 @functools.cache
-def _count_statement(dialect: str) -> Insert:
+def _count_statement(dialect: str) -> _driver.Statement:
     """The rate counter's bump-or-create upsert, built once per dialect (bind parameters)."""
     table = _table(RateCounter)
     dialect_insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return (
+    return _driver.Statement(
         dialect_insert(table)
         .values(sender=bindparam("sender"), window_start=bindparam("start"), count=1)
         .on_conflict_do_update(
@@ -322,22 +323,27 @@ def read_state(
     start = int(clock() // window) * window
     try:
         with reader.connect() as conn:
-            row = conn.execute(_READ_STATE, {"cid": conversation_id, "start": start})
-            context, count = row.one()
+            ((context, count),) = _READ_STATE.rows(conn, {"cid": conversation_id, "start": start})
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     rule: dict[str, Any] | None = None if context is None else json.loads(context)
     return rule, int(count or 0)
 
 
-# Built once (bind parameters): read per message, so its compiled form is reused.
-_READ_STATE = select(
-    select(ConversationState.context_json)
-    .where(ConversationState.conversation_id == bindparam("cid"))
-    .scalar_subquery(),
-    select(RateCounter.count)
-    .where(RateCounter.sender == bindparam("cid"), RateCounter.window_start == bindparam("start"))
-    .scalar_subquery(),
+# Built once (bind parameters) and run on the driver: read per message.
+_READ_STATE = _driver.Statement(
+    select(
+        select(ConversationState.context_json)
+        .where(ConversationState.conversation_id == bindparam("cid"))
+        .scalar_subquery()
+        .label("context_json"),
+        select(RateCounter.count)
+        .where(
+            RateCounter.sender == bindparam("cid"), RateCounter.window_start == bindparam("start")
+        )
+        .scalar_subquery()
+        .label("count"),
+    )
 )
 
 
