@@ -13,6 +13,9 @@ per-call operation cannot beat 1.0x by much.
 PostgreSQL runs in a throw-away `cc_bench_*` schema; leave out `--pg` (and unset
 COATCHECK_TEST_PG_URL) to bench SQLite only.  Every reveal is audited in the hash chain
 and committed before the call returns; `reveal_many` audits each reference and commits once.
+The "N threads" rows make the same one-value calls from `--threads` threads of this one
+process (a gateway worker serves concurrent requests from such a pool): on PostgreSQL the
+round trips and commit flushes of concurrent calls overlap; on SQLite writers take turns.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
 import psycopg  # noqa: E402
@@ -88,9 +92,19 @@ def pg_floor(url: str, n: int) -> float:
         return _rate(n, loop)
 
 
-def bench(url: str, n: int, batch: int, repeat: int) -> dict[str, tuple[float, float]]:
+def _threaded(threads: int, n: int, call: Callable[[int], object]) -> float:
+    """`n` calls spread over `threads` threads of this process; calls/s over the wall time."""
+    with ThreadPoolExecutor(threads) as pool:
+        start = time.perf_counter()
+        list(pool.map(call, range(n), chunksize=max(1, n // (threads * 8))))
+        return n / (time.perf_counter() - start)
+
+
+def bench(
+    url: str, n: int, batch: int, repeat: int, threads: int
+) -> dict[str, tuple[float, float]]:
     upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, pool_size=max(5, threads))
     vault = Vault(engine, os.urandom(32), tenant="bench")
 
     def values(attempt: int) -> list[str]:
@@ -121,10 +135,19 @@ def bench(url: str, n: int, batch: int, repeat: int) -> dict[str, tuple[float, f
     def reveal_many(_: int) -> float:
         return _rate(n, lambda: [vault.reveal_many("hot", refs, grant) for _ in range(n // batch)])
 
+    def single_threaded(attempt: int) -> float:
+        vals = values(attempt + 100)
+        return _threaded(threads, n, lambda i: vault.tokenize(f"conv{i % 50}", "EMAIL", vals[i]))
+
+    def reveal_threaded(_: int) -> float:
+        return _threaded(threads, n, lambda i: vault.reveal("hot", refs[i % len(refs)], grant))
+
     results = {
         "tokenize (1/call)": _best(repeat, single),
+        f"tokenize (1/call, {threads} threads)": _best(repeat, single_threaded),
         f"tokenize_many ({batch}/call)": _best(repeat, batched),
         "reveal (1/call, audited)": _best(repeat, reveal),
+        f"reveal (1/call, audited, {threads} threads)": _best(repeat, reveal_threaded),
     }
     if hasattr(vault, "reveal_many"):  # absent when benching an older vault for "before"
         results[f"reveal_many ({batch}/call, audited)"] = _best(repeat, reveal_many)
@@ -163,15 +186,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg", default=os.environ.get("COATCHECK_TEST_PG_URL"))
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads for the concurrent per-call rows"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         floor = _best(args.repeat, lambda _: sqlite_floor(f"{tmp}/floor.db", args.n))
-        rows = bench(f"sqlite:///{tmp}/bench.db", args.n, args.batch, args.repeat)
+        rows = bench(f"sqlite:///{tmp}/bench.db", args.n, args.batch, args.repeat, args.threads)
         _print("SQLite (WAL, synchronous=NORMAL)", floor, rows)
     if args.pg:
         with _pg_schema(args.pg) as url:
             floor = _best(args.repeat, lambda _: pg_floor(url.replace("+psycopg", ""), args.n))
-            rows = bench(url, args.n, args.batch, args.repeat)
+            rows = bench(url, args.n, args.batch, args.repeat, args.threads)
         _print("PostgreSQL", floor, rows)
 
 
