@@ -14,7 +14,8 @@ latency of coatcheck vs the pass-through and vs the stub called directly.
 
 `--before DIR` also runs the code unpacked in DIR (e.g. `git archive <commit> middleware
 vault alembic | tar -x -C DIR`), right before this tree's, for a before/after under the
-same neighbours' load.
+same neighbours' load.  `--rounds N` repeats the whole sequence N times, interleaved, and
+reports each figure's median (tail latencies swing from run to run on this shared machine).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+Result = dict[str, dict[str, float]]
 PG_ADMIN = ("-h", "127.0.0.1", "-U", "postgres")
 
 LUA = r"""
@@ -162,13 +165,25 @@ def measure(
         "c50": wrk(url, 50, args.duration, script, key),
         "c1": wrk(url, 1, args.duration, script, key),
     }
+    _line(name, result)
+    return result
+
+
+def _line(name: str, result: Result) -> None:
     t, lat = result["c50"], result["c1"]
     print(
         f"  {name:<12} c50 {t['rps']:8.0f} req/s p50 {t['p50']:7.2f} p99 {t['p99']:7.2f} ms"
         f" | c1 {lat['rps']:6.0f} req/s p50 {lat['p50']:6.2f} p99 {lat['p99']:6.2f} ms"
         + (f" | non-2xx {int(t['non2xx'] + lat['non2xx'])}" if t["non2xx"] + lat["non2xx"] else "")
     )
-    return result
+
+
+def _median(results: list[Result]) -> Result:
+    """Each figure's median over the rounds (each figure on its own)."""
+    return {
+        load: {key: statistics.median(r[load][key] for r in results) for key in results[0][load]}
+        for load in results[0]
+    }
 
 
 # --- the runs -----------------------------------------------------------------------------
@@ -259,6 +274,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat everything, interleaved; report medians"
+    )
+    parser.add_argument(
         "--before",
         metavar="PYTHONPATH",
         help="also run another copy of the code (e.g. an unpacked older commit) first",
@@ -284,13 +302,30 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{stub_port}/")
             wait_http(f"http://127.0.0.1:{base_port}/docs")
             print(f"{args.duration}s per run, wrk c50 (throughput) and c1 (latency)")
-            stub = measure("stub bot", bot_url, args, script, None)
             base_url = f"http://127.0.0.1:{base_port}/webhooks/rest/webhook"
-            base = measure("pass-through", base_url, args, script, None)
-            for db in args.db.split(","):
-                for source in ([args.before] if args.before else []) + [None]:
-                    cc = run_db(db, args, script, bot_url, tmp, source)
-                    report(stub, base, cc, f"{db} ({'before' if source else 'this tree'})")
+            sources = ([args.before] if args.before else []) + [None]
+            runs: dict[str, list[Result]] = {}
+            for round_no in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    print(f"round {round_no}/{args.rounds}")
+                runs.setdefault("stub", []).append(measure("stub bot", bot_url, args, script, None))
+                runs.setdefault("base", []).append(
+                    measure("pass-through", base_url, args, script, None)
+                )
+                for db in args.db.split(","):
+                    for source in sources:
+                        cc = run_db(db, args, script, bot_url, tmp, source)
+                        runs.setdefault(f"{db} ({'before' if source else 'this tree'})", []).append(
+                            cc
+                        )
+            med = {name: _median(results) for name, results in runs.items()}
+            if args.rounds > 1:
+                print(f"medians of {args.rounds} rounds")
+                for name, result in med.items():
+                    _line(name, result)
+            for name, result in med.items():
+                if name not in ("stub", "base"):
+                    report(med["stub"], med["base"], result, name)
         finally:
             for proc in procs:
                 stop(proc)
