@@ -47,9 +47,6 @@ class Settings(BaseSettings):
     # worker (0: not at all), database locks keep each end and expiry to one worker.
     idle_timeout_seconds: float = Field(default=1800.0, ge=0, le=30 * 86400)
     sweep_interval_seconds: float = Field(default=30.0, ge=0, le=3600)
-    # SQLite: each worker checkpoints the WAL in the background this often, instead of the
-    # commit that fills it doing so inside a request (0: leave it to SQLite's autocheckpoint).
-    wal_checkpoint_seconds: float = Field(default=1.0, ge=0, le=60)
     log_level: str = "INFO"
 
     @field_validator("database_url")

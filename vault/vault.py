@@ -31,7 +31,9 @@ live epoch (row id + wrapped DEK) after its creating transaction commits; tokeni
 inserts with `ON CONFLICT DO NOTHING RETURNING`, guarded in the same transaction by "that
 epoch still has that wrapped DEK" (FOR SHARE on PostgreSQL, so a concurrent shred waits or
 wins), and falls back to the locking path on any surprise.  The remembered epoch is only a
-hint: it is checked in SQL on every call, never trusted.
+hint: it is checked in SQL on every call, never trusted.  The one-value statements (the
+guarded insert, the one-reference find, the audit append) run on the DB-API cursor through
+`vault/_driver.py`: SQLAlchemy's execute path cost ten times SQLite's own work for them.
 """
 
 from __future__ import annotations

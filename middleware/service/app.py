@@ -27,7 +27,6 @@ from middleware.export import build_sinks
 from middleware.pipeline import Redactor
 from middleware.service.bootstrap import bootstrap, master_key
 from middleware.service.botclient import BotClient, EchoBot, HttpBot
-from middleware.service.checkpointer import run_checkpointer
 from middleware.service.export_routes import load_export_section
 from middleware.service.export_routes import router as export_router
 from middleware.service.external_reveal import external_resolver, load_external_section
@@ -49,6 +48,14 @@ from vault.db import make_engine
 __all__ = ["create_app", "worker_app"]
 
 log = logging.getLogger(__name__)
+
+# SQLite checkpoints the WAL inside the commit that fills it past this many pages, and the
+# request behind that commit waits for the copy and the sync.  100 pages instead of
+# SQLite's 1,000: ten times as many checkpoints, each a tenth as long (c1 p99 ~5 ms vs ~7 ms
+# in interleaved runs after a c50 load, docs/performance.md).  A checkpointer thread beside
+# the writers was tried and dropped: under a steady load it never caught up with them, so
+# the WAL was never restarted and grew by ~25 MB/s.
+WAL_AUTOCHECKPOINT_PAGES = 100
 
 
 def _actions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
@@ -79,17 +86,13 @@ def _freeze_startup_objects() -> None:
     """Move what startup built out of the cyclic collector's generations.
 
     The detector's tables, phone metadata, compiled statements... live as long as the
-    worker, yet every full collection walked them again: a pause of several ms that showed
-    up on its own in the c1 p99 (docs/performance.md).  Frozen, they are skipped.  Only for
-    a process that keeps this app for its whole life: frozen cycles are never collected.
+    worker, yet every full collection walks them again; frozen, they are skipped.  Its effect
+    on the c1 p99 was small next to this machine's noise (docs/performance.md); it is kept
+    because it costs nothing per request.  Only for a process that keeps this app for its
+    whole life: frozen cycles are never collected.
     """
     gc.collect()
     gc.freeze()
-
-
-def _autocheckpoint(settings: Settings) -> int | None:
-    """0 (SQLite's own checkpoints off) when the background checkpointer runs instead."""
-    return 0 if settings.wal_checkpoint_seconds > 0 else None
 
 
 def _db_threads(settings: Settings, engine: Engine) -> int:
@@ -120,7 +123,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, wal_autocheckpoint=_autocheckpoint(settings))
+        engine = make_engine(settings.database_url, wal_autocheckpoint=WAL_AUTOCHECKPOINT_PAGES)
         reader = make_read_engine(settings.database_url)
         writer = make_write_engine(settings.database_url, engine)
         key = master_key(settings)
@@ -160,22 +163,19 @@ def create_app(
                 resolver=resolver,
                 export_sinks=build_sinks(export_section, http),
             )
-            tasks = []
+            sweeper = None
             if settings.sweep_interval_seconds > 0:
                 sweep = run_sweeper(app.state.gateway, settings.sweep_interval_seconds)
-                tasks.append(asyncio.create_task(sweep))
-            if engine.dialect.name == "sqlite" and settings.wal_checkpoint_seconds > 0:
-                wal = run_checkpointer(engine, settings.wal_checkpoint_seconds)
-                tasks.append(asyncio.create_task(wal))
+                sweeper = asyncio.create_task(sweep)
             if freeze_gc:
                 _freeze_startup_objects()
             try:
                 yield
             finally:
-                for task in tasks:
-                    task.cancel()
+                if sweeper is not None:
+                    sweeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                        await sweeper
                 remove_log_filter(log_filter)
                 reader.dispose()
                 writer.dispose()
