@@ -29,7 +29,7 @@ from sqlalchemy.exc import DisconnectionError
 
 from alembic import command
 
-__all__ = ["ALEMBIC_DIR", "checkpoint", "make_engine", "normalise_url", "upgrade"]
+__all__ = ["ALEMBIC_DIR", "make_engine", "normalise_url", "upgrade"]
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 _PG_LOCK_KEY = 0x636F6174  # "coat"
@@ -45,19 +45,14 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(autocheckpoint: int | None) -> Callable[[Any, Any], None]:
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        if autocheckpoint is not None:
-            cur.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
-        cur.close()
-
-    return on_connect
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -87,41 +82,20 @@ def _idle_pinger(after_s: float) -> Callable[[Any, Any, Any], None]:
 
 
 def make_engine(
-    url: str,
-    *,
-    ping_after_idle_s: float = _PING_AFTER_IDLE_S,
-    wal_autocheckpoint: int | None = None,
-    **kwargs: Any,
+    url: str, *, ping_after_idle_s: float = _PING_AFTER_IDLE_S, **kwargs: Any
 ) -> Engine:
-    """An engine configured for the vault's concurrency model.
-
-    `wal_autocheckpoint=0` (SQLite only) stops commits from checkpointing the WAL
-    themselves; the caller then owns checkpointing (the gateway runs `checkpoint` in the
-    background: a checkpoint inside a request's commit was a tail-latency spike).
-    """
+    """An engine configured for the vault's concurrency model."""
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": _BUSY_MS / 1000}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas(wal_autocheckpoint))
+        event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(url, **kwargs)
     event.listen(engine, "checkin", _mark_idle)
     event.listen(engine, "checkout", _idle_pinger(ping_after_idle_s))
     return engine
-
-
-def checkpoint(engine: Engine) -> tuple[int, int, int]:
-    """A PASSIVE WAL checkpoint (SQLite): (busy, frames in the WAL, frames checkpointed).
-
-    PASSIVE never waits for, nor blocks, readers and writers: it copies what it can.
-    """
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        busy, log, done = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(busy), int(log), int(done)
 
 
 @contextmanager

@@ -66,7 +66,7 @@ def serve(
     if created is not None:
         typer.echo(f"first run: starter API keys (channel, admin) written to {created}")
     uvicorn.run(
-        "middleware.service.app:worker_app",
+        "middleware.service.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

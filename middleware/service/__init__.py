@@ -1,7 +1,6 @@
 """The FastAPI gateway: webhook, vault API, auth, limits, history and the log filter.
 
-`create_app` builds the app; `coatcheck serve` runs `middleware.service.app:worker_app`
-(a uvicorn factory: the same app, its startup objects frozen for the collector).
+`create_app` is the uvicorn factory (`middleware.service.app:create_app`, factory=True).
 """
 
 from middleware.service.app import create_app

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,17 +44,9 @@ from middleware.ui import router as ui_router
 from vault import GrantSigner, KeyRing, Vault
 from vault.db import make_engine
 
-__all__ = ["create_app", "worker_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-# SQLite checkpoints the WAL inside the commit that fills it past this many pages, and the
-# request behind that commit waits for the copy and the sync.  100 pages instead of
-# SQLite's 1,000: ten times as many checkpoints, each a tenth as long (c1 p99 ~5 ms vs ~7 ms
-# in interleaved runs after a c50 load, docs/performance.md).  A checkpointer thread beside
-# the writers was tried and dropped: under a steady load it never caught up with them, so
-# the WAL was never restarted and grew by ~25 MB/s.
-WAL_AUTOCHECKPOINT_PAGES = 100
 
 
 def _actions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
@@ -76,25 +67,6 @@ def _grant_ttl(data: dict[str, Any]) -> float:
     return float(ttl)
 
 
-def worker_app() -> FastAPI:
-    """The app of one `coatcheck serve` worker (uvicorn factory): settings from the
-    environment, startup objects frozen."""
-    return create_app(freeze_gc=True)
-
-
-def _freeze_startup_objects() -> None:
-    """Move what startup built out of the cyclic collector's generations.
-
-    The detector's tables, phone metadata, compiled statements... live as long as the
-    worker, yet every full collection walks them again; frozen, they are skipped.  Its effect
-    on the c1 p99 was small next to this machine's noise (docs/performance.md); it is kept
-    because it costs nothing per request.  Only for a process that keeps this app for its
-    whole life: frozen cycles are never collected.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def _db_threads(settings: Settings, engine: Engine) -> int:
     if settings.db_threads is not None:
         return settings.db_threads
@@ -106,13 +78,8 @@ def create_app(
     *,
     bot: BotClient | None = None,
     clock: Callable[[], float] = time.time,
-    freeze_gc: bool = False,
 ) -> FastAPI:
-    """A configured app; `bot` and `clock` are injectable (tests, embedding).
-
-    `freeze_gc` is for a process that serves this one app for its whole life (a uvicorn
-    worker, see `worker_app`): see `_freeze_startup_objects`.
-    """
+    """A configured app; `bot` and `clock` are injectable (tests, embedding)."""
     settings = settings if settings is not None else load_settings()
     data = settings.load_yaml()
     policies = load_policies(data)  # retention and TTL per type (docs/lifecycle.md)
@@ -123,7 +90,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, wal_autocheckpoint=WAL_AUTOCHECKPOINT_PAGES)
+        engine = make_engine(settings.database_url)
         reader = make_read_engine(settings.database_url)
         writer = make_write_engine(settings.database_url, engine)
         key = master_key(settings)
@@ -167,8 +134,6 @@ def create_app(
             if settings.sweep_interval_seconds > 0:
                 sweep = run_sweeper(app.state.gateway, settings.sweep_interval_seconds)
                 sweeper = asyncio.create_task(sweep)
-            if freeze_gc:
-                _freeze_startup_objects()
             try:
                 yield
             finally:
