@@ -28,10 +28,10 @@ from typing import Any, cast
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.models import ConversationState
+from middleware.models import ConversationState, RateCounter
 from middleware.service.errors import StorageUnavailable
 from middleware.service.lifecycle import EndReason, end_conversation, sync_status
 from middleware.service.state import Gateway
@@ -45,6 +45,7 @@ SWEEPER = "sweeper"
 _BATCH = 500
 _MAX_ROUNDS = 20
 _STATE = cast(Table, ConversationState.__table__)
+_RATE = cast(Table, RateCounter.__table__)
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,12 @@ class SweepReport:
     ended: tuple[str, ...] = ()
     forgotten: int = 0
     shredded_epochs: int = 0
+    rate_rows_dropped: int = 0
 
 
 def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
-    """One pass: end idle conversations, then forget due values and shred emptied epochs."""
+    """One pass: end idle conversations, forget due values and shred emptied epochs, then
+    drop the rate counters of past windows."""
     ended = _idle_ends(gw, batch)
     forgotten = shredded = 0
     touched: set[str] = set()
@@ -72,7 +75,26 @@ def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
     for conversation_id in sorted(_ended_among(gw, touched) | _retained_past_deadline(gw, batch)):
         with guarded_conn(gw.writer) as conn:
             sync_status(conn, gw, conversation_id)
-    return SweepReport(tuple(ended), forgotten, shredded)
+    return SweepReport(tuple(ended), forgotten, shredded, _drop_past_rate_windows(gw, batch))
+
+
+def _drop_past_rate_windows(gw: Gateway, batch: int) -> int:
+    """Delete rate counters of windows that are over: one row per sender and window would
+    otherwise pile up forever (and keep every sender id that ever wrote).  In batches of
+    `batch` ids, each its own short transaction, so a backlog never holds the write lock
+    for long; several workers deleting the same rows is harmless."""
+    window = gw.settings.rate_window_seconds
+    current = int(gw.clock() // window) * window
+    query = select(_RATE.c.id).where(_RATE.c.window_start < current).limit(batch)
+    dropped = 0
+    for _ in range(_MAX_ROUNDS):
+        ids = _read(gw, query)
+        if ids:
+            with guarded_conn(gw.writer) as conn:
+                dropped += conn.execute(delete(_RATE).where(_RATE.c.id.in_(ids))).rowcount
+        if len(ids) < batch:
+            break
+    return dropped
 
 
 def _ended_among(gw: Gateway, conversation_ids: set[str]) -> set[str]:
@@ -148,3 +170,5 @@ async def run_sweeper(gw: Gateway, interval: float) -> None:
                 report.forgotten,
                 report.shredded_epochs,
             )
+        if report.rate_rows_dropped:
+            log.debug("sweep: %d past rate-limit windows dropped", report.rate_rows_dropped)

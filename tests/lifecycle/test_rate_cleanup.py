@@ -1,0 +1,36 @@
+"""The sweeper drops rate counters of windows that are over; the current window's stay."""
+
+from __future__ import annotations
+
+from gateway_helpers import Service, StubBot
+from lifecycle_helpers import say_refs
+from sqlalchemy import select
+
+from middleware.models import RateCounter
+from middleware.service.sweeper import sweep_once
+
+
+def _counters(life: Service) -> list[tuple[str, int]]:
+    with life.gateway.engine.connect() as conn:
+        rows = conn.execute(
+            select(RateCounter.sender, RateCounter.count).order_by(RateCounter.sender)
+        )
+        return [(r.sender, r.count) for r in rows]
+
+
+def test_past_windows_are_dropped_and_the_current_one_counts_on(
+    life: Service, stub_bot: StubBot
+) -> None:
+    window = life.gateway.settings.rate_window_seconds
+    say_refs(life, stub_bot, "old-a", "hello")
+    say_refs(life, stub_bot, "old-b", "hello")
+    assert sweep_once(life.gateway).rate_rows_dropped == 0  # the window is not over yet
+    life.clock.now += window
+    say_refs(life, stub_bot, "now", "hello")
+    say_refs(life, stub_bot, "now", "again")
+    assert _counters(life) == [("now", 2), ("old-a", 1), ("old-b", 1)]
+    assert sweep_once(life.gateway, batch=1).rate_rows_dropped == 2  # in batches of one
+    assert _counters(life) == [("now", 2)]
+    say_refs(life, stub_bot, "now", "third")
+    assert _counters(life) == [("now", 3)]
+    assert sweep_once(life.gateway).rate_rows_dropped == 0
