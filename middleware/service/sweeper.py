@@ -1,4 +1,5 @@
-"""The sweeper: idle-timeout ends, TTL and retention expiries, in every worker, once each.
+"""The sweeper: idle-timeout ends, TTL and retention expiries, past rate-limit windows; in
+every worker, each thing done once.
 
 Every worker runs `run_sweeper` (started in the app's lifespan, every
 `COATCHECK_SWEEP_INTERVAL_SECONDS`); correctness never depends on there being one:
