@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from vault import Vault, make_engine, upgrade
 from vault.db import normalise_url
@@ -72,6 +72,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def kill_pooled_backend(engine: Engine) -> int:
+    """Terminate the server backend of `engine`'s pooled connection (pool_size=1); its pid."""
+    assert PG_URL is not None
+    with engine.connect() as conn:
+        pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    killer = make_engine(PG_URL)
+    try:
+        with killer.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        killer.dispose()
+    return pid
 
 
 @pytest.fixture

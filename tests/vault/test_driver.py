@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, kill_pooled_backend
 from vault import _driver, make_engine
 from vault.models import AuditHead, Kek
 
@@ -101,12 +101,7 @@ def test_a_killed_connection_is_invalidated_and_replaced() -> None:
     engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
     head = _driver.Statement(select(AuditHead.__table__.c.id).limit(1))
     try:
-        with engine.connect() as conn:
-            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        killer = make_engine(PG_URL)
-        with killer.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        killer.dispose()
+        pid = kill_pooled_backend(engine)
         with pytest.raises(OperationalError) as caught, engine.connect() as conn:
             head.rows(conn, {})
         assert caught.value.connection_invalidated

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from tests.conftest import PG_URL, FakeClock
+from tests.conftest import PG_URL, FakeClock, kill_pooled_backend
 from vault import (
     ConversationShredded,
     Grant,
@@ -111,12 +111,7 @@ def test_idle_connection_killed_by_the_server_is_replaced() -> None:
     assert PG_URL is not None
     engine = make_engine(PG_URL, ping_after_idle_s=0.0, pool_size=1, max_overflow=0)
     try:
-        with engine.connect() as conn:
-            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        killer = make_engine(PG_URL)
-        with killer.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        killer.dispose()
+        pid = kill_pooled_backend(engine)
         with engine.connect() as conn:  # the idle ping finds it dead; the pool reconnects
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     finally:
