@@ -4,8 +4,9 @@ Why it exists: on one-value calls SQLAlchemy's execute path (`_execute_clauseele
 `_init_compiled`, parameter processing, events, result wrapping) cost 50-100 us per
 statement, against 4-8 us of SQLite's own work for the same statement (docs/performance.md).
 The statements stay defined in Core next to the models (one source of truth); each is
-compiled ONCE per dialect to SQL text, and `run` executes that text on the DB-API cursor of
-the caller's own `Connection`, inside its transaction.
+compiled ONCE per dialect to SQL text, and `Statement`'s methods (`rows`, `scalars`,
+`rowcount`, `many`) execute that text on the DB-API cursor of the caller's own
+`Connection`, inside its transaction.
 
 What the caller gives up, and so why the name warns: no type processing (only columns whose
 driver values are already Python's: int, float, str, bytes, None), no expanding IN, no
