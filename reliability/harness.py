@@ -131,20 +131,21 @@ class RecordingBot:
 
 
 @contextlib.contextmanager
-def running_bot() -> Iterator[RecordingBot]:
-    bot = RecordingBot()
+def threaded(app: web.Application) -> Iterator[str]:
+    """Run `app` on a free loopback port in its own thread and event loop; the base URL.
+
+    Also the gateway test suites' loopback peer (tests/harness.py re-exports it).
+    """
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    holder: dict[str, web.AppRunner] = {}
+    holder: dict[str, web.AppRunner | str] = {}
 
     async def start() -> None:
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", bot.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        bot.url = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/rest/webhook"
         holder["runner"] = runner
+        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
         ready.set()
 
     def run() -> None:
@@ -153,15 +154,27 @@ def running_bot() -> Iterator[RecordingBot]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("the stub bot did not start")
     try:
-        yield bot
+        if not ready.wait(10):
+            raise RuntimeError("loopback server did not start")
+        yield str(holder["url"])
     finally:
-        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+        runner = holder.get("runner")
+        if isinstance(runner, web.AppRunner):
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextlib.contextmanager
+def running_bot() -> Iterator[RecordingBot]:
+    bot = RecordingBot()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", bot.handle)
+    with threaded(app) as base:
+        bot.url = base + "/webhooks/rest/webhook"
+        yield bot
 
 
 # -- the service --------------------------------------------------------------------------

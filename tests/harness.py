@@ -1,19 +1,20 @@
 """What the gateway test suites share, so each builds a gateway and a loopback peer the same way.
 
-- `threaded(app)` / `serving(path, handler)`: a real aiohttp server on 127.0.0.1 (a free
-  port) in its own thread and loop, for tests that drive the gateway's synchronous
-  TestClient while the gateway calls the peer (a stub bot, an export receiver, a vault).
+- `threaded(app)` (from reliability/harness.py) / `serving(path, handler)`: a real aiohttp
+  server on 127.0.0.1 (a free port) in its own thread and loop, for tests that drive the
+  gateway's synchronous TestClient while the gateway calls the peer (a stub bot, an export
+  receiver, a vault).
 - `open_gateway(settings)`: the real app with its lifespan running and one API key per role.
 - `GatewayClient`: the handle the suites extend (`Service`, `Harness`, `App`).
+- `VALID_BODIES`: a body per JSON route that passes validation (the auth tests).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from fastapi.testclient import TestClient
@@ -23,46 +24,36 @@ from middleware.service.app import create_app
 from middleware.service.state import Gateway
 from middleware.service.store import guarded
 from middleware.settings import Settings
+from reliability.harness import threaded
 from tests.conftest import FakeClock
 
-__all__ = ["GATEWAY_EPOCH", "GatewayClient", "open_gateway", "serving", "threaded"]
+__all__ = ["GATEWAY_EPOCH", "VALID_BODIES", "GatewayClient", "open_gateway", "serving", "threaded"]
 
 GATEWAY_EPOCH = 1_800_000_000.0  # the gateway suites' injected "now"
 
+# A valid body for each JSON route, by route template: what gets a request past validation,
+# so only the credentials decide its fate (the auth tests and the reliability matrix).
+VALID_BODIES: dict[str, Any] = {
+    "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
+    "/v1/redact": {"text": "hi", "conversation_id": "u1"},
+    "/v1/grants": {
+        "conversation_id": "u1",
+        "entity_types": ["EMAIL_ADDRESS"],
+        "purpose": "p",
+        "action": "action_send_mail",
+    },
+    "/v1/reveal": {"conversation_id": "u1", "ref": "CC_EMAIL_ADDRESS_0123456789"},
+    "/v1/check": {
+        "conversation_id": "u1",
+        "ref": "CC_EMAIL_ADDRESS_0123456789",
+        "predicate": {"op": "length", "min": 1},
+    },
+    "/v1/conversations/{conversation_id}/context": {"expect": "PIN"},
+    "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
+    "/v1/config/export-redaction": {"type": "allow", "fields": []},
+}
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@contextmanager
-def threaded(app: web.Application) -> Iterator[str]:
-    """Run `app` on a free loopback port in its own thread and event loop; the base URL."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, web.AppRunner | str] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        holder["runner"] = runner
-        holder["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        ready.set()
-
-    def main() -> None:
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "loopback server did not start"
-        yield str(holder["url"])
-    finally:
-        runner = holder.get("runner")
-        if isinstance(runner, web.AppRunner):
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from gateway_helpers import make_settings
 from middleware.detect.errors import ConfigError
 from middleware.service.app import create_app
 from middleware.service.lifecycle import load_policies, parse_duration
-from middleware.settings import SettingsError, load_settings
+from middleware.settings import load_settings
 from vault import Policies, Retention
 
 
@@ -78,26 +78,6 @@ def test_bad_custom_type_retention_names_its_index() -> None:
     with pytest.raises(ConfigError) as caught:
         load_policies({"custom_types": [{"name": "A", "regex": "a", "ttl": "1y"}]})
     assert caught.value.name == "custom_types.0.ttl"
-
-
-@pytest.mark.parametrize(
-    ("env", "name"),
-    [
-        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "5"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
-        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "-1"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
-        ({"COATCHECK_IDLE_TIMEOUT_SECONDS": "soon"}, "COATCHECK_IDLE_TIMEOUT_SECONDS"),
-        ({"COATCHECK_SWEEP_INTERVAL_SECONDS": "-3"}, "COATCHECK_SWEEP_INTERVAL_SECONDS"),
-        ({"COATCHECK_SWEEP_INTERVAL_SECONDS": "7200"}, "COATCHECK_SWEEP_INTERVAL_SECONDS"),
-    ],
-)
-def test_lifecycle_settings_errors_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str
-) -> None:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    with pytest.raises(SettingsError) as caught:
-        load_settings()
-    assert caught.value.name == name
 
 
 def test_lifecycle_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,26 +28,8 @@ from starlette.routing import Route
 from middleware.service.apikeys import Role
 from middleware.service.app import create_app
 from middleware.service.store import guarded, set_context
+from tests.harness import VALID_BODIES
 
-BODIES: dict[str, Any] = {
-    "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
-    "/v1/redact": {"text": "hi", "conversation_id": "u1"},
-    "/v1/grants": {
-        "conversation_id": "u1",
-        "entity_types": ["EMAIL_ADDRESS"],
-        "purpose": "p",
-        "action": "action_send_mail",
-    },
-    "/v1/reveal": {"conversation_id": "u1", "ref": "CC_EMAIL_ADDRESS_0123456789"},
-    "/v1/check": {
-        "conversation_id": "u1",
-        "ref": "CC_EMAIL_ADDRESS_0123456789",
-        "predicate": {"op": "length", "min": 1},
-    },
-    "/v1/conversations/{conversation_id}/context": {"expect": "PIN"},
-    "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
-    "/v1/config/export-redaction": {"type": "allow", "fields": []},
-}
 UNKNOWN_KEY = "cck_000000000000_" + "A" * 43
 
 
@@ -125,7 +107,7 @@ def test_a_new_route_without_a_row_is_caught() -> None:
 
 def _call(app: App, method: str, template: str, headers: dict[str, str]) -> Any:
     path = template.replace("{conversation_id}", "u1")
-    body = BODIES.get(template) if method in ("POST", "PUT") else None
+    body = VALID_BODIES.get(template) if method in ("POST", "PUT") else None
     return app.client.request(method, path, json=body, headers=headers)
 
 
@@ -403,7 +385,7 @@ def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
 def test_role_refusals_on_value_routes_are_audited(
     app: App, path: str, action: str, role: Role
 ) -> None:
-    body = BODIES[path]
+    body = VALID_BODIES[path]
     before = len(app.gateway.vault.audit_rows(limit=10_000))
     refused = app.client.post(path, json=body, headers=app.auth(role))
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
@@ -417,7 +399,9 @@ def test_role_refusals_on_value_routes_are_audited(
     assert unknown.status_code == 401
     assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
     # other routes' role refusals are not audited (they open nothing)
-    other = app.client.post("/v1/redact", json=BODIES["/v1/redact"], headers=app.auth(Role.VIEWER))
+    other = app.client.post(
+        "/v1/redact", json=VALID_BODIES["/v1/redact"], headers=app.auth(Role.VIEWER)
+    )
     assert other.status_code == 403
     assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
     assert app.gateway.vault.verify_audit().ok

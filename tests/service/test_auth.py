@@ -8,25 +8,7 @@ import pytest
 from gateway_helpers import Service
 
 from middleware.service.apikeys import Role, parse_key
-
-BODIES: dict[str, Any] = {
-    "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
-    "/v1/redact": {"text": "hi", "conversation_id": "u1"},
-    "/v1/grants": {
-        "conversation_id": "u1",
-        "entity_types": ["EMAIL_ADDRESS"],
-        "purpose": "p",
-        "action": "action_send_mail",
-    },
-    "/v1/reveal": {"conversation_id": "u1", "ref": "CC_EMAIL_ADDRESS_0123456789"},
-    "/v1/check": {
-        "conversation_id": "u1",
-        "ref": "CC_EMAIL_ADDRESS_0123456789",
-        "predicate": {"op": "length", "min": 1},
-    },
-    "/v1/conversations/u1/context": {"expect": "PIN"},
-    "/v1/conversations/u1/end": None,
-}
+from tests.harness import VALID_BODIES
 
 # (method, path, a role that must be refused with 403, a role that must get past auth)
 ROUTES = [
@@ -42,7 +24,7 @@ ROUTES = [
 
 
 def call(service: Service, method: str, path: str, headers: dict[str, str]) -> Any:
-    body = BODIES.get(path)
+    body = VALID_BODIES.get(path.replace("/u1/", "/{conversation_id}/"))
     return service.client.request(method, path, json=body, headers=headers)
 
 
