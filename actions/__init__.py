@@ -5,8 +5,8 @@ Public API (documented in docs/actions.md): `RevealingAction` / `reveals` to opt
 the directive helpers, `CoatcheckClient`, and the `CoatcheckActionError` root.
 """
 
-from actions._references import Reference, find_references, is_reference, parse_reference
-from actions.checks import (
+from coatcheck.actions._references import Reference, find_references, is_reference, parse_reference
+from coatcheck.actions.checks import (
     accepts_reference,
     check_reference,
     check_slot,
@@ -16,8 +16,8 @@ from actions.checks import (
     luhn,
     regex,
 )
-from actions.client import CoatcheckClient, GrantToken
-from actions.errors import (
+from coatcheck.actions.client import CoatcheckClient, GrantToken
+from coatcheck.actions.errors import (
     ActionFailed,
     CoatcheckActionError,
     ConfigurationError,
@@ -26,7 +26,7 @@ from actions.errors import (
     ServiceError,
     ServiceUnavailable,
 )
-from actions.prompts import (
+from coatcheck.actions.prompts import (
     CAPTURE_INTENT,
     CaptureResult,
     capture_directive,
@@ -36,8 +36,8 @@ from actions.prompts import (
     utter_capture,
     utter_confirmation,
 )
-from actions.retokenize import Retokenizer
-from actions.reveal import RevealedView, RevealingAction, reveals
+from coatcheck.actions.retokenize import Retokenizer
+from coatcheck.actions.reveal import RevealedView, RevealingAction, reveals
 
 __all__ = [
     "CAPTURE_INTENT",

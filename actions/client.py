@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from actions.errors import (
+from coatcheck.actions.errors import (
     ConfigurationError,
     GrantRefused,
     RevealRefused,

@@ -12,10 +12,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.checks import accepts_reference, check_slot, luhn
-from actions.client import CoatcheckClient
-from actions.prompts import utter_confirmation
-from actions.reveal import RevealedView, RevealingAction, reveals
+from coatcheck.actions.checks import accepts_reference, check_slot, luhn
+from coatcheck.actions.client import CoatcheckClient
+from coatcheck.actions.prompts import utter_confirmation
+from coatcheck.actions.reveal import RevealedView, RevealingAction, reveals
 
 __all__ = [
     "ActionConfirmEmail",

@@ -13,8 +13,8 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions._references import parse_reference
-from actions.client import CoatcheckClient
+from coatcheck.actions._references import parse_reference
+from coatcheck.actions.client import CoatcheckClient
 
 __all__ = [
     "CAPTURE_INTENT",

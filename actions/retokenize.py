@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from actions._references import find_references
-from actions.client import CoatcheckClient
+from coatcheck.actions._references import find_references
+from coatcheck.actions.client import CoatcheckClient
 
 __all__ = ["Retokenizer"]
 

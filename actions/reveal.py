@@ -18,10 +18,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import ActionExecutionRejection
 
-from actions._references import parse_reference
-from actions.client import CoatcheckClient, GrantToken
-from actions.errors import ActionFailed, ConfigurationError
-from actions.retokenize import Retokenizer
+from coatcheck.actions._references import parse_reference
+from coatcheck.actions.client import CoatcheckClient, GrantToken
+from coatcheck.actions.errors import ActionFailed, ConfigurationError
+from coatcheck.actions.retokenize import Retokenizer
 
 __all__ = ["RevealedView", "RevealingAction", "reveals"]
 

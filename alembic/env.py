@@ -1,6 +1,6 @@
 """Alembic environment: targets the shared `Base.metadata` (vault + gateway tables).
 
-`vault.db.upgrade` hands over a connection through `config.attributes["connection"]`;
+`coatcheck.vault.db.upgrade` hands over a connection through `config.attributes["connection"]`;
 the alembic CLI falls back to `COATCHECK_DATABASE_URL`.
 """
 
@@ -12,11 +12,11 @@ import os
 from sqlalchemy.engine import Connection
 
 from alembic import context
-from vault.db import make_engine
-from vault.models import Base
+from coatcheck.vault.db import make_engine
+from coatcheck.vault.models import Base
 
 with contextlib.suppress(ImportError):  # the gateway's tables join the metadata when present
-    import middleware.models  # noqa: F401
+    import coatcheck.middleware.models  # noqa: F401
 
 target_metadata = Base.metadata
 

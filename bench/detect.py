@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from middleware.detect import Detector
+from coatcheck.middleware.detect import Detector
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/presidio_synth_dev.jsonl"
 PATTERN_TYPES = (

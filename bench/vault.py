@@ -42,8 +42,8 @@ from contextlib import contextmanager  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from vault import Grant, Vault, make_engine, upgrade  # noqa: E402
-from vault.db import normalise_url  # noqa: E402
+from coatcheck.vault import Grant, Vault, make_engine, upgrade  # noqa: E402
+from coatcheck.vault.db import normalise_url  # noqa: E402
 
 _FLOOR_SQL = "INSERT INTO floor_bench (a, b) VALUES ({p}, {p})"
 

@@ -86,7 +86,7 @@ if ! rasa_ok; then
   rasa_ok || die "the new Rasa venv at $RASA_VENV does not import rasa 3.6.21"
 fi
 [ -x "$CC_VENV/bin/python" ] || python3 -m venv "$CC_VENV"
-if ! "$CC_VENV/bin/python" -c 'import middleware.service, vault, actions' 2>/dev/null; then
+if ! "$CC_VENV/bin/python" -c 'import coatcheck.middleware.service, coatcheck.vault, coatcheck.actions' 2>/dev/null; then
   log "installing coatcheck into $CC_VENV"
   timeout 600 "$CC_VENV/bin/pip" install --quiet -e "$ROOT"
 fi

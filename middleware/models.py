@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vault.models import Base
+from coatcheck.vault.models import Base
 
 __all__ = ["ApiKey", "ConversationState", "ExportRedaction", "HistoryEntry", "RateCounter"]
 

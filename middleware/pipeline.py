@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-from middleware.detect import Context, DetectConfig, Detector, Span, TypeSettings, defang
-from middleware.detect import load_config as _load_config
-from middleware.render import display_for, format_reference
+from coatcheck.middleware.detect import Context, DetectConfig, Detector, Span, TypeSettings, defang
+from coatcheck.middleware.detect import load_config as _load_config
+from coatcheck.middleware.render import display_for, format_reference
 
 __all__ = ["Entity", "RedactResult", "Redactor", "TokenVault"]
 

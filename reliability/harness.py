@@ -179,7 +179,7 @@ def running_bot() -> Iterator[RecordingBot]:
 
 # -- the service --------------------------------------------------------------------------
 
-CLI = [sys.executable, "-c", "from middleware.cli import main; main()"]
+CLI = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
 
 
 @dataclass

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import yaml
 
-from middleware.render import parse_references
+from coatcheck.middleware.render import parse_references
 from reliability.harness import (
     TYPES,
     Canaries,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from vault import Vault, make_engine, upgrade
-from vault.db import normalise_url
+from coatcheck.vault import Vault, make_engine, upgrade
+from coatcheck.vault.db import normalise_url
 
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 BACKENDS = [

@@ -19,11 +19,11 @@ from typing import Any
 from aiohttp import web
 from fastapi.testclient import TestClient
 
-from middleware.service.apikeys import Role, create_key
-from middleware.service.app import create_app
-from middleware.service.state import Gateway
-from middleware.service.store import guarded
-from middleware.settings import Settings
+from coatcheck.middleware.service.apikeys import Role, create_key
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import guarded
+from coatcheck.middleware.settings import Settings
 from reliability.harness import threaded
 from tests.conftest import FakeClock
 

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from middleware.detect import Context
-from middleware.pipeline import Redactor
-from middleware.render import parse_references
-from vault import Vault, VaultError
+from coatcheck.middleware.detect import Context
+from coatcheck.middleware.pipeline import Redactor
+from coatcheck.middleware.render import parse_references
+from coatcheck.vault import Vault, VaultError
 
 CONFIG = {
     "types": {
@@ -99,7 +99,7 @@ def test_cli_redact_json_lines(tmp_path: Path) -> None:
     env["COATCHECK_KEY_FILE"] = str(tmp_path / "k.key")
     env["COATCHECK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cc.db'}"
     proc = subprocess.run(
-        [sys.executable, "-c", "from middleware.cli import main; main()", "redact"],
+        [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()", "redact"],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,

@@ -3,10 +3,10 @@
 Imports nothing from `middleware` or `actions`; knows no HTTP and no detection.
 """
 
-from vault.audit import AuditRecord, AuditReport
-from vault.bootstrap import open_vault
-from vault.db import make_engine, upgrade
-from vault.errors import (
+from coatcheck.vault.audit import AuditRecord, AuditReport
+from coatcheck.vault.bootstrap import open_vault
+from coatcheck.vault.db import make_engine, upgrade
+from coatcheck.vault.errors import (
     ConcurrencyError,
     ConversationEnded,
     ConversationShredded,
@@ -20,10 +20,10 @@ from vault.errors import (
     ValueExpired,
     VaultError,
 )
-from vault.grants import Grant, GrantSigner
-from vault.keyfile import load_master_key, validate_master_key
-from vault.keyring import KeyRing
-from vault.lifecycle import (
+from coatcheck.vault.grants import Grant, GrantSigner
+from coatcheck.vault.keyfile import load_master_key, validate_master_key
+from coatcheck.vault.keyring import KeyRing
+from coatcheck.vault.lifecycle import (
     EndSummary,
     ExpirySummary,
     Holdings,
@@ -31,9 +31,17 @@ from vault.lifecycle import (
     Retention,
     ValueState,
 )
-from vault.models import Base
-from vault.predicates import Digits, Equals, Length, Luhn, Predicate, Regex, predicate_from_dict
-from vault.vault import RefInfo, Vault
+from coatcheck.vault.models import Base
+from coatcheck.vault.predicates import (
+    Digits,
+    Equals,
+    Length,
+    Luhn,
+    Predicate,
+    Regex,
+    predicate_from_dict,
+)
+from coatcheck.vault.vault import RefInfo, Vault
 
 __all__ = [
     "AuditRecord",

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hmac as _hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vault.errors import DecryptionError
+from coatcheck.vault.errors import DecryptionError
 
 __all__ = [
     "KEY_BYTES",

@@ -26,8 +26,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
-from vault import _driver
-from vault.models import AuditHead, AuditRow
+from coatcheck.vault import _driver
+from coatcheck.vault.models import AuditHead, AuditRow
 
 __all__ = ["AuditRecord", "AuditReport", "Chain", "Entry", "append", "list_rows", "verify"]
 

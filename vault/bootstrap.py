@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vault.db import make_engine, upgrade
-from vault.keyfile import load_master_key
-from vault.vault import Vault
+from coatcheck.vault.db import make_engine, upgrade
+from coatcheck.vault.keyfile import load_master_key
+from coatcheck.vault.vault import Vault
 
 __all__ = ["open_vault"]
 

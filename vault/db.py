@@ -16,6 +16,7 @@ not prevent either (the server can go away between the ping and the query).
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +32,20 @@ from alembic import command
 
 __all__ = ["ALEMBIC_DIR", "make_engine", "normalise_url", "upgrade"]
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+
+def _migrations_dir() -> Path:
+    """Where `coatcheck.migrations` (the repository's alembic/ folder) is installed.
+
+    Found through the import system, not relative to this file: a wheel puts it beside
+    `coatcheck/vault/`, a source tree keeps it in the top-level `alembic/` folder.
+    """
+    spec = importlib.util.find_spec("coatcheck.migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("coatcheck.migrations is not installed")  # a broken install
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+ALEMBIC_DIR = _migrations_dir()
 _PG_LOCK_KEY = 0x636F6174  # "coat"
 _BUSY_MS = 30_000
 _PING_AFTER_IDLE_S = 1.0

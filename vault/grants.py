@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from vault import _crypto
-from vault.errors import InvalidGrant
-from vault.keyring import KeyRing
+from coatcheck.vault import _crypto
+from coatcheck.vault.errors import InvalidGrant
+from coatcheck.vault.keyring import KeyRing
 
 __all__ = ["Grant", "GrantSigner"]
 

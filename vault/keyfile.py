@@ -14,7 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from vault.errors import KeyConfigError
+from coatcheck.vault.errors import KeyConfigError
 
 __all__ = ["MIN_MASTER_KEY_BYTES", "load_master_key", "validate_master_key"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 
-from vault import _crypto
-from vault.errors import DecryptionError
-from vault.keyfile import validate_master_key
+from coatcheck.vault import _crypto
+from coatcheck.vault.errors import DecryptionError
+from coatcheck.vault.keyfile import validate_master_key
 
 __all__ = ["KeyRing"]
 

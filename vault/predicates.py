@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from stdnum import luhn
 
-from vault.errors import InvalidPredicate
+from coatcheck.vault.errors import InvalidPredicate
 
 __all__ = [
     "MAX_PATTERN_CHARS",

@@ -53,9 +53,9 @@ from sqlalchemy.dialects import sqlite as _sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from vault import _crypto, _driver, audit
-from vault.audit import AuditRecord, AuditReport, Chain, Entry
-from vault.errors import (
+from coatcheck.vault import _crypto, _driver, audit
+from coatcheck.vault.audit import AuditRecord, AuditReport, Chain, Entry
+from coatcheck.vault.errors import (
     ConcurrencyError,
     ConversationEnded,
     ConversationShredded,
@@ -65,9 +65,9 @@ from vault.errors import (
     UnknownReference,
     ValueExpired,
 )
-from vault.grants import Grant
-from vault.keyring import KeyRing
-from vault.lifecycle import (
+from coatcheck.vault.grants import Grant
+from coatcheck.vault.keyring import KeyRing
+from coatcheck.vault.lifecycle import (
     EXPIRED,
     MASKED,
     RETAINED,
@@ -79,8 +79,8 @@ from vault.lifecycle import (
     Policies,
     ValueState,
 )
-from vault.models import Conversation, Kek, StoredValue
-from vault.predicates import Predicate
+from coatcheck.vault.models import Conversation, Kek, StoredValue
+from coatcheck.vault.predicates import Predicate
 
 __all__ = ["RefInfo", "Vault"]
 

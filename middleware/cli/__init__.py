@@ -4,8 +4,8 @@ Each command group lives in its own module and registers on the shared `app`;
 importing them here is what makes the commands appear.
 """
 
-from middleware.cli import redact_cmd, serve_cmd, vault_cmds  # noqa: F401  (registration)
-from middleware.cli.app import app
+from coatcheck.middleware.cli import redact_cmd, serve_cmd, vault_cmds  # noqa: F401  (registration)
+from coatcheck.middleware.cli.app import app
 
 __all__ = ["app", "main"]
 

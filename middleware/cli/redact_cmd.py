@@ -15,11 +15,11 @@ from typing import Any, Literal, TextIO
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from middleware.cli.app import app
-from middleware.detect import Context, DetectError
-from middleware.pipeline import Redactor, TokenVault
-from middleware.settings import Settings
-from vault.errors import VaultError
+from coatcheck.middleware.cli.app import app
+from coatcheck.middleware.detect import Context, DetectError
+from coatcheck.middleware.pipeline import Redactor, TokenVault
+from coatcheck.middleware.settings import Settings
+from coatcheck.vault.errors import VaultError
 
 __all__ = ["redact", "redact_lines"]
 
@@ -76,7 +76,7 @@ def redact_lines(redactor: Redactor, lines: TextIO, out: TextIO) -> int:
 
 
 def _embedded_vault(settings: Settings) -> TokenVault:
-    from vault import open_vault
+    from coatcheck.vault import open_vault
 
     master = settings.master_key.get_secret_value() if settings.master_key else None
     return open_vault(settings.database_url, master, settings.key_file, settings.tenant)

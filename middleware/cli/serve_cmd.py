@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from middleware.cli.app import app
+from coatcheck.middleware.cli.app import app
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from middleware.settings import Settings
+    from coatcheck.middleware.settings import Settings
 
 __all__ = ["apikey_app"]
 
@@ -29,11 +29,11 @@ _ROLES = "channel, bot, action-server, viewer, agent, auditor, admin"
 
 def _prepare() -> tuple[Settings, Engine]:
     """Validated settings (errors name the variable) and an engine; creates the key file."""
-    from middleware.detect.errors import DetectError
-    from middleware.service.app import create_app
-    from middleware.service.bootstrap import master_key
-    from middleware.settings import SettingsError, load_settings
-    from vault.db import make_engine
+    from coatcheck.middleware.detect.errors import DetectError
+    from coatcheck.middleware.service.app import create_app
+    from coatcheck.middleware.service.bootstrap import master_key
+    from coatcheck.middleware.settings import SettingsError, load_settings
+    from coatcheck.vault.db import make_engine
 
     try:
         settings = load_settings()
@@ -58,7 +58,7 @@ def serve(
     """Run the gateway (the webhook, the vault API and /health)."""
     import uvicorn
 
-    from middleware.service.bootstrap import bootstrap
+    from coatcheck.middleware.service.bootstrap import bootstrap
 
     settings, engine = _prepare()
     created = bootstrap(settings, engine)
@@ -66,7 +66,7 @@ def serve(
     if created is not None:
         typer.echo(f"first run: starter API keys (channel, admin) written to {created}")
     uvicorn.run(
-        "middleware.service.app:create_app",
+        "coatcheck.middleware.service.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -96,9 +96,9 @@ def apikey_create(
     """Create an API key for ROLE and print it once (only its SHA-256 is stored)."""
     from sqlalchemy.orm import sessionmaker
 
-    from middleware.service.apikeys import Role, create_key
-    from middleware.service.store import guarded
-    from vault.db import upgrade
+    from coatcheck.middleware.service.apikeys import Role, create_key
+    from coatcheck.middleware.service.store import guarded
+    from coatcheck.vault.db import upgrade
 
     try:
         parsed = Role(role)

@@ -1,16 +1,16 @@
 """`coatcheck db upgrade`, `coatcheck keys rotate`, `coatcheck audit verify`.
 
-Thin wrappers: settings come from `middleware.settings.Settings`, the vault from
-`vault.open_vault`, so the CLI and the service open the vault the same way.
+Thin wrappers: settings come from `coatcheck.middleware.settings.Settings`, the vault from
+`coatcheck.vault.open_vault`, so the CLI and the service open the vault the same way.
 """
 
 from __future__ import annotations
 
 import typer
 
-from middleware.cli.app import app
-from middleware.settings import Settings
-from vault import Vault, VaultError, open_vault, upgrade
+from coatcheck.middleware.cli.app import app
+from coatcheck.middleware.settings import Settings
+from coatcheck.vault import Vault, VaultError, open_vault, upgrade
 
 __all__ = ["audit_app", "db_app", "keys_app"]
 

@@ -1,6 +1,6 @@
 """Detection, pure: normalise, recognize, apply the context rule, resolve overlaps."""
 
-from middleware.detect.config import (
+from coatcheck.middleware.detect.config import (
     CustomType,
     DetectConfig,
     DetectionSettings,
@@ -8,13 +8,13 @@ from middleware.detect.config import (
     TypeSettings,
     load_config,
 )
-from middleware.detect.context_rules import DEFAULT_RULES, Rule
-from middleware.detect.detector import Detector
-from middleware.detect.errors import ConfigError, DetectError, UnknownTypeError
-from middleware.detect.normalise import Normalised, defang, normalise
-from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Recognizer, invalidate
-from middleware.detect.spans import Capture, Context, Span
-from middleware.detect.validators import VALIDATORS
+from coatcheck.middleware.detect.context_rules import DEFAULT_RULES, Rule
+from coatcheck.middleware.detect.detector import Detector
+from coatcheck.middleware.detect.errors import ConfigError, DetectError, UnknownTypeError
+from coatcheck.middleware.detect.normalise import Normalised, defang, normalise
+from coatcheck.middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Recognizer, invalidate
+from coatcheck.middleware.detect.spans import Capture, Context, Span
+from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
     "BUILTIN_RECOGNIZERS",

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 
-from middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["ADDRESS_TYPE", "absorb_places", "find_addresses"]
 

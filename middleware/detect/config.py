@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from middleware.detect.errors import ConfigError
-from middleware.detect.validators import VALIDATORS
+from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
     "CustomType",

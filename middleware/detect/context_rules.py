@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from middleware.detect.config import DetectConfig
-from middleware.detect.errors import UnknownTypeError
-from middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
-from middleware.detect.spans import Capture, Context
+from coatcheck.middleware.detect.config import DetectConfig
+from coatcheck.middleware.detect.errors import UnknownTypeError
+from coatcheck.middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
+from coatcheck.middleware.detect.spans import Capture, Context
 
 __all__ = ["DEFAULT_RULES", "Rule", "apply_rule", "resolve_rule"]
 

@@ -8,23 +8,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from middleware.detect.address import absorb_places, find_addresses
-from middleware.detect.config import DetectConfig, load_config
-from middleware.detect.context_rules import apply_rule, resolve_rule
-from middleware.detect.normalise import Normalised, normalise
-from middleware.detect.phone import PHONE_MIN_DIGITS, find_phones
-from middleware.detect.recognizers import (
+from coatcheck.middleware.detect.address import absorb_places, find_addresses
+from coatcheck.middleware.detect.config import DetectConfig, load_config
+from coatcheck.middleware.detect.context_rules import apply_rule, resolve_rule
+from coatcheck.middleware.detect.normalise import Normalised, normalise
+from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, find_phones
+from coatcheck.middleware.detect.recognizers import (
     BUILTIN_RECOGNIZERS,
     DIGIT_RUN,
     Candidate,
     Recognizer,
 )
-from middleware.detect.resolve import resolve_overlaps
-from middleware.detect.spans import Context, Span
+from coatcheck.middleware.detect.resolve import resolve_overlaps
+from coatcheck.middleware.detect.spans import Context, Span
 
 if TYPE_CHECKING:
-    from middleware.detect.ner import Analysis, NerRecognizer
-    from middleware.detect.places import PlaceGazetteer
+    from coatcheck.middleware.detect.ner import Analysis, NerRecognizer
+    from coatcheck.middleware.detect.places import PlaceGazetteer
 
 __all__ = ["Detector"]
 
@@ -55,8 +55,10 @@ class Detector:
         self._ner: NerRecognizer | None = None
         self._places: PlaceGazetteer | None = None
         if config.detection.ner:
-            from middleware.detect.ner import NerRecognizer as _Ner  # optional extra: spaCy
-            from middleware.detect.places import PlaceGazetteer as _Places
+            from coatcheck.middleware.detect.ner import (
+                NerRecognizer as _Ner,  # optional extra: spaCy
+            )
+            from coatcheck.middleware.detect.places import PlaceGazetteer as _Places
 
             self._ner = _Ner()
             if config.detection.places_on:

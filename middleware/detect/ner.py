@@ -13,8 +13,8 @@ import importlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from middleware.detect.errors import ConfigError
-from middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["MODEL_PACKAGE", "Analysis", "NerRecognizer"]
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import phonenumbers
 
-from middleware.detect.recognizers import Candidate, invalidate
+from coatcheck.middleware.detect.recognizers import Candidate, invalidate
 
 __all__ = ["PHONE_CONTEXT", "PHONE_MIN_DIGITS", "find_phones"]
 

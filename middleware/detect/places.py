@@ -26,8 +26,8 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from middleware.detect.errors import ConfigError
-from middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["GAZETTEER_RULE", "PlaceGazetteer"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from middleware.detect.validators import VALIDATORS
+from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = ["BUILTIN_RECOGNIZERS", "DIGIT_RUN", "Candidate", "Recognizer", "invalidate"]
 

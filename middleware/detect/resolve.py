@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["resolve_overlaps"]
 

@@ -11,17 +11,17 @@ docs/export.md. Errors, under one root::
 Config problems are pydantic `ValidationError`s naming the offending path.
 """
 
-from middleware.export.config import (
+from coatcheck.middleware.export.config import (
     MANDATORY_FIELDS,
     PRIVACY_FIRST,
     ExportConfig,
     ExportSection,
     SinkSpec,
 )
-from middleware.export.errors import ExportError, ExportSinkError
-from middleware.export.record import ConversationRecord, EntityRef, Turn
-from middleware.export.redact import apply_export_config
-from middleware.export.sinks import ExportSink, JsonlSink, WebhookSink, build_sinks
+from coatcheck.middleware.export.errors import ExportError, ExportSinkError
+from coatcheck.middleware.export.record import ConversationRecord, EntityRef, Turn
+from coatcheck.middleware.export.redact import apply_export_config
+from coatcheck.middleware.export.sinks import ExportSink, JsonlSink, WebhookSink, build_sinks
 
 __all__ = [
     "MANDATORY_FIELDS",

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from middleware.export.config import PRIVACY_FIRST, ExportConfig
+from coatcheck.middleware.export.config import PRIVACY_FIRST, ExportConfig
 
 __all__ = ["apply_export_config"]
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from middleware.export.config import ExportSection
-from middleware.export.errors import ExportSinkError
+from coatcheck.middleware.export.config import ExportSection
+from coatcheck.middleware.export.errors import ExportSinkError
 
 __all__ = ["ExportSink", "JsonlSink", "WebhookSink", "build_sinks"]
 

@@ -14,8 +14,8 @@ wrapped in `FetchedValue`, whose repr never shows them. See docs/external.md. Er
     └── CircuitOpen(endpoint)
 """
 
-from middleware.external.breaker import BreakerState, CircuitBreaker
-from middleware.external.config import (
+from coatcheck.middleware.external.breaker import BreakerState, CircuitBreaker
+from coatcheck.middleware.external.config import (
     ApiKeyAuth,
     AuthConfig,
     BasicAuth,
@@ -26,7 +26,7 @@ from middleware.external.config import (
     OAuth2ClientCredentials,
     RetryPolicy,
 )
-from middleware.external.errors import (
+from coatcheck.middleware.external.errors import (
     AuthFailed,
     BadResponse,
     CircuitOpen,
@@ -36,9 +36,9 @@ from middleware.external.errors import (
     ReferenceNotFound,
     UnknownEntityType,
 )
-from middleware.external.oauth import TokenCache
-from middleware.external.resolver import ExternalResolver
-from middleware.external.secret import FetchedValue
+from coatcheck.middleware.external.oauth import TokenCache
+from coatcheck.middleware.external.resolver import ExternalResolver
+from coatcheck.middleware.external.secret import FetchedValue
 
 __all__ = [
     "ApiKeyAuth",

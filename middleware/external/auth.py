@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from middleware.external.config import (
+from coatcheck.middleware.external.config import (
     ApiKeyAuth,
     AuthConfig,
     BasicAuth,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from middleware.external.errors import CircuitOpen
+from coatcheck.middleware.external.errors import CircuitOpen
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from middleware.external.config import OAuth2ClientCredentials
-from middleware.external.errors import AuthFailed, EndpointTimeout, EndpointUnavailable
+from coatcheck.middleware.external.config import OAuth2ClientCredentials
+from coatcheck.middleware.external.errors import AuthFailed, EndpointTimeout, EndpointUnavailable
 
 __all__ = ["TokenCache"]
 

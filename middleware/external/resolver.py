@@ -19,10 +19,10 @@ from typing import Any
 
 import aiohttp
 
-from middleware.external.auth import static_credentials
-from middleware.external.breaker import CircuitBreaker
-from middleware.external.config import EndpointConfig, OAuth2ClientCredentials
-from middleware.external.errors import (
+from coatcheck.middleware.external.auth import static_credentials
+from coatcheck.middleware.external.breaker import CircuitBreaker
+from coatcheck.middleware.external.config import EndpointConfig, OAuth2ClientCredentials
+from coatcheck.middleware.external.errors import (
     AuthFailed,
     BadResponse,
     EndpointTimeout,
@@ -31,8 +31,8 @@ from middleware.external.errors import (
     ReferenceNotFound,
     UnknownEntityType,
 )
-from middleware.external.oauth import TokenCache
-from middleware.external.secret import FetchedValue
+from coatcheck.middleware.external.oauth import TokenCache
+from coatcheck.middleware.external.secret import FetchedValue
 
 __all__ = ["ExternalResolver"]
 

@@ -1,7 +1,7 @@
 """Rendering, pure: display modes and the reference token grammar."""
 
-from middleware.render.display import display_for, mask, redaction_display, render
-from middleware.render.grammar import (
+from coatcheck.middleware.render.display import display_for, mask, redaction_display, render
+from coatcheck.middleware.render.grammar import (
     DISPLAY_RE,
     REFERENCE_RE,
     ParsedReference,

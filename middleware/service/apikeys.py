@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from middleware.models import ApiKey
+from coatcheck.middleware.models import ApiKey
 
 __all__ = ["KEY_PREFIX", "Role", "create_key", "find_role", "key_digest", "parse_key"]
 

@@ -1,4 +1,4 @@
-"""The FastAPI app factory (`middleware.service.app:create_app`, uvicorn `factory=True`).
+"""The FastAPI app factory (`coatcheck.middleware.service.app:create_app`, uvicorn `factory=True`).
 
 Nothing is built at import: the lifespan creates the engine, the vault, the detector and
 redactor, the aiohttp session and the log filter, and tears them down again, so each
@@ -21,28 +21,32 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from middleware.detect import Detector, load_config
-from middleware.export import build_sinks
-from middleware.pipeline import Redactor
-from middleware.service.bootstrap import bootstrap, master_key
-from middleware.service.botclient import BotClient, EchoBot, HttpBot
-from middleware.service.export_routes import load_export_section
-from middleware.service.export_routes import router as export_router
-from middleware.service.external_reveal import external_resolver, load_external_section
-from middleware.service.handlers import install_handlers
-from middleware.service.keycache import KeyCache
-from middleware.service.lifecycle import load_policies
-from middleware.service.limits import BodyLimits
-from middleware.service.logfilter import detector_redactor, install_log_filter, remove_log_filter
-from middleware.service.readdb import make_read_engine, make_write_engine
-from middleware.service.recent import RecentValues
-from middleware.service.routes import router
-from middleware.service.state import Gateway
-from middleware.service.sweeper import run_sweeper
-from middleware.settings import Settings, load_settings
-from middleware.ui import router as ui_router
-from vault import GrantSigner, KeyRing, Vault
-from vault.db import make_engine
+from coatcheck.middleware.detect import Detector, load_config
+from coatcheck.middleware.export import build_sinks
+from coatcheck.middleware.pipeline import Redactor
+from coatcheck.middleware.service.bootstrap import bootstrap, master_key
+from coatcheck.middleware.service.botclient import BotClient, EchoBot, HttpBot
+from coatcheck.middleware.service.export_routes import load_export_section
+from coatcheck.middleware.service.export_routes import router as export_router
+from coatcheck.middleware.service.external_reveal import external_resolver, load_external_section
+from coatcheck.middleware.service.handlers import install_handlers
+from coatcheck.middleware.service.keycache import KeyCache
+from coatcheck.middleware.service.lifecycle import load_policies
+from coatcheck.middleware.service.limits import BodyLimits
+from coatcheck.middleware.service.logfilter import (
+    detector_redactor,
+    install_log_filter,
+    remove_log_filter,
+)
+from coatcheck.middleware.service.readdb import make_read_engine, make_write_engine
+from coatcheck.middleware.service.recent import RecentValues
+from coatcheck.middleware.service.routes import router
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.sweeper import run_sweeper
+from coatcheck.middleware.settings import Settings, load_settings
+from coatcheck.middleware.ui import router as ui_router
+from coatcheck.vault import GrantSigner, KeyRing, Vault
+from coatcheck.vault.db import make_engine
 
 __all__ = ["create_app"]
 

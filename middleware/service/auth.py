@@ -16,9 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from middleware.service.apikeys import Role, find_role, key_digest, parse_key
-from middleware.service.errors import AuthError, RoleForbidden, StorageUnavailable
-from middleware.service.state import Gateway
+from coatcheck.middleware.service.apikeys import Role, find_role, key_digest, parse_key
+from coatcheck.middleware.service.errors import AuthError, RoleForbidden, StorageUnavailable
+from coatcheck.middleware.service.state import Gateway
 
 __all__ = ["get_gateway", "require"]
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from middleware.service.apikeys import Role, count_keys, create_key
-from middleware.service.store import guarded
-from middleware.settings import Settings
-from vault import load_master_key
-from vault.db import upgrade
+from coatcheck.middleware.service.apikeys import Role, count_keys, create_key
+from coatcheck.middleware.service.store import guarded
+from coatcheck.middleware.settings import Settings
+from coatcheck.vault import load_master_key
+from coatcheck.vault.db import upgrade
 
 __all__ = ["bootstrap", "master_key"]
 

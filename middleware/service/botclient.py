@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from middleware.service.errors import BotUnavailable
+from coatcheck.middleware.service.errors import BotUnavailable
 
 __all__ = ["BotClient", "EchoBot", "HttpBot", "Reply"]
 

@@ -17,14 +17,19 @@ from anyio import to_thread
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.detect import Context, UnknownTypeError
-from middleware.pipeline import RedactResult
-from middleware.render import REFERENCE_RE, ParsedReference, parse_references, replace_references
-from middleware.service.botclient import Reply
-from middleware.service.errors import BadText, StorageUnavailable
-from middleware.service.lifecycle import EndReason, end_conversation
-from middleware.service.state import Gateway
-from middleware.service.store import (
+from coatcheck.middleware.detect import Context, UnknownTypeError
+from coatcheck.middleware.pipeline import RedactResult
+from coatcheck.middleware.render import (
+    REFERENCE_RE,
+    ParsedReference,
+    parse_references,
+    replace_references,
+)
+from coatcheck.middleware.service.botclient import Reply
+from coatcheck.middleware.service.errors import BadText, StorageUnavailable
+from coatcheck.middleware.service.lifecycle import EndReason, end_conversation
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import (
     append_history,
     check_rate,
     guarded,
@@ -35,8 +40,8 @@ from middleware.service.store import (
     refuse_over_limit,
     set_context,
 )
-from vault import Grant, predicate_from_dict
-from vault.errors import (
+from coatcheck.vault import Grant, predicate_from_dict
+from coatcheck.vault.errors import (
     ConversationShredded,
     GrantRefused,
     UnknownReference,

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from middleware.service.apikeys import Role
-from middleware.service.auth import get_gateway, require
-from middleware.service.state import Gateway
-from vault import Vault
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.auth import get_gateway, require
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.vault import Vault
 
 __all__ = [
     "AdminKey",

@@ -15,8 +15,8 @@
     ├── BotUnavailable                502 bot_unavailable
     └── ConversationNotFound          404 unknown_conversation (export of an unknown id)
 
-External resolution (`middleware.external.ExternalError`) and export delivery
-(`middleware.export.ExportError`) keep their own roots; `handlers.py` maps them too.
+External resolution (`coatcheck.middleware.external.ExternalError`) and export delivery
+(`coatcheck.middleware.export.ExportError`) keep their own roots; `handlers.py` maps them too.
 
 Exceptions carry the offending *name* (a field, a role) and never a value, so no user
 input can travel into an error body or a log line through them.

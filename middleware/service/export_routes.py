@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from middleware.export import (
+from coatcheck.middleware.export import (
     MANDATORY_FIELDS,
     ConversationRecord,
     EntityRef,
@@ -35,13 +35,13 @@ from middleware.export import (
     Turn,
     apply_export_config,
 )
-from middleware.models import ExportRedaction
-from middleware.render import parse_references, replace_references
-from middleware.service.deps import AdminKey, GatewayDep
-from middleware.service.errors import BadText, ConversationNotFound, StorageUnavailable
-from middleware.service.limits import clean_text
-from middleware.service.state import Gateway
-from middleware.service.store import guarded, guarded_conn, read_history
+from coatcheck.middleware.models import ExportRedaction
+from coatcheck.middleware.render import parse_references, replace_references
+from coatcheck.middleware.service.deps import AdminKey, GatewayDep
+from coatcheck.middleware.service.errors import BadText, ConversationNotFound, StorageUnavailable
+from coatcheck.middleware.service.limits import clean_text
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import guarded, guarded_conn, read_history
 
 __all__ = [
     "StoredConfig",

@@ -19,10 +19,10 @@ import aiohttp
 import anyio.from_thread
 from pydantic import ValidationError
 
-from middleware.detect import DetectConfig
-from middleware.external import EndpointConfig, ExternalResolver, UnknownEntityType
-from middleware.service.state import Gateway
-from vault.errors import UnknownReference
+from coatcheck.middleware.detect import DetectConfig
+from coatcheck.middleware.external import EndpointConfig, ExternalResolver, UnknownEntityType
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.vault.errors import UnknownReference
 
 __all__ = ["external_resolver", "external_value", "load_external_section", "resolve_external"]
 
@@ -92,7 +92,7 @@ def external_value(
 ) -> str:
     """What a granted reveal returns: `opened` itself, or the value fetched for it.
 
-    Called from the (sync) reveal route after `vault.reveal`. The reference's stored type
+    Called from the (sync) reveal route after `coatcheck.vault.reveal`. The reference's stored type
     decides; a reference whose claimed type differs from the stored one is refused when
     either is external, so a grant for a local type can never send its value to a
     customer endpoint (nor hand out a customer id as if it were the value).

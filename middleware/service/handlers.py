@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from middleware.export import ExportError, ExportSinkError
-from middleware.external import (
+from coatcheck.middleware.export import ExportError, ExportSinkError
+from coatcheck.middleware.external import (
     AuthFailed,
     BadResponse,
     CircuitOpen,
@@ -30,9 +30,9 @@ from middleware.external import (
     ExternalError,
     ReferenceNotFound,
 )
-from middleware.service.errors import RateLimited, RoleForbidden, ServiceError
-from middleware.service.refusals import AUDITED_ROUTES, audit_refusal, key_actor
-from vault.errors import (
+from coatcheck.middleware.service.errors import RateLimited, RoleForbidden, ServiceError
+from coatcheck.middleware.service.refusals import AUDITED_ROUTES, audit_refusal, key_actor
+from coatcheck.vault.errors import (
     ConcurrencyError,
     ConversationEnded,
     ConversationShredded,

@@ -17,12 +17,12 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, select, update
 
-from middleware.detect.errors import ConfigError
-from middleware.models import ConversationState
-from middleware.service.export_routes import export_at_end
-from middleware.service.state import Gateway
-from middleware.service.store import guarded_conn, new_state_row
-from vault import Policies, Retention
+from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.models import ConversationState
+from coatcheck.middleware.service.export_routes import export_at_end
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import guarded_conn, new_state_row
+from coatcheck.vault import Policies, Retention
 
 __all__ = [
     "EndReason",

@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from middleware.service.errors import PayloadTooLarge, ServiceError, TooDeep
+from coatcheck.middleware.service.errors import PayloadTooLarge, ServiceError, TooDeep
 
 __all__ = ["BodyLimits", "CleanStr", "clean_text", "json_depth"]
 

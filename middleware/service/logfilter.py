@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from middleware.detect import Detector
-from middleware.service.recent import RecentValues
+from coatcheck.middleware.detect import Detector
+from coatcheck.middleware.service.recent import RecentValues
 
 __all__ = ["FIXED_PATHS", "RedactingFilter", "detector_redactor", "install_log_filter"]
 

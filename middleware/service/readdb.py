@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from vault.db import normalise_url
+from coatcheck.vault.db import normalise_url
 
 __all__ = ["make_read_engine", "make_write_engine"]
 

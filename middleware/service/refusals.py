@@ -20,9 +20,9 @@ import logging
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.service.apikeys import parse_key
-from middleware.service.state import Gateway
-from vault import audit
+from coatcheck.middleware.service.apikeys import parse_key
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.vault import audit
 
 __all__ = ["AUDITED_ROUTES", "audit_refusal", "key_actor"]
 

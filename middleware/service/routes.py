@@ -15,12 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from middleware.detect import Context, UnknownTypeError
-from middleware.detect.context_rules import resolve_rule
-from middleware.render import REFERENCE_RE
-from middleware.service.apikeys import Role, parse_key
-from middleware.service.conversation import handle_message, validate_rule
-from middleware.service.deps import (
+from coatcheck.middleware.detect import Context, UnknownTypeError
+from coatcheck.middleware.detect.context_rules import resolve_rule
+from coatcheck.middleware.render import REFERENCE_RE
+from coatcheck.middleware.service.apikeys import Role, parse_key
+from coatcheck.middleware.service.conversation import handle_message, validate_rule
+from coatcheck.middleware.service.deps import (
     BotSideKey,
     ChannelKey,
     EndKey,
@@ -31,13 +31,13 @@ from middleware.service.deps import (
     RevealKey,
     VaultDep,
 )
-from middleware.service.errors import BadText, ConversationClosed
-from middleware.service.external_reveal import external_value
-from middleware.service.handlers import error_response
-from middleware.service.lifecycle import EndReason, end_conversation, ensure_active
-from middleware.service.limits import clean_text
-from middleware.service.refusals import audit_refusal, key_actor
-from middleware.service.schemas import (
+from coatcheck.middleware.service.errors import BadText, ConversationClosed
+from coatcheck.middleware.service.external_reveal import external_value
+from coatcheck.middleware.service.handlers import error_response
+from coatcheck.middleware.service.lifecycle import EndReason, end_conversation, ensure_active
+from coatcheck.middleware.service.limits import clean_text
+from coatcheck.middleware.service.refusals import audit_refusal, key_actor
+from coatcheck.middleware.service.schemas import (
     CheckIn,
     ContextIn,
     GrantIn,
@@ -46,10 +46,10 @@ from middleware.service.schemas import (
     TemporaryIn,
     WebhookIn,
 )
-from middleware.service.staff import audit_purpose, staff_reveal
-from middleware.service.store import guarded, guarded_conn, read_history, set_context
-from vault import Grant, predicate_from_dict
-from vault.errors import GrantRefused, InvalidGrant
+from coatcheck.middleware.service.staff import audit_purpose, staff_reveal
+from coatcheck.middleware.service.store import guarded, guarded_conn, read_history, set_context
+from coatcheck.vault import Grant, predicate_from_dict
+from coatcheck.vault.errors import GrantRefused, InvalidGrant
 
 __all__ = ["router"]
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from middleware.service.limits import CleanStr
+from coatcheck.middleware.service.limits import CleanStr
 
 __all__ = [
     "CheckIn",

@@ -23,15 +23,15 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.models import ConversationState
-from middleware.render import REFERENCE_RE
-from middleware.service.apikeys import Role
-from middleware.service.errors import BadText, RevealRefused, StorageUnavailable
-from middleware.service.external_reveal import external_value
-from middleware.service.logfilter import detector_redactor
-from middleware.service.state import Gateway
-from vault import GrantRefused, UnknownReference, ValueState
-from vault.lifecycle import MASKED
+from coatcheck.middleware.models import ConversationState
+from coatcheck.middleware.render import REFERENCE_RE
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.errors import BadText, RevealRefused, StorageUnavailable
+from coatcheck.middleware.service.external_reveal import external_value
+from coatcheck.middleware.service.logfilter import detector_redactor
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.vault import GrantRefused, UnknownReference, ValueState
+from coatcheck.vault.lifecycle import MASKED
 
 __all__ = [
     "REPORTING",

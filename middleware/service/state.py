@@ -14,15 +14,15 @@ from anyio import CapacityLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from middleware.detect import DetectConfig, Detector
-from middleware.export import ExportSink
-from middleware.external import ExternalResolver
-from middleware.pipeline import Redactor
-from middleware.service.botclient import BotClient
-from middleware.service.keycache import KeyCache
-from middleware.service.recent import RecentValues
-from middleware.settings import Settings
-from vault import GrantSigner, Vault
+from coatcheck.middleware.detect import DetectConfig, Detector
+from coatcheck.middleware.export import ExportSink
+from coatcheck.middleware.external import ExternalResolver
+from coatcheck.middleware.pipeline import Redactor
+from coatcheck.middleware.service.botclient import BotClient
+from coatcheck.middleware.service.keycache import KeyCache
+from coatcheck.middleware.service.recent import RecentValues
+from coatcheck.middleware.settings import Settings
+from coatcheck.vault import GrantSigner, Vault
 
 __all__ = ["Gateway"]
 

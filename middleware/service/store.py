@@ -33,10 +33,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import BindParameter
 
-from middleware.models import ConversationState, HistoryEntry, RateCounter
-from middleware.service.errors import RateLimited, StorageUnavailable
-from vault import _driver
-from vault.models import Base
+from coatcheck.middleware.models import ConversationState, HistoryEntry, RateCounter
+from coatcheck.middleware.service.errors import RateLimited, StorageUnavailable
+from coatcheck.vault import _driver
+from coatcheck.vault.models import Base
 
 __all__ = [
     "append_history",

@@ -32,11 +32,11 @@ from anyio import to_thread
 from sqlalchemy import Select, Table, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from middleware.models import ConversationState, RateCounter
-from middleware.service.errors import StorageUnavailable
-from middleware.service.lifecycle import EndReason, end_conversation, sync_status
-from middleware.service.state import Gateway
-from middleware.service.store import guarded_conn
+from coatcheck.middleware.models import ConversationState, RateCounter
+from coatcheck.middleware.service.errors import StorageUnavailable
+from coatcheck.middleware.service.lifecycle import EndReason, end_conversation, sync_status
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import guarded_conn
 
 __all__ = ["SWEEPER", "SweepReport", "run_sweeper", "sweep_once"]
 

@@ -1,5 +1,5 @@
 """The log viewer: a server-rendered web UI under `/ui/` for redacted history and audit."""
 
-from middleware.ui.views import router
+from coatcheck.middleware.ui.views import router
 
 __all__ = ["router"]

@@ -11,7 +11,7 @@ they carry a field name, never a value.
 
 from __future__ import annotations
 
-from middleware.service.errors import ServiceError
+from coatcheck.middleware.service.errors import ServiceError
 
 __all__ = ["CsrfFailed", "NotSignedIn", "UiError"]
 

@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from middleware.models import ApiKey
-from middleware.service.apikeys import Role
+from coatcheck.middleware.models import ApiKey
+from coatcheck.middleware.service.apikeys import Role
 
 __all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Codec", "StaffSession"]
 

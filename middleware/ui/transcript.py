@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from middleware.render import parse_references
+from coatcheck.middleware.render import parse_references
 
 __all__ = ["Chip", "Segment", "day_bounds", "fmt_time", "rules_by_reference", "segments"]
 

@@ -4,7 +4,7 @@ Server-rendered (jinja2, autoescaped); the only script is `static/reveal.js`, wh
 a reveal and wipes the value after `REVEAL_SECONDS`.  Pages are built from redacted
 history and audit rows, so they hold no raw value; the reveal answer (JSON, no-store) is
 the only response that carries one, and only after `staff_reveal` allowed and audited it.
-The UI depends on `middleware.service.staff` through its three functions only.
+The UI depends on `coatcheck.middleware.service.staff` through its three functions only.
 """
 
 from __future__ import annotations
@@ -19,16 +19,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from middleware.models import ApiKey
-from middleware.service.apikeys import Role, find_role
-from middleware.service.errors import BadText, StorageUnavailable
-from middleware.service.limits import clean_text
-from middleware.service.staff import conversation_status, list_conversations, staff_reveal
-from middleware.service.state import Gateway
-from middleware.service.store import guarded, read_history
-from middleware.ui.errors import CsrfFailed, NotSignedIn
-from middleware.ui.session import LOGIN_COOKIE, SESSION_COOKIE, Codec, StaffSession
-from middleware.ui.transcript import Chip, day_bounds, fmt_time, rules_by_reference, segments
+from coatcheck.middleware.models import ApiKey
+from coatcheck.middleware.service.apikeys import Role, find_role
+from coatcheck.middleware.service.errors import BadText, StorageUnavailable
+from coatcheck.middleware.service.limits import clean_text
+from coatcheck.middleware.service.staff import conversation_status, list_conversations, staff_reveal
+from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.store import guarded, read_history
+from coatcheck.middleware.ui.errors import CsrfFailed, NotSignedIn
+from coatcheck.middleware.ui.session import LOGIN_COOKIE, SESSION_COOKIE, Codec, StaffSession
+from coatcheck.middleware.ui.transcript import (
+    Chip,
+    day_bounds,
+    fmt_time,
+    rules_by_reference,
+    segments,
+)
 
 __all__ = ["REVEAL_SECONDS", "router"]
 

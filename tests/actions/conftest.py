@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from vault import Vault, load_master_key, make_engine
+from coatcheck.vault import Vault, load_master_key, make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_PKG = Path(__file__).resolve().parent / "live_pkg"
@@ -86,7 +86,15 @@ class Coatcheck:
 def _create_action_key(env: dict[str, str], database_url: str) -> str:
     """An action-server key, via `coatcheck apikey create` when the CLI has it."""
     cli = subprocess.run(
-        [sys.executable, "-m", "middleware.cli", "apikey", "create", "--role", "action-server"],
+        [
+            sys.executable,
+            "-m",
+            "coatcheck.middleware.cli",
+            "apikey",
+            "create",
+            "--role",
+            "action-server",
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -97,7 +105,7 @@ def _create_action_key(env: dict[str, str], database_url: str) -> str:
     for word in cli.stdout.split():
         if word.startswith("cck_"):
             return word
-    from middleware.service.apikeys import Role, create_key
+    from coatcheck.middleware.service.apikeys import Role, create_key
 
     engine = create_engine(database_url)
     try:
@@ -133,7 +141,7 @@ def coatcheck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coatcheck]:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "middleware.service.app:create_app",
+                "coatcheck.middleware.service.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",

@@ -4,7 +4,12 @@ import socket
 
 import pytest
 
-from actions import CoatcheckActionError, CoatcheckClient, ConfigurationError, ServiceUnavailable
+from coatcheck.actions import (
+    CoatcheckActionError,
+    CoatcheckClient,
+    ConfigurationError,
+    ServiceUnavailable,
+)
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
-from actions import ActionFailed, CoatcheckClient, RevealedView, RevealingAction, reveals
-from actions.examples import ActionSendReceipt, sent_receipts
+from coatcheck.actions import ActionFailed, CoatcheckClient, RevealedView, RevealingAction, reveals
+from coatcheck.actions.examples import ActionSendReceipt, sent_receipts
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio

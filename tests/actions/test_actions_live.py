@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from actions import (
+from coatcheck.actions import (
     CoatcheckClient,
     GrantRefused,
     RevealRefused,
@@ -23,7 +23,7 @@ from actions import (
     luhn,
     request_capture,
 )
-from vault import AuditRecord, Vault
+from coatcheck.vault import AuditRecord, Vault
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio

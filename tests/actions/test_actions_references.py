@@ -2,7 +2,7 @@
 
 import pytest
 
-from actions import find_references, is_reference, parse_reference
+from coatcheck.actions import find_references, is_reference, parse_reference
 
 
 @pytest.mark.parametrize(

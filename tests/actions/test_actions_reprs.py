@@ -6,7 +6,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import (
+from coatcheck.actions import (
     ConfigurationError,
     GrantToken,
     RevealedView,

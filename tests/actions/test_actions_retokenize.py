@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actions import CoatcheckClient, Retokenizer, find_references
+from coatcheck.actions import CoatcheckClient, Retokenizer, find_references
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio

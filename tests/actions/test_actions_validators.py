@@ -6,7 +6,7 @@ import pytest
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import accepts_reference
+from coatcheck.actions import accepts_reference
 
 
 class _Form(FormValidationAction):

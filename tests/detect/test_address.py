@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.detect import Detector
+from coatcheck.middleware.detect import Detector
 
 DETECTOR = Detector.from_config({"detection": {"addresses": True}})
 

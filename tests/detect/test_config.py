@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from middleware.detect import ConfigError, load_config
+from coatcheck.middleware.detect import ConfigError, load_config
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,6 @@ def test_example_yaml_is_valid() -> None:
     ],
 )
 def test_places_follow_ner(detection: dict[str, object], places_on: bool) -> None:
-    from middleware.detect import load_config
+    from coatcheck.middleware.detect import load_config
 
     assert load_config({"detection": detection}).detection.places_on is places_on

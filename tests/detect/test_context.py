@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.detect import Context, Detector, UnknownTypeError
+from coatcheck.middleware.detect import Context, Detector, UnknownTypeError
 
 DETECTOR = Detector.from_config(
     {

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
-from middleware.detect.phone import _valid
-from middleware.detect.recognizers import DIGIT_RUN, Candidate
+from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
+from coatcheck.middleware.detect.phone import _valid
+from coatcheck.middleware.detect.recognizers import DIGIT_RUN, Candidate
 
 _PIECES = (
     "4111 1111 1111 1111",

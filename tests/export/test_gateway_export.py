@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from middleware.service.apikeys import Role
-from middleware.service.app import create_app
-from middleware.service.export_routes import export_conversation_sync
-from middleware.settings import Settings
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.service.export_routes import export_conversation_sync
+from coatcheck.middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
 from tests.external.loopback import closed_port, threaded
 

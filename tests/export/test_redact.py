@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from middleware.export import (
+from coatcheck.middleware.export import (
     MANDATORY_FIELDS,
     ConversationRecord,
     ExportConfig,

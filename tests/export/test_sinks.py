@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from middleware.export import ExportSinkError, JsonlSink, WebhookSink
+from coatcheck.middleware.export import ExportSinkError, JsonlSink, WebhookSink
 from tests.external.loopback import closed_port, serve
 
 RECORDS: list[dict[str, Any]] = [

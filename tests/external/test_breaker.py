@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.external import BreakerState, CircuitBreaker, CircuitOpen
+from coatcheck.middleware.external import BreakerState, CircuitBreaker, CircuitOpen
 from tests.external.loopback import FakeClock
 
 # (events, expected state after them); "f" failure, "s" success, "t" clock += 10, "c" call

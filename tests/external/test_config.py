@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from middleware.external import EndpointConfig
+from coatcheck.middleware.external import EndpointConfig
 
 BASE = {"name": "cust", "url_template": "https://vault.example/v/{ref}"}
 

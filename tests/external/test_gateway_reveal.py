@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from middleware.render import parse_references
-from middleware.service.apikeys import Role
-from middleware.service.app import create_app
-from middleware.settings import Settings
+from coatcheck.middleware.render import parse_references
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
 from tests.external.customer_vault import BEARER, CLIENT_ID, CLIENT_SECRET, VALUES, VaultState
 from tests.external.customer_vault import build_app as customer_app

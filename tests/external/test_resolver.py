@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from middleware.external import (
+from coatcheck.middleware.external import (
     AuthFailed,
     BadResponse,
     CircuitOpen,
@@ -362,7 +362,7 @@ def test_no_value_or_credential_in_debug_logs(caplog: pytest.LogCaptureFixture) 
         return out
 
     assert run(configs, scenario) == ["FetchedValue(***)"] * 4
-    assert any(r.name.startswith("middleware.external") for r in caplog.records)
+    assert any(r.name.startswith("coatcheck.middleware.external") for r in caplog.records)
     assert any(r.name == "aiohttp.access" for r in caplog.records)  # the server logged too
 
     def dump(records: list[logging.LogRecord]) -> str:

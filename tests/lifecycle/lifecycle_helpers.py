@@ -6,9 +6,9 @@ from typing import Any
 
 from gateway_helpers import Service, StubBot
 
-from middleware.render import parse_references
-from middleware.service.apikeys import Role
-from vault import AuditRecord
+from coatcheck.middleware.render import parse_references
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.vault import AuditRecord
 
 EMAIL = "jane.doe@example.com"  # EMAIL_ADDRESS: retention mask
 PHONE = "+1 415 555 0123"  # PHONE_NUMBER: retain 1d

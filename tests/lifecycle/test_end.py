@@ -20,9 +20,9 @@ from lifecycle_helpers import (
     with_grant,
 )
 
-from middleware.service.apikeys import Role
-from middleware.service.staff import conversation_status
-from middleware.service.sweeper import sweep_once
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.staff import conversation_status
+from coatcheck.middleware.service.sweeper import sweep_once
 
 
 def test_end_shreds_then_every_reveal_fails(life: Service, stub_bot: StubBot) -> None:

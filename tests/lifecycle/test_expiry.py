@@ -20,10 +20,10 @@ from lifecycle_helpers import (
 )
 from sqlalchemy import select
 
-from middleware.service.apikeys import Role
-from middleware.service.staff import conversation_status, list_conversations
-from middleware.service.sweeper import sweep_once
-from vault.models import StoredValue
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.staff import conversation_status, list_conversations
+from coatcheck.middleware.service.sweeper import sweep_once
+from coatcheck.vault.models import StoredValue
 
 TTL = 15 * 60.0  # US_SSN's `ttl: 15m`
 

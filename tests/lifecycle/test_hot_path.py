@@ -8,7 +8,7 @@ from gateway_helpers import Service, StubBot
 from lifecycle_helpers import EMAIL, say_refs
 from sqlalchemy import event
 
-from middleware.service.staff import list_conversations
+from coatcheck.middleware.service.staff import list_conversations
 
 
 def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: StubBot) -> None:

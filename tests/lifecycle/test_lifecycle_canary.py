@@ -13,8 +13,8 @@ from gateway_helpers import Service, StubBot
 from lifecycle_helpers import DAY, IDLE, post, say_refs, staff, with_grant
 from sqlalchemy import text
 
-from middleware.service.apikeys import Role
-from middleware.service.sweeper import sweep_once
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.sweeper import sweep_once
 
 
 def canaries() -> dict[str, str]:

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from gateway_helpers import make_settings
 
-from middleware.detect.errors import ConfigError
-from middleware.service.app import create_app
-from middleware.service.lifecycle import load_policies, parse_duration
-from middleware.settings import load_settings
-from vault import Policies, Retention
+from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.service.lifecycle import load_policies, parse_duration
+from coatcheck.middleware.settings import load_settings
+from coatcheck.vault import Policies, Retention
 
 
 @pytest.mark.parametrize(

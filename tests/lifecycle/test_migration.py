@@ -7,10 +7,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-import middleware.models  # noqa: F401  (the gateway tables join the metadata)
+import coatcheck.middleware.models  # noqa: F401  (the gateway tables join the metadata)
 from alembic import command
-from vault import Base, make_engine, upgrade
-from vault.db import ALEMBIC_DIR
+from coatcheck.vault import Base, make_engine, upgrade
+from coatcheck.vault.db import ALEMBIC_DIR
 
 TOUCHED = {"conversations", "stored_values", "gw_conversation_state"}
 

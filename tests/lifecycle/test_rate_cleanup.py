@@ -6,8 +6,8 @@ from gateway_helpers import Service, StubBot
 from lifecycle_helpers import say_refs
 from sqlalchemy import select
 
-from middleware.models import RateCounter
-from middleware.service.sweeper import sweep_once
+from coatcheck.middleware.models import RateCounter
+from coatcheck.middleware.service.sweeper import sweep_once
 
 
 def _counters(life: Service) -> list[tuple[str, int]]:

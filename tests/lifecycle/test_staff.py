@@ -6,10 +6,10 @@ import pytest
 from gateway_helpers import Service, StubBot
 from lifecycle_helpers import CARD, EMAIL, PHONE, audit, end, post, say_refs, staff
 
-from middleware.service.apikeys import Role
-from middleware.service.errors import BadText, RevealRefused
-from middleware.service.staff import conversation_status, list_conversations, staff_reveal
-from vault import ConversationShredded, UnknownReference
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.errors import BadText, RevealRefused
+from coatcheck.middleware.service.staff import conversation_status, list_conversations, staff_reveal
+from coatcheck.vault import ConversationShredded, UnknownReference
 
 
 def test_staff_reveal_audits_actor_role_purpose_outcome(life: Service, stub_bot: StubBot) -> None:

@@ -15,9 +15,9 @@ import pytest
 from gateway_helpers import Service, StubBot
 from lifecycle_helpers import CARD, DAY, EMAIL, IDLE, PHONE, SSN, audit, say_refs
 
-from middleware.service.lifecycle import end_conversation
-from middleware.service.staff import conversation_status
-from middleware.service.sweeper import SweepReport, sweep_once
+from coatcheck.middleware.service.lifecycle import end_conversation
+from coatcheck.middleware.service.staff import conversation_status
+from coatcheck.middleware.service.sweeper import SweepReport, sweep_once
 from tests.conftest import BACKENDS
 
 # PostgreSQL only (the race is about its row locks; SQLite has one writer at a time).

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import FakeClock
-from vault import (
+from coatcheck.vault import (
     ConversationEnded,
     ConversationShredded,
     Grant,
@@ -20,6 +19,7 @@ from vault import (
     make_engine,
     predicate_from_dict,
 )
+from tests.conftest import FakeClock
 
 POLICIES = Policies(
     retention={

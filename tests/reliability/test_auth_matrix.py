@@ -25,9 +25,9 @@ from rel_support import (
 )
 from starlette.routing import Route
 
-from middleware.service.apikeys import Role
-from middleware.service.app import create_app
-from middleware.service.store import guarded, set_context
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.service.store import guarded, set_context
 from tests.harness import VALID_BODIES
 
 UNKNOWN_KEY = "cck_000000000000_" + "A" * 43

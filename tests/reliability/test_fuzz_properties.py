@@ -8,11 +8,11 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.detect import Detector
-from middleware.detect.config import MaskSettings, TypeSettings
-from middleware.detect.normalise import defang, normalise
-from middleware.render import REFERENCE_RE, parse_references
-from middleware.render.display import render
+from coatcheck.middleware.detect import Detector
+from coatcheck.middleware.detect.config import MaskSettings, TypeSettings
+from coatcheck.middleware.detect.normalise import defang, normalise
+from coatcheck.middleware.render import REFERENCE_RE, parse_references
+from coatcheck.middleware.render.display import render
 
 DETECTOR = Detector.from_config()
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.detect import Detector, TypeSettings, defang
-from middleware.render import parse_references, render
+from coatcheck.middleware.detect import Detector, TypeSettings, defang
+from coatcheck.middleware.render import parse_references, render
 
 TYPES = st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True)
 IDS = st.from_regex(r"[0-9a-hjkmnp-tv-z]{10}", fullmatch=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from middleware.detect import MaskSettings, TypeSettings
-from middleware.render import (
+from coatcheck.middleware.detect import MaskSettings, TypeSettings
+from coatcheck.middleware.render import (
     display_for,
     format_reference,
     mask,

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from gateway_helpers import Service, StubBot, make_settings
 from sqlalchemy import create_engine, make_url, text
 
+from coatcheck.vault.db import normalise_url
 from tests.harness import open_gateway, serving
-from vault.db import normalise_url
 
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from gateway_helpers import Service
 
-from middleware.service.apikeys import Role, parse_key
+from coatcheck.middleware.service.apikeys import Role, parse_key
 from tests.harness import VALID_BODIES
 
 # (method, path, a role that must be refused with 403, a role that must get past auth)

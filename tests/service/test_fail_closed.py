@@ -10,8 +10,8 @@ import pytest
 from gateway_helpers import Service, StubBot
 from sqlalchemy import create_engine, make_url, text
 
-from middleware.service.apikeys import Role
-from vault.db import normalise_url
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.vault.db import normalise_url
 
 EMAIL = "jane.doe@example.com"
 

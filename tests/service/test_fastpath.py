@@ -10,10 +10,10 @@ import pytest
 from gateway_helpers import Service, StubBot
 from sqlalchemy import delete, func, select
 
-from middleware.models import ApiKey, HistoryEntry
-from middleware.service.apikeys import Role
-from middleware.service.keycache import KeyCache
-from middleware.service.store import guarded, read_state
+from coatcheck.middleware.models import ApiKey, HistoryEntry
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.keycache import KeyCache
+from coatcheck.middleware.service.store import guarded, read_state
 
 EMAIL = "jane.doe@example.com"
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from gateway_helpers import Service, StubBot
 
-from middleware.service.apikeys import Role
-from middleware.service.limits import json_depth
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.service.limits import json_depth
 
 
 def post_raw(service: Service, body: bytes) -> tuple[int, dict[str, str]]:

@@ -33,7 +33,7 @@ def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "COATCHECK_RATE_WINDOW_SECONDS": "3600",
     }
     env.pop("COATCHECK_BOT_URL", None)
-    cmd = [sys.executable, "-c", "from middleware.cli import main; main()"]
+    cmd = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
     proc = subprocess.Popen(
         [*cmd, "serve", "--workers", "2", "--port", str(port), "--log-level", "warning"],
         env=env,

@@ -4,8 +4,8 @@ import logging
 
 from uvicorn.logging import AccessFormatter
 
-from middleware.detect import Detector, load_config
-from middleware.service.logfilter import RedactingFilter, detector_redactor
+from coatcheck.middleware.detect import Detector, load_config
+from coatcheck.middleware.service.logfilter import RedactingFilter, detector_redactor
 
 
 def _access_record(path: str) -> logging.LogRecord:

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from gateway_helpers import make_settings
 from typer.testing import CliRunner
 
-from middleware.cli import app as cli_app
-from middleware.render import parse_references
-from middleware.service.app import create_app
-from middleware.settings import SettingsError, load_settings
+from coatcheck.middleware.cli import app as cli_app
+from coatcheck.middleware.render import parse_references
+from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.settings import SettingsError, load_settings
 
 EMAIL = "jane.doe@example.com"
 
@@ -112,7 +112,7 @@ def test_serve_refuses_a_bad_config_before_any_worker(tmp_path: Path, workers: s
         "COATCHECK_APIKEYS_FILE": str(tmp_path / "serve.apikeys"),
         "COATCHECK_PORT": "1",  # never bound: the config is refused first
     }
-    argv = [sys.executable, "-c", "from middleware.cli import main; main()", "serve"]
+    argv = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()", "serve"]
     done = subprocess.run(
         [*argv, "--workers", workers], env=env, capture_output=True, text=True, timeout=60
     )

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from ui_live import PG_URL, Live, serve
 
-from vault.db import normalise_url
+from coatcheck.vault.db import normalise_url
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ui_live import CANARIES, CANARY_EMAIL, Live
 
-from middleware.service.apikeys import Role
-from middleware.ui.views import REVEAL_SECONDS
+from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.ui.views import REVEAL_SECONDS
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from middleware.service.apikeys import Role, create_key
-from vault.db import normalise_url
+from coatcheck.middleware.service.apikeys import Role, create_key
+from coatcheck.vault.db import normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
@@ -99,7 +99,7 @@ def serve(tmp: Path, database_url: str) -> Iterator[Live]:
     env.pop("COATCHECK_BOT_URL", None)
     env.pop("COATCHECK_CONFIG", None)
     log = tmp / "server.log"
-    cmd = [sys.executable, "-c", "from middleware.cli import main; main()"]
+    cmd = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [*cmd, "serve", "--port", str(port), "--log-level", "info"],

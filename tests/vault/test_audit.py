@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, update
 
+from coatcheck.vault import Grant, Vault
+from coatcheck.vault.models import AuditRow
 from tests.conftest import FakeClock
-from vault import Grant, Vault
-from vault.models import AuditRow
 
 LOG = AuditRow.__table__
 

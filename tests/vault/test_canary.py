@@ -7,8 +7,8 @@ import uuid
 
 from sqlalchemy import inspect, select, table
 
+from coatcheck.vault import ConversationShredded, Grant, Vault, predicate_from_dict
 from tests.conftest import FakeClock
-from vault import ConversationShredded, Grant, Vault, predicate_from_dict
 
 
 def _canaries() -> dict[str, str]:

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from middleware.cli import app
-from vault import make_engine
-from vault.models import AuditRow
+from coatcheck.middleware.cli import app
+from coatcheck.vault import make_engine
+from coatcheck.vault.models import AuditRow
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from coatcheck.vault import Grant, Vault, make_engine
 from tests.conftest import FakeClock
-from vault import Grant, Vault, make_engine
 
 WORKERS = 8
 

@@ -7,10 +7,10 @@ import os
 import pytest
 from sqlalchemy import select, update
 
+from coatcheck.vault import DecryptionError, Grant, KeyRing, Vault, make_engine
+from coatcheck.vault._crypto import NONCE_BYTES, Sealer, aad, new_key
+from coatcheck.vault.models import StoredValue
 from tests.conftest import FakeClock
-from vault import DecryptionError, Grant, KeyRing, Vault, make_engine
-from vault._crypto import NONCE_BYTES, Sealer, aad, new_key
-from vault.models import StoredValue
 
 VAL = StoredValue.__table__
 

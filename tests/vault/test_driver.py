@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from coatcheck.vault import _driver, make_engine
+from coatcheck.vault.models import AuditHead, Kek
 from tests.conftest import PG_URL, kill_pooled_backend
-from vault import _driver, make_engine
-from vault.models import AuditHead, Kek
 
 _KEKS = Kek.__table__
 _PUT = _driver.Statement(insert(_KEKS), ["tenant", "version", "wrapped", "created_at"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from tests.conftest import PG_URL, FakeClock, kill_pooled_backend
-from vault import (
+from coatcheck.vault import (
     ConversationShredded,
     Grant,
     GrantRefused,
@@ -14,7 +13,8 @@ from vault import (
     Vault,
     make_engine,
 )
-from vault.models import AuditRow, StoredValue
+from coatcheck.vault.models import AuditRow, StoredValue
+from tests.conftest import PG_URL, FakeClock, kill_pooled_backend
 
 
 def grant(clock: FakeClock, conv: str = "c1", types: tuple[str, ...] = ("EMAIL",)) -> Grant:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import Grant, GrantSigner, InvalidGrant, KeyConfigError, KeyRing, load_master_key
+from coatcheck.vault import (
+    Grant,
+    GrantSigner,
+    InvalidGrant,
+    KeyConfigError,
+    KeyRing,
+    load_master_key,
+)
 
 GOOD = base64.b64encode(os.urandom(32)).decode()
 

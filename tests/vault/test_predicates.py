@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from vault import InvalidPredicate, predicate_from_dict
-from vault.predicates import MAX_VALUE_CHARS
+from coatcheck.vault import InvalidPredicate, predicate_from_dict
+from coatcheck.vault.predicates import MAX_VALUE_CHARS
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import vault
-from vault import Base, make_engine, upgrade
+from coatcheck import vault
+from coatcheck.vault import Base, make_engine, upgrade
 
 
 def test_migration_matches_models(db_url: str) -> None:

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import FakeClock
-from vault import (
+from coatcheck.vault import (
     ConversationShredded,
     Grant,
     GrantRefused,
@@ -16,6 +15,7 @@ from vault import (
     Vault,
     predicate_from_dict,
 )
+from tests.conftest import FakeClock
 
 REF_RE = re.compile(r"[0-9a-hjkmnp-tv-z]{10}")
 
@@ -131,7 +131,7 @@ def test_shred_then_new_epoch(vault: Vault, clock: FakeClock) -> None:
 def test_shred_seen_by_another_worker_with_a_warm_cache(
     vault: Vault, db_url: str, master_key: bytes, clock: FakeClock
 ) -> None:
-    from vault import make_engine
+    from coatcheck.vault import make_engine
 
     other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock)
     ref = vault.tokenize("c1", "EMAIL", "ana@example.org")

@@ -15,7 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import RevealedView, RevealingAction, reveals, utter_confirmation
+from coatcheck.actions import RevealedView, RevealingAction, reveals, utter_confirmation
 
 CONTACT_SLOTS = ("email", "phone", "pin")
 

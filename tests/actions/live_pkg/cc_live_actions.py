@@ -10,8 +10,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import RevealedView, RevealingAction, is_reference, reveals
-from actions.examples import ActionConfirmEmail, ActionSendReceipt, ValidatePaymentForm
+from coatcheck.actions import RevealedView, RevealingAction, is_reference, reveals
+from coatcheck.actions.examples import ActionConfirmEmail, ActionSendReceipt, ValidatePaymentForm
 
 __all__ = [
     "ActionConfirmEmail",
