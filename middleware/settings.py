@@ -1,23 +1,24 @@
-"""Service settings: `COATCHECK_*` environment variables plus one YAML file.
+"""Environment settings: the `COATCHECK_*` variables (pydantic-settings), frozen.
 
-Validated once at start; every error names the field (the environment variable) so an
-operator knows what to fix.  The YAML file (`COATCHECK_CONFIG`) holds the per-type
-configuration (display modes, context rules, custom types, retention and TTL, action
-allow-list); its sections are validated by the parts that own them.
+Validated once at start; an error is the same one-line `ConfigError` as the YAML file's,
+naming the variable (`COATCHECK_PORT: ...`) and never its value.  The YAML file the
+`COATCHECK_CONFIG` variable points at is `coatcheck.middleware.config` (one root model).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coatcheck.middleware.config.errors import ConfigError, error_message
+
+__all__ = ["Settings", "load_settings"]
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COATCHECK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COATCHECK_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///coatcheck.db"
     master_key: SecretStr | None = None
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_dialect(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("COATCHECK_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
 
     @field_validator("idle_timeout_seconds")
@@ -63,34 +64,12 @@ class Settings(BaseSettings):
             raise ValueError("must be 0 (off) or at least 60 seconds")
         return value
 
-    def load_yaml(self) -> dict[str, Any]:
-        """The YAML config as a dict ({} when none is set)."""
-        if self.config is None:
-            return {}
-        try:
-            data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"COATCHECK_CONFIG: cannot read {self.config}: {exc}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ValueError("COATCHECK_CONFIG: the file must hold a mapping at the top level")
-        return data
-
-
-class SettingsError(ValueError):
-    """A setting is invalid; the message names the environment variable, never the value."""
-
-    def __init__(self, name: str, message: str | None = None) -> None:
-        self.name = name
-        super().__init__(f"{name}: {message or 'invalid setting'}")
-
 
 def load_settings() -> Settings:
-    """Settings from the environment, with errors that name `COATCHECK_<FIELD>`."""
+    """Settings from the environment; a `ConfigError` names `COATCHECK_<FIELD>`."""
     try:
         return Settings()
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
-        raise SettingsError(f"COATCHECK_{field.upper()}", first["msg"]) from None
+        raise ConfigError(f"COATCHECK_{field.upper()}", error_message(first)) from None

@@ -38,7 +38,6 @@ guarded insert, the one-reference find, the audit append) run on the DB-API curs
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -53,6 +52,8 @@ from sqlalchemy.dialects import sqlite as _sqlite_dialect
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from coatcheck.grammar import REF_ID_RE as _REF_RE
+from coatcheck.grammar import TYPE_NAME_RE as _TYPE_RE
 from coatcheck.vault import _crypto, _driver, audit
 from coatcheck.vault.audit import AuditRecord, AuditReport, Chain, Entry
 from coatcheck.vault.errors import (
@@ -89,8 +90,6 @@ __all__ = ["RefInfo", "Vault"]
 _ROW_BY_ROW_PG = 4
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _REF_LEN = 10
-_TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-_REF_RE = re.compile(r"[0-9a-hjkmnp-tv-z]{10}")
 _CONV = cast(Table, Conversation.__table__)
 _VAL = cast(Table, StoredValue.__table__)
 _KEK = cast(Table, Kek.__table__)

@@ -16,9 +16,10 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coatcheck.middleware.cli.app import app
+from coatcheck.middleware.config import ConfigError, build_detector, load_config
 from coatcheck.middleware.detect import Context, DetectError
 from coatcheck.middleware.pipeline import Redactor, TokenVault
-from coatcheck.middleware.settings import Settings
+from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.vault.errors import VaultError
 
 __all__ = ["redact", "redact_lines"]
@@ -82,15 +83,21 @@ def _embedded_vault(settings: Settings) -> TokenVault:
     return open_vault(settings.database_url, master, settings.key_file, settings.tenant)
 
 
+def _redactor() -> Redactor:
+    """The configured redactor on the embedded vault; a bad setting is one line, exit 2."""
+    try:
+        settings = load_settings()
+        detect = load_config(settings.config).detect_config()
+        detector = build_detector(detect)
+        return Redactor(detector, _embedded_vault(settings), detect)
+    except (ConfigError, VaultError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
 @app.command("redact")
 def redact() -> None:
     """Redact JSON lines from stdin with the configured vault (no server needed)."""
-    try:
-        settings = Settings()
-        redactor = Redactor.from_yaml(settings.load_yaml(), _embedded_vault(settings))
-    except (ValueError, DetectError, VaultError) as exc:
-        typer.echo(f"coatcheck redact: {exc}", err=True)
-        raise typer.Exit(code=2) from None
-    failed = redact_lines(redactor, sys.stdin, sys.stdout)
+    failed = redact_lines(_redactor(), sys.stdin, sys.stdout)
     if failed:
         raise typer.Exit(code=1)

@@ -28,20 +28,21 @@ _ROLES = "channel, bot, action-server, viewer, agent, auditor, admin"
 
 
 def _prepare() -> tuple[Settings, Engine]:
-    """Validated settings (errors name the variable) and an engine; creates the key file."""
-    from coatcheck.middleware.detect.errors import DetectError
-    from coatcheck.middleware.service.app import create_app
+    """Validated settings and config, and an engine; creates the key file.
+
+    The YAML file is parsed here, once, so a bad field is one line naming it and exit 2
+    (not a traceback per worker while uvicorn's supervisor restarts them).
+    """
+    from coatcheck.middleware.config import ConfigError, load_config
     from coatcheck.middleware.service.bootstrap import master_key
-    from coatcheck.middleware.settings import SettingsError, load_settings
+    from coatcheck.middleware.settings import load_settings
     from coatcheck.vault.db import make_engine
 
     try:
         settings = load_settings()
-        # Every YAML section is parsed here, once, so a bad field is one line naming it and
-        # exit 2 (not a traceback per worker while uvicorn's supervisor restarts them).
-        create_app(settings)
-    except (SettingsError, ValueError, DetectError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        load_config(settings.config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     master_key(settings)
     engine = make_engine(settings.database_url)

@@ -6,11 +6,13 @@ Validated once at start; a bad value raises `ConfigError` naming the dotted fiel
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from coatcheck.grammar import TYPE_NAME_RE as _TYPE_NAME
+from coatcheck.grammar import TYPE_NAME_RULE
+from coatcheck.middleware.config_fields import DisplayText, Duration, Regex, RetentionRule
 from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.detect.validators import VALIDATORS
 
@@ -22,18 +24,6 @@ __all__ = [
     "TypeSettings",
     "load_config",
 ]
-
-_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-_DISPLAY = re.compile(r"[!-'*-~]*")
-
-
-def _check_regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error:
-            raise ValueError("not a valid regular expression") from None
-    return value
 
 
 class _Strict(BaseModel):
@@ -53,32 +43,27 @@ class TypeSettings(_Strict):
 
     display: Literal["redaction", "replacement", "mask"] = "redaction"
     mask: MaskSettings = MaskSettings()
-    replacement: str | None = None
+    replacement: DisplayText | None = Field(default=None, validate_default=True)
     confirm: bool = False
     capture: Literal["pattern", "whole"] | None = None
-    pattern: str | None = None
-    # Validated by the lifecycle part (middleware.service.lifecycle.load_policies).
-    retention: Any = None
-    ttl: Any = None
+    pattern: Regex | None = None
+    # The lifecycle (docs/lifecycle.md): what the end does to values, when they expire.
+    retention: RetentionRule | None = None
+    ttl: Duration | None = None
 
     @field_validator("replacement")
     @classmethod
-    def _display_charset(cls, value: str | None) -> str | None:
-        if value is not None and (not value or not _DISPLAY.fullmatch(value)):
-            raise ValueError("must be printable ASCII without space or parentheses")
+    def _needed_by_display(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("display") == "replacement":
+            raise ValueError("required when display is replacement")
         return value
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        return _check_regex(value)
 
 
 class CustomType(TypeSettings):
     """A customer-defined information type found by its own regex."""
 
     name: str
-    regex: str
+    regex: Regex
     validator: str | None = None
     context: list[str] = []
     context_required: bool = False
@@ -88,15 +73,8 @@ class CustomType(TypeSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         if not _TYPE_NAME.fullmatch(value):
-            raise ValueError("must match [A-Z][A-Z0-9_]*")
+            raise ValueError(TYPE_NAME_RULE)
         return value
-
-    @field_validator("regex")
-    @classmethod
-    def _custom_regex(cls, value: str) -> str:
-        checked = _check_regex(value)
-        assert checked is not None
-        return checked
 
     @field_validator("validator")
     @classmethod
@@ -146,7 +124,7 @@ class DetectConfig(BaseModel):
     def _type_names(cls, value: dict[str, TypeSettings]) -> dict[str, TypeSettings]:
         for name in value:
             if not _TYPE_NAME.fullmatch(name):
-                raise ValueError("type names must match [A-Z][A-Z0-9_]*")
+                raise ValueError(TYPE_NAME_RULE)
         return value
 
     def settings_for(self, entity_type: str) -> TypeSettings:

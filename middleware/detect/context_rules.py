@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from coatcheck.grammar import TYPE_NAME_RE as _TYPE_NAME
 from coatcheck.middleware.detect.config import DetectConfig
 from coatcheck.middleware.detect.errors import UnknownTypeError
 from coatcheck.middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
@@ -22,7 +23,6 @@ __all__ = ["DEFAULT_RULES", "Rule", "apply_rule", "resolve_rule"]
 _NAME_LEAD = r"(?:(?:my name is|my name's|name is|i am|i'm|it's|it is|this is|call me)\s+)?"
 _ADDR_LEAD = r"(?:(?:i live (?:at|in)|my address is|address is|it's|it is|send it to)\s+)?"
 _TAIL = r"[\s.!?]*$"
-_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,6 @@
-"""Rendering, pure: display modes and the reference token grammar."""
+"""Rendering, pure: display modes, and the reference token grammar (`coatcheck.grammar`)."""
 
-from coatcheck.middleware.render.display import display_for, mask, redaction_display, render
-from coatcheck.middleware.render.grammar import (
+from coatcheck.grammar import (
     DISPLAY_RE,
     REFERENCE_RE,
     ParsedReference,
@@ -9,6 +8,7 @@ from coatcheck.middleware.render.grammar import (
     parse_references,
     replace_references,
 )
+from coatcheck.middleware.render.display import display_for, mask, redaction_display, render
 
 __all__ = [
     "DISPLAY_RE",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from coatcheck.grammar import format_reference
 from coatcheck.middleware.detect.config import MaskSettings, TypeSettings
-from coatcheck.middleware.render.grammar import format_reference
 
 __all__ = ["display_for", "mask", "redaction_display", "render"]
 

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 from anyio import CapacityLimiter
@@ -21,17 +20,15 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from coatcheck.middleware.detect import Detector, load_config
+from coatcheck.middleware.config import build_detector, load_config
 from coatcheck.middleware.export import build_sinks
 from coatcheck.middleware.pipeline import Redactor
 from coatcheck.middleware.service.bootstrap import bootstrap, master_key
 from coatcheck.middleware.service.botclient import BotClient, EchoBot, HttpBot
-from coatcheck.middleware.service.export_routes import load_export_section
 from coatcheck.middleware.service.export_routes import router as export_router
-from coatcheck.middleware.service.external_reveal import external_resolver, load_external_section
+from coatcheck.middleware.service.external_reveal import external_resolver
 from coatcheck.middleware.service.handlers import install_handlers
 from coatcheck.middleware.service.keycache import KeyCache
-from coatcheck.middleware.service.lifecycle import load_policies
 from coatcheck.middleware.service.limits import BodyLimits
 from coatcheck.middleware.service.logfilter import (
     detector_redactor,
@@ -53,24 +50,6 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def _actions(data: dict[str, Any]) -> dict[str, frozenset[str]]:
-    """The `actions:` allow-list ({action: [TYPE, ...]}); names the field when malformed."""
-    raw = data.get("actions") or {}
-    if not isinstance(raw, dict) or not all(
-        isinstance(types, list) and all(isinstance(t, str) for t in types) for types in raw.values()
-    ):
-        raise ValueError("COATCHECK_CONFIG: actions must map action names to lists of types")
-    return {str(name): frozenset(types) for name, types in raw.items()}
-
-
-def _grant_ttl(data: dict[str, Any]) -> float:
-    section = data.get("grants") or {}
-    ttl = section.get("ttl_seconds", 30) if isinstance(section, dict) else None
-    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= 3600:
-        raise ValueError("COATCHECK_CONFIG: grants.ttl_seconds must be a number in (0, 3600]")
-    return float(ttl)
-
-
 def _db_threads(settings: Settings, engine: Engine) -> int:
     if settings.db_threads is not None:
         return settings.db_threads
@@ -85,12 +64,8 @@ def create_app(
 ) -> FastAPI:
     """A configured app; `bot` and `clock` are injectable (tests, embedding)."""
     settings = settings if settings is not None else load_settings()
-    data = settings.load_yaml()
-    policies = load_policies(data)  # retention and TTL per type (docs/lifecycle.md)
-    detect_config = load_config(data)
-    actions, grant_ttl = _actions(data), _grant_ttl(data)
-    export_section = load_export_section(data)
-    external = load_external_section(data, detect_config)
+    config = load_config(settings.config)  # the whole YAML file, once (ConfigError: one line)
+    detect_config = config.detect_config()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,11 +76,14 @@ def create_app(
         created = bootstrap(settings, engine)
         if created is not None:
             log.warning("first run: starter API keys written to %s", created)
-        detector = Detector(detect_config)
+        detector = build_detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
-        async with aiohttp.ClientSession() as http, external_resolver(external, clock) as resolver:
+        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=config.policies())
+        async with (
+            aiohttp.ClientSession() as http,
+            external_resolver(config.external, clock) as resolver,
+        ):
             client = bot
             if client is None:
                 client = (
@@ -127,12 +105,12 @@ def create_app(
                 redactor=Redactor(detector, vault, detect_config),
                 detect_config=detect_config,
                 bot=client,
-                actions=actions,
-                grant_ttl=grant_ttl,
+                actions=config.actions,
+                grant_ttl=config.grants.ttl_seconds,
                 recent=recent,
                 clock=clock,
                 resolver=resolver,
-                export_sinks=build_sinks(export_section, http),
+                export_sinks=build_sinks(config.export, http),
             )
             sweeper = None
             if settings.sweep_interval_seconds > 0:

@@ -30,7 +30,6 @@ from coatcheck.middleware.export import (
     ConversationRecord,
     EntityRef,
     ExportConfig,
-    ExportSection,
     ExportSinkError,
     Turn,
     apply_export_config,
@@ -49,7 +48,6 @@ __all__ = [
     "export_at_end",
     "export_conversation",
     "export_conversation_sync",
-    "load_export_section",
     "read_export_config",
     "router",
     "write_export_config",
@@ -61,16 +59,6 @@ router = APIRouter()
 
 CONFIG_PATH = "/v1/config/export-redaction"
 Status = Literal["active", "ended", "masked", "retained", "shredded"]
-
-
-def load_export_section(data: dict[str, Any]) -> ExportSection:
-    """The YAML `export:` section, validated at start; the error names the field."""
-    try:
-        return ExportSection.model_validate(data.get("export") or {})
-    except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        loc = ".".join(str(part) for part in ("export", *first["loc"]))
-        raise ValueError(f"COATCHECK_CONFIG: {loc}: {first['msg']}") from None
 
 
 # -- the stored config --------------------------------------------------------------------

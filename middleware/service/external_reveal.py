@@ -10,57 +10,17 @@ only: it is not logged, stored, cached or put into an error (see docs/external.m
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import anyio.from_thread
-from pydantic import ValidationError
 
-from coatcheck.middleware.detect import DetectConfig
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver, UnknownEntityType
 from coatcheck.middleware.service.state import Gateway
 from coatcheck.vault.errors import UnknownReference
 
-__all__ = ["external_resolver", "external_value", "load_external_section", "resolve_external"]
-
-_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
-def _refuse(field: str, message: str) -> ValueError:
-    return ValueError(f"COATCHECK_CONFIG: {field}: {message}")
-
-
-def load_external_section(data: dict[str, Any], detect: DetectConfig) -> dict[str, EndpointConfig]:
-    """The YAML `external:` section ({TYPE: endpoint config}), validated at start.
-
-    An external type must be findable in messages (a custom type, or a `types.<T>.pattern`
-    for context rules), and may not be a confirmation type: the reply path would show the
-    end user the customer's id, not the value.
-    """
-    raw = data.get("external") or {}
-    if not isinstance(raw, dict):
-        raise _refuse("external", "must map entity types to endpoint configs")
-    endpoints: dict[str, EndpointConfig] = {}
-    for name, spec in raw.items():
-        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
-            raise _refuse("external", "type names must match [A-Z][A-Z0-9_]*")
-        field = f"external.{name}"
-        try:
-            endpoints[name] = EndpointConfig.model_validate(spec)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            loc = ".".join(str(part) for part in (field, *first["loc"]))
-            raise _refuse(loc, first["msg"]) from None
-        settings = detect.settings_for(name)
-        custom = any(c.name == name for c in detect.custom_types)
-        if not custom and settings.pattern is None:
-            raise _refuse(field, f"needs a custom_types regex or types.{name}.pattern")
-        if settings.confirm:
-            raise _refuse(field, "confirmation prompts cannot show externally held values")
-    return endpoints
+__all__ = ["external_resolver", "external_value", "resolve_external"]
 
 
 @asynccontextmanager

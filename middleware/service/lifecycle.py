@@ -10,34 +10,26 @@ outcome.  Decisions: docs/lifecycle.md.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Connection, Table, select, update
 
-from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.models import ConversationState
 from coatcheck.middleware.service.export_routes import export_at_end
 from coatcheck.middleware.service.state import Gateway
 from coatcheck.middleware.service.store import guarded_conn, new_state_row
-from coatcheck.vault import Policies, Retention
 
 __all__ = [
     "EndReason",
     "EndResult",
     "end_conversation",
     "ensure_active",
-    "load_policies",
-    "parse_duration",
     "sync_status",
 ]
 
 _STATE = cast(Table, ConversationState.__table__)
-_DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_MAX_DURATION = 3650 * 86400
 
 
 class EndReason(StrEnum):
@@ -61,58 +53,6 @@ class EndResult:
     reason: str
     ended_at: float | None
     retain_until: float | None
-
-
-# -- config -------------------------------------------------------------------------------
-
-
-def parse_duration(value: Any, field: str) -> float:
-    """Seconds in a duration such as `30d`, `12h`, `15m`, `45s`; errors name `field`."""
-    match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ConfigError(field, "must be a duration such as 30d, 12h, 15m or 45s")
-    seconds = int(match.group(1)) * _UNIT[match.group(2)]
-    if seconds > _MAX_DURATION:
-        raise ConfigError(field, "must be at most 3650d")
-    return float(seconds)
-
-
-def _retention(value: Any, field: str) -> Retention:
-    if value is None or value == "shred":
-        return Retention("shred")
-    if value == "mask":
-        return Retention("mask")
-    if isinstance(value, dict) and set(value) == {"retain"}:
-        return Retention("retain", parse_duration(value["retain"], f"{field}.retain"))
-    raise ConfigError(field, "must be shred, mask or {retain: <duration>}")
-
-
-def load_policies(data: dict[str, Any] | None) -> Policies:
-    """Per-type `retention` and `ttl` from the YAML `types:` and `custom_types:` sections.
-
-    Types without `retention` are shredded at the end (privacy first); types without
-    `ttl` live as long as their conversation's retention allows.
-    """
-    data = data or {}
-    entries: list[tuple[str, str, dict[str, Any]]] = []
-    types = data.get("types") or {}
-    if isinstance(types, dict):
-        entries += [(f"types.{n}", str(n), s) for n, s in types.items() if isinstance(s, dict)]
-    customs = data.get("custom_types") or []
-    if isinstance(customs, list):
-        entries += [
-            (f"custom_types.{i}", str(c.get("name")), c)
-            for i, c in enumerate(customs)
-            if isinstance(c, dict)
-        ]
-    retention: dict[str, Retention] = {}
-    ttl: dict[str, float] = {}
-    for field, name, settings in entries:
-        if settings.get("retention") is not None:
-            retention[name] = _retention(settings["retention"], f"{field}.retention")
-        if settings.get("ttl") is not None:
-            ttl[name] = parse_duration(settings["ttl"], f"{field}.ttl")
-    return Policies(retention=retention, ttl=ttl)
 
 
 # -- ending -------------------------------------------------------------------------------

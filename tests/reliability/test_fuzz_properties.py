@@ -92,7 +92,7 @@ def test_obfuscated_canaries_are_found_where_typed(
     first=st.integers(0, 64),
     last=st.integers(0, 64),
     symbol=st.sampled_from(["+", "#"]),
-    replacement=st.from_regex(r"[!-'*-~]{0,20}", fullmatch=True),
+    replacement=st.from_regex(r"[!-'*-~]{1,20}", fullmatch=True),
 )
 def test_every_display_mode_renders_a_parseable_reference(
     value: str,
@@ -107,7 +107,7 @@ def test_every_display_mode_renders_a_parseable_reference(
     ts = TypeSettings(
         display=display,  # type: ignore[arg-type]
         mask=MaskSettings(first=first, last=last, symbol=symbol),  # type: ignore[arg-type]
-        replacement=replacement or None,
+        replacement=replacement,  # a replacement display needs its string (config rule)
     )
     rendered = render(entity_type, value, ref_id, ts)
     match = REFERENCE_RE.fullmatch(rendered)

@@ -14,9 +14,10 @@ from gateway_helpers import make_settings
 from typer.testing import CliRunner
 
 from coatcheck.middleware.cli import app as cli_app
+from coatcheck.middleware.config import ConfigError
 from coatcheck.middleware.render import parse_references
 from coatcheck.middleware.service.app import create_app
-from coatcheck.middleware.settings import SettingsError, load_settings
+from coatcheck.middleware.settings import load_settings
 
 EMAIL = "jane.doe@example.com"
 
@@ -40,7 +41,7 @@ def test_settings_errors_name_the_variable(
 ) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings()
     assert caught.value.name == name
     assert str(caught.value).startswith(f"{name}: ")

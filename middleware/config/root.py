@@ -1,0 +1,132 @@
+"""The root model of the YAML file (`COATCHECK_CONFIG`): every section typed, frozen.
+
+Loaded once at start (`load_config`); nothing else parses the file.  Unknown keys are
+refused at every level, and each rule is checked where it is declared: the field types in
+`config_fields` (type names, regexes, displays, durations, retention), the sections in the
+parts that own them (`detection:` in `detect/config.py`, `export:` in `export/config.py`,
+`external:` endpoints in `external/config.py`), and here what ties sections together: a
+name under `types:` must be a type coatcheck knows, an external type must be findable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from coatcheck.middleware.config_fields import AtPath, TypeName
+from coatcheck.middleware.detect import (
+    BUILTIN_RECOGNIZERS,
+    DEFAULT_RULES,
+    CustomType,
+    DetectConfig,
+    DetectionSettings,
+    TypeSettings,
+)
+from coatcheck.middleware.export import ExportSection
+from coatcheck.middleware.external import EndpointConfig
+from coatcheck.vault import Policies
+from coatcheck.vault import Retention as VaultRetention
+
+__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "builtin_types"]
+
+ActionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def builtin_types(detection: DetectionSettings) -> frozenset[str]:
+    """The types detection knows without a custom regex: global patterns, context rules."""
+    del detection  # plug-in recognizers configured here will add their types
+    return frozenset(r.entity_type for r in BUILTIN_RECOGNIZERS) | frozenset(DEFAULT_RULES)
+
+
+class GrantsSection(BaseModel):
+    """`grants:` — how long an action's grant lives (docs/actions.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: float = Field(default=30.0, gt=0, le=3600, strict=True)
+
+
+class CoatcheckConfig(BaseModel):
+    """The whole file.  Fields are checked in this order (later checks read earlier ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detection: DetectionSettings = DetectionSettings()
+    custom_types: tuple[CustomType, ...] = ()
+    types: dict[TypeName, TypeSettings] = {}
+    # The allow-list of opt-in reveals: {action name: [TYPE, ...]} (docs/actions.md).
+    actions: dict[ActionName, frozenset[TypeName]] = {}
+    grants: GrantsSection = GrantsSection()
+    export: ExportSection = ExportSection()
+    external: dict[TypeName, EndpointConfig] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section left empty in the file (`export:` with its lines commented out)."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(
+        cls, value: dict[str, TypeSettings], info: ValidationInfo
+    ) -> dict[str, TypeSettings]:
+        """A name under `types:` is built in, a custom type, or a context rule of its own
+        (a `pattern`, or `capture: whole`); anything else is a misspelling."""
+        known = builtin_types(info.data.get("detection", DetectionSettings()))
+        known |= {c.name for c in info.data.get("custom_types", ())}
+        for name, settings in value.items():
+            if name not in known and settings.pattern is None and settings.capture != "whole":
+                raise AtPath(
+                    (name,),
+                    "unknown entity type: not built in, not in custom_types, and no pattern "
+                    "or capture of its own",
+                )
+        return value
+
+    @field_validator("external")
+    @classmethod
+    def _findable(
+        cls, value: dict[str, EndpointConfig], info: ValidationInfo
+    ) -> dict[str, EndpointConfig]:
+        """An external type must be found in messages (a custom regex or a context
+        pattern), and may not be a confirmation type: the reply path would show the end
+        user the customer's id, not the value."""
+        customs = {c.name: c for c in info.data.get("custom_types", ())}
+        types: dict[str, TypeSettings] = info.data.get("types", {})
+        for name in value:
+            settings = customs.get(name) or types.get(name) or TypeSettings()
+            if name not in customs and settings.pattern is None:
+                raise AtPath((name,), f"needs a custom_types regex or types.{name}.pattern")
+            if settings.confirm:
+                raise AtPath((name,), "confirmation prompts cannot show externally held values")
+        return value
+
+    def detect_config(self) -> DetectConfig:
+        """The sections detection and rendering read."""
+        return DetectConfig(
+            types=self.types, custom_types=list(self.custom_types), detection=self.detection
+        )
+
+    def policies(self) -> Policies:
+        """Retention and TTL per type for the vault; types without `retention` are shredded
+        at the end (privacy first), types without `ttl` live as long as retention allows."""
+        entries = [*self.types.items(), *((c.name, c) for c in self.custom_types)]
+        retention = {
+            name: VaultRetention(s.retention.policy, s.retention.retain)
+            for name, s in entries
+            if s.retention is not None
+        }
+        ttl = {name: s.ttl for name, s in entries if s.ttl is not None}
+        return Policies(retention=retention, ttl=ttl)

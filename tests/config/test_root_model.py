@@ -1,0 +1,64 @@
+"""The root config model: the shipped files load, it is frozen, and what counts as a type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from coatcheck.middleware.config import ConfigError, config_from_data, load_config
+from coatcheck.middleware.detect import load_config as load_detect_config
+from coatcheck.vault import Retention
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", ["config/coatcheck.example.yaml", "e2e/coatcheck.yml"])
+def test_shipped_configs_load(path: str) -> None:
+    config = load_config(ROOT / path)
+    data = yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+    assert config.detect_config() == load_detect_config(data)  # detection reads the same
+
+
+def test_example_sections() -> None:
+    config = load_config(ROOT / "config" / "coatcheck.example.yaml")
+    policies = config.policies()
+    assert policies.retention_for("PHONE_NUMBER") == Retention("retain", 30 * 86400)
+    assert policies.ttl_for("PIN") == 300
+    assert "EMAIL_ADDRESS" in config.detect_config().confirm_types()
+    assert config.grants.ttl_seconds == 30 and config.actions == {}
+
+
+def test_frozen() -> None:
+    config = config_from_data({"actions": {"a": ["EMAIL_ADDRESS"]}})
+    with pytest.raises(ValidationError):
+        config.grants = config.grants  # type: ignore[misc]
+    assert config.actions == {"a": frozenset({"EMAIL_ADDRESS"})}
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        {"PIN": {"display": "mask"}},  # built in (a context rule)
+        {"CREDIT_CARD": {"display": "mask"}},  # built in (a global pattern)
+        {"ACCT": {"confirm": True}},  # a custom type below
+        {"CARD_PIN": {"capture": "whole"}},  # a context rule of its own
+        {"ORDER_REF": {"pattern": r"ORD-\d+"}},  # ditto, by pattern
+    ],
+)
+def test_known_types(types: dict[str, object]) -> None:
+    custom = [{"name": "ACCT", "regex": r"ACC-\d{6}"}]
+    assert config_from_data({"types": types, "custom_types": custom}).types.keys() == types.keys()
+
+
+def test_empty_sections_take_their_defaults() -> None:
+    config = load_config(None)
+    assert config == config_from_data(yaml.safe_load("export:\nexternal:\nactions:\n"))
+
+
+def test_a_missing_file_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.yml")
+    assert str(caught.value) == "COATCHECK_CONFIG: cannot read the file (No such file or directory)"
