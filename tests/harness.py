@@ -19,10 +19,9 @@ from typing import Any
 from aiohttp import web
 from fastapi.testclient import TestClient
 
-from coatcheck.middleware.service.apikeys import Role, create_key
-from coatcheck.middleware.service.app import create_app
-from coatcheck.middleware.service.state import Gateway
-from coatcheck.middleware.service.store import guarded
+from coatcheck.middleware.app import create_app
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.services import Services, services_of
 from coatcheck.middleware.settings import Settings
 from reliability.harness import threaded
 from tests.conftest import FakeClock
@@ -74,9 +73,9 @@ class GatewayClient:
     clock: FakeClock
 
     @property
-    def gateway(self) -> Gateway:
-        gw: Gateway = self.client.app.state.gateway  # type: ignore[attr-defined]
-        return gw
+    def services(self) -> Services:
+        """The worker's composed domain services (what the routes call)."""
+        return services_of(self.client.app.state)  # type: ignore[attr-defined]
 
     def auth(self, role: Role | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
@@ -87,7 +86,6 @@ def open_gateway(settings: Settings) -> tuple[TestClient, dict[Role, str], FakeC
     clock = FakeClock(GATEWAY_EPOCH)
     client = TestClient(create_app(settings, clock=clock), raise_server_exceptions=False)
     client.__enter__()
-    gw: Gateway = client.app.state.gateway  # type: ignore[attr-defined]
-    with guarded(gw.sessions) as session:
-        keys = {role: create_key(session, role) for role in Role}
+    store = services_of(client.app.state).store  # type: ignore[attr-defined]
+    keys = {role: store.keys.create(role) for role in Role}
     return client, keys, clock

@@ -67,7 +67,7 @@ def serve(
     if created is not None:
         typer.echo(f"first run: starter API keys (channel, admin) written to {created}")
     uvicorn.run(
-        "coatcheck.middleware.service.app:create_app",
+        "coatcheck.middleware.app:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -95,10 +95,8 @@ def apikey_create(
     role: str = typer.Option(..., help=f"One of: {_ROLES}."),
 ) -> None:
     """Create an API key for ROLE and print it once (only its SHA-256 is stored)."""
-    from sqlalchemy.orm import sessionmaker
-
-    from coatcheck.middleware.service.apikeys import Role, create_key
-    from coatcheck.middleware.service.store import guarded
+    from coatcheck.middleware.gateway.apikeys import Role
+    from coatcheck.middleware.gateway.store import GatewayStore
     from coatcheck.vault.db import upgrade
 
     try:
@@ -108,7 +106,6 @@ def apikey_create(
         raise typer.Exit(2) from None
     _, engine = _prepare()
     upgrade(engine)
-    with guarded(sessionmaker(engine)) as session:
-        key = create_key(session, parsed)
+    key = GatewayStore(engine).keys.create(parsed)
     engine.dispose()
     typer.echo(key)

@@ -1,9 +1,5 @@
-"""The FastAPI gateway: webhook, vault API, auth, limits, history and the log filter.
+"""The HTTP layer of the gateway: routes (thin), auth, limits, error mapping, log filter.
 
-`create_app` is the uvicorn factory (`coatcheck.middleware.service.app:create_app`, factory=True).
+Routes call the domain (`coatcheck.middleware.gateway`); the app factory that mounts them
+is `coatcheck.middleware.app:create_app`.
 """
-
-from coatcheck.middleware.service.app import create_app
-from coatcheck.middleware.service.errors import ServiceError
-
-__all__ = ["ServiceError", "create_app"]

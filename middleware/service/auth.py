@@ -1,10 +1,10 @@
 """Bearer-key authentication and role checks, as FastAPI dependencies.
 
-`require(*roles)` builds a dependency that resolves the caller's role from the key
-(401 when missing or unknown) and refuses any role not listed (403).  `admin` passes
-every check: it may do everything.  A key verified in the last few seconds is answered
-from the worker's `KeyCache` without touching the database; otherwise it is looked up on
-the read-only engine (no SQLite write lock), off the event loop.
+`require(*roles)` builds a dependency that resolves the caller from the key (401 when
+missing or unknown) and refuses any role not listed (403).  `admin` passes every check:
+it may do everything.  A key verified in the last few seconds is answered from the
+worker's `KeyCache` without touching the database; otherwise it is looked up on the
+read-only engine (no SQLite write lock), off the event loop.
 """
 
 from __future__ import annotations
@@ -12,21 +12,34 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from coatcheck.middleware.service.apikeys import Role, find_role, key_digest, parse_key
-from coatcheck.middleware.service.errors import AuthError, RoleForbidden, StorageUnavailable
-from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.gateway.apikeys import Caller, Role, key_digest, parse_key
+from coatcheck.middleware.gateway.errors import AuthError, RoleForbidden
+from coatcheck.middleware.gateway.store.keys import ApiKeys
+from coatcheck.middleware.service.keycache import KeyCache
 
-__all__ = ["get_gateway", "require"]
+__all__ = ["Authenticator", "bearer_prefix", "require"]
 
 
-async def get_gateway(request: Request) -> Gateway:
-    """The worker's gateway (async: a plain `def` dependency would cost a threadpool hop)."""
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+class Authenticator:
+    """Key -> role, through the worker's short-lived cache (the store on a miss)."""
+
+    def __init__(self, keys: ApiKeys, cache: KeyCache) -> None:
+        self._keys = keys
+        self._cache = cache
+
+    async def role_of(self, key: str) -> Role | None:
+        """The role of `key` (cached for a few seconds once verified), None when unknown."""
+        if parse_key(key) is None:
+            return None
+        digest = key_digest(key)
+        role = self._cache.get(digest)
+        if role is None:
+            role = await run_in_threadpool(self._keys.role_of, key)
+            if role is not None:
+                self._cache.put(digest, role)
+        return role
 
 
 def _bearer(request: Request) -> str:
@@ -37,37 +50,24 @@ def _bearer(request: Request) -> str:
     return key.strip()
 
 
-def _lookup(gateway: Gateway, key: str) -> Role | None:
-    try:
-        with Session(gateway.reader) as session:
-            return find_role(session, key)
-    except SQLAlchemyError:
-        raise StorageUnavailable("database") from None
+def bearer_prefix(request: Request) -> str | None:
+    """The public prefix of the presented key (never the key itself), if well formed."""
+    key = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return parse_key(key)
 
 
-async def resolve_role(gateway: Gateway, key: str) -> Role | None:
-    """The role of `key` (cached for a few seconds once verified), None when unknown."""
-    if parse_key(key) is None:
-        return None
-    digest = key_digest(key)
-    role = gateway.keys.get(digest)
-    if role is None:
-        role = await run_in_threadpool(_lookup, gateway, key)
-        if role is not None:
-            gateway.keys.put(digest, role)
-    return role
-
-
-def require(*roles: Role) -> Callable[[Request], Awaitable[Role]]:
-    """Dependency: the caller's role, which must be in `roles` (or admin)."""
+def require(*roles: Role) -> Callable[[Request], Awaitable[Caller]]:
+    """Dependency: the caller, whose role must be in `roles` (or admin)."""
     allowed = frozenset(roles) | {Role.ADMIN}
 
-    async def dependency(request: Request) -> Role:
-        role = await resolve_role(request.app.state.gateway, _bearer(request))
+    async def dependency(request: Request) -> Caller:
+        key = _bearer(request)
+        auth: Authenticator = request.app.state.auth
+        role = await auth.role_of(key)
         if role is None:
             raise AuthError("Authorization")
         if role not in allowed:
             raise RoleForbidden(role.value)
-        return role
+        return Caller(role, parse_key(key))
 
     return dependency

@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
 
-from coatcheck.middleware.service.apikeys import Role, count_keys, create_key
-from coatcheck.middleware.service.store import guarded
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.settings import Settings
 from coatcheck.vault import load_master_key
 from coatcheck.vault.db import upgrade
@@ -31,15 +30,15 @@ def master_key(settings: Settings) -> bytes:
 def bootstrap(settings: Settings, engine: Engine) -> Path | None:
     """Upgrade the schema; with no API keys yet, create the starter keys and return the file."""
     upgrade(engine)
+    if settings.apikeys_file.exists():
+        return None  # an operator removed the keys on purpose: never recreated
     try:
-        with guarded(sessionmaker(engine)) as session:
-            if count_keys(session) > 0 or settings.apikeys_file.exists():
-                return None  # keys exist, or an operator removed them on purpose
-            keys = {role: create_key(session, role) for role in (Role.CHANNEL, Role.ADMIN)}
-            _write_private(settings.apikeys_file, keys)
+        created = GatewayStore(engine).keys.create_first(
+            (Role.CHANNEL, Role.ADMIN), lambda keys: _write_private(settings.apikeys_file, keys)
+        )
     except FileExistsError:
         return None  # another worker won the race; its keys are the starter keys
-    return settings.apikeys_file
+    return settings.apikeys_file if created else None
 
 
 def _write_private(path: Path, keys: dict[Role, str]) -> None:

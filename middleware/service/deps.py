@@ -1,41 +1,84 @@
-"""`Annotated` dependency aliases so routes declare what they need in their signature."""
+"""`Annotated` dependency aliases so routes declare, in their signature, the caller they
+accept and the one domain service they call (read from the worker's `Services`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.auth import get_gateway, require
-from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.gateway.apikeys import Caller, Role
+from coatcheck.middleware.gateway.conversation import ConversationService
+from coatcheck.middleware.gateway.exports import Exporter
+from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.records import ConversationRecords
+from coatcheck.middleware.gateway.redaction import RedactionService
+from coatcheck.middleware.gateway.reveals import Reveals
+from coatcheck.middleware.gateway.services import services_of
+from coatcheck.middleware.service.auth import require
 from coatcheck.vault import Vault
 
 __all__ = [
     "AdminKey",
     "BotSideKey",
     "ChannelKey",
+    "ConversationsDep",
     "EndKey",
-    "GatewayDep",
+    "ExporterDep",
     "GrantKey",
     "HistoryKey",
+    "LifecycleDep",
+    "RecordsDep",
     "RedactKey",
+    "RedactionDep",
     "RevealKey",
+    "RevealsDep",
     "VaultDep",
 ]
 
 
-async def _vault(gw: Annotated[Gateway, Depends(get_gateway)]) -> Vault:
-    return gw.vault
+# async: a plain `def` dependency would cost a threadpool hop per request
+async def _conversations(request: Request) -> ConversationService:
+    return services_of(request.app.state).conversations
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+async def _redaction(request: Request) -> RedactionService:
+    return services_of(request.app.state).redaction
+
+
+async def _reveals(request: Request) -> Reveals:
+    return services_of(request.app.state).reveals
+
+
+async def _lifecycle(request: Request) -> Lifecycle:
+    return services_of(request.app.state).lifecycle
+
+
+async def _records(request: Request) -> ConversationRecords:
+    return services_of(request.app.state).records
+
+
+async def _exporter(request: Request) -> Exporter:
+    return services_of(request.app.state).exporter
+
+
+async def _vault(request: Request) -> Vault:
+    return services_of(request.app.state).vault
+
+
+ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
+RedactionDep = Annotated[RedactionService, Depends(_redaction)]
+RevealsDep = Annotated[Reveals, Depends(_reveals)]
+LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]
+RecordsDep = Annotated[ConversationRecords, Depends(_records)]
+ExporterDep = Annotated[Exporter, Depends(_exporter)]
 VaultDep = Annotated[Vault, Depends(_vault)]
-ChannelKey = Annotated[Role, Depends(require(Role.CHANNEL))]
-RedactKey = Annotated[Role, Depends(require(Role.CHANNEL, Role.BOT, Role.ACTION_SERVER))]
-GrantKey = Annotated[Role, Depends(require(Role.ACTION_SERVER))]
-RevealKey = Annotated[Role, Depends(require(Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR))]
-BotSideKey = Annotated[Role, Depends(require(Role.BOT, Role.ACTION_SERVER))]
-EndKey = Annotated[Role, Depends(require(Role.CHANNEL, Role.BOT))]
-HistoryKey = Annotated[Role, Depends(require(Role.VIEWER, Role.AGENT, Role.AUDITOR))]
-AdminKey = Annotated[Role, Depends(require())]
+
+ChannelKey = Annotated[Caller, Depends(require(Role.CHANNEL))]
+RedactKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT, Role.ACTION_SERVER))]
+GrantKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER))]
+RevealKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR))]
+BotSideKey = Annotated[Caller, Depends(require(Role.BOT, Role.ACTION_SERVER))]
+EndKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT))]
+HistoryKey = Annotated[Caller, Depends(require(Role.VIEWER, Role.AGENT, Role.AUDITOR))]
+AdminKey = Annotated[Caller, Depends(require())]

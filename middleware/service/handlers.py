@@ -4,7 +4,7 @@ Bodies are always `{"error": code, "message": text}`.  Validation errors list fi
 locations and pydantic's message only: FastAPI's default body echoes the offending
 `input`, which may be a raw value, so it is never used.  Unknown exceptions become a bare
 500 (the traceback goes to the log, through the redacting filter).  A role refusal on a
-route that opens values is also appended to the audit chain (`refusals.py`).
+route that opens values is also appended to the audit chain (`gateway/refusals.py`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from coatcheck.middleware.external import (
     ExternalError,
     ReferenceNotFound,
 )
-from coatcheck.middleware.service.errors import RateLimited, RoleForbidden, ServiceError
-from coatcheck.middleware.service.refusals import AUDITED_ROUTES, audit_refusal, key_actor
+from coatcheck.middleware.gateway.errors import GatewayError, RateLimited, RoleForbidden
+from coatcheck.middleware.gateway.services import services_of
+from coatcheck.middleware.service.auth import bearer_prefix
 from coatcheck.vault.errors import (
     ConcurrencyError,
     ConversationEnded,
@@ -47,9 +48,12 @@ from coatcheck.vault.errors import (
     VaultError,
 )
 
-__all__ = ["error_response", "install_handlers"]
+__all__ = ["AUDITED_ROUTES", "error_response", "install_handlers"]
 
 log = logging.getLogger(__name__)
+
+# path -> audit action, for the routes whose role refusals are audited
+AUDITED_ROUTES = {"/v1/reveal": "reveal", "/v1/check": "check", "/v1/grants": "grant"}
 
 # (status, code) for each vault error; the first matching class wins.
 _VAULT_STATUS: list[tuple[type[VaultError], int, str]] = [
@@ -99,14 +103,14 @@ def _field_summary(errors: Any) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) or "invalid request"
 
 
-async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+async def _on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
     action = AUDITED_ROUTES.get(request.url.path)
     if isinstance(exc, RoleForbidden) and action is not None:
         # a valid key of the wrong role on a route that opens values: audited, no body read
-        actor = key_actor(request, exc.name or "unknown")
-        gw = request.app.state.gateway
-        await run_in_threadpool(audit_refusal, gw, actor=actor, action=action, reason="forbidden")
+        actor = f"{exc.name or 'unknown'}:key:{bearer_prefix(request) or 'unknown'}"
+        refusals = services_of(request.app.state).refusals
+        await run_in_threadpool(refusals.record, actor=actor, action=action, reason="forbidden")
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     message = exc.message if exc.name is None else f"{exc.name}: {exc.message}"
     return error_response(exc.status, exc.code, message, headers)
@@ -145,7 +149,7 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_handlers(app: FastAPI) -> None:
     """Register every mapping on `app` (called once by the app factory)."""
-    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(VaultError, _on_vault_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(SQLAlchemyError, _on_storage)

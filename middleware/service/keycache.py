@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 
 __all__ = ["KeyCache"]
 

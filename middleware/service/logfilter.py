@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
 from urllib.parse import unquote
 
-from coatcheck.middleware.detect import Detector
-from coatcheck.middleware.service.recent import RecentValues
+from coatcheck.middleware.gateway.masking import Redact, detector_redactor
 
 __all__ = ["FIXED_PATHS", "RedactingFilter", "detector_redactor", "install_log_filter"]
-
-Redact = Callable[[str], str]
 
 # uvicorn's access-log format and the routes whose path holds no caller-chosen text.
 _ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
@@ -29,18 +25,6 @@ FIXED_PATHS = frozenset(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
-
-
-def detector_redactor(detector: Detector, recent: RecentValues | None = None) -> Redact:
-    """Replace global-pattern matches with `[TYPE]`, then recently vaulted values."""
-
-    def redact(text: str) -> str:
-        spans = sorted(detector.detect(text), key=lambda s: s.start, reverse=True)
-        for span in spans:
-            text = f"{text[: span.start]}[{span.entity_type}]{text[span.end :]}"
-        return text if recent is None else recent.redact(text)
-
-    return redact
 
 
 class RedactingFilter(logging.Filter):

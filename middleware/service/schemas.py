@@ -1,4 +1,7 @@
-"""Request bodies of the HTTP API; every text field refuses lone surrogates and NUL."""
+"""Request bodies of the HTTP API; every text field refuses lone surrogates and NUL.
+
+The channel webhook's body belongs to its adapter (`adapters/rasa_rest.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +9,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coatcheck.middleware.service.limits import CleanStr
+from coatcheck.grammar import TYPE_NAME_RE
+from coatcheck.middleware.gateway.text import CleanStr, ConversationId
 
-__all__ = [
-    "CheckIn",
-    "ContextIn",
-    "GrantIn",
-    "RedactIn",
-    "RevealIn",
-    "TemporaryIn",
-    "WebhookIn",
-]
+__all__ = ["CheckIn", "ContextIn", "GrantIn", "RedactIn", "RevealIn", "TemporaryIn"]
 
-ConversationId = Annotated[CleanStr, Field(min_length=1, max_length=255)]
-TypeName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)]
+TypeName = Annotated[str, Field(pattern=rf"^{TYPE_NAME_RE.pattern}$")]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-
-class WebhookIn(BaseModel):
-    """Rasa REST channel message; extra keys are tolerated as Rasa's own channel does."""
-
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
-
-    sender: ConversationId
-    message: CleanStr
-    metadata: dict[str, Any] | None = None
 
 
 class ContextIn(_Body):

@@ -1,22 +1,22 @@
-"""The log viewer's exceptions: one root, `UiError`, under the service's `ServiceError`.
+"""The log viewer's exceptions: one root, `UiError`, under the gateway's `GatewayError`.
 
-They subclass the service tree so `middleware/service/handlers.py` stays the one place
-that turns exceptions into HTTP (it reads `status` and `code`); like every service error
+They subclass the gateway's tree so `middleware/service/handlers.py` stays the one place
+that turns exceptions into HTTP (it reads `status` and `code`); like every gateway error
 they carry a field name, never a value.
 
-    UiError (ServiceError)      400 ui_error
+    UiError (GatewayError)      400 ui_error
     ├── CsrfFailed              403 csrf_failed   (missing / wrong form token)
     └── NotSignedIn             401 not_signed_in (no valid session on a POST)
 """
 
 from __future__ import annotations
 
-from coatcheck.middleware.service.errors import ServiceError
+from coatcheck.middleware.gateway.errors import GatewayError
 
 __all__ = ["CsrfFailed", "NotSignedIn", "UiError"]
 
 
-class UiError(ServiceError):
+class UiError(GatewayError):
     status = 400
     code = "ui_error"
     default_message = "the request was rejected"

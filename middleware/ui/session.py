@@ -20,14 +20,12 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from coatcheck.middleware.models import ApiKey
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.store import KeyRow
 
 __all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Codec", "StaffSession"]
 
@@ -117,7 +115,7 @@ class Codec:
     def _binding(self, key_hash: str) -> str:
         return _b64(self._mac("bind", key_hash.encode("ascii")))
 
-    def issue(self, row: ApiKey, now: float) -> str:
+    def issue(self, row: KeyRow, now: float) -> str:
         payload = {
             "k": "session",
             "p": row.prefix,
@@ -127,15 +125,18 @@ class Codec:
         }
         return self._seal(payload)
 
-    def verify(self, session: Session, token: str | None, now: float) -> StaffSession | None:
-        """The session behind `token`, or None (bad signature, expired, key gone)."""
+    def verify(
+        self, key_row: Callable[[str], KeyRow | None], token: str | None, now: float
+    ) -> StaffSession | None:
+        """The session behind `token`, or None (bad signature, expired, key gone);
+        `key_row(prefix)` reads the key's stored row."""
         payload = self._open(token, now)
         if payload is None or payload.get("k") != "session":
             return None
         prefix, nonce, binding = payload.get("p"), payload.get("n"), payload.get("b")
         if not all(isinstance(v, str) for v in (prefix, nonce, binding)):
             return None
-        row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+        row = key_row(str(prefix))
         if row is None or not hmac.compare_digest(self._binding(row.key_hash), str(binding)):
             return None
-        return StaffSession(Role(row.role), row.prefix, self.csrf_for(str(nonce)))
+        return StaffSession(row.role, row.prefix, self.csrf_for(str(nonce)))

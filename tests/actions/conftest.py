@@ -22,7 +22,6 @@ import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
 from coatcheck.vault import Vault, load_master_key, make_engine
 
@@ -105,12 +104,12 @@ def _create_action_key(env: dict[str, str], database_url: str) -> str:
     for word in cli.stdout.split():
         if word.startswith("cck_"):
             return word
-    from coatcheck.middleware.service.apikeys import Role, create_key
+    from coatcheck.middleware.gateway.apikeys import Role
+    from coatcheck.middleware.gateway.store import GatewayStore
 
     engine = create_engine(database_url)
     try:
-        with Session(engine) as session, session.begin():
-            return create_key(session, Role.ACTION_SERVER)
+        return GatewayStore(engine).keys.create(Role.ACTION_SERVER)
     finally:
         engine.dispose()
 
@@ -141,7 +140,7 @@ def coatcheck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coatcheck]:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "coatcheck.middleware.service.app:create_app",
+                "coatcheck.middleware.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",

@@ -16,9 +16,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.app import create_app
-from coatcheck.middleware.service.export_routes import export_conversation_sync
+from coatcheck.middleware.app import create_app
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
 from tests.external.loopback import closed_port, threaded
@@ -279,7 +278,7 @@ def test_a_stored_config_that_no_longer_validates_reads_as_default(
     gw, _, _ = exporting
     put(gw, {"type": "allow", "fields": ["status"]})
     # As if written by a release before `tenant` became mandatory.
-    with gw.gateway.engine.begin() as conn:
+    with gw.services.vault.engine.begin() as conn:
         conn.execute(
             text("UPDATE gw_export_config SET config_json = :c"),
             {"c": '{"type": "deny", "fields": ["tenant"]}'},
@@ -312,11 +311,11 @@ def test_export_errors(
 
 
 def test_sync_bridge_for_sync_callers(exporting: tuple[Harness, Receiver, Path]) -> None:
-    """`export_conversation_sync` from a threadpool thread (as a sync route would call it)."""
+    """`Exporter.export_sync` from a threadpool thread (as a sync route would call it)."""
     gw, rec, jsonl = exporting
     put(gw, {"type": "allow", "fields": ["status"]})
     call = functools.partial(
-        export_conversation_sync, gw.gateway, "conv-1", status="ended", ended_at=1_800_000_060.0
+        gw.services.exporter.export_sync, "conv-1", status="ended", ended_at=1_800_000_060.0
     )
     portal = gw.client.portal
     assert portal is not None

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from coatcheck.middleware.app import create_app
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.render import parse_references
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.app import create_app
 from coatcheck.middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
 from tests.external.customer_vault import BEARER, CLIENT_ID, CLIENT_SECRET, VALUES, VaultState
@@ -221,8 +221,9 @@ def test_endpoint_down_then_breaker_opens(gateways: GatewayFactory) -> None:
         assert (down.status_code, down.json()["error"]) == (502, "external_unavailable")
     refused = reveal(gw, ref)  # three failed resolutions: the breaker is open, no call
     assert (refused.status_code, refused.json()["error"]) == (503, "external_circuit_open")
-    assert gw.gateway.resolver is not None
-    assert gw.gateway.resolver.breaker("CUST_REF").state.name == "OPEN"
+    resolver = gw.services.external.resolver
+    assert resolver is not None
+    assert resolver.breaker("CUST_REF").state.name == "OPEN"
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from typing import Any
 
 from gateway_helpers import Service, StubBot
 
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.render import parse_references
-from coatcheck.middleware.service.apikeys import Role
 from coatcheck.vault import AuditRecord
 
 EMAIL = "jane.doe@example.com"  # EMAIL_ADDRESS: retention mask
@@ -80,4 +80,4 @@ def outcome(response: Any) -> tuple[int, str | None]:
 
 
 def audit(service: Service, **filters: Any) -> list[AuditRecord]:
-    return list(reversed(service.gateway.vault.audit_rows(**filters)))
+    return list(reversed(service.services.vault.audit_rows(**filters)))

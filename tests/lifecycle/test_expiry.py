@@ -20,9 +20,7 @@ from lifecycle_helpers import (
 )
 from sqlalchemy import select
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.staff import conversation_status, list_conversations
-from coatcheck.middleware.service.sweeper import sweep_once
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.vault.models import StoredValue
 
 TTL = 15 * 60.0  # US_SSN's `ttl: 15m`
@@ -30,7 +28,7 @@ TTL = 15 * 60.0  # US_SSN's `ttl: 15m`
 
 def stored(service: Service, ref: str) -> StoredValue:
     ref_id = ref.rsplit("_", 1)[1]
-    with service.gateway.engine.connect() as conn:
+    with service.services.vault.engine.connect() as conn:
         row = conn.execute(select(StoredValue.__table__).where(StoredValue.ref == ref_id)).one()
     return row  # type: ignore[return-value]
 
@@ -46,10 +44,10 @@ def test_ttl_expiry_forgets_the_value(life: Service, stub_bot: StubBot) -> None:
     assert outcome(with_grant(life, "t1", ssn, "US_SSN")) == (410, "expired")
     assert stored(life, ssn).ciphertext is not None
     # ...and the sweeper forgets it: ciphertext and blind index gone, audited once.
-    assert sweep_once(life.gateway).forgotten == 1
+    assert life.services.sweeper.sweep_once().forgotten == 1
     row = stored(life, ssn)
     assert (row.ciphertext, row.blind_index, row.status) == (None, None, "expired")
-    assert sweep_once(life.gateway).forgotten == 0
+    assert life.services.sweeper.sweep_once().forgotten == 0
     [expiry] = audit(life, conversation_id="t1", action="expire")
     assert (expiry.ref, expiry.entity_type, expiry.purpose) == (
         ssn.rsplit("_", 1)[1],
@@ -57,7 +55,7 @@ def test_ttl_expiry_forgets_the_value(life: Service, stub_bot: StubBot) -> None:
         "ttl",
     )
     # The conversation itself lives on; the same value said again is a new reference.
-    assert conversation_status(life.gateway, "t1") == "active"
+    assert life.services.records.status("t1") == "active"
     again = say_refs(life, stub_bot, "t1", f"ssn {SSN}")["US_SSN"]
     assert again != ssn
     assert staff(life, Role.AGENT, "t1", again).json()["value"] == SSN
@@ -83,12 +81,12 @@ def test_temporary_reference_expires_after_its_ttl(life: Service) -> None:
     assert other["ref"] != ref and other["expires_at"] is None
     life.clock.now += 120
     assert outcome(with_grant(life, "t2", ref, "OTP")) == (410, "expired")
-    assert sweep_once(life.gateway).forgotten == 1
+    assert life.services.sweeper.sweep_once().forgotten == 1
     [row] = audit(life, conversation_id="t2", action="expire")
     assert row.purpose == "ttl"
     # The one without a TTL of its own is valid while the conversation lives...
     assert with_grant(life, "t2", other["ref"], "OTP").json()["value"] == "481516"
-    assert conversation_status(life.gateway, "t2") == "active"  # the route started it
+    assert life.services.records.status("t2") == "active"  # the route started it
 
 
 def test_temporary_reference_dies_with_the_conversation(life: Service) -> None:
@@ -126,27 +124,27 @@ def test_idle_timeout_is_ended_by_the_sweeper(life: Service, stub_bot: StubBot) 
     email = say_refs(life, stub_bot, "idle", f"mail {EMAIL}")["EMAIL_ADDRESS"]
     start = life.clock.now
     life.clock.now += IDLE - 1
-    assert sweep_once(life.gateway).ended == ()
+    assert life.services.sweeper.sweep_once().ended == ()
     life.say("idle", "still here")  # activity moves the deadline
     life.clock.now += IDLE - 1
-    assert sweep_once(life.gateway).ended == ()
-    [item] = list_conversations(life.gateway, search="idle")
+    assert life.services.sweeper.sweep_once().ended == ()
+    [item] = life.services.records.list_conversations(search="idle")
     assert (item["started_at"], item["last_activity"]) == (start, start + IDLE - 1)
     life.clock.now += 1
-    assert sweep_once(life.gateway).ended == ("idle",)
-    assert conversation_status(life.gateway, "idle") == "masked"
+    assert life.services.sweeper.sweep_once().ended == ("idle",)
+    assert life.services.records.status("idle") == "masked"
     [row] = audit(life, conversation_id="idle", action="end")
     assert (row.actor, row.purpose, row.outcome) == ("sweeper", "idle", "masked")
     assert outcome(staff(life, Role.AGENT, "idle", email)) == (403, "conversation_ended")
-    assert sweep_once(life.gateway).ended == ()  # once
+    assert life.services.sweeper.sweep_once().ended == ()  # once
 
 
 def test_idle_timeout_off(life_factory: Callable[..., Service], stub_bot: StubBot) -> None:
     service = life_factory(idle_timeout_seconds=0)
     say_refs(service, stub_bot, "forever", f"mail {EMAIL}")
     service.clock.now += 365 * 86400
-    assert sweep_once(service.gateway).ended == ()
-    assert conversation_status(service.gateway, "forever") == "active"
+    assert service.services.sweeper.sweep_once().ended == ()
+    assert service.services.records.status("forever") == "active"
 
 
 def test_background_sweeper_runs_in_the_lifespan(
@@ -156,7 +154,7 @@ def test_background_sweeper_runs_in_the_lifespan(
     say_refs(service, stub_bot, "bg", f"mail {EMAIL}")
     service.clock.now += IDLE
     deadline = time.monotonic() + 10
-    while conversation_status(service.gateway, "bg") == "active":
+    while service.services.records.status("bg") == "active":
         assert time.monotonic() < deadline, "the background sweeper did not end it"
         time.sleep(0.05)
-    assert conversation_status(service.gateway, "bg") == "masked"
+    assert service.services.records.status("bg") == "masked"

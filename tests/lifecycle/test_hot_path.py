@@ -8,11 +8,9 @@ from gateway_helpers import Service, StubBot
 from lifecycle_helpers import EMAIL, say_refs
 from sqlalchemy import event
 
-from coatcheck.middleware.service.staff import list_conversations
-
 
 def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: StubBot) -> None:
-    gw = life.gateway
+    gw = life.services
     say_refs(life, stub_bot, "hot", "warm up")  # first message: vault epoch, state row
     transactions: list[list[str]] = []
 
@@ -23,7 +21,7 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
         if transactions:
             transactions[-1].append(" ".join(sql.split()))
 
-    engines = {id(e): e for e in (gw.engine, gw.writer)}.values()  # one on SQLite
+    engines = {id(e): e for e in (gw.vault.engine, gw.store.writer)}.values()  # one on SQLite
     for engine in engines:
         event.listen(engine, "begin", begin)
         event.listen(engine, "before_cursor_execute", statement)
@@ -43,10 +41,10 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
     rate = [i for i, sql in enumerate(inbound) if sql.startswith("INSERT INTO gw_rate_counters")]
     history = [i for i, sql in enumerate(inbound) if "INSERT INTO gw_history" in sql]
     assert len(rate) == 1 and len(history) == 1 and rate[0] < history[0]
-    if gw.writer.dialect.name == "postgresql":
+    if gw.store.writer.dialect.name == "postgresql":
         assert inbound[history[0]].startswith("WITH touch AS (INSERT INTO gw_conversation_state")
     else:
         assert inbound[history[0] - 1].startswith("INSERT INTO gw_conversation_state")
     assert [sql.split(" (")[0] for sql in replies] == ["INSERT INTO gw_history"]
-    [item] = list_conversations(gw, search="hot")
+    [item] = gw.records.list_conversations(search="hot")
     assert item["last_activity"] == life.clock.now

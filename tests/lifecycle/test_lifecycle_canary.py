@@ -13,8 +13,7 @@ from gateway_helpers import Service, StubBot
 from lifecycle_helpers import DAY, IDLE, post, say_refs, staff, with_grant
 from sqlalchemy import text
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.sweeper import sweep_once
+from coatcheck.middleware.gateway.apikeys import Role
 
 
 def canaries() -> dict[str, str]:
@@ -52,21 +51,21 @@ def test_canaries_never_in_audit_rows_or_logs(
             bodies.append(staff(life, role, "canary", ref, purpose).text)
     bodies.append(with_grant(life, "canary", refs["EMAIL_ADDRESS"], "EMAIL_ADDRESS").text)
     life.clock.now += 60
-    sweep_once(life.gateway)  # the OTP expires
+    life.services.sweeper.sweep_once()  # the OTP expires
     life.clock.now += IDLE
-    sweep_once(life.gateway)  # idle end: masked, retained, shredded, expired
+    life.services.sweeper.sweep_once()  # idle end: masked, retained, shredded, expired
     for role, purpose in [(Role.AGENT, None), (Role.AUDITOR, "reporting"), (Role.AUDITOR, "x")]:
         for ref in [*refs.values(), otp]:
             bodies.append(staff(life, role, "canary", ref, purpose).text)
     life.clock.now += DAY
-    sweep_once(life.gateway)  # the retained phone goes
+    life.services.sweeper.sweep_once()  # the retained phone goes
     bodies.append(post(life, "/v1/conversations/canary/end", None, Role.BOT).text)
     logging.getLogger("app").info("late log line with %s", planted["CREDIT_CARD"])
 
     audit_rows = json.dumps(
-        [row.__dict__ for row in life.gateway.vault.audit_rows(limit=10_000)], default=str
+        [row.__dict__ for row in life.services.vault.audit_rows(limit=10_000)], default=str
     )
-    with life.gateway.engine.connect() as conn:
+    with life.services.vault.engine.connect() as conn:
         state = json.dumps(
             [list(r) for r in conn.execute(text("SELECT * FROM gw_conversation_state"))],
             default=str,

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from gateway_helpers import make_settings
 
+from coatcheck.middleware.app import create_app
 from coatcheck.middleware.config import ConfigError, config_from_data
 from coatcheck.middleware.config_fields import parse_duration
-from coatcheck.middleware.service.app import create_app
 from coatcheck.middleware.settings import load_settings
 from coatcheck.vault import Policies, Retention
 

@@ -7,11 +7,10 @@ from lifecycle_helpers import say_refs
 from sqlalchemy import select
 
 from coatcheck.middleware.models import RateCounter
-from coatcheck.middleware.service.sweeper import sweep_once
 
 
 def _counters(life: Service) -> list[tuple[str, int]]:
-    with life.gateway.engine.connect() as conn:
+    with life.services.vault.engine.connect() as conn:
         rows = conn.execute(
             select(RateCounter.sender, RateCounter.count).order_by(RateCounter.sender)
         )
@@ -21,16 +20,16 @@ def _counters(life: Service) -> list[tuple[str, int]]:
 def test_past_windows_are_dropped_and_the_current_one_counts_on(
     life: Service, stub_bot: StubBot
 ) -> None:
-    window = life.gateway.settings.rate_window_seconds
+    window = life.services.sweeper.rate_window
     say_refs(life, stub_bot, "old-a", "hello")
     say_refs(life, stub_bot, "old-b", "hello")
-    assert sweep_once(life.gateway).rate_rows_dropped == 0  # the window is not over yet
+    assert life.services.sweeper.sweep_once().rate_rows_dropped == 0  # the window is not over yet
     life.clock.now += window
     say_refs(life, stub_bot, "now", "hello")
     say_refs(life, stub_bot, "now", "again")
     assert _counters(life) == [("now", 2), ("old-a", 1), ("old-b", 1)]
-    assert sweep_once(life.gateway, batch=1).rate_rows_dropped == 2  # in batches of one
+    assert life.services.sweeper.sweep_once(batch=1).rate_rows_dropped == 2  # in batches of one
     assert _counters(life) == [("now", 2)]
     say_refs(life, stub_bot, "now", "third")
     assert _counters(life) == [("now", 3)]
-    assert sweep_once(life.gateway).rate_rows_dropped == 0
+    assert life.services.sweeper.sweep_once().rate_rows_dropped == 0

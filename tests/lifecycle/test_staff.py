@@ -1,4 +1,4 @@
-"""The staff contract (staff.py): staff_reveal, conversation_status, list_conversations."""
+"""The staff contract: Reveals.staff_reveal, ConversationRecords.status and .list_conversations."""
 
 from __future__ import annotations
 
@@ -6,26 +6,25 @@ import pytest
 from gateway_helpers import Service, StubBot
 from lifecycle_helpers import CARD, EMAIL, PHONE, audit, end, post, say_refs, staff
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.errors import BadText, RevealRefused
-from coatcheck.middleware.service.staff import conversation_status, list_conversations, staff_reveal
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.errors import BadText, RevealRefused
 from coatcheck.vault import ConversationShredded, UnknownReference
 
 
 def test_staff_reveal_audits_actor_role_purpose_outcome(life: Service, stub_bot: StubBot) -> None:
     email = say_refs(life, stub_bot, "s1", f"mail {EMAIL}")["EMAIL_ADDRESS"]
-    gw = life.gateway
-    assert staff_reveal(gw, "s1", email, Role.AGENT, "alice", None) == EMAIL
+    gw = life.services
+    assert gw.reveals.staff_reveal("s1", email, Role.AGENT, "alice", None) == EMAIL
     end(life, "s1")
     with pytest.raises(RevealRefused) as refused:
-        staff_reveal(gw, "s1", email, Role.AGENT, "alice", "curious")
+        gw.reveals.staff_reveal("s1", email, Role.AGENT, "alice", "curious")
     assert (refused.value.status, refused.value.code) == (403, "conversation_ended")
     with pytest.raises(RevealRefused) as refused:
-        staff_reveal(gw, "s1", email, Role.AUDITOR, "bob", "   ")  # blank is no purpose
+        gw.reveals.staff_reveal("s1", email, Role.AUDITOR, "bob", "   ")  # blank is no purpose
     assert refused.value.code == "purpose_required"
-    assert staff_reveal(gw, "s1", email, Role.AUDITOR, "bob", "reporting") == EMAIL
+    assert gw.reveals.staff_reveal("s1", email, Role.AUDITOR, "bob", "reporting") == EMAIL
     with pytest.raises(RevealRefused) as refused:
-        staff_reveal(gw, "s1", email, Role.VIEWER, "eve", "reporting")
+        gw.reveals.staff_reveal("s1", email, Role.VIEWER, "eve", "reporting")
     assert refused.value.code == "role_not_allowed"
     rows = [
         (r.actor, r.purpose, r.outcome, r.entity_type)
@@ -54,17 +53,17 @@ def test_a_purpose_carrying_pii_is_masked_before_the_audit_chain(
 
 def test_staff_reveal_errors(life: Service, stub_bot: StubBot) -> None:
     refs = say_refs(life, stub_bot, "s2", f"mail {EMAIL}, card {CARD}")
-    gw = life.gateway
+    gw = life.services
     with pytest.raises(BadText):
-        staff_reveal(gw, "s2", "not a reference", Role.AGENT, "a", None)
+        gw.reveals.staff_reveal("s2", "not a reference", Role.AGENT, "a", None)
     wrong_type = refs["EMAIL_ADDRESS"].replace("EMAIL_ADDRESS", "CREDIT_CARD")
     with pytest.raises(UnknownReference):
-        staff_reveal(gw, "s2", wrong_type, Role.AGENT, "a", None)
+        gw.reveals.staff_reveal("s2", wrong_type, Role.AGENT, "a", None)
     with pytest.raises(UnknownReference):
-        staff_reveal(gw, "other", refs["EMAIL_ADDRESS"], Role.AGENT, "a", None)
+        gw.reveals.staff_reveal("other", refs["EMAIL_ADDRESS"], Role.AGENT, "a", None)
     end(life, "s2")
     with pytest.raises(ConversationShredded):
-        staff_reveal(gw, "s2", refs["CREDIT_CARD"], Role.AUDITOR, "a", "reporting")
+        gw.reveals.staff_reveal("s2", refs["CREDIT_CARD"], Role.AUDITOR, "a", "reporting")
     outcomes = [r.outcome for r in audit(life, conversation_id="s2", action="reveal")]
     assert outcomes == ["refused:reference", "shredded"]  # "other" is audited under its id
     assert [r.outcome for r in audit(life, conversation_id="other", action="reveal")] == ["unknown"]
@@ -83,22 +82,22 @@ def test_reveal_route_for_staff(life: Service, stub_bot: StubBot) -> None:
 
 
 def test_conversation_status_values(life: Service, stub_bot: StubBot) -> None:
-    gw = life.gateway
-    assert conversation_status(gw, "nobody") == "unknown"
+    gw = life.services
+    assert gw.records.status("nobody") == "unknown"
     say_refs(life, stub_bot, "st-active", "hello")
-    assert conversation_status(gw, "st-active") == "active"
+    assert gw.records.status("st-active") == "active"
     say_refs(life, stub_bot, "st-ended", "no personal data here")
     end(life, "st-ended")
-    assert conversation_status(gw, "st-ended") == "ended"  # nothing was ever vaulted
+    assert gw.records.status("st-ended") == "ended"  # nothing was ever vaulted
     say_refs(life, stub_bot, "st-retained", f"call {PHONE}")
     end(life, "st-retained")
-    assert conversation_status(gw, "st-retained") == "retained"
+    assert gw.records.status("st-retained") == "retained"
     post(life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "st-v"}, Role.BOT)
-    assert conversation_status(gw, "st-v") == "active"  # known to the vault only
+    assert gw.records.status("st-v") == "active"  # known to the vault only
 
 
 def test_list_conversations_filters(life: Service, stub_bot: StubBot) -> None:
-    gw = life.gateway
+    gw = life.services
     t0 = life.clock.now
     say_refs(life, stub_bot, "Shop-1", f"mail {EMAIL}")
     life.clock.now += 100
@@ -106,7 +105,7 @@ def test_list_conversations_filters(life: Service, stub_bot: StubBot) -> None:
     life.clock.now += 100
     say_refs(life, stub_bot, "other_%", "hello")
     end(life, "Shop-1")
-    everything = list_conversations(gw)
+    everything = gw.records.list_conversations()
     assert [c["conversation_id"] for c in everything] == ["other_%", "shop-2", "Shop-1"]
     assert everything[2] == {
         "conversation_id": "Shop-1",
@@ -115,7 +114,7 @@ def test_list_conversations_filters(life: Service, stub_bot: StubBot) -> None:
         "last_activity": t0,
         "ended_at": t0 + 200,
     }
-    names = lambda **kw: [c["conversation_id"] for c in list_conversations(gw, **kw)]  # noqa: E731
+    names = lambda **kw: [c["conversation_id"] for c in gw.records.list_conversations(**kw)]  # noqa: E731
     assert names(search="shop") == ["shop-2", "Shop-1"]
     assert names(search="_%") == ["other_%"]  # LIKE wildcards are escaped
     assert names(status="active") == ["other_%", "shop-2"]
@@ -126,4 +125,4 @@ def test_list_conversations_filters(life: Service, stub_bot: StubBot) -> None:
     assert names(limit=1) == ["other_%"]
     for bad in ({"status": "gone"}, {"limit": 0}, {"limit": 1001}):
         with pytest.raises(BadText):
-            list_conversations(gw, **bad)  # type: ignore[arg-type]
+            gw.records.list_conversations(**bad)  # type: ignore[arg-type]

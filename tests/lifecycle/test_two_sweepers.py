@@ -15,9 +15,7 @@ import pytest
 from gateway_helpers import Service, StubBot
 from lifecycle_helpers import CARD, DAY, EMAIL, IDLE, PHONE, SSN, audit, say_refs
 
-from coatcheck.middleware.service.lifecycle import end_conversation
-from coatcheck.middleware.service.staff import conversation_status
-from coatcheck.middleware.service.sweeper import SweepReport, sweep_once
+from coatcheck.middleware.gateway.sweeper import SweepReport
 from tests.conftest import BACKENDS
 
 # PostgreSQL only (the race is about its row locks; SQLite has one writer at a time).
@@ -35,7 +33,7 @@ def race(workers: list[Service]) -> list[SweepReport]:
     def run(i: int) -> None:
         try:
             barrier.wait(10)
-            reports[i] = sweep_once(workers[i].gateway, batch=3)
+            reports[i] = workers[i].services.sweeper.sweep_once(batch=3)
         except BaseException as exc:
             failures.append(exc)
 
@@ -83,9 +81,9 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     ends = Counter(r.conversation_id for r in audit(one, action="end"))
     assert len(ends) == 3 * N and set(ends.values()) == {1}
     assert all(r.actor == "sweeper" for r in audit(one, action="end"))
-    assert conversation_status(one.gateway, "full-0") == "masked"
-    assert conversation_status(one.gateway, "phone-0") == "retained"
-    assert conversation_status(one.gateway, "ssn-0") == "shredded"
+    assert one.services.records.status("full-0") == "masked"
+    assert one.services.records.status("phone-0") == "retained"
+    assert one.services.records.status("ssn-0") == "shredded"
     # 3. Retention deadline: each retained phone is shredded once; phone-only epochs lose
     #    their key once; epochs still holding a masked e-mail keep theirs.
     advance(workers, DAY)
@@ -99,11 +97,11 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     shreds = Counter(r.conversation_id for r in audit(one, action="shred"))
     assert sorted(shreds) == sorted(f"phone-{i}" for i in range(N))
     assert set(shreds.values()) == {1}
-    assert conversation_status(one.gateway, "phone-0") == "shredded"
-    assert conversation_status(one.gateway, "full-0") == "masked"
+    assert one.services.records.status("phone-0") == "shredded"
+    assert one.services.records.status("full-0") == "masked"
     # Nothing left to do, for either worker; the chain both appended to verifies.
     assert race(workers) == [SweepReport(), SweepReport()]
-    assert one.gateway.vault.verify_audit().ok
+    assert one.services.vault.verify_audit().ok
 
 
 @POSTGRES_ONLY
@@ -117,7 +115,7 @@ def test_concurrent_ends_of_one_conversation_end_it_once(workers: list[Service])
         for conversation_id in conversations:
             try:
                 barrier.wait(10)
-                result = end_conversation(worker.gateway, conversation_id, actor, reason)
+                result = worker.services.lifecycle.end(conversation_id, actor, reason)
                 results[conversation_id].append(result.ended)
                 assert result.status == "masked"
             except BaseException as exc:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from rel_support import EXPECT, PUBLIC, App, running_app, running_bot
 from schemathesis.generation import GenerationMode
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.app import create_app
+from coatcheck.middleware.app import create_app
+from coatcheck.middleware.gateway.apikeys import Role
 
 EXAMPLES = 20
 SCHEMA = schemathesis.openapi.from_dict(create_app().openapi())

@@ -25,9 +25,9 @@ from rel_support import (
 )
 from starlette.routing import Route
 
-from coatcheck.middleware.service.apikeys import Role
-from coatcheck.middleware.service.app import create_app
-from coatcheck.middleware.service.store import guarded, set_context
+from coatcheck.middleware.app import create_app
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.rules import ContextRule
 from tests.harness import VALID_BODIES
 
 UNKNOWN_KEY = "cck_000000000000_" + "A" * 43
@@ -253,7 +253,7 @@ def _reveal(app: App, conv: str, ref: str, grant: str) -> Any:
 
 
 def _audit(app: App, conv: str) -> list[str]:
-    rows = app.gateway.vault.audit_rows(conversation_id=conv, action="reveal")
+    rows = app.services.vault.audit_rows(conversation_id=conv, action="reveal")
     return [row.outcome for row in rows]
 
 
@@ -322,7 +322,7 @@ def test_reveal_grants(app: App) -> None:
 
 def _assert_rows_clean(app: App, secrets: list[str]) -> None:
     """No audit row carries a value, a grant token or an API key; actors name key prefixes."""
-    rows = app.gateway.vault.audit_rows(limit=10_000)
+    rows = app.services.vault.audit_rows(limit=10_000)
     assert rows
     for row in rows:
         text = repr(row)
@@ -359,7 +359,7 @@ def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
     reporting = staff(Role.AUDITOR, "reporting")
     assert reporting.status_code == 200 and reporting.json()["value"] == email
 
-    rows = app.gateway.vault.audit_rows(conversation_id="conv-s", action="reveal")
+    rows = app.services.vault.audit_rows(conversation_id="conv-s", action="reveal")
     seen = [(row.actor.split(":")[0], row.outcome, row.purpose) for row in rows][::-1]
     assert seen == [
         ("agent", "ok", None),
@@ -386,25 +386,25 @@ def test_role_refusals_on_value_routes_are_audited(
     app: App, path: str, action: str, role: Role
 ) -> None:
     body = VALID_BODIES[path]
-    before = len(app.gateway.vault.audit_rows(limit=10_000))
+    before = len(app.services.vault.audit_rows(limit=10_000))
     refused = app.client.post(path, json=body, headers=app.auth(role))
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
-    rows = app.gateway.vault.audit_rows(action=action, limit=10_000)
-    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
+    rows = app.services.vault.audit_rows(action=action, limit=10_000)
+    assert len(app.services.vault.audit_rows(limit=10_000)) == before + 1
     prefix = app.keys[role].split("_")[1]
     assert (rows[0].actor, rows[0].outcome) == (f"{role.value}:key:{prefix}", "refused:forbidden")
     assert rows[0].conversation_id is None  # the body of a refused caller is not read
     # an unknown key (401) writes nothing: no anonymous growth of the audit log
     unknown = app.client.post(path, json=body, headers={"Authorization": f"Bearer {UNKNOWN_KEY}"})
     assert unknown.status_code == 401
-    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
+    assert len(app.services.vault.audit_rows(limit=10_000)) == before + 1
     # other routes' role refusals are not audited (they open nothing)
     other = app.client.post(
         "/v1/redact", json=VALID_BODIES["/v1/redact"], headers=app.auth(Role.VIEWER)
     )
     assert other.status_code == 403
-    assert len(app.gateway.vault.audit_rows(limit=10_000)) == before + 1
-    assert app.gateway.vault.verify_audit().ok
+    assert len(app.services.vault.audit_rows(limit=10_000)) == before + 1
+    assert app.services.vault.verify_audit().ok
 
 
 def test_grant_for_a_type_the_action_may_not_have_is_audited(app: App) -> None:
@@ -419,7 +419,7 @@ def test_grant_for_a_type_the_action_may_not_have_is_audited(app: App) -> None:
         headers=app.auth(Role.ACTION_SERVER),
     )
     assert refused.status_code == 403 and refused.json()["error"] == "grant_refused"
-    rows = app.gateway.vault.audit_rows(conversation_id="conv-g", action="grant")
+    rows = app.services.vault.audit_rows(conversation_id="conv-g", action="grant")
     assert [row.outcome for row in rows] == ["refused:type_not_allowed"]
 
 
@@ -443,8 +443,7 @@ def test_bot_directive_with_unknown_type_does_not_wedge_the_conversation(
     app: App, bot: RecordingBot
 ) -> None:
     # a bot directive is stored without the route's check; the next message must still pass
-    with guarded(app.gateway.sessions) as session:
-        set_context(session, "u9", {"expect": "NOSUCHTYPE", "capture": None}, app.clock)
+    app.services.store.conversations.set_rule("u9", ContextRule("NOSUCHTYPE"))
     for text in ("hello ann.rel9@example.com", "again"):
         response = app.client.post(
             "/webhooks/rest/webhook",

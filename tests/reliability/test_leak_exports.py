@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rel_support import RecordingBot, running_app, running_receiver
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 from reliability.harness import TYPES, Canaries, scan_hits
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.settings import Settings
 from tests.harness import GatewayClient
 

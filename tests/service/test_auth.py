@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from gateway_helpers import Service
 
-from coatcheck.middleware.service.apikeys import Role, parse_key
+from coatcheck.middleware.gateway.apikeys import Role, parse_key
 from tests.harness import VALID_BODIES
 
 # (method, path, a role that must be refused with 403, a role that must get past auth)
@@ -86,7 +86,7 @@ def test_parse_key(key: str, prefix: str | None) -> None:
 def test_keys_are_stored_hashed(service: Service) -> None:
     from sqlalchemy import text
 
-    with service.gateway.engine.connect() as conn:
+    with service.services.vault.engine.connect() as conn:
         stored = " ".join(
             str(v) for row in conn.execute(text("SELECT * FROM gw_api_keys")) for v in row
         )

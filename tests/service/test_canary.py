@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from gateway_helpers import Service, StubBot
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.service.logfilter import RedactingFilter
-from coatcheck.middleware.service.recent import RecentValues
 
 CANARIES = {
     "email": "canary.bird@example.com",

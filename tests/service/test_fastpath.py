@@ -10,10 +10,11 @@ import pytest
 from gateway_helpers import Service, StubBot
 from sqlalchemy import delete, func, select
 
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.models import ApiKey, HistoryEntry
-from coatcheck.middleware.service.apikeys import Role
 from coatcheck.middleware.service.keycache import KeyCache
-from coatcheck.middleware.service.store import guarded, read_state
 
 EMAIL = "jane.doe@example.com"
 
@@ -57,8 +58,8 @@ def _history(service: Service, role: Role = Role.VIEWER) -> int:
 
 
 def _delete_keys(service: Service) -> None:
-    with guarded(service.gateway.sessions) as session:
-        session.execute(delete(ApiKey))
+    with service.services.store.transaction() as conn:
+        conn.execute(delete(ApiKey))
 
 
 def test_deleted_key_works_until_the_ttl_then_401(
@@ -87,18 +88,21 @@ def test_reads_do_not_wait_for_the_write_lock(
 ) -> None:
     """A writer holds SQLite's lock (BEGIN IMMEDIATE): the per-message reads still answer."""
     service = service_factory(bot_url=stub_bot.url, apikey_cache_seconds=0)
-    gw = service.gateway
+    gw = service.services
     assert service.say("u1", f"mail {EMAIL}").status_code == 200
     results: list[Any] = []
-    with gw.engine.begin():  # BEGIN IMMEDIATE on the vault's engine: the write lock
-        reader = threading.Thread(
-            target=lambda: results.append(read_state(gw.reader, "u1", 60, service.clock))
-        )
+    with gw.vault.engine.begin():  # BEGIN IMMEDIATE on the vault's engine: the write lock
+        reader = threading.Thread(target=lambda: results.append(_read_state(service)))
         reader.start()
         reader.join(5)
         assert not reader.is_alive()
         assert _history(service) == 200  # key lookup on the read engine, not blocked
     assert results == [(None, 1)]
+
+
+def _read_state(service: Service) -> tuple[ContextRule | None, int]:
+    """The per-message read: u1's pending rule and its count in this 60 s window."""
+    return service.services.store.messages.read_state("u1", "u1", RateLimit(4, 60))
 
 
 def _rule_reply(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,19 +126,19 @@ def test_one_write_per_side_counts_consumes_and_records(
     service = service_factory(**overrides)
     stub_bot.script = _rule_reply
     assert service.say("u1", "pin please").status_code == 200
-    gw = service.gateway
-    assert read_state(gw.reader, "u1", 60, service.clock) == ({"capture": None, "expect": "PIN"}, 1)
+    gw = service.services
+    assert _read_state(service) == (ContextRule("PIN"), 1)
     assert service.say("u1", "4711").status_code == 200  # the rule applies and is consumed
     assert stub_bot.received[-1]["message"].startswith("CC_PIN_")
-    assert read_state(gw.reader, "u1", 60, service.clock) == (None, 2)
+    assert _read_state(service) == (None, 2)
     assert service.say("u1", "4711").json()[0]["text"] == "echo: 4711"  # consumed: plain
     assert service.say("u1", f"mail {EMAIL}").status_code == 200
     refused = service.say("u1", f"mail {EMAIL}")  # fifth in the window: pre-check refuses
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     assert len(stub_bot.received) == 4
-    with guarded(gw.sessions) as session:
+    with gw.store.transaction() as conn:
         counts = dict(
-            session.execute(
+            conn.execute(
                 select(HistoryEntry.direction, func.count()).group_by(HistoryEntry.direction)
             ).all()
         )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from gateway_helpers import Service, StubBot
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.service.limits import json_depth
 
 

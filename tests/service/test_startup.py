@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from gateway_helpers import make_settings
 from typer.testing import CliRunner
 
+from coatcheck.middleware.app import create_app
 from coatcheck.middleware.cli import app as cli_app
 from coatcheck.middleware.config import ConfigError
 from coatcheck.middleware.render import parse_references
-from coatcheck.middleware.service.app import create_app
 from coatcheck.middleware.settings import load_settings
 
 EMAIL = "jane.doe@example.com"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from gateway_helpers import Service
 
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.render import parse_references
-from coatcheck.middleware.service.apikeys import Role
 
 EMAIL = "jane.doe@example.com"
 
@@ -73,7 +73,7 @@ def test_a_grant_purpose_carrying_pii_reaches_the_audit_chain_masked(service: Se
     assert issued.status_code == 200
     body = {"conversation_id": "c1", "ref": ref, "grant": issued.json()["grant"]}
     assert post(service, "/v1/reveal", body, Role.ACTION_SERVER).status_code == 200
-    [row] = service.gateway.vault.audit_rows(conversation_id="c1", action="reveal")
+    [row] = service.services.vault.audit_rows(conversation_id="c1", action="reveal")
     assert row.purpose == "mail [EMAIL_ADDRESS] the receipt"
     assert EMAIL not in repr(row)
 

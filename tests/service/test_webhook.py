@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from gateway_helpers import Service, StubBot
 
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.render import parse_references
-from coatcheck.middleware.service.apikeys import Role
 
 EMAIL = "jane.doe@example.com"
 

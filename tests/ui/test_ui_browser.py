@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ui_live import CANARIES, CANARY_EMAIL, Live
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.ui.views import REVEAL_SECONDS
 
 CHROMIUM = "/usr/bin/chromium"

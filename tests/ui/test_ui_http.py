@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from ui_live import CANARIES, CANARY_EMAIL, CSRF_RE, Live
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 
 
 def _csrf(html: str) -> str:

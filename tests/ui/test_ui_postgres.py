@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ui_live import CANARIES, CANARY_EMAIL, CSRF_RE, Live
 
-from coatcheck.middleware.service.apikeys import Role
+from coatcheck.middleware.gateway.apikeys import Role
 
 
 @pytest.mark.postgres

@@ -3,7 +3,8 @@
 The server is real and shared by the UI tests (starting it costs seconds); each test seeds
 its own conversation through the channel webhook, so tests do not depend on each other.
 Staff keys (viewer, agent, auditor, admin) are created in the server's database with the
-same `create_key` the CLI uses.  The canary values below must never appear in any page.
+same `GatewayStore.keys.create` the CLI uses.  The canary values below must never appear
+in any page.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
-from coatcheck.middleware.service.apikeys import Role, create_key
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.vault.db import normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,9 +125,9 @@ def serve(tmp: Path, database_url: str) -> Iterator[Live]:
         lines = (tmp / "ui.apikeys").read_text().split()
         keys = dict(line.split("=", 1) for line in lines)
         engine = create_engine(normalise_url(database_url))
-        with Session(engine) as session, session.begin():
-            for role in (*STAFF, Role.BOT):
-                keys[role.value] = create_key(session, role)
+        store = GatewayStore(engine)
+        for role in (*STAFF, Role.BOT):
+            keys[role.value] = store.keys.create(role)
         engine.dispose()
         yield Live(url, keys, log)
     finally:

@@ -1,6 +1,9 @@
-"""The service's exception tree; mapped to HTTP in one place (`handlers.py`).
+"""The gateway's exception tree; mapped to HTTP in one place (`service/handlers.py`).
 
-    ServiceError                      500 internal
+Each class carries the outcome it stands for (`status`, `code`), so the HTTP layer and the
+log viewer (`ui/errors.py` subclasses the root) map them the same way.
+
+    GatewayError                      500 internal
     ├── AuthError                     401 unauthorized   (missing / unknown key)
     │   └── RoleForbidden             403 forbidden      (key lacks the role)
     ├── RevealRefused(code)           403 <code>         (staff reveal refused: lifecycle rules)
@@ -13,7 +16,8 @@
     │   └── RateLimited               429 rate_limited   (+ Retry-After)
     ├── StorageUnavailable            503 storage_unavailable (fail closed)
     ├── BotUnavailable                502 bot_unavailable
-    └── ConversationNotFound          404 unknown_conversation (export of an unknown id)
+    ├── ConversationNotFound          404 unknown_conversation (export of an unknown id)
+    └── UnsupportedTurn               422 unsupported_turn (a turn shape no service handles yet)
 
 External resolution (`coatcheck.middleware.external.ExternalError`) and export delivery
 (`coatcheck.middleware.export.ExportError`) keep their own roots; `handlers.py` maps them too.
@@ -30,20 +34,21 @@ __all__ = [
     "BotUnavailable",
     "ConversationClosed",
     "ConversationNotFound",
+    "GatewayError",
     "MalformedJson",
     "PayloadTooLarge",
     "RateLimited",
     "RequestRejected",
     "RevealRefused",
     "RoleForbidden",
-    "ServiceError",
     "StorageUnavailable",
     "TooDeep",
+    "UnsupportedTurn",
 ]
 
 
-class ServiceError(Exception):
-    """Root of the service's errors; `status` and `code` drive the HTTP mapping."""
+class GatewayError(Exception):
+    """Root of the gateway's errors; `status` and `code` drive the HTTP mapping."""
 
     status = 500
     code = "internal"
@@ -55,7 +60,7 @@ class ServiceError(Exception):
         super().__init__(self.message if name is None else f"{name}: {self.message}")
 
 
-class AuthError(ServiceError):
+class AuthError(GatewayError):
     status = 401
     code = "unauthorized"
     default_message = "a valid API key is required (Authorization: Bearer <key>)"
@@ -67,7 +72,7 @@ class RoleForbidden(AuthError):
     default_message = "this API key's role may not use this route"
 
 
-class RevealRefused(ServiceError):
+class RevealRefused(GatewayError):
     """A staff reveal refused by the lifecycle rules; `code` says which (staff.py)."""
 
     status = 403
@@ -84,13 +89,13 @@ class RevealRefused(ServiceError):
         self.code = reason if reason in self.messages else "reveal_refused"
 
 
-class ConversationClosed(ServiceError):
+class ConversationClosed(GatewayError):
     status = 409
     code = "conversation_ended"
     default_message = "the conversation has ended"
 
 
-class RequestRejected(ServiceError):
+class RequestRejected(GatewayError):
     status = 400
     code = "bad_request"
     default_message = "the request was rejected"
@@ -128,19 +133,28 @@ class RateLimited(RequestRejected):
         self.retry_after = retry_after
 
 
-class StorageUnavailable(ServiceError):
+class StorageUnavailable(GatewayError):
     status = 503
     code = "storage_unavailable"
     default_message = "storage is unavailable; the message was not processed"
 
 
-class BotUnavailable(ServiceError):
+class BotUnavailable(GatewayError):
     status = 502
     code = "bot_unavailable"
     default_message = "the bot did not answer"
 
 
-class ConversationNotFound(ServiceError):
+class ConversationNotFound(GatewayError):
     status = 404
     code = "unknown_conversation"
     default_message = "no history for this conversation"
+
+
+class UnsupportedTurn(GatewayError):
+    """A turn the conversation service cannot take yet (several messages or parts, tool
+    calls: the shapes the OpenAI-compatible adapter will bring)."""
+
+    status = 422
+    code = "unsupported_turn"
+    default_message = "this turn's shape is not supported"

@@ -1,0 +1,80 @@
+"""The FastAPI app factory (`coatcheck.middleware.app:create_app`, uvicorn `factory=True`).
+
+The composition root: it reads the settings and the config once, mounts the HTTP layers
+(`service/`: the API and the channel webhooks; `ui/`: the log viewer) and, in each
+worker's lifespan, builds the domain (`compose.py`) and the sweeper.  Nothing is built at
+import.  `service/` and `ui/` never import each other: both depend on the domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from coatcheck.middleware.adapters import RasaRestChannel
+from coatcheck.middleware.compose import compose
+from coatcheck.middleware.config import load_config
+from coatcheck.middleware.gateway.ports import BotAdapter
+from coatcheck.middleware.service.export_routes import router as export_router
+from coatcheck.middleware.service.handlers import install_handlers
+from coatcheck.middleware.service.limits import BodyLimits
+from coatcheck.middleware.service.routes import router as api_router
+from coatcheck.middleware.service.webhook import rasa_rest_router
+from coatcheck.middleware.settings import Settings, load_settings
+from coatcheck.middleware.ui import router as ui_router
+
+__all__ = ["create_app"]
+
+
+def _mount(app: FastAPI, channel: RasaRestChannel) -> None:
+    """Every router of the app, in one place."""
+    app.include_router(rasa_rest_router(channel))  # the channel webhook (Rasa REST)
+    app.include_router(api_router)  # vault API, conversations, health
+    app.include_router(export_router)  # export controls (docs/export.md)
+    app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    bot: BotAdapter | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """A configured app; `bot` (a bot adapter) and `clock` are injectable (tests,
+    embedding).  A bad setting or config raises `ConfigError` (one line) right here."""
+    settings = settings if settings is not None else load_settings()
+    config = load_config(settings.config)  # the whole YAML file, once
+    channel = RasaRestChannel()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with compose(settings, config, channel=channel.name, bot=bot, clock=clock) as (
+            services,
+            auth,
+        ):
+            app.state.services = services
+            app.state.auth = auth
+            sweeper = None
+            if settings.sweep_interval_seconds > 0:
+                sweep = services.sweeper.run(settings.sweep_interval_seconds)
+                sweeper = asyncio.create_task(sweep)
+            try:
+                yield
+            finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
+
+    app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
+    install_handlers(app)
+    _mount(app, channel)
+    app.add_middleware(
+        BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    return app

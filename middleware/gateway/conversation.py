@@ -1,0 +1,211 @@
+"""One turn of a conversation through the gateway: limits, redact, history, bot, replies.
+
+Order matters for "fail closed": the values are vaulted and the redacted line is in
+history (committed) before anything is sent to the bot; if storing fails the caller gets
+503 and the bot sees nothing.  The pending context rule is read first and consumed only
+in the same transaction that records the message, so a failed message loses no rule.
+
+Protocol-free: the channel adapter made the `InboundTurn`, the bot adapter takes the
+`BotTurn` and answers a `BotAnswer` (its directives parsed), the channel adapter renders
+the `BotReply` list this returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from anyio import CapacityLimiter, to_thread
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from coatcheck.grammar import parse_references
+from coatcheck.middleware.detect import Context, UnknownTypeError
+from coatcheck.middleware.gateway.errors import BadText, StorageUnavailable
+from coatcheck.middleware.gateway.ports import BotAdapter
+from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.recent import RecentValues
+from coatcheck.middleware.gateway.replies import Replies
+from coatcheck.middleware.gateway.rules import ContextRule
+from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.db import Clock
+from coatcheck.middleware.gateway.turns import (
+    BotReply,
+    BotTurn,
+    CaptureResult,
+    EntityRef,
+    InboundTurn,
+    Message,
+    TextPart,
+)
+from coatcheck.middleware.pipeline import Redactor, RedactResult
+from coatcheck.vault import Vault, predicate_from_dict
+
+__all__ = ["ConversationService", "TurnLimits"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLimits:
+    """The per-turn limits: message length (422) and messages per rate key (429)."""
+
+    max_message_chars: int
+    rate: RateLimit
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    """What the pre-bot half decided: forward `turn` to the bot, or `answer` the user now."""
+
+    turn: BotTurn | None = None
+    answer: list[BotReply] | None = None
+
+
+def _entities_json(result: RedactResult) -> str | None:
+    """What history keeps of a line's entities: reference, type and the rule that fired."""
+    if not result.entities:
+        return None
+    found = [{"ref": e.ref, "type": e.type, "rule": e.rule} for e in result.entities]
+    return json.dumps(found, separators=(",", ":"))
+
+
+def _user_part(result: RedactResult) -> TextPart:
+    """The redacted text for the bot, with its references' offsets into that text."""
+    refs = tuple(
+        EntityRef(ref.entity_type, ref.reference, ref.start, ref.end)
+        for ref in parse_references(result.text)
+    )
+    return TextPart(result.text, refs)
+
+
+class ConversationService:
+    """Turns in, replies out; collaborators injected (the bot adapter, the clock...)."""
+
+    def __init__(
+        self,
+        *,
+        store: GatewayStore,
+        redactor: Redactor,
+        vault: Vault,
+        bot: BotAdapter,
+        replies: Replies,
+        recent: RecentValues,
+        limits: TurnLimits,
+        limiter: CapacityLimiter,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._messages = store.messages
+        self._redactor = redactor
+        self._vault = vault
+        self._bot = bot
+        self._replies = replies
+        self._recent = recent
+        self._limits = limits
+        self._limiter = limiter
+        self._clock = clock
+
+    async def handle(self, turn: InboundTurn) -> list[BotReply]:
+        """The replies for one user turn (what the channel adapter renders).
+
+        Two thread hops: everything before the bot (read state, vault, record) in one,
+        the replies in the other; the bot round-trip stays on the event loop.  Both run
+        under the worker's database limiter (one thread on SQLite), so concurrent messages
+        queue in Python instead of in SQLite's sleeping busy handler.
+        """
+        text = turn.user_text()
+        limit = self._limits.max_message_chars
+        if len(text) > limit:
+            raise BadText("message", f"longer than {limit} characters")
+        inbound = await to_thread.run_sync(self._inbound, turn, text, limiter=self._limiter)
+        if inbound.answer is not None:
+            return inbound.answer
+        assert inbound.turn is not None
+        answer = await self._bot.send(inbound.turn)
+        return await to_thread.run_sync(
+            self._replies.apply, turn.conversation_id, answer, limiter=self._limiter
+        )
+
+    def _inbound(self, turn: InboundTurn, text: str) -> _Inbound:
+        """Read the pending rule and rate count (no lock), vault, then commit the record.
+
+        The rate pre-check refuses a key already over the limit before anything is
+        vaulted; the authoritative count is bumped in the same transaction as the history
+        line.
+        """
+        cid = turn.conversation_id
+        rule, count = self._messages.read_state(cid, turn.rate_key, self._limits.rate)
+        self._limits.rate.precheck(count, self._clock())
+        if rule is not None and rule.secure:
+            return self._secure_capture(turn, text, rule)
+        context = None if rule is None else rule.context()
+        consume = rule is not None
+
+        def record(conn: Connection | None, result: RedactResult) -> None:
+            # Inside the vault's tokenize transaction: values, rate count, state and history
+            # line commit together (one durable write before the bot, not two).
+            if conn is None:
+                self._record_inbound(turn, result, consume)
+            else:
+                self._record_in(conn, turn, result, consume)
+
+        try:
+            try:
+                result = self._redactor.redact(cid, text, context, record=record)
+            except UnknownTypeError:  # a stored rule for a type this config lacks: drop it
+                log.warning("context rule ignored: unknown entity type")
+                result = self._redactor.redact(cid, text, None, record=record)
+        except SQLAlchemyError:
+            raise StorageUnavailable("database") from None
+        self._remember(text, result)
+        return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)))
+
+    def _record_inbound(self, turn: InboundTurn, result: RedactResult, consume: bool) -> None:
+        """One transaction: count the message, consume the rule it used, store its line."""
+        with self._store.transaction() as conn:
+            self._record_in(conn, turn, result, consume)
+
+    def _record_in(
+        self, conn: Connection, turn: InboundTurn, result: RedactResult, consume: bool
+    ) -> None:
+        self._messages.record_inbound(
+            conn,
+            turn.conversation_id,
+            turn.rate_key,
+            result.text,
+            self._limits.rate,
+            consume,
+            _entities_json(result),
+        )
+
+    def _remember(self, text: str, result: RedactResult) -> None:
+        """Feed the log filter the blind forms of what was just vaulted (offsets index
+        the input)."""
+        for entity in result.entities:
+            self._recent.add(text[entity.start : entity.end])
+
+    def _secure_capture(self, turn: InboundTurn, text: str, rule: ContextRule) -> _Inbound:
+        """Vault the whole message; the bot gets only the check result (and the reference)."""
+        cid = turn.conversation_id
+        result = self._redactor.redact(cid, text, Context(rule.expect, "whole"))
+        self._remember(text, result)
+        refs = parse_references(result.text)
+        ok = bool(refs)
+        if ok and rule.check is not None:
+            predicate = predicate_from_dict(dict(rule.check))
+            ok = self._vault.check(cid, refs[0].ref_id, predicate, "gateway", "secure_capture")
+        if not ok and rule.retries > 0:
+            self._messages.record_retry(
+                cid,
+                turn.rate_key,
+                self._limits.rate,
+                result.text,
+                _entities_json(result),
+                rule.retried(),
+            )
+            return _Inbound(answer=[BotReply(text=rule.retry_text)])
+        self._record_inbound(turn, result, True)
+        capture = CaptureResult(rule.expect, ok, refs[0].reference if ok else None)
+        return _Inbound(BotTurn(cid, capture=capture))

@@ -1,0 +1,138 @@
+"""Conversation lifecycle: THE way a conversation ends, and its status after expiries.
+
+`Lifecycle.end` is the one way a conversation ends: the `/end` route, the bot's `end`
+directive and the sweeper's idle timeout all call it.  In ONE transaction it claims the
+conversation's state row (a conditional UPDATE: of two workers, one wins; the other's
+UPDATE waits for the winner's commit and then matches nothing), applies the per-type
+retention in the vault (`Vault.end` on the same connection, audited) and stores the
+outcome.  After the commit it tells its listeners (the export of the conversation's
+record).  Decisions: docs/lifecycle.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Connection
+
+from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.db import Clock
+from coatcheck.vault import Vault
+
+__all__ = ["EndListener", "EndReason", "EndResult", "Lifecycle"]
+
+
+class EndReason(StrEnum):
+    API = "api"  # POST /v1/conversations/{id}/end
+    BOT = "bot"  # the bot's {"end": true} directive
+    IDLE = "idle"  # the sweeper: no message for COATCHECK_IDLE_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class EndResult:
+    """What `Lifecycle.end` did.
+
+    `ended` is True when this call ended the conversation (False: it had ended already,
+    or for an idle end, another worker ended it or a message arrived).  `status` is the
+    conversation's status afterwards (see `ConversationRecords.status`).
+    """
+
+    conversation_id: str
+    ended: bool
+    status: str
+    reason: str
+    ended_at: float | None
+    retain_until: float | None
+
+
+EndListener = Callable[[EndResult], None]
+
+
+class Lifecycle:
+    """Ends conversations under the retention policy; `idle_timeout` 0 means never idle."""
+
+    def __init__(
+        self,
+        store: GatewayStore,
+        vault: Vault,
+        *,
+        clock: Clock,
+        idle_timeout: float,
+        listeners: Sequence[EndListener] = (),
+    ) -> None:
+        self._store = store
+        self._states = store.conversations
+        self._vault = vault
+        self._clock = clock
+        self.idle_timeout = idle_timeout
+        self._listeners = tuple(listeners)
+
+    def end(self, conversation_id: str, actor: str, reason: str) -> EndResult:
+        """End the conversation now (or, for `idle`, only if it is still idle); one
+        transaction.
+
+        Idempotent: ending an ended conversation changes nothing but still ends any key
+        epoch opened since (e.g. by `/v1/redact`), and answers its current status.
+        """
+        why = EndReason(reason)
+        with self._store.transaction() as conn:
+            result = self._end(conn, conversation_id, actor, why)
+        if result.ended:  # after the commit: one place for every way a conversation ends
+            for listener in self._listeners:
+                listener(result)
+        return result
+
+    def _end(self, conn: Connection, conversation_id: str, actor: str, why: EndReason) -> EndResult:
+        now = self._clock()
+        cutoff = None
+        if why is EndReason.IDLE:
+            if self.idle_timeout <= 0:
+                return self._unchanged(conn, conversation_id, why)
+            cutoff = now - self.idle_timeout
+        claimed = self._states.claim_end(conn, conversation_id, why.value, now, cutoff)
+        if not claimed:
+            if why is EndReason.IDLE:
+                return self._unchanged(conn, conversation_id, why)
+            # A conversation the gateway never recorded (e.g. only `/v1/redact`) is stored
+            # ended; a row created first by a concurrent message is left to that message.
+            claimed = self._states.insert_ended(conn, conversation_id, why.value, now)
+            if not claimed:  # already ended: still lock the row first (lock order, below)
+                self._states.lock(conn, conversation_id)
+        # Lock order everywhere: state row -> key epochs -> values -> audit head.
+        summary = self._vault.end(conversation_id, actor, why.value, conn=conn)
+        holdings = summary.holdings
+        status = holdings.status if holdings.status != "active" else "ended"
+        row = self._states.set_outcome(conn, conversation_id, status, holdings.retain_until)
+        ended_at = row.ended_at if row is not None else now
+        return EndResult(
+            conversation_id, claimed, status, why.value, ended_at, holdings.retain_until
+        )
+
+    def _unchanged(self, conn: Connection, conversation_id: str, why: EndReason) -> EndResult:
+        row = self._states.end_state(conn, conversation_id)
+        if row is None:
+            return EndResult(conversation_id, False, "unknown", why.value, None, None)
+        return EndResult(
+            conversation_id, False, row.status, why.value, row.ended_at, row.retain_until
+        )
+
+    def sync_status(self, conversation_id: str) -> None:
+        """After an expiry: an ended conversation's status follows what the vault still
+        holds.  The state row is locked before the vault is read, so an `end` committing
+        meanwhile is seen, never overwritten with an older picture."""
+        with self._store.transaction() as conn:
+            status = self._states.lock(conn, conversation_id)
+            if status is None or status == "active":
+                return
+            holdings = self._vault.holdings(conversation_id, conn=conn)
+            if holdings.status == "active":
+                return
+            self._states.set_status(conn, conversation_id, holdings.status, holdings.retain_until)
+
+    def ensure_active(self, conversation_id: str) -> str:
+        """The conversation's status, starting it if the gateway never saw it (before
+        vaulting outside the webhook, so the idle sweeper ends such a conversation too)."""
+        with self._store.transaction() as conn:
+            return self._states.ensure_active(conn, conversation_id, self._clock())

@@ -1,0 +1,55 @@
+"""What the composition root builds per worker, for the HTTP layers to hand out.
+
+The app factory (`coatcheck.middleware.app`) builds one `Services` in its lifespan and
+keeps it on `app.state`; routes and the log viewer take the one service they need through
+FastAPI dependencies (`service/deps.py`, `ui/deps.py`).  No domain function receives this
+object: each service was built with exactly the collaborators it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from anyio import CapacityLimiter
+
+from coatcheck.middleware.gateway.conversation import ConversationService
+from coatcheck.middleware.gateway.exports import Exporter
+from coatcheck.middleware.gateway.external import ExternalValues
+from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.records import ConversationRecords
+from coatcheck.middleware.gateway.redaction import RedactionService
+from coatcheck.middleware.gateway.refusals import RefusalAudit
+from coatcheck.middleware.gateway.reveals import Reveals
+from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.db import Clock
+from coatcheck.middleware.gateway.sweeper import Sweeper
+from coatcheck.vault import Vault
+
+__all__ = ["Services", "services_of"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The worker's composed domain objects (and the few infrastructure pieces the HTTP
+    layers read directly: the vault for the audit view and the session key, the clock)."""
+
+    store: GatewayStore
+    vault: Vault
+    conversations: ConversationService
+    redaction: RedactionService
+    reveals: Reveals
+    external: ExternalValues
+    refusals: RefusalAudit
+    lifecycle: Lifecycle
+    records: ConversationRecords
+    exporter: Exporter
+    sweeper: Sweeper
+    limiter: CapacityLimiter
+    clock: Clock
+
+
+def services_of(state: Any) -> Services:
+    """The `Services` kept on an app's `state` (set by the lifespan)."""
+    services: Services = state.services
+    return services

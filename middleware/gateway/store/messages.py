@@ -1,0 +1,181 @@
+"""The per-message tables: redacted history lines and rate counters (plus the rule read).
+
+Called per message, so the hot statements are prebuilt (`statements.py`) and run on the
+driver; everything here is Core, no ORM unit of work.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from coatcheck.middleware.gateway.errors import StorageUnavailable
+from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.rules import ContextRule
+from coatcheck.middleware.gateway.store.db import Db
+from coatcheck.middleware.gateway.store.statements import (
+    HISTORY,
+    RATE,
+    READ_STATE,
+    REPLY_LINES,
+    STATE,
+    count_statement,
+    new_state_row,
+    record_statements,
+)
+
+__all__ = ["Messages"]
+
+
+class Messages:
+    """History lines, the rate counters, and the per-message state they ride with."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def read_state(
+        self, conversation_id: str, rate_key: str, rate: RateLimit
+    ) -> tuple[ContextRule | None, int]:
+        """The pending rule and this window's message count, read without any write lock.
+
+        One round-trip (two indexed scalar subqueries) on the read-only engine; the count is
+        only a pre-check (the authoritative bump happens with the message's history line).
+        """
+        params = {
+            "cid": conversation_id,
+            "sender": rate_key,
+            "start": rate.window_start(self._db.clock()),
+        }
+        try:
+            with self._db.reader.connect() as conn:
+                ((context, count),) = READ_STATE.rows(conn, params)
+        except SQLAlchemyError:
+            raise StorageUnavailable("database") from None
+        rule = None if context is None else ContextRule.from_json(context)
+        return rule, int(count or 0)
+
+    def record_inbound(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        rate_key: str,
+        text: str,
+        rate: RateLimit,
+        consume: bool,
+        entities: str | None = None,
+    ) -> None:
+        """Count the message, touch the conversation (consuming the rule it used), store its
+        line, in the caller's transaction.
+
+        The rate upsert raises `RateLimited` past the limit, which rolls everything back;
+        then the history row with the conversation's state upsert riding along:
+        `last_activity` (for the idle timeout), a reopen if the conversation had ended, the
+        consumed rule cleared.
+        """
+        now = self._db.clock()
+        self._count(conn, rate_key, rate, now)
+        params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
+        for stmt in record_statements(conn.dialect.name, consume):
+            stmt.rowcount(conn, params)
+
+    def _count(self, conn: Connection, rate_key: str, rate: RateLimit, now: float) -> None:
+        stmt = count_statement(conn.dialect.name)
+        (count,) = stmt.scalars(conn, {"sender": rate_key, "start": rate.window_start(now)})
+        if int(count) > rate.limit:
+            raise rate.refused(now)
+
+    def record_replies(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        lines: list[str],
+        rule: ContextRule | None,
+    ) -> None:
+        """Store the bot's reference-form lines and, if it set one, the next message's rule."""
+        now = self._db.clock()
+        if lines:
+            REPLY_LINES.many(conn, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
+        if rule is not None:
+            payload = rule.to_json()
+            stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[STATE.c.conversation_id],
+                    set_={"context_json": payload, "updated_at": now},
+                )
+            )
+
+    def record_retry(
+        self,
+        conversation_id: str,
+        rate_key: str,
+        rate: RateLimit,
+        line: str,
+        entities: str | None,
+        rule: ContextRule,
+    ) -> None:
+        """A failed secure-capture attempt with retries left: count it, keep the (retried)
+        rule, store the user's line and the gateway's retry answer, one transaction."""
+        with self._db.transaction() as conn:
+            now = self._db.clock()
+            self._count(conn, rate_key, rate, now)
+            payload = rule.to_json()
+            stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[STATE.c.conversation_id],
+                    set_={"context_json": payload, "updated_at": now, "last_activity": now},
+                )
+            )
+            conn.execute(
+                HISTORY.insert(),
+                [
+                    {
+                        "conversation_id": conversation_id,
+                        "direction": direction,
+                        "text": text,
+                        "created_at": now,
+                        "entities_json": found,
+                    }
+                    for direction, text, found in (
+                        ("in", line, entities),
+                        ("out", rule.retry_text, None),
+                    )
+                ],
+            )
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The redacted transcript, both directions, oldest first (lock-free read)."""
+        rows = self._db.read(
+            select(
+                HISTORY.c.direction, HISTORY.c.text, HISTORY.c.created_at, HISTORY.c.entities_json
+            )
+            .where(HISTORY.c.conversation_id == conversation_id)
+            .order_by(HISTORY.c.id)
+        )
+        return [
+            {
+                "direction": r.direction,
+                "text": r.text,
+                "at": r.created_at,
+                "entities": json.loads(r.entities_json) if r.entities_json else [],
+            }
+            for r in rows
+        ]
+
+    def drop_past_windows(self, current_start: int, batch: int, rounds: int) -> int:
+        """Delete rate counters of windows before `current_start`, in batches of short
+        transactions (a backlog never holds the write lock for long)."""
+        query = select(RATE.c.id).where(RATE.c.window_start < current_start).limit(batch)
+        dropped = 0
+        for _ in range(rounds):
+            ids = self._db.scalars(query)
+            if ids:
+                with self._db.transaction() as conn:
+                    dropped += conn.execute(delete(RATE).where(RATE.c.id.in_(ids))).rowcount
+            if len(ids) < batch:
+                break
+        return dropped

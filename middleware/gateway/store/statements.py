@@ -1,0 +1,159 @@
+"""The gateway's tables and the statements of the per-message path, built once.
+
+Prebuilt with bind parameters and run on the driver (vault/_driver.py): building them per
+message was a third of the record's cost, SQLAlchemy's execute path most of the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, bindparam, case, insert, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import BindParameter
+
+from coatcheck.middleware.models import (
+    ApiKey,
+    ConversationState,
+    ExportRedaction,
+    HistoryEntry,
+    RateCounter,
+)
+from coatcheck.vault import _driver
+from coatcheck.vault.models import Base
+
+__all__ = [
+    "EXPORT",
+    "HISTORY",
+    "KEYS",
+    "RATE",
+    "READ_STATE",
+    "REPLY_LINES",
+    "STATE",
+    "count_statement",
+    "dialect_insert",
+    "new_state_row",
+    "record_statements",
+]
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+STATE = _table(ConversationState)
+HISTORY = _table(HistoryEntry)
+RATE = _table(RateCounter)
+KEYS = _table(ApiKey)
+EXPORT = _table(ExportRedaction)
+
+
+def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
+    """An INSERT in `dialect`'s flavour (for ON CONFLICT)."""
+    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
+def new_state_row(
+    dialect: str, conversation_id: Any, now: Any, **columns: Any
+) -> PgInsert | SqliteInsert:
+    """INSERT of a conversation's first state row, in `dialect`'s flavour (for ON CONFLICT).
+
+    One place for what a new conversation starts with (active, started and seen `now`, no
+    rule), so every writer that may create the row agrees; `columns` override or add
+    (a rule, an ended row).  Values may be bind parameters (prebuilt statements).
+    """
+    values = {
+        "conversation_id": conversation_id,
+        "context_json": None,
+        "updated_at": now,
+        "status": "active",
+        "started_at": now,
+        "last_activity": now,
+        **columns,
+    }
+    return dialect_insert(dialect, STATE).values(**values)
+
+
+def _touch(dialect: str, consume: bool) -> Insert:
+    """Upsert of the conversation's state for a new message: active, seen now.
+
+    An ended conversation that gets a message is reopened (a new session: new
+    `started_at`; the vault opens a new key epoch for its values).
+    """
+    now: BindParameter[float] = bindparam("now")
+    stmt = new_state_row(dialect, bindparam("cid"), now)
+    still_active = (STATE.c.status == "active") & STATE.c.started_at.is_not(None)
+    changes: dict[str, Any] = {
+        "updated_at": now,
+        "last_activity": now,
+        "status": "active",
+        "started_at": case((still_active, STATE.c.started_at), else_=now),
+        "ended_at": None,
+        "end_reason": None,
+        "retain_until": None,
+    }
+    if consume:
+        changes["context_json"] = None
+    return stmt.on_conflict_do_update(index_elements=[STATE.c.conversation_id], set_=changes)
+
+
+@functools.cache
+def record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, ...]:
+    """The touch upsert and the history INSERT (`cid`, `now`, `text`, `entities`).
+
+    On PostgreSQL the upsert is a data-modifying CTE of the history INSERT (one round-trip
+    for both); on SQLite, where a statement costs no round-trip, it runs just before it.
+    """
+    line = insert(HISTORY).values(
+        conversation_id=bindparam("cid"),
+        direction="in",
+        text=bindparam("text"),
+        created_at=bindparam("now"),
+        entities_json=bindparam("entities"),
+    )
+    touch = _touch(dialect, consume)
+    if dialect == "postgresql":
+        return (_driver.Statement(line.add_cte(touch.cte("touch"))),)
+    return (_driver.Statement(touch), _driver.Statement(line))
+
+
+@functools.cache
+def count_statement(dialect: str) -> _driver.Statement:
+    """The rate counter's bump-or-create upsert (`sender`: the rate key, `start`)."""
+    return _driver.Statement(
+        dialect_insert(dialect, RATE)
+        .values(sender=bindparam("sender"), window_start=bindparam("start"), count=1)
+        .on_conflict_do_update(
+            index_elements=[RATE.c.sender, RATE.c.window_start],
+            set_={"count": RATE.c.count + 1},
+        )
+        .returning(RATE.c.count)
+    )
+
+
+REPLY_LINES = _driver.Statement(
+    insert(HISTORY).values(
+        conversation_id=bindparam("cid"),
+        direction="out",
+        text=bindparam("text"),
+        created_at=bindparam("now"),
+    )
+)
+
+# The pending rule (by conversation) and this window's count (by rate key), one round-trip.
+READ_STATE = _driver.Statement(
+    select(
+        select(STATE.c.context_json)
+        .where(STATE.c.conversation_id == bindparam("cid"))
+        .scalar_subquery()
+        .label("context_json"),
+        select(RATE.c.count)
+        .where(RATE.c.sender == bindparam("sender"), RATE.c.window_start == bindparam("start"))
+        .scalar_subquery()
+        .label("count"),
+    )
+)
