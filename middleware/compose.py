@@ -109,8 +109,9 @@ async def compose(
                 aiohttp.ClientSession() as http,
                 _external_resolver(config.external, clock) as resolver,
             ):
-                if bot is None:
-                    bot = (
+                bot_adapter = bot
+                if bot_adapter is None:
+                    bot_adapter = (
                         EchoBot()
                         if settings.bot_url is None
                         else RasaRestBot(http, settings.bot_url, settings.bot_timeout_seconds)
@@ -148,7 +149,7 @@ async def compose(
                         store=store,
                         redactor=redactor,
                         vault=vault,
-                        bot=bot,
+                        bot=bot_adapter,
                         replies=replies,
                         recent=recent,
                         limits=limits,
@@ -185,7 +186,6 @@ async def compose(
                         rate_window=settings.rate_window_seconds,
                         limiter=limiter,
                     ),
-                    limiter=limiter,
                     clock=clock,
                 )
                 auth = Authenticator(

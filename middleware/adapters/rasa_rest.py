@@ -42,6 +42,7 @@ __all__ = [
     "RasaMessage",
     "RasaRestBot",
     "RasaRestChannel",
+    "Reply",
     "bot_message",
     "parse_answer",
     "render_reply",

@@ -37,14 +37,15 @@ def _prepare() -> tuple[Settings, Engine]:
     from coatcheck.middleware.service.bootstrap import master_key
     from coatcheck.middleware.settings import load_settings
     from coatcheck.vault.db import make_engine
+    from coatcheck.vault.errors import KeyConfigError
 
     try:
         settings = load_settings()
         load_config(settings.config)
-    except ConfigError as exc:
+        master_key(settings)
+    except (ConfigError, KeyConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    master_key(settings)
     engine = make_engine(settings.database_url)
     return settings, engine
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from anyio import CapacityLimiter
-
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -45,7 +43,6 @@ class Services:
     records: ConversationRecords
     exporter: Exporter
     sweeper: Sweeper
-    limiter: CapacityLimiter
     clock: Clock
 
 

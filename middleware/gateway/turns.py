@@ -138,11 +138,13 @@ class BotTurn:
     capture: CaptureResult | None = None
 
     def user_part(self) -> TextPart:
-        """The one redacted user text part (the shape the conversation service sends)."""
-        [message] = self.messages
-        [part] = message.parts
-        assert isinstance(part, TextPart)
-        return part
+        """The one redacted user text part (the shape the conversation service sends);
+        `UnsupportedTurn` for any other shape."""
+        if len(self.messages) == 1 and len(self.messages[0].parts) == 1:
+            part = self.messages[0].parts[0]
+            if isinstance(part, TextPart):
+                return part
+        raise UnsupportedTurn("messages")
 
 
 @dataclass(frozen=True, slots=True)

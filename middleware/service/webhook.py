@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from coatcheck.middleware.adapters.rasa_rest import RasaMessage, RasaRestChannel
+from coatcheck.middleware.adapters.rasa_rest import RasaMessage, Reply
+from coatcheck.middleware.gateway.ports import ChannelAdapter
 from coatcheck.middleware.service.deps import ChannelKey, ConversationsDep
 
 __all__ = ["rasa_rest_router"]
@@ -23,7 +24,7 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def rasa_rest_router(channel: RasaRestChannel) -> APIRouter:
+def rasa_rest_router(channel: ChannelAdapter[RasaMessage, list[Reply]]) -> APIRouter:
     """`POST /webhooks/rest/webhook`: Rasa's REST channel."""
     router = APIRouter()
 

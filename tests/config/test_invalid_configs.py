@@ -97,12 +97,18 @@ def test_unreadable_files(tmp_path: Path, yaml_text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("command", ["serve", "redact"])
-def test_environment_settings_share_the_error_style(tmp_path: Path, command: str) -> None:
-    env = {**_env(tmp_path, "{}\n"), "COATCHECK_DATABASE_URL": f"mysql://{CANARY}"}
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("COATCHECK_DATABASE_URL", f"mysql://{CANARY}"), ("COATCHECK_MASTER_KEY", CANARY)],
+)
+def test_environment_settings_share_the_error_style(
+    tmp_path: Path, command: str, variable: str, value: str
+) -> None:
+    env = {**_env(tmp_path, "{}\n"), variable: value}
     result = CliRunner().invoke(cli_app, [command], env=env, input="")
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith("COATCHECK_DATABASE_URL: ") and CANARY not in line
+    assert line.startswith(f"{variable}: ") and CANARY not in line
 
 
 @pytest.mark.parametrize("command", ["serve", "redact"])
