@@ -9,8 +9,9 @@ knows them all.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import aiohttp
 from anyio import CapacityLimiter
@@ -18,7 +19,8 @@ from sqlalchemy import Engine
 
 from coatcheck.middleware.adapters import EchoBot, RasaRestBot
 from coatcheck.middleware.config import CoatcheckConfig, build_detector
-from coatcheck.middleware.export import build_sinks
+from coatcheck.middleware.detect import DetectConfig, Detector
+from coatcheck.middleware.export import ExportSink, build_sinks
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
@@ -75,6 +77,101 @@ async def _external_resolver(
         yield ExternalResolver(endpoints, session, clock=clock)
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What every worker builds first; the domain services are wired from it."""
+
+    settings: Settings
+    config: CoatcheckConfig
+    clock: Clock
+    key: bytes
+    vault: Vault
+    store: GatewayStore
+    detector: Detector
+    detect: DetectConfig
+    recent: RecentValues
+    limiter: CapacityLimiter
+
+
+def _bot(settings: Settings, http: aiohttp.ClientSession) -> BotAdapter:
+    """The configured Rasa REST bot, or the echo bot when none is configured."""
+    if settings.bot_url is None:
+        return EchoBot()
+    return RasaRestBot(http, settings.bot_url, settings.bot_timeout_seconds)
+
+
+def _services(
+    parts: _Parts,
+    *,
+    bot: BotAdapter,
+    sinks: Sequence[ExportSink],
+    external: ExternalValues,
+    channel: str,
+) -> Services:
+    """The domain graph: each service with exactly the collaborators it uses."""
+    p, settings = parts, parts.settings
+    exporter = Exporter(p.store, sinks, tenant=settings.tenant, channel=channel, limiter=p.limiter)
+    lifecycle = Lifecycle(
+        p.store,
+        p.vault,
+        clock=p.clock,
+        idle_timeout=settings.idle_timeout_seconds,
+        listeners=(exporter.at_end,),
+    )
+    redactor = Redactor(p.detector, p.vault, p.detect)
+    refusals = RefusalAudit(p.vault, tenant=settings.tenant, clock=p.clock)
+    conversations = ConversationService(
+        store=p.store,
+        redactor=redactor,
+        vault=p.vault,
+        bot=bot,
+        replies=Replies(
+            p.store, p.vault, lifecycle, confirm_types=p.detect.confirm_types(), clock=p.clock
+        ),
+        recent=p.recent,
+        limits=TurnLimits(
+            settings.max_message_chars,
+            RateLimit(settings.rate_limit, settings.rate_window_seconds),
+        ),
+        limiter=p.limiter,
+        clock=p.clock,
+    )
+    reveals = Reveals(
+        p.vault,
+        GrantSigner(KeyRing.from_master_key(p.key)),
+        external=external,
+        refusals=refusals,
+        mask_purpose=detector_redactor(p.detector),
+        actions=p.config.actions,
+        grant_ttl=p.config.grants.ttl_seconds,
+        clock=p.clock,
+    )
+    sweeper = Sweeper(
+        p.store,
+        p.vault,
+        lifecycle,
+        clock=p.clock,
+        rate_window=settings.rate_window_seconds,
+        limiter=p.limiter,
+    )
+    return Services(
+        store=p.store,
+        vault=p.vault,
+        conversations=conversations,
+        redaction=RedactionService(
+            store=p.store, redactor=redactor, vault=p.vault, lifecycle=lifecycle, recent=p.recent
+        ),
+        reveals=reveals,
+        external=external,
+        refusals=refusals,
+        lifecycle=lifecycle,
+        records=ConversationRecords(p.store, p.vault),
+        exporter=exporter,
+        sweeper=sweeper,
+        clock=p.clock,
+    )
+
+
 @asynccontextmanager
 async def compose(
     settings: Settings,
@@ -102,96 +199,26 @@ async def compose(
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
         try:
-            vault = Vault(
-                engine, key, tenant=settings.tenant, clock=clock, policies=config.policies()
+            policies = config.policies()
+            vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
+            store = GatewayStore(writer, reader, clock)
+            limiter = CapacityLimiter(_db_threads(settings, engine))
+            parts = _Parts(
+                settings, config, clock, key, vault, store, detector, detect, recent, limiter
             )
             async with (
                 aiohttp.ClientSession() as http,
                 _external_resolver(config.external, clock) as resolver,
             ):
-                bot_adapter = bot
-                if bot_adapter is None:
-                    bot_adapter = (
-                        EchoBot()
-                        if settings.bot_url is None
-                        else RasaRestBot(http, settings.bot_url, settings.bot_timeout_seconds)
-                    )
-                limiter = CapacityLimiter(_db_threads(settings, engine))
-                store = GatewayStore(writer, reader, clock)
-                exporter = Exporter(
-                    store,
-                    build_sinks(config.export, http),
-                    tenant=settings.tenant,
+                services = _services(
+                    parts,
+                    bot=bot if bot is not None else _bot(settings, http),
+                    sinks=build_sinks(config.export, http),
+                    external=ExternalValues(vault, resolver),
                     channel=channel,
-                    limiter=limiter,
                 )
-                lifecycle = Lifecycle(
-                    store,
-                    vault,
-                    clock=clock,
-                    idle_timeout=settings.idle_timeout_seconds,
-                    listeners=(exporter.at_end,),
-                )
-                redactor = Redactor(detector, vault, detect)
-                refusals = RefusalAudit(vault, tenant=settings.tenant, clock=clock)
-                external = ExternalValues(vault, resolver)
-                replies = Replies(
-                    store, vault, lifecycle, confirm_types=detect.confirm_types(), clock=clock
-                )
-                limits = TurnLimits(
-                    settings.max_message_chars,
-                    RateLimit(settings.rate_limit, settings.rate_window_seconds),
-                )
-                services = Services(
-                    store=store,
-                    vault=vault,
-                    conversations=ConversationService(
-                        store=store,
-                        redactor=redactor,
-                        vault=vault,
-                        bot=bot_adapter,
-                        replies=replies,
-                        recent=recent,
-                        limits=limits,
-                        limiter=limiter,
-                        clock=clock,
-                    ),
-                    redaction=RedactionService(
-                        store=store,
-                        redactor=redactor,
-                        vault=vault,
-                        lifecycle=lifecycle,
-                        recent=recent,
-                    ),
-                    reveals=Reveals(
-                        vault,
-                        GrantSigner(KeyRing.from_master_key(key)),
-                        external=external,
-                        refusals=refusals,
-                        mask_purpose=detector_redactor(detector),
-                        actions=config.actions,
-                        grant_ttl=config.grants.ttl_seconds,
-                        clock=clock,
-                    ),
-                    external=external,
-                    refusals=refusals,
-                    lifecycle=lifecycle,
-                    records=ConversationRecords(store, vault),
-                    exporter=exporter,
-                    sweeper=Sweeper(
-                        store,
-                        vault,
-                        lifecycle,
-                        clock=clock,
-                        rate_window=settings.rate_window_seconds,
-                        limiter=limiter,
-                    ),
-                    clock=clock,
-                )
-                auth = Authenticator(
-                    store.keys, KeyCache(settings.apikey_cache_seconds, clock=clock)
-                )
-                yield services, auth
+                cache = KeyCache(settings.apikey_cache_seconds, clock=clock)
+                yield services, Authenticator(store.keys, cache)
         finally:
             remove_log_filter(log_filter)
     finally:
