@@ -75,9 +75,11 @@ def build_record(
     history: list[dict[str, Any]],
     status: Status = "active",
     ended_at: float | None = None,
-    channel: str = "rest",
+    *,
+    channel: str,
 ) -> ConversationRecord:
-    """A `ConversationRecord` from redacted history lines (`Messages.history` rows)."""
+    """A `ConversationRecord` from redacted history lines (`Messages.history` rows);
+    `channel` is the channel adapter's name."""
     turns: list[Turn] = []
     per_type: dict[str, int] = {}
     for line in history:
@@ -186,7 +188,7 @@ class Exporter:
         ended_at: float | None,
     ) -> dict[str, Any]:
         record = build_record(
-            self._tenant, conversation_id, history, status, ended_at, self._channel
+            self._tenant, conversation_id, history, status, ended_at, channel=self._channel
         )
         return apply_export_config(record.model_dump(mode="json"), stored.config)
 
