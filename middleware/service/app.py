@@ -132,7 +132,7 @@ def create_app(
                 recent=recent,
                 clock=clock,
                 resolver=resolver,
-                export_sinks=build_sinks(export_section, http),
+                export_sinks=build_sinks(export_section),
             )
             sweeper = None
             if settings.sweep_interval_seconds > 0:
