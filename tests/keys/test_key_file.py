@@ -72,6 +72,8 @@ def test_the_same_master_key_is_the_same_root_from_file_or_env(tmp_path: Path) -
         (ProviderSettings(master_key_b64="bm90IGEga2V5"), "COATCHECK_MASTER_KEY"),
         (ProviderSettings(kind="pkcs11"), "COATCHECK_PKCS11_MODULE"),
         (ProviderSettings(kind="pkcs11", pkcs11_module="/m.so"), "COATCHECK_PKCS11_TOKEN"),
+        (ProviderSettings(kind="transit"), "COATCHECK_TRANSIT_ADDR"),
+        (ProviderSettings(kind="transit", transit_addr="http://x"), "COATCHECK_TRANSIT_TOKEN"),
         (ProviderSettings(kind="kms"), "COATCHECK_KEY_PROVIDER"),
     ],
 )

@@ -119,7 +119,7 @@ def test_destroyed_kek_cannot_unwrap(provider: KeyProvider) -> None:
 
 
 def test_destroy_is_final_per_kind(provider: KeyProvider) -> None:
-    assert provider.destroy_is_final is (provider.kind == "pkcs11")
+    assert provider.destroy_is_final is (provider.kind in ("pkcs11", "transit"))
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
@@ -137,6 +137,12 @@ def test_repr_and_errors_show_no_key_material(
         provider = FileKeyProvider(path)
     elif kind == "env":
         provider = EnvKeyProvider(master_b64)
+    elif kind == "transit":
+        from coatcheck.vault.keys.transit import TransitKeyProvider
+
+        where = request.getfixturevalue("transit_mount")
+        secrets.append(where.token)
+        provider = TransitKeyProvider(where.address, where.token, where.mount)
     else:
         from coatcheck.vault.keys.pkcs11 import Pkcs11KeyProvider
 
@@ -149,7 +155,10 @@ def test_repr_and_errors_show_no_key_material(
         service.audit_mac_key  # noqa: B018  (loads a key: repr must still hide it)
         shown = [repr(provider), str(provider), repr(kek), repr(service)]
         shown.append(repr(service.checkpoint_signer))
-        shown.append(repr(ProviderSettings(kind, master_key_b64=master_b64, pkcs11_pin="4711")))
+        settings = ProviderSettings(
+            kind, master_key_b64=master_b64, pkcs11_pin="4711", transit_token="4711"
+        )
+        shown.append(repr(settings))
         for attempt in (lambda: provider.unseal(provider.seal(DEK, CTX), b"wrong"),):
             with pytest.raises(DecryptionError) as err:
                 attempt()

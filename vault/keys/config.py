@@ -2,7 +2,9 @@
 
 `COATCHECK_KEY_PROVIDER`: `file` (the key file, `COATCHECK_KEY_FILE`), `env`
 (`COATCHECK_MASTER_KEY`) or `pkcs11` (`COATCHECK_PKCS11_MODULE`, `COATCHECK_PKCS11_TOKEN`,
-`COATCHECK_PKCS11_PIN`, `COATCHECK_PKCS11_ROOT_LABEL`).  Unset, it is `env` when
+`COATCHECK_PKCS11_PIN`, `COATCHECK_PKCS11_ROOT_LABEL`) or `transit` (a HashiCorp Vault /
+OpenBao transit engine: `COATCHECK_TRANSIT_ADDR`, `COATCHECK_TRANSIT_TOKEN`,
+`COATCHECK_TRANSIT_MOUNT`, `COATCHECK_TRANSIT_KEY`).  Unset, it is `env` when
 `COATCHECK_MASTER_KEY` is set and `file` otherwise: today's behaviour.
 """
 
@@ -17,7 +19,7 @@ from coatcheck.vault.keys.provider import KeyProvider
 
 __all__ = ["KINDS", "ProviderSettings", "open_provider"]
 
-KINDS = ("file", "env", "pkcs11")
+KINDS = ("file", "env", "pkcs11", "transit")
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,15 @@ class ProviderSettings:
     pkcs11_token: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
     pkcs11_root_label: str = "coatcheck-root"
+    transit_addr: str | None = None
+    transit_token: str | None = field(default=None, repr=False)
+    transit_mount: str = "transit"
+    transit_key: str = "coatcheck-root"
 
 
 def _required(value: str | None, setting: str) -> str:
     if not value:
-        raise KeyConfigError(setting, f"{setting}: required by COATCHECK_KEY_PROVIDER=pkcs11")
+        raise KeyConfigError(setting, f"{setting}: required by this COATCHECK_KEY_PROVIDER")
     return value
 
 
@@ -59,6 +65,15 @@ def open_provider(settings: ProviderSettings) -> KeyProvider:
                 "pip install 'coatcheck[pkcs11]'",
             ) from None
         return Pkcs11KeyProvider(module, token, pin, settings.pkcs11_root_label)
+    if kind == "transit":
+        from coatcheck.vault.keys.transit import TransitKeyProvider
+
+        return TransitKeyProvider(
+            _required(settings.transit_addr, "COATCHECK_TRANSIT_ADDR"),
+            _required(settings.transit_token, "COATCHECK_TRANSIT_TOKEN"),
+            settings.transit_mount,
+            settings.transit_key,
+        )
     raise KeyConfigError(
         "COATCHECK_KEY_PROVIDER", f"COATCHECK_KEY_PROVIDER: must be one of {', '.join(KINDS)}"
     )
