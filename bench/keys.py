@@ -2,8 +2,9 @@
 
     python bench/keys.py --n 3000 --rounds 5
 
-Providers: the key file, the environment, PKCS#11 on a throw-away SoftHSM2 token (skipped
-with a note when softhsm2 or python-pkcs11 is missing).  Operations: seal / unseal under
+Providers: the key file, the environment, PKCS#11 on a throw-away SoftHSM2 token, and
+transit on a throw-away OpenBao dev server on loopback (each skipped with a note when its
+software is missing).  Operations: seal / unseal under
 the root, wrap / unwrap a 32-byte data key under a KEK, open a KEK from its record (what a
 worker does once per KEK), create + destroy a KEK.  Rounds interleave the providers and
 each figure is the median of the rounds' microseconds per operation; "x file" divides by
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from coatcheck.vault import Vault, make_engine, upgrade  # noqa: E402
 from coatcheck.vault.keys import EnvKeyProvider, FileKeyProvider, KeyProvider  # noqa: E402
+from tests.keys import openbao  # noqa: E402
 from tests.keys.softhsm import init_token, missing  # noqa: E402
 
 CTX = b"coatcheck/bench/dek-context"
@@ -65,7 +67,7 @@ def measure(provider: KeyProvider, n: int) -> dict[str, float]:
         "wrap": _us(n, lambda: kek.wrap(dek, CTX)),
         "unwrap": _us(n, lambda: kek.unwrap(wrapped, CTX)),
         "open_kek": _us(n, lambda: provider.open_kek("bench/live/d/0", record)),
-        "create+destroy kek": _us(max(n // 20, 10), create_destroy),
+        "create+destroy kek": _us(max(n // 100, 10), create_destroy),
     }
     provider.destroy_kek("bench/live/d/0", record)
     return out
@@ -90,6 +92,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="operations per figure")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     args = parser.parse_args()
+    notes: list[str] = []
+    server: openbao.BaoServer | None = None
     with tempfile.TemporaryDirectory() as tmp:
         makers: dict[str, Callable[[], KeyProvider]] = {
             "file": lambda: FileKeyProvider(Path(tmp) / "root.key"),
@@ -104,6 +108,13 @@ def main() -> None:
             makers["pkcs11 (SoftHSM2)"] = lambda: Pkcs11KeyProvider(
                 token.module, token.label, token.pin
             )
+        else:
+            notes.append(f"PKCS#11 not measured: {reason}")
+        if openbao.missing() is None:
+            server = openbao.start(Path(tmp))
+            makers["transit (OpenBao)"] = _transit(server)
+        else:
+            notes.append(f"transit not measured: {openbao.missing()}")
         samples: dict[str, dict[str, list[float]]] = {
             name: {op: [] for op in OPS} for name in makers
         }
@@ -114,14 +125,24 @@ def main() -> None:
                     for op, us in measure(provider, args.n).items():
                         samples[name][op].append(us)
             tokenize.append(tokenize_us(tmp, args.n))
-    _report(samples, statistics.median(tokenize), args, reason)
+        if server is not None:
+            server.stop()
+    _report(samples, statistics.median(tokenize), args, notes)
+
+
+def _transit(server: openbao.BaoServer) -> Callable[[], KeyProvider]:
+    from coatcheck.vault.keys.transit import TransitKeyProvider, create_transit_root
+
+    mount = server.new_transit_mount()
+    create_transit_root(server.address, server.token, mount)
+    return lambda: TransitKeyProvider(server.address, server.token, mount)
 
 
 def _report(
     samples: dict[str, dict[str, list[float]]],
     tokenize: float,
     args: argparse.Namespace,
-    reason: str | None,
+    notes: list[str],
 ) -> None:
     median = {
         name: {op: statistics.median(v) for op, v in ops.items()} for name, ops in samples.items()
@@ -141,8 +162,8 @@ def _report(
             f"- {name}: a wrap on every tokenize would add {ops['wrap'] / tokenize:.1%}, "
             f"an unwrap {ops['unwrap'] / tokenize:.1%}"
         )
-    if reason is not None:
-        print(f"\nPKCS#11 not measured: {reason}")
+    for note in notes:
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Key providers: the vault's root of trust behind one interface (docs/keys.md).
 
 `KeyProvider` (seal, named KEKs, `destroy_is_final`) with `FileKeyProvider`,
-`EnvKeyProvider` and `Pkcs11KeyProvider` (import it from `coatcheck.vault.keys.pkcs11`: it
-needs the `pkcs11` extra); `ProviderChain` for rotation and migration; `ServiceKeys` for the
+`EnvKeyProvider`, `Pkcs11KeyProvider` (in `coatcheck.vault.keys.pkcs11`: it needs the
+`pkcs11` extra) and `TransitKeyProvider` (in `coatcheck.vault.keys.transit`: HashiCorp Vault
+/ OpenBao transit over httpx); `ProviderChain` for rotation and migration; `ServiceKeys` for the
 audit-MAC, pseudonym and checkpoint keys sealed under the root; `open_provider` from settings.
 """
 
