@@ -8,7 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from coatcheck.middleware.service.app import create_app
 from coatcheck.vault import KeyConfigError, load_master_key
 from coatcheck.vault.keys import (
     EnvKeyProvider,
@@ -16,6 +18,7 @@ from coatcheck.vault.keys import (
     ProviderSettings,
     open_provider,
 )
+from tests.service.gateway_helpers import make_settings
 
 
 def _key_file(path: Path, mode: int) -> Path:
@@ -36,6 +39,16 @@ def test_a_key_file_open_to_others_is_refused(tmp_path: Path, mode: int) -> None
         assert str(path) in message and f"chmod 600 {path}" in message
         assert f"{mode:04o}" in message
         assert path.read_text().strip() not in message
+
+
+def test_the_service_refuses_to_start_on_a_key_file_others_can_read(tmp_path: Path) -> None:
+    """The attack: a key file left 0644, so any account on the host reads every value."""
+    settings = make_settings(tmp_path)
+    _key_file(settings.key_file, 0o644)
+    with pytest.raises(KeyConfigError) as err, TestClient(create_app(settings)):
+        pass
+    assert f"chmod 600 {settings.key_file}" in str(err.value)
+    assert not Path(settings.database_url.removeprefix("sqlite:///")).exists()
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400])
