@@ -19,7 +19,13 @@ from pathlib import Path
 
 from coatcheck.vault.errors import KeyConfigError
 
-__all__ = ["MIN_MASTER_KEY_BYTES", "load_master_key", "read_key_file", "validate_master_key"]
+__all__ = [
+    "MIN_MASTER_KEY_BYTES",
+    "load_master_key",
+    "parse_master_key",
+    "read_key_file",
+    "validate_master_key",
+]
 
 MIN_MASTER_KEY_BYTES = 32
 _PLACEHOLDERS = ("changeme", "change-me", "change_me", "secret", "password", "example", "test")
@@ -43,6 +49,11 @@ def _decode(text: str, setting: str) -> bytes:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise KeyConfigError(setting, f"{setting}: not valid base64") from None
+
+
+def parse_master_key(text: str, setting: str) -> bytes:
+    """The validated master key in base64 `text`; errors name `setting`, never the value."""
+    return validate_master_key(_decode(text, setting), setting)
 
 
 def _create_key_file(path: Path) -> None:
@@ -85,13 +96,11 @@ def read_key_file(path: Path, setting: str = "COATCHECK_KEY_FILE") -> bytes:
     """The validated master key in `path` (created 0600 if absent; refused if not private)."""
     if not path.exists():
         _create_key_file(path)
-    return validate_master_key(_decode(_read_private(path, setting), setting), setting)
+    return parse_master_key(_read_private(path, setting), setting)
 
 
 def load_master_key(master_key_b64: str | None, key_file: Path) -> bytes:
     """The validated master key from the env value, else the key file (created if absent)."""
     if master_key_b64 is not None:
-        return validate_master_key(
-            _decode(master_key_b64, "COATCHECK_MASTER_KEY"), "COATCHECK_MASTER_KEY"
-        )
+        return parse_master_key(master_key_b64, "COATCHECK_MASTER_KEY")
     return read_key_file(key_file)

@@ -15,15 +15,13 @@ until it has re-wrapped them (docs/keys.md, "From the key ring to day KEKs").
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from pathlib import Path
 from typing import ClassVar
 
 from coatcheck.vault import _crypto
 from coatcheck.vault.errors import KeyConfigError
-from coatcheck.vault.keyfile import read_key_file, validate_master_key
+from coatcheck.vault.keyfile import parse_master_key, read_key_file, validate_master_key
 from coatcheck.vault.keyring import KeyRing
 from coatcheck.vault.keys.errors import KeyDestroyed
 from coatcheck.vault.keys.provider import SEALED, Kek, KeyProvider, header, kek_context
@@ -107,11 +105,7 @@ class EnvKeyProvider(_HostKeyProvider):
     kind: ClassVar[str] = "env"
 
     def __init__(self, value_b64: str, setting: str = ENV_SETTING) -> None:
-        try:
-            master = base64.b64decode(value_b64.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise KeyConfigError(setting, f"{setting}: not valid base64") from None
-        super().__init__(master, setting)
+        super().__init__(parse_master_key(value_b64, setting), setting)
 
     @classmethod
     def from_environ(cls, setting: str = ENV_SETTING) -> EnvKeyProvider:

@@ -99,19 +99,28 @@ def _acquire(module: str, token_label: str, pin: str) -> Any:
         except p11.PKCS11Error:
             raise _config_error("COATCHECK_PKCS11_MODULE", f"cannot load {module}") from None
         try:
-            token = lib.get_token(token_label=token_label)
-        except (p11.NoSuchToken, p11.MultipleTokensReturned):
+            session = _login(lib, token_label, pin)
+        except BaseException:
             _release_library(module)
-            raise _config_error(
-                "COATCHECK_PKCS11_TOKEN", f"no single token labelled {token_label!r}"
-            ) from None
-        try:
-            session = token.open(user_pin=pin, rw=True)
-        except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange, p11.PinLocked):
-            _release_library(module)
-            raise _config_error("COATCHECK_PKCS11_PIN", "the token refused the PIN") from None
+            raise
         _SHARED[key] = _Shared(lib, session, 1)
         return session
+
+
+def _login(lib: Any, token_label: str, pin: str) -> Any:
+    """A read-write session on the token, logged in as the user; errors name the setting."""
+    try:
+        token = lib.get_token(token_label=token_label)
+    except (p11.NoSuchToken, p11.MultipleTokensReturned):
+        raise _config_error(
+            "COATCHECK_PKCS11_TOKEN", f"no single token labelled {token_label!r}"
+        ) from None
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange, p11.PinLocked):
+        raise _config_error("COATCHECK_PKCS11_PIN", "the token refused the PIN") from None
+    except p11.PKCS11Error as exc:
+        raise ProviderUnavailable("pkcs11", type(exc).__name__) from None
 
 
 def _release(module: str, token_label: str) -> None:
