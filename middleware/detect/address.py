@@ -90,9 +90,12 @@ class AddressFinder:
             rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
             rf",?[ \t]+{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL}",
             # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
-            rf"(?<![\w-])[^\W\d_a-z][\w-]{{1,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w]){unit_tail}{_TAIL}",
-            rf"(?<![\w-])[^\W\d_a-z][\w-]{{1,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w]){unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
             rf"{unit_tail}{_TAIL}",
+            # Flat 4, Thomas Lodge / Studio 53, Short Ranch (UK: the unit before the street)
+            rf"(?<![\w.])(?:{units})[ \t]+\d{{1,5}}[A-Za-z]?,?[ \t]+(?:{_CAP}[ \t]+){{1,4}}"
+            rf"(?:{suffixes})\b\.?{_TAIL}",
             # Apt. 482 / Suite 12 / P.O. Box 149
             rf"\b(?:Apt|Apartment|Suite|Ste){num_tail}\b",
             r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",

@@ -18,7 +18,7 @@ from coatcheck.middleware.detect.recognizers import Candidate
 __all__ = ["NearCard"]
 
 _WINDOW = 40
-_EXPIRY = re.compile(r"(?:0[1-9]|1[0-2]) ?[/-] ?(?:20)?\d{2}(?![\w]|[/.-]\d| ?\d)")
+_EXPIRY = re.compile(r"(?:0[1-9]|1[0-2]) ?[/-] ?(?:20)?\d{2}(?![\w]|[/.-]\d)")
 _CVV = re.compile(r"\d{3,4}(?![\w]|[/.,-]\d| ?\d{3})")
 
 

@@ -79,7 +79,10 @@ def _variants(words: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for word in words:
         base = word.rstrip(".")
-        for form in (base[:1].upper() + base[1:], base.upper()):
+        forms = [base[:1].upper() + base[1:], base.upper()]
+        if len(base) > 3:
+            forms.append(base.lower())  # "bonjour madame Dubois", "goedendag mevrouw Jansen"
+        for form in forms:
             out.append(form + ".")
             if len(base) > 2 or "." in base:
                 out.append(form)
@@ -96,7 +99,8 @@ class NameFinder:
 
     def __init__(self, lexicon: Lexicon, names: frozenset[str] | None = None) -> None:
         self._names = first_names() if names is None else names
-        self._stop = lexicon.all_stopwords | lexicon.not_names
+        self._stop = lexicon.all_stopwords
+        self._not_names = lexicon.not_names
         self._months = frozenset(m.lower() for m in lexicon.months)
         strong = words_regex(lexicon.name_intro)
         weak = words_regex(lexicon.name_weak_intro)
@@ -127,8 +131,8 @@ class NameFinder:
         words = self._words(text, pos, allow_lower=kind == "strong")
         if not words:
             return None
-        first = text[words[0][0] : words[0][1]]
-        known = first.lower() in self._names
+        first = text[words[0][0] : words[0][1]].lower()
+        known = first in self._names and first not in self._not_names
         if kind == "strong" or kind == "title":
             return words[0][0], words[-1][1]
         if kind == "weak":
@@ -146,12 +150,19 @@ class NameFinder:
         first name and what follows it), particles between them; stops at a function word."""
         found: list[tuple[int, int]] = []
         lower_ok = False
+        lead: int | None = None  # a particle before the first word ("van Wassenaar")
         while len(found) < 4:
             match = _WORD.match(text, pos)
             if match is None:
                 break
             word = match.group()
             lowered = word.lower()
+            if not found and lead is None and lowered in _PARTICLES:
+                gap = _GAP.match(text, match.end())
+                if gap is None:
+                    break
+                lead, pos = match.start(), gap.end()
+                continue
             if found and lowered in _PARTICLES:
                 gap = _GAP.match(text, match.end())
                 if gap is None:
@@ -163,9 +174,9 @@ class NameFinder:
                 lower_ok = True
             elif not capital and not lower_ok:
                 break
-            if lowered in self._stop or lowered in self._months:
+            if lowered in self._stop:
                 break
-            found.append(match.span())
+            found.append((lead, match.end()) if lead is not None and not found else match.span())
             gap = _GAP.match(text, match.end())
             if gap is None:
                 break
@@ -177,7 +188,8 @@ class NameFinder:
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):
             word = match.group()
-            if not word[0].isupper() or word.lower() not in self._names:
+            lowered = word.lower()
+            if not word[0].isupper() or lowered not in self._names or lowered in self._not_names:
                 continue
             if _sentence_start(text, match.start()) and words[index + 1].group().lower() in (
                 self._names

@@ -343,6 +343,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             context=("sort code",),
             context_required=True,
             score=0.6,
+            prune=False,  # "20-00-00" has the shape of a date; its words decide
             min_digits=6,
         ),
     ),
