@@ -176,6 +176,8 @@ class NameFinder:
                 break
             if lowered in self._stop:
                 break
+            if any(ch.isdigit() for ch in word):
+                break
             found.append((lead, match.end()) if lead is not None and not found else match.span())
             gap = _GAP.match(text, match.end())
             if gap is None:
@@ -198,7 +200,8 @@ class NameFinder:
             tail = [
                 m
                 for m in words[index + 1 :]
-                if m.group()[0].isupper() or m.group().lower() in _PARTICLES
+                if (m.group()[0].isupper() and not any(c.isdigit() for c in m.group()))
+                or m.group().lower() in _PARTICLES
             ]
             last = None
             for m in tail:

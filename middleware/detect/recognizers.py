@@ -280,6 +280,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
         context=("cvv", "cvc", "security code"),
         context_required=True,
         score=0.6,
+        prune=False,  # its words are required; "code" would prune it
         min_digits=3,
         min_run=3,
     ),

@@ -1,7 +1,7 @@
-"""Overlap resolution: context rule > validated pattern > unvalidated pattern > names tier
-(NER, gazetteers, the model-free name rules); on equal rank the longest span, then a
-built-in recognizer over a presidio plug-in, then the higher score (context words), then
-leftmost."""
+"""Overlap resolution: context rule > validated pattern > unvalidated pattern (and presidio
+plug-ins) > names tier (NER, gazetteers, the model-free name rules); on equal rank the
+longest span, then a built-in recognizer over a presidio plug-in, then the higher score
+(context words), then leftmost."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def _rank(candidate: Candidate) -> int:
         return 3
     if candidate.rule in _STATISTICAL:
         return 0
+    if candidate.rule.startswith("presidio:"):
+        return 1  # plug-ins rank as unvalidated patterns: no locale prunes, other scores
     return 2 if candidate.validated else 1
 
 
