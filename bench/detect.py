@@ -300,8 +300,17 @@ _PRESIDIO_LANGS = ("en", "de", "fr", "es", "it", "nl", "pt")
 _PRESIDIO_MAP = {"DATE_TIME": "DATE_OF_BIRTH"}
 # presidio classes that need a model, a service or an NLP engine: not pattern-only.
 _PRESIDIO_SKIP = (
-    "Spacy", "Stanza", "Transformers", "GLiNER", "Gliner", "HuggingFace", "Azure",
-    "LangExtract", "Medical", "Ner", "Ahds",
+    "Spacy",
+    "Stanza",
+    "Transformers",
+    "GLiNER",
+    "Gliner",
+    "HuggingFace",
+    "Azure",
+    "LangExtract",
+    "Medical",
+    "Ner",
+    "Ahds",
 )
 
 Row = dict[str, object]
@@ -376,7 +385,9 @@ def report_locales(path: Path, rounds: int, hint: bool) -> None:
             out = [engines[name](str(r["text"]), str(r["locale"])) for r in rows]
             times[name].append(time.perf_counter() - start)
             preds[name] = out
-    ratio = statistics.median(p / c for c, p in zip(times["coatcheck"], times["presidio"], strict=True))
+    ratio = statistics.median(
+        p / c for c, p in zip(times["coatcheck"], times["presidio"], strict=True)
+    )
     print(f"\n### Multilingual dev set: {len(rows)} messages, {rounds} rounds")
     print(
         f"\npresidio: {classes} predefined pattern recognizer classes, each for "
@@ -385,7 +396,10 @@ def report_locales(path: Path, rounds: int, hint: bool) -> None:
         f"{len(rows) / min(times['presidio']):,.0f} msg/s (ratio {ratio:.1f}x)\n"
     )
     locales = list(dict.fromkeys(str(r["locale"]) for r in rows))
-    print("| locale | values | reach the bot: coatcheck | presidio | negatives | kept: coatcheck | presidio |")
+    print(
+        "| locale | values | reach the bot: coatcheck | presidio | negatives "
+        "| kept: coatcheck | presidio |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for locale in [*locales, "all"]:
         picked = [i for i, r in enumerate(rows) if locale in ("all", r["locale"])]

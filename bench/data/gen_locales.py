@@ -266,7 +266,7 @@ class Values:
             value = str(self.fake.ssn())
             if not value.startswith(("9", "666", "000")):
                 break
-        return value.replace("-", self.rng.choice(["-", "–", " "]))
+        return value.replace("-", self.rng.choice(["-", "\u2013", " "]))
 
     def date_of_birth(self) -> str:
         born = self.fake.date_of_birth(minimum_age=18, maximum_age=90)
@@ -371,7 +371,8 @@ class Values:
         )
 
     def neg_invoice(self) -> str:
-        return f"{self.rng.choice(['INV', 'RE', 'FA', 'F'])}-{self.rng.randint(2019, 2026)}-{self.rng.randint(1000, 99999)}"
+        prefix = self.rng.choice(["INV", "RE", "FA", "F"])
+        return f"{prefix}-{self.rng.randint(2019, 2026)}-{self.rng.randint(1000, 99999)}"
 
     def neg_ticket(self) -> str:
         return f"{self.rng.randint(10**6, 10**9)}"
@@ -428,7 +429,9 @@ def fill(template: str, values: Values) -> dict[str, object]:
         start = len(text)
         text += value
         if key.startswith("NEG_"):
-            negatives.append({"kind": key[4:].lower(), "start": start, "end": len(text), "value": value})
+            negatives.append(
+                {"kind": key[4:].lower(), "start": start, "end": len(text), "value": value}
+            )
         else:
             entity = "PERSON" if key == "LAST" else key
             spans.append({"entity_type": entity, "start": start, "end": len(text), "value": value})

@@ -34,8 +34,27 @@ _SCORE = 0.6
 # locale, and the Nordic, Finnish, Hungarian and Slavic forms the NER bench data carries.
 _BASE_PREFIXES = ("ul.", "Ul.", "ulica", "al.", "Al.", "Aleja", "Os.")
 _BASE_ENDINGS = (
-    "gatan", "vägen", "gränd", "torget", "gata", "gate", "gaten", "veien", "vegen", "vej",
-    "gade", "stræde", "stræti", "katu", "tie", "kuja", "polku", "väylä", "tér", "utca", "körút",
+    "gatan",
+    "vägen",
+    "gränd",
+    "torget",
+    "gata",
+    "gate",
+    "gaten",
+    "veien",
+    "vegen",
+    "vej",
+    "gade",
+    "stræde",
+    "stræti",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "väylä",
+    "tér",
+    "utca",
+    "körút",
 )
 _NAME = r"[^\W\d_][\w'\u2019.-]*"  # a word that starts with a letter
 _CAP = r"[^\W\d_a-z][\w'\u2019.-]*"  # ... with a capital (any script)
@@ -51,13 +70,19 @@ _POSTCODE = (
     r"(?:\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
 )
-_CITY = r"[^\W\d_a-z][\w'\u2019.-]*(?:[ \t-](?:(?:de|da|do|sur|am|an|im|aan|den)[ \t])?[^\W\d_a-z][\w'\u2019.-]*){0,2}"
+_CITY = (
+    r"[^\W\d_a-z][\w'\u2019.-]*(?:[ \t-](?:(?:de|da|do|sur|am|an|im|aan|den)[ \t])?"
+    r"[^\W\d_a-z][\w'\u2019.-]*){0,2}"
+)
 # ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
 # ", Springfield, IL 62704".
 _TAIL = (
     rf"(?:[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
     rf"|{_CITY}[ \t]*,?[ \t]*(?:[A-Z]{{2}}[ \t]+)?{_POSTCODE}))?"
 )
+
+
+_WORD_TOKEN = re.compile(r"[^\W\d_][\w'\u2019-]*")
 
 
 def _alternation(words: tuple[str, ...]) -> str:
@@ -87,10 +112,12 @@ class AddressFinder:
             rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
             # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
-            rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
+            rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
             rf",?[ \t]+{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL}",
             # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
-            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w]){unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"{unit_tail}{_TAIL}",
             rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
             rf"{unit_tail}{_TAIL}",
             # Flat 4, Thomas Lodge / Studio 53, Short Ranch (UK: the unit before the street)
@@ -101,16 +128,42 @@ class AddressFinder:
             r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
         )
         self._compiled = tuple(re.compile(p) for p in patterns)
+        # Every shape needs a street word, a unit word or "Box": a message without one
+        # runs no pattern (one word scan, set lookups).
+        words = (
+            *lexicon.street_suffixes,
+            *lexicon.street_prefixes,
+            *_BASE_PREFIXES,
+            *lexicon.street_units,
+            "Apt",
+            "Apartment",
+            "Suite",
+            "Ste",
+            "Box",
+        )
+        self._words = frozenset(w.lower().rstrip(".") for w in words for w in w.split()[:1])
+        self._endings = tuple(
+            e.lower().rstrip(".") for e in (*lexicon.street_endings, *_BASE_ENDINGS)
+        )
 
     def find(self, text: str) -> Iterator[Candidate]:
         """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
         messages are skipped without running a pattern."""
+        if not self._could_match(text):
+            return
         for regex in self._compiled:
             for match in regex.finditer(text):
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
                     end -= 1
                 yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+
+    def _could_match(self, text: str) -> bool:
+        for token in _WORD_TOKEN.findall(text):
+            lowered = token.lower()
+            if lowered in self._words or lowered.endswith(self._endings):
+                return True
+        return False
 
 
 def find_addresses(text: str) -> Iterator[Candidate]:

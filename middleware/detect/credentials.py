@@ -34,7 +34,7 @@ def _secret(
 
 # Words that name a secret in an assignment or a sentence ("api_key=...", "my password is
 # ..."), in the shipped languages; the value is the next token.
-_SECRET_WORDS = (
+_SECRET_WORDS = (  # noqa: S105
     r"pass(?:word|wd|wort|phrase)?|pwd|kennwort|mot de passe|mdp|contrase[ñn]a|senha"
     r"|wachtwoord|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key"
     r"|auth[_-]?token|access[_-]?token|token|private[_-]?key|accountkey|sharedaccesskey"
@@ -102,7 +102,7 @@ SECRET_RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     _secret("SECRET_NPM_TOKEN", rf"(?<![\w-])npm_[A-Za-z0-9]{{36}}{_TAIL}", ("npm_",)),
     _secret(
-        "SECRET_PYPI_TOKEN", rf"(?<![\w-])pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{{50,300}}", ("pypi-",)
+        "SECRET_PYPI_TOKEN", r"(?<![\w-])pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,300}", ("pypi-",)
     ),
     # JSON Web Token: base64url header (always starts eyJ, '{"'), payload, signature.
     _secret(
@@ -125,8 +125,17 @@ SECRET_RECOGNIZERS: tuple[Recognizer, ...] = (
         rf"(?i:(?<![\w-])(?:{_SECRET_WORDS})[\"']?{_IS}[\"']?)"
         r"(?P<value>(?=[^\s\"']*[\d\W_])[^\s\"',;]{4,200})",
         (
-            "pass", "pwd", "kennwort", "mot de passe", "mdp", "contrase", "senha", "wachtwoord",
-            "secret", "key", "token",
+            "pass",
+            "pwd",
+            "kennwort",
+            "mot de passe",
+            "mdp",
+            "contrase",
+            "senha",
+            "wachtwoord",
+            "secret",
+            "key",
+            "token",
         ),
         casefold=True,
     ),

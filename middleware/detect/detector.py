@@ -80,7 +80,15 @@ class Detector:
         builtin = build_recognizers(lexicon)
         if not detection.secrets:
             builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
-        self._recognizers = builtin + custom
+        self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
+        self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
+        # One substring test for the whole secret family before any of its gates runs.
+        self._secret_needles = tuple(
+            n for r in self._secrets if not r.requires_casefold for n in r.requires
+        )
+        self._secret_needles_cf = tuple(
+            n for r in self._secrets if r.requires_casefold for n in r.requires
+        )
         phone_words = {w.lower() for w in lexicon.context_for("PHONE_NUMBER")}
         rivals = tuple(
             word
@@ -211,6 +219,12 @@ class Detector:
                     return locale.region
         return self._default_region
 
+    def _any_secret_hint(self, text: str) -> bool:
+        if any(needle in text for needle in self._secret_needles):
+            return True
+        lowered = text.lower()
+        return any(needle in lowered for needle in self._secret_needles_cf)
+
     def _global(
         self, text: str, analysis: Analysis | None, hint: Language | None
     ) -> Iterator[Candidate]:
@@ -228,6 +242,10 @@ class Detector:
                     yield candidate
         if cards:
             yield from self._near_card.find(text, cards)
+        if self._secrets and self._any_secret_hint(text):
+            for recognizer in self._secrets:
+                if recognizer.could_match(text, digits, longest):
+                    yield from recognizer.find(text)
         if digits >= PHONE_MIN_DIGITS:
             yield from self._phones.find(text, self._region(hint), self._default_region)
         if self._addresses is not None and digits:

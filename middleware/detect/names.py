@@ -40,15 +40,41 @@ __all__ = ["NAME_RULE", "NameFinder", "first_names"]
 NAME_RULE = "names"
 _SCORE = 0.48  # below NER's 0.5: the model wins a tie
 _PARTICLES = frozenset(
-    "de del della di da do dos das du des la le van der den von vom zu ten ter y e i".split()
+    [
+        "de",
+        "del",
+        "della",
+        "di",
+        "da",
+        "do",
+        "dos",
+        "das",
+        "du",
+        "des",
+        "la",
+        "le",
+        "van",
+        "der",
+        "den",
+        "von",
+        "vom",
+        "zu",
+        "ten",
+        "ter",
+        "y",
+        "e",
+        "i",
+    ]
 )
-_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _GAP = re.compile(r"[ \t]+")
+# Words as cue phrases start them ("i'm", "c'est", "sr.", "m'appelle"): where a cue may begin.
+_TOKEN = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
 _CAPS_RUN = re.compile(
-    r"(?<![\w'’-])[^\W\d_a-z][\w'’-]*(?:[ \t]+(?:(?:de|da|do|dos|das|di|del|van|der|den|von|le"
-    r"|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'’-]*){1,3}"
+    r"(?<![\w'\u2019-])[^\W\d_a-z][\w'\u2019-]*(?:[ \t]+(?:(?:de|da|do|dos|das|di|del|van"
+    r"|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*){1,3}"
 )
 
 
@@ -112,12 +138,24 @@ class NameFinder:
             rf"|(?P<sign>(?i:(?<!\w)(?:{sign})))[ \t]*[,.!]?[ \t]*(?:\r?\n[ \t]*)?"
             rf"|(?P<title>(?<![\w.])(?:{titles}))[ \t]+"
         )
+        cues = (
+            *lexicon.name_intro,
+            *lexicon.name_weak_intro,
+            *lexicon.sign_off,
+            *_variants(lexicon.titles),
+        )
+        self._first_words = frozenset(cue.split()[0].lower() for cue in cues if cue.split())
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
     def find(self, text: str) -> Iterator[Candidate]:
         """PERSON candidates in normalised text."""
-        for cue in self._cue.finditer(text):
+        for token in _TOKEN.finditer(text):
+            if token.group().lower() not in self._first_words:
+                continue
+            cue = self._cue.match(text, token.start())
+            if cue is None:
+                continue
             kind = cue.lastgroup
             span = self._after_cue(text, cue.end(), kind or "")
             if span is not None:

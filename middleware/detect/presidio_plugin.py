@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.detect.recognizers import Candidate
@@ -43,7 +43,7 @@ class PresidioPlugin:
                     f"detection.presidio.recognizers.{index}",
                     "not a predefined presidio pattern recognizer",
                 )
-            recognizers.append(cls())
+            recognizers.append(cast(Any, cls)())
         if yaml_path is not None:
             registry = RecognizerRegistry(recognizers=[])
             try:

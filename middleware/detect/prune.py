@@ -14,7 +14,7 @@ from coatcheck.middleware.detect.locales import Lexicon, words_regex
 __all__ = ["Pruner"]
 
 _WINDOW = 48
-_SEP = r"[\s:.#°º'’-]"
+_SEP = r"[\s:.#°º'\u2019-]"
 _TIME_OR_AMOUNT = re.compile(
     r"^(?:\d{1,2}[:h]\d{2}(?::\d{2})?"  # 10:30, 10h30
     r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,200.50

@@ -178,14 +178,14 @@ class Recognizer:
     def localised(self, lexicon: Lexicon, pruner: Pruner) -> Recognizer:
         """This recognizer with the configured languages' context words and prunes (its own
         context words are kept when the locales have none for its type)."""
-        return replace(self, context=lexicon.context_for(self.entity_type) or self.context,
-                       pruner=pruner)
+        return replace(
+            self, context=lexicon.context_for(self.entity_type) or self.context, pruner=pruner
+        )
 
     def _near_context(self, text: str, start: int) -> bool:
         if self._context_re is None:
             return False
         return self._context_re.search(text, max(0, start - _CONTEXT_WINDOW), start) is not None
-
 
 
 @functools.cache
@@ -300,9 +300,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "US": (
         Recognizer(
             "US_SSN",
-            (
-                rf"{_START}(?!000|666|9\d\d)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",
-            ),
+            (rf"{_START}(?!000|666|9\d\d)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
             weak_patterns=(rf"{_START}(?!000|666|9\d\d)\d{{3}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",),
             context=("ssn", "social security"),
             score=0.5,
@@ -351,7 +349,10 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "FR": (
         Recognizer(
             "FR_NIR",
-            (rf"{_START}[12] ?\d{{2}} ?\d{{2}} ?(?:\d{{2}}|2[AB]) ?\d{{3}} ?\d{{3}} ?\d{{2}}{_END}",),
+            (
+                rf"{_START}[12] ?\d{{2}} ?\d{{2}} ?(?:\d{{2}}|2[AB]) ?\d{{3}} ?\d{{3}} ?\d{{2}}"
+                rf"{_END}",
+            ),
             validator="fr_nir",
             flags=re.IGNORECASE,
             score=0.7,
@@ -399,7 +400,10 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
         Recognizer(
             "NL_BSN",
             # 9 digits pass the 11-test one time in eleven: only after its words.
-            (rf"{_START}\d{{4}}\.?\d{{2}}\.?\d{{3}}{_END}", rf"{_START}\d{{3}} \d{{3}} \d{{3}}{_END}"),
+            (
+                rf"{_START}\d{{4}}\.?\d{{2}}\.?\d{{3}}{_END}",
+                rf"{_START}\d{{3}} \d{{3}} \d{{3}}{_END}",
+            ),
             validator="nl_bsn",
             context=("bsn",),
             context_required=True,
@@ -464,7 +468,7 @@ def _date_of_birth(lexicon: Lexicon) -> Recognizer:
 
 
 def _spelled_email(lexicon: Lexicon) -> Recognizer:
-    """"jane [at] example [dot] com", "jane(at)example.com", "jane at example dot com",
+    """ "jane [at] example [dot] com", "jane(at)example.com", "jane at example dot com",
     "juan arroba ejemplo punto es": the at/dot words of every configured language. A bare
     " at " needs a spelled dot too ("look at example.com" is no address)."""
     at = words_regex(lexicon.email_at)

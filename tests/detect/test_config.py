@@ -97,5 +97,12 @@ def test_detection_errors_name_the_field(detection: dict[str, Any], field: str) 
 def test_default_locales_are_the_eight() -> None:
     cfg = load_config({})
     assert cfg.detection.locales == (
-        "en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "it-IT", "nl-NL", "pt-BR",
+        "en-US",
+        "en-GB",
+        "de-DE",
+        "fr-FR",
+        "es-ES",
+        "it-IT",
+        "nl-NL",
+        "pt-BR",
     )

@@ -44,7 +44,9 @@ def test_yaml_recognizer_and_gate(tmp_path: Path) -> None:
 
 
 def test_builtin_wins_a_tie_with_presidio_on_the_same_type() -> None:
-    detector = Detector.from_config({"detection": {"presidio": {"recognizers": ["EmailRecognizer"]}}})
+    detector = Detector.from_config(
+        {"detection": {"presidio": {"recognizers": ["EmailRecognizer"]}}}
+    )
     [span] = detector.detect("mail ann@example.org")
     assert span.rule == "EMAIL_ADDRESS"
 
