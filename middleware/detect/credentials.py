@@ -34,8 +34,8 @@ def _secret(
 
 # Words that name a secret in an assignment or a sentence ("api_key=...", "my password is
 # ..."), in the shipped languages; the value is the next token.
-_SECRET_WORDS = (  # noqa: S105
-    r"pass(?:word|wd|wort|phrase)?|pwd|kennwort|mot de passe|mdp|contrase[ñn]a|senha"
+_SECRET_WORDS = (
+    r"pass(?:word|wd|wort|phrase)?|pwd|kennwort|mot de passe|mdp|contrase[ñn]a|senha"  # noqa: S105
     r"|wachtwoord|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key"
     r"|auth[_-]?token|access[_-]?token|token|private[_-]?key|accountkey|sharedaccesskey"
 )
