@@ -37,11 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Detector"]
 
-# Digit-bearing types whose words, said last before a number, make it not a phone number.
+# Digit-bearing types whose words, said last before a number, make it not a phone number
+# (cards are left out: Luhn and length tell them apart, and "CB"/"cc" are too short).
 _PHONE_RIVALS = (
     "BANK_ACCOUNT",
-    "CREDIT_CARD",
-    "CARD_CVV",
     "US_SSN",
     "US_PASSPORT",
     "UK_NHS",
@@ -52,7 +51,6 @@ _PHONE_RIVALS = (
     "BR_CPF",
     "BR_CNPJ",
     "DE_TAX_ID",
-    "IT_FISCAL_CODE",
 )
 
 
