@@ -94,15 +94,17 @@ class Redactor:
         context: Context | None = None,
         *,
         record: Callable[[Connection | None, RedactResult], None] | None = None,
+        language: str | None = None,
     ) -> RedactResult:
         """Redacted text plus entities; raises the vault's error if storing fails.
 
         `record(conn, result)` lets the caller store its own rows for the result in the
         vault's transaction (one commit for values and, say, the history line); with no
-        value to vault it gets `conn=None` and must open its own transaction.
+        value to vault it gets `conn=None` and must open its own transaction. `language` is
+        the conversation's language hint from the channel (e.g. Rasa `metadata.language`).
         """
         safe = defang(text)
-        spans = self.detector.detect(safe, context)
+        spans = self.detector.detect(safe, context, language=language)
         if not spans:
             result = RedactResult(safe, [])
             if record is not None:

@@ -17,70 +17,163 @@ street word ("Palackého 496"), which cannot be told apart from "Windows 10" by 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import replace
 
+from coatcheck.middleware.detect.locales import Lexicon, lexicon_for
 from coatcheck.middleware.detect.recognizers import Candidate
 
-__all__ = ["ADDRESS_TYPE", "absorb_places", "find_addresses"]
+__all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
 ADDRESS_TYPE = "ADDRESS"
 _SCORE = 0.6
 
-# English street types and their common abbreviations (USPS suffix list, the usual ones).
-_SUFFIXES = (
-    "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
-    "|Terrace|Ter|Circle|Cir|Square|Sq|Parkway|Pkwy|Highway|Hwy|Crescent|Cres|Close|Row"
-    "|Trail|Trl|Alley|Plaza|Grove|Mews|Pike|Turnpike|Expressway|Freeway|Causeway"
-)
-# Street words that come before the name (Romance and Slavic languages).
-_PREFIXES = (
-    r"Rue|Route|Avenue|Boulevard|Bd|Chemin|Allée|Impasse|Quai|Via|Viale|Piazza|Piazzale"
-    r"|Corso|Largo|Vicolo|Strada|Calle|Carrer|Avenida|Av\.|Avda\.|Paseo|Plaza|Ctra\.|Camino"
-    r"|Rua|R\.|Travessa|Praça|ul\.|Ul\.|ulica|al\.|Al\.|Aleja|Os\."
-)
-# Endings of one-word street names (German, Dutch, Nordic, Finnish, Hungarian, Icelandic).
-_ENDINGS = (
-    "straße|strasse|str\\.|gasse|weg|allee|platz|damm|ufer|straat|laan|gracht|plein|dijk"
-    "|kade|gatan|vägen|gränd|torget|gata|gate|gaten|veien|vegen|vej|gade|stræde|stræti|katu"
-    "|tie|kuja|polku|väylä|tér|utca|körút"
+# Street words shipped in code (beyond the locale files): English suffixes for any English
+# locale, and the Nordic, Finnish, Hungarian and Slavic forms the NER bench data carries.
+_BASE_PREFIXES = ("ul.", "Ul.", "ulica", "al.", "Al.", "Aleja", "Os.")
+_BASE_ENDINGS = (
+    "gatan",
+    "vägen",
+    "gränd",
+    "torget",
+    "gata",
+    "gate",
+    "gaten",
+    "veien",
+    "vegen",
+    "vej",
+    "gade",
+    "stræde",
+    "stræti",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "väylä",
+    "tér",
+    "utca",
+    "körút",
 )
 _NAME = r"[^\W\d_][\w'\u2019.-]*"  # a word that starts with a letter
 _CAP = r"[^\W\d_a-z][\w'\u2019.-]*"  # ... with a capital (any script)
-_PARTICLE = r"(?:(?:de|del|della|delle|di|da|do|dos|das|du|des|la|le|los|las)\s+|d['\u2019])"
-_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
-_NUM_TAIL = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
-_UNIT = rf"(?:Apt|Apartment|Suite|Ste){_NUM_TAIL}"  # on its own: an apartment or suite
-_UNIT_TAIL = rf"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl|Floor){_NUM_TAIL})?"
-
-_PATTERNS = (
-    # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
-    rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{_SUFFIXES})\b\.?{_UNIT_TAIL}",
-    # Via Tasso 129 / Avenue d'Ouchy 5 / ul. Słowicza 10
-    rf"(?<![\w.])(?:{_PREFIXES})[ \t]+{_PARTICLE}*{_CAP}(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
-    rf"[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    # Heirstraat 58 / Östbygatan 36 / Berings gate 210
-    rf"\b[^\W\d_a-z][^\W\d_]{{2,}}(?:{_ENDINGS})[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    rf"\b{_CAP}[ \t]+(?:{_ENDINGS})[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    # Apt. 482 / Suite 12 / P.O. Box 149
-    rf"\b{_UNIT}\b",
-    r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
+_PARTICLE = (
+    r"(?:(?:de|del|della|delle|di|da|do|dos|das|du|des|la|le|los|las|van|der|den)\s+"
+    r"|d['\u2019])"
 )
-_COMPILED = tuple(re.compile(p) for p in _PATTERNS)
+_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
+# Postcodes of the shipped regions (one alternation: a postcode is only taken right after
+# a street, where a wrong region's shape costs nothing).
+_POSTCODE = (
+    r"(?:\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
+)
+_CITY = (
+    r"[^\W\d_a-z][\w'\u2019.-]*(?:[ \t-](?:(?:de|da|do|sur|am|an|im|aan|den)[ \t])?"
+    r"[^\W\d_a-z][\w'\u2019.-]*){0,2}"
+)
+# ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
+# ", Springfield, IL 62704".
+_TAIL = (
+    rf"(?:[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
+    rf"|{_CITY}[ \t]*,?[ \t]*(?:[A-Z]{{2}}[ \t]+)?{_POSTCODE}))?"
+)
+
+
+_WORD_TOKEN = re.compile(r"[^\W\d_][\w'\u2019-]*")
+
+
+def _alternation(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+class AddressFinder:
+    """Street-address candidates for the configured languages' street words."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        suffixes = _alternation(lexicon.street_suffixes or ("Street", "St", "Road", "Rd"))
+        prefixes = _alternation(lexicon.street_prefixes + _BASE_PREFIXES)
+        # Prefix first: as written ("Via Roma 10") or all lower case ("via Roma 10"), never
+        # other casings ("in der Hauptstraße" is no "In der ..." street).
+        lower_prefixes = _alternation(
+            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p)
+        )
+        endings = _alternation(tuple(e.lower() for e in lexicon.street_endings) + _BASE_ENDINGS)
+        units = _alternation(lexicon.street_units or ("Apt", "Suite"))
+        num_tail = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
+        unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
+        patterns = (
+            # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
+            rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?"
+            rf"{unit_tail}{_TAIL}",
+            # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
+            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
+            # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
+            rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
+            rf",?[ \t]+{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL}",
+            # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"{unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"{unit_tail}{_TAIL}",
+            # Flat 4, Thomas Lodge / Studio 53, Short Ranch (UK: the unit before the street)
+            rf"(?<![\w.])(?:{units})[ \t]+\d{{1,5}}[A-Za-z]?,?[ \t]+(?:{_CAP}[ \t]+){{1,4}}"
+            rf"(?:{suffixes})\b\.?{_TAIL}",
+            # Apt. 482 / Suite 12 / P.O. Box 149
+            rf"\b(?:Apt|Apartment|Suite|Ste){num_tail}\b",
+            r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
+        )
+        self._compiled = tuple(re.compile(p) for p in patterns)
+        # Every shape needs a street word, a unit word or "Box": a message without one
+        # runs no pattern (one word scan, set lookups).
+        words = (
+            *lexicon.street_suffixes,
+            *lexicon.street_prefixes,
+            *_BASE_PREFIXES,
+            *lexicon.street_units,
+            "Apt",
+            "Apartment",
+            "Suite",
+            "Ste",
+            "Box",
+        )
+        self._words = frozenset(w.lower().rstrip(".") for w in words for w in w.split()[:1])
+        self._endings = tuple(
+            e.lower().rstrip(".") for e in (*lexicon.street_endings, *_BASE_ENDINGS)
+        )
+
+    def find(self, text: str) -> Iterator[Candidate]:
+        """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
+        messages are skipped without running a pattern."""
+        if not self._could_match(text):
+            return
+        for regex in self._compiled:
+            for match in regex.finditer(text):
+                start, end = match.span()
+                while end > start and text[end - 1] in " \t,-":
+                    end -= 1
+                yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+
+    def _could_match(self, text: str) -> bool:
+        for token in _WORD_TOKEN.findall(text):
+            lowered = token.lower()
+            if lowered in self._words or lowered.endswith(self._endings):
+                return True
+        return False
 
 
 def find_addresses(text: str) -> Iterator[Candidate]:
-    """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
-    messages are skipped without running a pattern."""
-    if not any(ch.isdigit() for ch in text):
-        return
-    for regex in _COMPILED:
-        for match in regex.finditer(text):
-            start, end = match.span()
-            while end > start and text[end - 1] in " \t,":
-                end -= 1
-            yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+    """ADDRESS candidates with the default locales' street words."""
+    yield from _default_finder().find(text)
+
+
+@functools.cache
+def _default_finder() -> AddressFinder:
+    return AddressFinder(lexicon_for())
 
 
 # Between a street line and the place that follows it on the same line: commas, spaces and

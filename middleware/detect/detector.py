@@ -1,6 +1,7 @@
 """The detector: normalise -> recognizers (+ custom types, + context rule) -> overlaps.
 
-Pure: text in, spans out, no database and no network. Built once from the config.
+Pure: text in, spans out, no database and no network. Built once from the config: the
+configured locales decide the word lists, numbering plans and national ids (`locales.py`).
 """
 
 from __future__ import annotations
@@ -8,16 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from coatcheck.middleware.detect.address import absorb_places, find_addresses
+from coatcheck.middleware.detect.address import AddressFinder, absorb_places
+from coatcheck.middleware.detect.cards import NearCard
 from coatcheck.middleware.detect.config import DetectConfig, load_config
 from coatcheck.middleware.detect.context_rules import apply_rule, resolve_rule
+from coatcheck.middleware.detect.credentials import SECRET_TYPES
+from coatcheck.middleware.detect.language import Language, guess_language, parse_language
+from coatcheck.middleware.detect.locales import lexicon_for
+from coatcheck.middleware.detect.names import NameFinder
 from coatcheck.middleware.detect.normalise import Normalised, normalise
-from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, find_phones
+from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, PhoneFinder
+from coatcheck.middleware.detect.prune import Pruner
 from coatcheck.middleware.detect.recognizers import (
-    BUILTIN_RECOGNIZERS,
     DIGIT_RUN,
     Candidate,
     Recognizer,
+    build_recognizers,
+    digit_count,
 )
 from coatcheck.middleware.detect.resolve import resolve_overlaps
 from coatcheck.middleware.detect.spans import Context, Span
@@ -25,12 +33,25 @@ from coatcheck.middleware.detect.spans import Context, Span
 if TYPE_CHECKING:
     from coatcheck.middleware.detect.ner import Analysis, NerRecognizer
     from coatcheck.middleware.detect.places import PlaceGazetteer
+    from coatcheck.middleware.detect.presidio_plugin import PresidioPlugin
 
 __all__ = ["Detector"]
 
-
-def _separators(run: str) -> int:
-    return run.count(" ") + run.count(".") + run.count("-")
+# Digit-bearing types whose words, said last before a number, make it not a phone number
+# (cards are left out: Luhn and length tell them apart, and "CB"/"cc" are too short).
+_PHONE_RIVALS = (
+    "BANK_ACCOUNT",
+    "US_SSN",
+    "US_PASSPORT",
+    "UK_NHS",
+    "UK_SORT_CODE",
+    "FR_NIR",
+    "ES_NIF",
+    "NL_BSN",
+    "BR_CPF",
+    "BR_CNPJ",
+    "DE_TAX_ID",
+)
 
 
 class Detector:
@@ -38,6 +59,10 @@ class Detector:
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
+        detection = config.detection
+        lexicon = lexicon_for(detection.locales)
+        self.lexicon = lexicon
+        pruner = Pruner(lexicon)
         custom = tuple(
             Recognizer(
                 c.name,
@@ -50,19 +75,47 @@ class Detector:
             )
             for c in config.custom_types
         )
-        self._recognizers = BUILTIN_RECOGNIZERS + custom
-        self._addresses = config.detection.addresses_on
-        self._ner: NerRecognizer | None = None
+        builtin = build_recognizers(lexicon)
+        if not detection.secrets:
+            builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
+        self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
+        self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
+        # One substring test for the whole secret family before any of its gates runs.
+        self._secret_needles = tuple(
+            n for r in self._secrets if not r.requires_casefold for n in r.requires
+        )
+        self._secret_needles_cf = tuple(
+            n for r in self._secrets if r.requires_casefold for n in r.requires
+        )
+        phone_words = {w.lower() for w in lexicon.context_for("PHONE_NUMBER")}
+        rivals = tuple(
+            word
+            for entity_type in _PHONE_RIVALS
+            for word in lexicon.context_for(entity_type)
+            if word.lower() not in phone_words
+        )
+        self._phones = PhoneFinder(lexicon, pruner, rivals)
+        self._default_region = detection.default_region
+        self._near_card = NearCard(lexicon)
+        self._names = NameFinder(lexicon) if detection.names else None
+        self._addresses = AddressFinder(lexicon) if detection.addresses_on else None
+        self._presidio: PresidioPlugin | None = None
+        if detection.presidio is not None:
+            from coatcheck.middleware.detect.presidio_plugin import PresidioPlugin as _Plugin
+
+            settings = detection.presidio
+            self._presidio = _Plugin(settings.recognizers, settings.yaml, settings.min_score)
+        self._ner: dict[str, NerRecognizer] = {}
         self._places: PlaceGazetteer | None = None
-        if config.detection.ner:
+        if detection.ner:
             from coatcheck.middleware.detect.ner import (
                 NerRecognizer as _Ner,  # optional extra: spaCy
             )
             from coatcheck.middleware.detect.places import PlaceGazetteer as _Places
 
-            self._ner = _Ner()
-            if config.detection.places_on:
-                self._places = _Places(config.detection.place_min_population)
+            self._ner = {lang: _Ner(package) for lang, package in detection.ner_models.items()}
+            if detection.places_on:
+                self._places = _Places(detection.place_min_population)
 
     @classmethod
     def from_config(cls, config: DetectConfig | dict[str, object] | None = None) -> Detector:
@@ -71,31 +124,67 @@ class Detector:
             return cls(config)
         return cls(load_config(config))
 
-    def detect(self, text: str, context: Context | None = None) -> list[Span]:
-        """Spans in `text`; while `context` is active its rule wins over global patterns."""
+    def detect(
+        self, text: str, context: Context | None = None, language: str | None = None
+    ) -> list[Span]:
+        """Spans in `text`; while `context` is active its rule wins over global patterns.
+
+        `language` is the conversation's language hint from the channel (`de`, `de-DE`,
+        `pt_BR`; unknown or malformed hints are ignored): its region's numbering plan is
+        tried first and NER runs only with a model of that language. Without a hint the
+        language is guessed from the text when it matters (NER).
+        """
         norm = normalise(text)
-        analysis = self._ner.analyse(norm.text) if self._ner is not None else None
-        return self._detect(norm, context, analysis)
+        hint = parse_language(language)
+        analysis = self._analyse(norm.text, hint) if self._ner else None
+        return self._detect(norm, context, analysis, hint)
 
     def detect_many(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Span]]:
-        """`detect` (no context rule) for several texts, e.g. a history import: the same
-        spans, with the NER model run on batches of `batch_size` texts."""
+        """`detect` (no context rule, no hint) for several texts, e.g. a history import:
+        the same spans, with each NER model run on batches of `batch_size` texts."""
         norms = [normalise(text) for text in texts]
-        if self._ner is None:
-            return [self._detect(norm, None, None) for norm in norms]
-        analyses = self._ner.analyse_many([norm.text for norm in norms], batch_size)
-        return [self._detect(n, None, a) for n, a in zip(norms, analyses, strict=True)]
+        if not self._ner:
+            return [self._detect(norm, None, None, None) for norm in norms]
+        analyses: list[Analysis | None] = [None] * len(norms)
+        by_model: dict[str, list[int]] = {}
+        for index, norm in enumerate(norms):
+            model = self._model_language(norm.text, None)
+            if model is not None:
+                by_model.setdefault(model, []).append(index)
+        for model, indexes in by_model.items():
+            found = self._ner[model].analyse_many([norms[i].text for i in indexes], batch_size)
+            for index, analysis in zip(indexes, found, strict=True):
+                analyses[index] = analysis
+        return [self._detect(n, None, a, None) for n, a in zip(norms, analyses, strict=True)]
+
+    def _model_language(self, text: str, hint: Language | None) -> str | None:
+        """The language whose NER model reads this text, or None (no model for it)."""
+        if hint is not None:
+            language: str | None = hint.language
+        else:
+            language = guess_language(text, self.lexicon)
+            if language is None:
+                language = self.lexicon.languages[0]
+        return language if language in self._ner else None
+
+    def _analyse(self, text: str, hint: Language | None) -> Analysis | None:
+        model = self._model_language(text, hint)
+        return self._ner[model].analyse(text) if model is not None else None
 
     def _detect(
-        self, norm: Normalised, context: Context | None, analysis: Analysis | None
+        self,
+        norm: Normalised,
+        context: Context | None,
+        analysis: Analysis | None,
+        hint: Language | None,
     ) -> list[Span]:
-        candidates = list(self._global(norm.text, analysis))
+        candidates = list(self._global(norm.text, analysis, hint))
         if context is not None:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))
         spans = []
         kept = resolve_overlaps(candidates)
-        if self._addresses:
+        if self._addresses is not None:
             kept = absorb_places(norm.text, kept)
         for candidate in kept:
             if candidate.score < self._threshold(candidate.entity_type):
@@ -119,19 +208,50 @@ class Detector:
         detection = self.config.detection
         return detection.thresholds.get(entity_type, detection.min_score)
 
-    def _global(self, text: str, analysis: Analysis | None) -> Iterator[Candidate]:
+    def _region(self, hint: Language | None) -> str | None:
+        if hint is not None and hint.region is not None:
+            return hint.region
+        if hint is not None:
+            for locale in self.lexicon.locales:
+                if locale.language == hint.language:
+                    return locale.region
+        return self._default_region
+
+    def _any_secret_hint(self, text: str) -> bool:
+        if any(needle in text for needle in self._secret_needles):
+            return True
+        lowered = text.lower()
+        return any(needle in lowered for needle in self._secret_needles_cf)
+
+    def _global(
+        self, text: str, analysis: Analysis | None, hint: Language | None
+    ) -> Iterator[Candidate]:
         # One scan of digit runs gates every recognizer: half of chat messages have too few
         # digits for any digit-bearing type (then only the e-mail pattern runs, if "@"), and
         # scattered digits (an address, a date) rule out card, SSN, NHS and passport numbers.
-        runs = [len(run) - _separators(run) for run in DIGIT_RUN.findall(text)]
+        runs = [digit_count(run) for run in DIGIT_RUN.findall(text)]
         digits, longest = sum(runs), max(runs, default=0)
+        cards: list[Candidate] = []
         for recognizer in self._recognizers:
             if recognizer.could_match(text, digits, longest):
-                yield from recognizer.find(text)
+                for candidate in recognizer.find(text):
+                    if candidate.entity_type == "CREDIT_CARD":
+                        cards.append(candidate)
+                    yield candidate
+        if cards:
+            yield from self._near_card.find(text, cards)
+        if self._secrets and self._any_secret_hint(text):
+            for recognizer in self._secrets:
+                if recognizer.could_match(text, digits, longest):
+                    yield from recognizer.find(text)
         if digits >= PHONE_MIN_DIGITS:
-            yield from find_phones(text, self.config.detection.default_region)
-        if self._addresses and digits:
-            yield from find_addresses(text)
+            yield from self._phones.find(text, self._region(hint), self._default_region)
+        if self._addresses is not None and digits:
+            yield from self._addresses.find(text)
+        if self._names is not None:
+            yield from self._names.find(text)
+        if self._presidio is not None:
+            yield from self._presidio.find(text)
         if analysis is not None:
             found, others = analysis
             yield from found

@@ -1,51 +1,34 @@
-"""Phone numbers: a cheap candidate regex, then `phonenumbers` decides.
+"""Phone numbers: a cheap candidate regex, then `phonenumbers` decides, for every region.
 
-A candidate valid in the numbering plan (international with `+`, or national for the
-default region) is a validated PHONE_NUMBER. Any other 7-17 digit candidate counts
-only next to phone words ("call me at", "Mobile:"), as a weaker, unvalidated match: foreign
-national formats have no country code to check against. Scanning with our regex first and
-validating only candidates is several times faster than PhoneNumberMatcher on chat text.
+A candidate is a validated PHONE_NUMBER when it is valid in a numbering plan: any plan with
+`+` or an international prefix, else the plan of any configured region ("0171 94028383" is
+German, "06 12 34 56 78" French, "(11) 91234-5678" Brazilian), the conversation's region
+first. Any other 7-17 digit candidate counts only right after phone words in a configured
+language ("Handynummer", "portable", "celular"), as a weaker, unvalidated match. A
+candidate whose nearest preceding words belong to another type ("account number",
+"CPF", "Kontonummer") is left to that type. Scanning with our regex first and validating
+only candidates is several times faster than PhoneNumberMatcher on chat text.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import phonenumbers
 
-from coatcheck.middleware.detect.recognizers import Candidate, invalidate
+from coatcheck.middleware.detect.locales import Lexicon, words_regex
+from coatcheck.middleware.detect.prune import Pruner
+from coatcheck.middleware.detect.recognizers import Candidate
 
-__all__ = ["PHONE_CONTEXT", "PHONE_MIN_DIGITS", "find_phones"]
+__all__ = ["PHONE_MIN_DIGITS", "PhoneFinder"]
 
-PHONE_CONTEXT = (
-    "phone",
-    "call",
-    "mobile",
-    "cell",
-    "tel",
-    "telephone",
-    "fax",
-    "desk",
-    "office",
-    "reach",
-    "contact",
-    "number",
-    "text me",
-    "sms",
-    "whatsapp",
-    "message",
-    "dial",
-    "answering",
-    "ring",
-)
 _CANDIDATE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,15}"
-    r"(?:(?:[ .-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
+    r"(?<![\w+])(?:\+\d{1,3}[ ./-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}"
+    r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
     re.IGNORECASE,
 )
-_CONTEXT = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in PHONE_CONTEXT) + ")", re.I)
 _WINDOW = 40
 _DIGIT = re.compile(r"\d")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
@@ -66,7 +49,8 @@ def _min_national_digits(region: str) -> int:
 
 
 def _valid(value: str, region: str, digits: int) -> bool:
-    """Valid in the numbering plan: any region with `+`, else the default region."""
+    """Valid in the numbering plan: any region with `+`, else `region`'s plan (which also
+    reads its international prefix, "0049 ...")."""
     if not value.startswith("+") and digits < _min_national_digits(region):
         return False
     try:
@@ -75,24 +59,80 @@ def _valid(value: str, region: str, digits: int) -> bool:
         return False
     if value.startswith("+"):
         return bool(phonenumbers.is_valid_number(number))
-    return bool(phonenumbers.is_valid_number_for_region(number, region))
+    if number.country_code != phonenumbers.country_code_for_region(region):
+        return bool(phonenumbers.is_valid_number(number))  # dialled with an IDD prefix
+    if not phonenumbers.is_valid_number_for_region(number, region):
+        return False
+    return _has_trunk_prefix(value, number, region)
 
 
-def find_phones(text: str, region: str) -> Iterator[Candidate]:
-    """Phone candidates in `text`; `region` applies to numbers without a country code."""
-    for match in _CANDIDATE.finditer(text):
-        start, end = match.span()
-        if end - start < PHONE_MIN_DIGITS:
-            continue  # most hits are short numbers ("2 items", "at 5"): too few characters
-        value = match.group()
-        digits = len(_DIGIT.findall(value))
-        if not PHONE_MIN_DIGITS <= digits <= _MAX_DIGITS or invalidate(text, start, end):
-            continue
-        has_context = _CONTEXT.search(text, max(0, start - _WINDOW), start) is not None
-        valid = _valid(value, region, digits)
-        if valid:
-            yield Candidate(
-                start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, 0.8 + 0.1 * has_context
-            )
-        elif has_context:  # a foreign national format: the words say it is a phone
-            yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", False, 0.5)
+def _has_trunk_prefix(value: str, number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """Where the plan writes national numbers with a trunk prefix ("0171 ..." in Germany,
+    "06 ..." in France), people type it: "912803456" is not a French number, "0912803456"
+    is. Regions whose national format has none (US, ES, IT, BR) need none."""
+    prefix = _national_prefix(region)
+    if not prefix:
+        return True
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if not national.lstrip("(").startswith(prefix):
+        return True
+    return value.lstrip("( ").startswith(prefix)
+
+
+@functools.cache
+def _national_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return (metadata.national_prefix or "") if metadata is not None else ""
+
+
+class PhoneFinder:
+    """Phone candidates for the configured regions and phone words."""
+
+    def __init__(self, lexicon: Lexicon, pruner: Pruner, rivals: Sequence[str]) -> None:
+        self.regions = lexicon.regions
+        words = words_regex(lexicon.context_for("PHONE_NUMBER"))
+        self._context = re.compile(rf"(?<!\w)(?:{words})", re.IGNORECASE)
+        # Words of the other digit-bearing types ("account number", "cpf", "iban"): when
+        # one of them is the last thing said before the number, the number is not a phone.
+        rival = words_regex(tuple(rivals))
+        self._rival = re.compile(rf"(?<!\w)(?:{rival})", re.IGNORECASE) if rival else None
+        self._pruner = pruner
+
+    def find(
+        self, text: str, region: str | None = None, extra: str | None = None
+    ) -> Iterator[Candidate]:
+        """Phone candidates in normalised `text`; `region` (the conversation's) is tried
+        first, then `extra` (`detection.default_region`), then the locales' regions."""
+        first = tuple(r for r in (region, extra) if r is not None)
+        regions = tuple(dict.fromkeys((*first, *self.regions)))
+        for match in _CANDIDATE.finditer(text):
+            start, end = match.span()
+            if end - start < PHONE_MIN_DIGITS:
+                continue  # most hits are short numbers ("2 items", "at 5"): too few characters
+            value = match.group()
+            digits = len(_DIGIT.findall(value))
+            if not PHONE_MIN_DIGITS <= digits <= _MAX_DIGITS:
+                continue
+            if self._pruner.invalid(text, start, end):
+                continue
+            phone_start, phone_end = self._last(self._context, text, start)
+            rival_end = self._last(self._rival, text, start)[1]
+            # The other type's word is the last said, or runs into the phone word
+            # ("passport number", "account number"): the number is that type's.
+            if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
+                continue
+            has_context = phone_end >= 0
+            if any(_valid(value, r, digits) for r in regions):
+                score = 0.8 + 0.1 * has_context
+                yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
+            elif has_context:  # a foreign national format: the words say it is a phone
+                yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", False, 0.5)
+
+    @staticmethod
+    def _last(regex: re.Pattern[str] | None, text: str, start: int) -> tuple[int, int]:
+        """Span of the last match of `regex` in the window before `start` ((-1, -1): none)."""
+        last = (-1, -1)
+        if regex is not None:
+            for match in regex.finditer(text, max(0, start - _WINDOW), start):
+                last = match.span()
+        return last

@@ -1,5 +1,7 @@
-"""Overlap resolution: context rule > validated pattern > unvalidated pattern > NER/gazetteer,
-longest span on ties, then the higher score (context words), then leftmost."""
+"""Overlap resolution: context rule > validated pattern > unvalidated pattern (and presidio
+plug-ins) > names tier (NER, gazetteers, the model-free name rules); on equal rank the
+longest span, then a built-in recognizer over a presidio plug-in, then the higher score
+(context words), then leftmost."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from coatcheck.middleware.detect.recognizers import Candidate
 __all__ = ["resolve_overlaps"]
 
 # The "names and places" tier: the model's entities and gazetteer hits, below any pattern.
-_STATISTICAL = frozenset({"ner", "gazetteer"})
+_STATISTICAL = frozenset({"ner", "gazetteer", "names"})
 
 
 def _rank(candidate: Candidate) -> int:
@@ -18,13 +20,23 @@ def _rank(candidate: Candidate) -> int:
         return 3
     if candidate.rule in _STATISTICAL:
         return 0
+    if candidate.rule.startswith("presidio:"):
+        return 1  # plug-ins rank as unvalidated patterns: no locale prunes, other scores
     return 2 if candidate.validated else 1
 
 
 def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
     """Keep the best non-overlapping candidates, sorted by start."""
     ordered = sorted(
-        candidates, key=lambda c: (-_rank(c), -(c.end - c.start), -c.score, c.start, c.entity_type)
+        candidates,
+        key=lambda c: (
+            -_rank(c),
+            -(c.end - c.start),
+            c.rule.startswith("presidio:"),
+            -c.score,
+            c.start,
+            c.entity_type,
+        ),
     )
     kept: list[Candidate] = []
     for candidate in ordered:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
-from coatcheck.middleware.detect.phone import _valid
+from coatcheck.middleware.detect.phone import _has_trunk_prefix, _valid
 from coatcheck.middleware.detect.recognizers import DIGIT_RUN, Candidate
 
 _PIECES = (
@@ -108,7 +108,10 @@ def test_gated_recognizer_rows(text: str, entity_type: str, expected: int) -> No
 def test_phone_length_gate_matches_phonenumbers(region: str, value: str) -> None:
     digits = sum(c.isdigit() for c in value)
     number = phonenumbers.parse(value, region)
-    assert _valid(value, region, digits) == phonenumbers.is_valid_number_for_region(number, region)
+    expected = phonenumbers.is_valid_number_for_region(number, region) and _has_trunk_prefix(
+        value, number, region
+    )
+    assert _valid(value, region, digits) == expected
 
 
 @pytest.mark.parametrize(
