@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -27,7 +28,7 @@ def _decode(data: bytes, cuts: list[int]) -> list[str]:
     decoder = SseDecoder()
     out: list[str] = []
     bounds = sorted({0, *cuts, len(data)})
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out += decoder.feed(data[a:b])
     return out + decoder.finish()
 
