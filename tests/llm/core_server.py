@@ -16,11 +16,11 @@ from aiohttp import web
 
 from coatcheck.middleware.llm import (
     CONVERSATION_HEADER,
+    WORD_TYPES,
     ChatCompletions,
     LlmError,
     ShapedDetector,
     Upstream,
-    WORD_TYPES,
     conversation_for,
 )
 from tests.llm.helpers import DETECTOR, MemoryBook, MemoryVault, redactor
