@@ -300,7 +300,10 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "US": (
         Recognizer(
             "US_SSN",
-            (rf"{_START}(?!000|666|9\d\d)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
+            # Written with separators, a 9xx area is still taken: it is an ITIN (issued to
+            # taxpayers without an SSN, the same shape and as personal) or a test value
+            # standing in for an SSN; only the bare 9-digit form needs the issued ranges.
+            (rf"{_START}(?!000|666)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
             weak_patterns=(rf"{_START}(?!000|666|9\d\d)\d{{3}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",),
             context=("ssn", "social security"),
             score=0.5,

@@ -43,7 +43,7 @@ INJECTED = [
     ("+1 415 555 0123", "PHONE_NUMBER"),
     ("jrmccalx%40example.com", "EMAIL_ADDRESS"),
     ("192.168.10.23", "IP_ADDRESS"),
-    ("078-05-1120", "US_SSN"),
+    ("536-22-1985", "US_SSN"),
 ]
 VARIANTS = [
     "[EMAIL_1]",
