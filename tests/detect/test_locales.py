@@ -102,6 +102,8 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     ("en-US", "security code 4321", [("CARD_CVV", "4321")]),
     ("en-US", "my ssn is 123\u201345\u20136789", [("US_SSN", "123\u201345\u20136789")]),
+    ("en-US", "itin 940-30-9346 on file", [("US_SSN", "940-30-9346")]),  # 9xx with separators
+    ("en-US", "ref 940309346 on file", []),  # the bare form needs an issued area
     (
         "en-US",
         "mail J\u00fcrgen.M\u00fcller@beispiel.de.",
