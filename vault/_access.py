@@ -11,7 +11,7 @@ staff learn "shredded" / "expired" whatever their role.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coatcheck.vault.grants import Grant
@@ -35,11 +35,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """An outcome and, for a refusal, its reason; with its two audit texts made once (a
+    batched reveal writes one per reference)."""
+
     outcome: Outcome
     reason: str | None = None  # a refusal's reason (`entity_type`, a policy's code...)
+    brief: str = field(init=False)  # the audit text: `refused` for any refusal
+    detailed: str = field(init=False)  # ... `refused:<reason>`
 
-    def audit_text(self, *, detailed: bool) -> str:
-        return self.outcome.audit_text(self.reason, detailed=detailed)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "brief", self.outcome.audit_text(self.reason))
+        object.__setattr__(self, "detailed", self.outcome.audit_text(self.reason, detailed=True))
 
 
 OK = Verdict(Outcome.OK)

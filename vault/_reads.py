@@ -121,7 +121,8 @@ class Reader:
                         results.append((_access.OK, use(self._open(conn, conversation_id, row))))
                     except DecryptionError:
                         results.append((_access.ERROR, None))
-            failed = any(verdict.outcome is not Outcome.OK for verdict, _ in results)
+            ok = Outcome.OK
+            failed = any(verdict.outcome is not ok for verdict, _ in results)
             if all_or_nothing and failed:
                 results = [(verdict, None) for verdict, _ in results]
             at = storage.clock()
@@ -133,14 +134,14 @@ class Reader:
                         storage.tenant,
                         actor,
                         action,
-                        verdict.audit_text(detailed=detailed),
+                        verdict.detailed if detailed else verdict.brief,
                         conversation_id,
                         ref,
                         row.entity_type if row is not None else None,
                         purpose,
                     )
                     for ref, row, (verdict, _) in zip(ref_ids, rows, results, strict=True)
-                    if not (all_or_nothing and failed and verdict.outcome is Outcome.OK)
+                    if not (all_or_nothing and failed and verdict.outcome is ok)
                 ],
             )
         return results
