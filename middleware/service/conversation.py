@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.middleware.detect import Context, UnknownTypeError
@@ -33,14 +32,14 @@ from coatcheck.middleware.service.store import (
     append_history,
     check_rate,
     guarded,
-    guarded_conn,
+    guarded_tx,
     read_state,
     record_message,
     record_replies,
     refuse_over_limit,
     set_context,
 )
-from coatcheck.vault import Grant, predicate_from_dict
+from coatcheck.vault import Grant, Transaction, predicate_from_dict
 from coatcheck.vault.errors import (
     ConversationShredded,
     GrantRefused,
@@ -121,13 +120,13 @@ def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
     context = None if rule is None else Context(rule["expect"], rule.get("capture"))
     consume = rule is not None
 
-    def record(conn: Connection | None, result: RedactResult) -> None:
+    def record(tx: Transaction | None, result: RedactResult) -> None:
         # Inside the vault's tokenize transaction: values, rate count, state and history
         # line commit together (one durable write before the bot, not two).
-        if conn is None:
+        if tx is None:
             _record_inbound(gw, sender, result, consume)
         else:
-            _record_in(gw, conn, sender, result, consume)
+            _record_in(gw, tx, sender, result, consume)
 
     try:
         try:
@@ -143,15 +142,15 @@ def _inbound(gw: Gateway, sender: str, message: str) -> _Inbound:
 
 def _record_inbound(gw: Gateway, sender: str, result: RedactResult, consume: bool) -> None:
     """One transaction: count the message, consume the rule it used, store its line."""
-    with guarded_conn(gw.writer) as conn:
-        _record_in(gw, conn, sender, result, consume)
+    with guarded_tx(gw.writer) as tx:
+        _record_in(gw, tx, sender, result, consume)
 
 
 def _record_in(
-    gw: Gateway, conn: Connection, sender: str, result: RedactResult, consume: bool
+    gw: Gateway, tx: Transaction, sender: str, result: RedactResult, consume: bool
 ) -> None:
     limits = (gw.settings.rate_limit, gw.settings.rate_window_seconds)
-    record_message(conn, sender, result.text, limits, consume, gw.clock, _entities_json(result))
+    record_message(tx, sender, result.text, limits, consume, gw.clock, _entities_json(result))
 
 
 def _entities_json(result: RedactResult) -> str | None:
@@ -241,8 +240,8 @@ def process_replies(gw: Gateway, sender: str, replies: list[Reply]) -> list[Repl
     if end:
         rule = None
     if lines or rule is not None:
-        with guarded_conn(gw.writer) as conn:
-            record_replies(conn, sender, lines, rule, gw.clock)
+        with guarded_tx(gw.writer) as tx:
+            record_replies(tx, sender, lines, rule, gw.clock)
     if end:
         end_conversation(gw, sender, "bot", EndReason.BOT)
     return channel

@@ -4,7 +4,7 @@
 directive and the sweeper's idle timeout all call it.  In ONE transaction it claims the
 conversation's state row (a conditional UPDATE: of two workers, one wins; the other's
 UPDATE waits for the winner's commit and then matches nothing), applies the per-type
-retention in the vault (`Vault.end` on the same connection, audited) and stores the
+retention in the vault (`Vault.end` in the same `Transaction`, audited) and stores the
 outcome.  Decisions: docs/lifecycle.md.
 """
 
@@ -21,8 +21,8 @@ from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.models import ConversationState
 from coatcheck.middleware.service.export_routes import export_at_end
 from coatcheck.middleware.service.state import Gateway
-from coatcheck.middleware.service.store import guarded_conn, new_state_row
-from coatcheck.vault import Policies, Retention
+from coatcheck.middleware.service.store import guarded_tx, new_state_row
+from coatcheck.vault import Policies, Retention, Transaction
 
 __all__ = [
     "EndReason",
@@ -125,15 +125,15 @@ def end_conversation(gw: Gateway, conversation_id: str, actor: str, reason: str)
     opened since (e.g. by `/v1/redact`), and answers its current status.
     """
     why = EndReason(reason)
-    with guarded_conn(gw.writer) as conn:
-        result = _end(conn, gw, conversation_id, actor, why)
+    with guarded_tx(gw.writer) as tx:
+        result = _end(tx, gw, conversation_id, actor, why)
     if result.ended:  # after the commit: one place for every way a conversation ends
         export_at_end(gw, conversation_id, result.status, result.ended_at)
     return result
 
 
 def _end(
-    conn: Connection, gw: Gateway, conversation_id: str, actor: str, why: EndReason
+    tx: Transaction, gw: Gateway, conversation_id: str, actor: str, why: EndReason
 ) -> EndResult:
     now = gw.clock()
     claim = update(_STATE).where(
@@ -142,27 +142,27 @@ def _end(
     if why is EndReason.IDLE:
         timeout = gw.settings.idle_timeout_seconds
         if timeout <= 0:
-            return _unchanged(conn, conversation_id, why)
+            return _unchanged(tx, conversation_id, why)
         claim = claim.where(_STATE.c.last_activity <= now - timeout)
     closing = claim.values(
         status="ended", ended_at=now, end_reason=why.value, context_json=None, updated_at=now
     )
-    claimed = conn.execute(closing.returning(_STATE.c.conversation_id)).first() is not None
+    claimed = tx.execute(closing.returning(_STATE.c.conversation_id)).first() is not None
     if not claimed:
         if why is EndReason.IDLE:
-            return _unchanged(conn, conversation_id, why)
-        claimed = _insert_ended(conn, conversation_id, why, now)
+            return _unchanged(tx, conversation_id, why)
+        claimed = _insert_ended(tx, conversation_id, why, now)
         if not claimed:  # already ended: still lock the row first (lock order, below)
-            conn.execute(
+            tx.execute(
                 select(_STATE.c.conversation_id)
                 .where(_STATE.c.conversation_id == conversation_id)
                 .with_for_update()
             )
     # Lock order everywhere: state row -> key epochs -> values -> audit head.
-    summary = gw.vault.end(conversation_id, actor, why.value, conn=conn)
+    summary = gw.vault.end(conversation_id, actor, why.value, tx=tx)
     holdings = summary.holdings
     status = holdings.status if holdings.status != "active" else "ended"
-    row = conn.execute(
+    row = tx.execute(
         update(_STATE)
         .where(_STATE.c.conversation_id == conversation_id)
         .values(status=status, retain_until=holdings.retain_until, context_json=None)
@@ -172,7 +172,7 @@ def _end(
     return EndResult(conversation_id, claimed, status, why.value, ended_at, holdings.retain_until)
 
 
-def _insert_ended(conn: Connection, conversation_id: str, why: EndReason, now: float) -> bool:
+def _insert_ended(tx: Transaction, conversation_id: str, why: EndReason, now: float) -> bool:
     """A conversation the gateway never recorded (e.g. only `/v1/redact`): store it ended.
 
     True when this call created the row; False when it existed (already ended).  A row
@@ -181,9 +181,9 @@ def _insert_ended(conn: Connection, conversation_id: str, why: EndReason, now: f
     epochs are ended all the same.
     """
     ended = new_state_row(
-        conn.dialect.name, conversation_id, now, status="ended", ended_at=now, end_reason=why.value
+        tx.dialect, conversation_id, now, status="ended", ended_at=now, end_reason=why.value
     )
-    created = conn.execute(
+    created = tx.execute(
         ended.on_conflict_do_nothing(index_elements=[_STATE.c.conversation_id]).returning(
             _STATE.c.conversation_id
         )
@@ -191,8 +191,8 @@ def _insert_ended(conn: Connection, conversation_id: str, why: EndReason, now: f
     return created is not None
 
 
-def _unchanged(conn: Connection, conversation_id: str, why: EndReason) -> EndResult:
-    row = conn.execute(
+def _unchanged(tx: Transaction, conversation_id: str, why: EndReason) -> EndResult:
+    row = tx.execute(
         select(_STATE.c.status, _STATE.c.ended_at, _STATE.c.retain_until).where(
             _STATE.c.conversation_id == conversation_id
         )
@@ -202,21 +202,21 @@ def _unchanged(conn: Connection, conversation_id: str, why: EndReason) -> EndRes
     return EndResult(conversation_id, False, row.status, why.value, row.ended_at, row.retain_until)
 
 
-def sync_status(conn: Connection, gw: Gateway, conversation_id: str) -> None:
+def sync_status(tx: Transaction, gw: Gateway, conversation_id: str) -> None:
     """After an expiry: an ended conversation's status follows what the vault still holds.
 
     The state row is locked before the vault is read, so an `end` committing meanwhile is
     seen, never overwritten with an older picture.
     """
-    status = conn.execute(
+    status = tx.execute(
         select(_STATE.c.status).where(_STATE.c.conversation_id == conversation_id).with_for_update()
     ).scalar()
     if status is None or status == "active":
         return
-    holdings = gw.vault.holdings(conversation_id, conn=conn)
+    holdings = gw.vault.holdings(conversation_id, tx=tx)
     if holdings.status == "active":
         return
-    conn.execute(
+    tx.execute(
         update(_STATE)
         .where(_STATE.c.conversation_id == conversation_id)
         .values(status=holdings.status, retain_until=holdings.retain_until)

@@ -5,8 +5,9 @@ unknown reference, the lifecycle rules of staff reveals, every check).  Refusals
 earlier, on the routes that open values (`/v1/reveal`, `/v1/check`) or hand out the right
 to (`/v1/grants`), would otherwise leave no trace: a caller probing with the wrong key
 role, replaying an expired grant or forging one.  Those are appended to the same hash
-chain here, outcome `refused:<reason>`.  A row names the actor by role and the key's public
-prefix, the conversation and reference when known; never a value, a key or a grant token.
+chain through `Vault.audit_refusal` (outcome `refused:<reason>`).  A row names the actor
+by role and the key's public prefix, the conversation and reference when known; never a
+value, a key or a grant token.
 
 Only callers with a valid key are audited (a missing or unknown key is 401 and writes
 nothing), so an anonymous flood cannot grow the audit log.  If the audit write fails the
@@ -22,7 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.middleware.service.apikeys import parse_key
 from coatcheck.middleware.service.state import Gateway
-from coatcheck.vault import audit
 
 __all__ = ["AUDITED_ROUTES", "audit_refusal", "key_actor"]
 
@@ -50,17 +50,13 @@ def audit_refusal(
 ) -> None:
     """Append one `refused:<reason>` row (blocking: call from a worker thread)."""
     try:
-        with gw.vault.engine.begin() as conn:
-            audit.append(
-                conn,
-                at=gw.clock(),
-                tenant=gw.settings.tenant,
-                actor=actor[:255],
-                action=action,
-                outcome=f"refused:{reason}"[:32],
-                conversation_id=conversation_id[:255] if conversation_id else None,
-                ref=ref,
-                entity_type=entity_type,
-            )
+        gw.vault.audit_refusal(
+            actor=actor,
+            action=action,
+            reason=reason,
+            conversation_id=conversation_id,
+            ref=ref,
+            entity_type=entity_type,
+        )
     except SQLAlchemyError:
         log.error("a refusal could not be audited: storage failure (action=%s)", action)

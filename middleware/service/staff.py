@@ -12,7 +12,8 @@ judged by the state of the epoch that holds the value:
 
 Every attempt, allowed or refused, is one audit row: actor `<role>:<actor>`, action
 `reveal`, the stated purpose, outcome `ok` / `refused:<code>` / `unknown` / `shredded` /
-`expired`.  Refusals raise `RevealRefused` (403, `error` = the code).
+`expired` (written by the vault from its `Outcome`).  Refusals raise `RevealRefused`
+(403, `error` = the code).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from coatcheck.middleware.service.errors import BadText, RevealRefused, StorageU
 from coatcheck.middleware.service.external_reveal import external_value
 from coatcheck.middleware.service.logfilter import detector_redactor
 from coatcheck.middleware.service.state import Gateway
-from coatcheck.vault import GrantRefused, UnknownReference, ValueState
+from coatcheck.vault import GrantRefused, UnknownReference, ValueState, transaction
 from coatcheck.vault.lifecycle import MASKED
 
 __all__ = [
@@ -119,13 +120,13 @@ def conversation_status(gw: Gateway, conversation_id: str) -> str:
     recorded (only `/v1/redact`) is answered from the vault.
     """
     try:
-        with gw.reader.connect() as conn:
-            status = conn.execute(
+        with transaction(gw.reader) as tx:
+            status = tx.execute(
                 select(_STATE.c.status).where(_STATE.c.conversation_id == conversation_id)
             ).scalar()
             if status is not None:
                 return str(status)
-            holdings = gw.vault.holdings(conversation_id, conn=conn)
+            holdings = gw.vault.holdings(conversation_id, tx=tx)
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     return holdings.status if holdings.epochs else "unknown"

@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from coatcheck.middleware.models import ConversationState, HistoryEntry, RateCounter
 from coatcheck.middleware.service.errors import RateLimited, StorageUnavailable
-from coatcheck.vault import _driver
+from coatcheck.vault import Statement, Transaction, transaction
 from coatcheck.vault.models import Base
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "check_rate",
     "guarded",
     "guarded_conn",
+    "guarded_tx",
     "new_state_row",
     "peek_context",
     "pop_context",
@@ -77,8 +78,19 @@ def guarded_conn(engine: Engine) -> Iterator[Connection]:
         raise StorageUnavailable("database") from None
 
 
+@contextmanager
+def guarded_tx(engine: Engine) -> Iterator[Transaction]:
+    """A vault `Transaction` on `engine` (for statements shared with the vault's
+    transactions, and for vault calls that join the gateway's), failures as 503."""
+    try:
+        with transaction(engine) as tx:
+            yield tx
+    except SQLAlchemyError:
+        raise StorageUnavailable("database") from None
+
+
 def record_message(
-    conn: Connection,
+    tx: Transaction,
     conversation_id: str,
     text: str,
     limits: tuple[int, int],
@@ -99,19 +111,19 @@ def record_message(
     limit, window = limits
     now = clock()
     start = int(now // window) * window
-    if _upsert_count(conn, conversation_id, start) > limit:
+    if _upsert_count(tx, conversation_id, start) > limit:
         raise RateLimited(retry_after=max(1, int(start + window - now)), name="sender")
     params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
-    for stmt in _record_statements(conn.dialect.name, consume):
-        stmt.rowcount(conn, params)
+    for stmt in _record_statements(tx.dialect, consume):
+        tx.rowcount(stmt, params)
 
 
 @functools.cache
-def _record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, ...]:
+def _record_statements(dialect: str, consume: bool) -> tuple[Statement, ...]:
     """The touch upsert and the history INSERT, built once per (dialect, consume).
 
     Prebuilt with bind parameters (`cid`, `now`, `text`, `entities`) and run on the
-    driver (vault/_driver.py): building them per message was a third of the record's cost,
+    driver (the vault's `Statement`): building them per message was a third of the record's cost,
     SQLAlchemy's execute path most of the rest.
     """
     line = insert(_table(HistoryEntry)).values(
@@ -123,8 +135,8 @@ def _record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, 
     )
     touch = _touch(dialect, consume)
     if dialect == "postgresql":
-        return (_driver.Statement(line.add_cte(touch.cte("touch"))),)
-    return (_driver.Statement(touch), _driver.Statement(line))
+        return (Statement(line.add_cte(touch.cte("touch"))),)
+    return (Statement(touch), Statement(line))
 
 
 def new_state_row(
@@ -176,7 +188,7 @@ def _touch(dialect: str, consume: bool) -> Insert:
 
 
 def record_replies(
-    conn: Connection,
+    tx: Transaction,
     conversation_id: str,
     lines: list[str],
     rule: dict[str, Any] | None,
@@ -185,12 +197,12 @@ def record_replies(
     """Store the bot's reference-form lines and, if it set one, the next message's rule."""
     now = clock()
     if lines:
-        _REPLY_LINES.many(conn, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
+        tx.many(_REPLY_LINES, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
     if rule is not None:
         table = _table(ConversationState)
         payload = json.dumps(rule, sort_keys=True)
-        stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
-        conn.execute(
+        stmt = new_state_row(tx.dialect, conversation_id, now, context_json=payload)
+        tx.execute(
             stmt.on_conflict_do_update(
                 index_elements=[table.c.conversation_id],
                 set_={"context_json": payload, "updated_at": now},
@@ -202,7 +214,7 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-_REPLY_LINES = _driver.Statement(
+_REPLY_LINES = Statement(
     insert(_table(HistoryEntry)).values(
         conversation_id=bindparam("cid"),
         direction="out",
@@ -212,18 +224,18 @@ _REPLY_LINES = _driver.Statement(
 )
 
 
-def _upsert_count(conn: Connection, sender: str, start: int) -> int:
-    stmt = _count_statement(conn.dialect.name)
-    (count,) = stmt.scalars(conn, {"sender": sender, "start": start})
+def _upsert_count(tx: Transaction, sender: str, start: int) -> int:
+    stmt = _count_statement(tx.dialect)
+    (count,) = tx.scalars(stmt, {"sender": sender, "start": start})
     return int(count)
 
 
 @functools.cache
-def _count_statement(dialect: str) -> _driver.Statement:
+def _count_statement(dialect: str) -> Statement:
     """The rate counter's bump-or-create upsert, built once per dialect (bind parameters)."""
     table = _table(RateCounter)
     dialect_insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return _driver.Statement(
+    return Statement(
         dialect_insert(table)
         .values(sender=bindparam("sender"), window_start=bindparam("start"), count=1)
         .on_conflict_do_update(
@@ -322,8 +334,8 @@ def read_state(
     """
     start = int(clock() // window) * window
     try:
-        with reader.connect() as conn:
-            ((context, count),) = _READ_STATE.rows(conn, {"cid": conversation_id, "start": start})
+        with transaction(reader) as tx:
+            ((context, count),) = tx.rows(_READ_STATE, {"cid": conversation_id, "start": start})
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     rule: dict[str, Any] | None = None if context is None else json.loads(context)
@@ -331,7 +343,7 @@ def read_state(
 
 
 # Built once (bind parameters) and run on the driver: read per message.
-_READ_STATE = _driver.Statement(
+_READ_STATE = Statement(
     select(
         select(ConversationState.context_json)
         .where(ConversationState.conversation_id == bindparam("cid"))

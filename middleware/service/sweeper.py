@@ -36,7 +36,7 @@ from coatcheck.middleware.models import ConversationState, RateCounter
 from coatcheck.middleware.service.errors import StorageUnavailable
 from coatcheck.middleware.service.lifecycle import EndReason, end_conversation, sync_status
 from coatcheck.middleware.service.state import Gateway
-from coatcheck.middleware.service.store import guarded_conn
+from coatcheck.middleware.service.store import guarded_conn, guarded_tx
 
 __all__ = ["SWEEPER", "SweepReport", "run_sweeper", "sweep_once"]
 
@@ -66,16 +66,16 @@ def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
     forgotten = shredded = 0
     touched: set[str] = set()
     for _ in range(_MAX_ROUNDS):
-        with guarded_conn(gw.writer) as conn:
-            summary = gw.vault.expire_due(SWEEPER, limit=batch, conn=conn)
+        with guarded_tx(gw.writer) as tx:
+            summary = gw.vault.expire_due(SWEEPER, limit=batch, tx=tx)
         forgotten += summary.forgotten
         shredded += summary.shredded_epochs
         touched |= summary.conversations
         if summary.forgotten == 0 and summary.shredded_epochs == 0:
             break
     for conversation_id in sorted(_ended_among(gw, touched) | _retained_past_deadline(gw, batch)):
-        with guarded_conn(gw.writer) as conn:
-            sync_status(conn, gw, conversation_id)
+        with guarded_tx(gw.writer) as tx:
+            sync_status(tx, gw, conversation_id)
     return SweepReport(tuple(ended), forgotten, shredded, _drop_past_rate_windows(gw, batch))
 
 

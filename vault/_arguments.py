@@ -1,0 +1,34 @@
+"""Argument checks shared by the vault's operations: malformed input is `InvalidArgument`.
+
+Every public entry point checks its arguments before it touches the database, so a bad
+id or type fails the same way (naming the argument, never echoing it) on every path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from coatcheck.vault.errors import InvalidArgument
+
+__all__ = ["check_conversation", "check_ref", "check_type", "require"]
+
+_TYPE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_REF_RE = re.compile(r"[0-9a-hjkmnp-tv-z]{10}")
+
+
+def require(name: str, ok: bool) -> None:
+    if not ok:
+        raise InvalidArgument(name)
+
+
+def check_conversation(conversation_id: Any) -> None:
+    require("conversation_id", isinstance(conversation_id, str) and 0 < len(conversation_id) <= 255)
+
+
+def check_ref(ref_id: Any) -> None:
+    require("ref_id", isinstance(ref_id, str) and _REF_RE.fullmatch(ref_id) is not None)
+
+
+def check_type(entity_type: Any) -> None:
+    require("entity_type", isinstance(entity_type, str) and bool(_TYPE_RE.fullmatch(entity_type)))
