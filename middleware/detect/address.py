@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 
-from coatcheck.middleware.detect.locales import Lexicon, lexicon_for
+from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
@@ -85,23 +85,21 @@ _TAIL = (
 _WORD_TOKEN = re.compile(r"[^\W\d_][\w'\u2019-]*")
 
 
-def _alternation(words: tuple[str, ...]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
-
-
 class AddressFinder:
     """Street-address candidates for the configured languages' street words."""
 
     def __init__(self, lexicon: Lexicon) -> None:
-        suffixes = _alternation(lexicon.street_suffixes or ("Street", "St", "Road", "Rd"))
-        prefixes = _alternation(lexicon.street_prefixes + _BASE_PREFIXES)
+        street_suffixes = lexicon.street_suffixes or ("Street", "St", "Road", "Rd")
+        suffixes = words_regex(street_suffixes, casefold=False)
+        prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES, casefold=False)
+        any_case_prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES)
         # Prefix first: as written ("Via Roma 10") or all lower case ("via Roma 10"), never
         # other casings ("in der Hauptstraße" is no "In der ..." street).
-        lower_prefixes = _alternation(
-            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p)
+        lower_prefixes = words_regex(
+            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p), casefold=False
         )
-        endings = _alternation(tuple(e.lower() for e in lexicon.street_endings) + _BASE_ENDINGS)
-        units = _alternation(lexicon.street_units or ("Apt", "Suite"))
+        endings = words_regex(lexicon.street_endings + _BASE_ENDINGS)
+        units = words_regex(lexicon.street_units or ("Apt", "Suite"), casefold=False)
         num_tail = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
         unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
         patterns = (
@@ -109,7 +107,7 @@ class AddressFinder:
             rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?"
             rf"{unit_tail}{_TAIL}",
             # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
-            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
             # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
             rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"

@@ -131,7 +131,7 @@ class NameFinder:
         strong = words_regex(lexicon.name_intro)
         weak = words_regex(lexicon.name_weak_intro)
         sign = words_regex(lexicon.sign_off)
-        titles = words_regex(_variants(lexicon.titles))
+        titles = words_regex(_variants(lexicon.titles), casefold=False)
         self._cue = re.compile(
             rf"(?P<strong>(?i:(?<!\w)(?:{strong})))[ \t]*[:,]?[ \t]+"
             rf"|(?P<weak>(?i:(?<!\w)(?:{weak})))[ \t]*,?[ \t]+"
