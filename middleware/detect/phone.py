@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import phonenumbers
 
@@ -34,24 +35,110 @@ _DIGIT = re.compile(r"\d")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What `phonenumbers` reads of a region's plan to parse a national number."""
+
+    country_code: str
+    idd: re.Pattern[str]  # the international prefix ("00", "011"), at the start of the digits
+    prefix: re.Pattern[str] | None  # national (trunk, carrier) prefix for parsing
+    transform: str | None  # what replaces the prefix, when the plan says so
+    lengths: frozenset[int]  # national significant number lengths (general description)
+    national: re.Pattern[str]  # the general national-number pattern
+    types: tuple[tuple[frozenset[int], re.Pattern[str]], ...]  # fixed line, mobile, toll free...
+
+    def strip(self, number: str) -> str:
+        """`number` without its national prefix, as `phonenumbers` may take it off."""
+        match = self.prefix.match(number) if self.prefix is not None else None
+        if match is None:
+            return number
+        if self.transform and match.groups() and match.groups()[-1] is not None:
+            return match.expand(self.transform) + number[match.end() :]
+        return number[match.end() :]
+
+    def could_be_valid(self, digits: str) -> bool:
+        """False when no national number `phonenumbers.parse` can make of `digits` (no
+        international prefix) matches the plan's general description."""
+        bases = [digits]
+        if digits.startswith(self.country_code):
+            bases.append(digits[len(self.country_code) :])
+        for base in bases:
+            once = self.strip(base)
+            for number in (base, once, self.strip(once)):
+                if self._matches(number):
+                    return True
+        return False
+
+    def _matches(self, number: str) -> bool:
+        """The general description and one number type (what `is_valid_number` asks)."""
+        size = len(number)
+        if size not in self.lengths or self.national.fullmatch(number) is None:
+            return False
+        return any(
+            (not lengths or size in lengths) and pattern.fullmatch(number) is not None
+            for lengths, pattern in self.types
+        )
+
+
 @functools.cache
-def _min_national_digits(region: str) -> int:
-    """The shortest national number the region's plan allows (0 when unknown).
-
-    Parsing only strips digits (prefixes, country code, extension), so a candidate without
-    `+` that has fewer digits than this can never be valid for the region: skipping
-    `phonenumbers.parse` for it (the costliest step here) changes no result.
-    """
+def _plan(region: str) -> _Plan | None:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.general_desc is None:
-        return 0
-    return min(metadata.general_desc.possible_length or (0,))
+    if metadata is None or metadata.general_desc is None or not metadata.international_prefix:
+        return None
+    desc = metadata.general_desc
+    if not desc.national_number_pattern or not desc.possible_length:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    descs = (
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+        metadata.fixed_line,
+        metadata.mobile,
+    )
+    types = tuple(
+        (frozenset(d.possible_length or ()), re.compile(d.national_number_pattern))
+        for d in descs
+        if d is not None and d.national_number_pattern
+    )
+    return _Plan(
+        str(metadata.country_code),
+        re.compile(metadata.international_prefix),
+        re.compile(prefix) if prefix else None,
+        metadata.national_prefix_transform_rule or None,
+        frozenset(desc.possible_length),
+        re.compile(desc.national_number_pattern),
+        types,
+    )
 
 
-def _valid(value: str, region: str, digits: int) -> bool:
+def _plausible(value: str, region: str, digits: str) -> bool:
+    """False when `value` (no `+`) cannot be a valid number of `region`: no `phonenumbers.parse`.
+
+    Without `+` or the region's international prefix, `parse` reads the digits as a
+    national number: it may take off the region's own country code and the national
+    (trunk, carrier) prefix, at most twice, and a valid result matches the plan's general
+    description and one number type (a length and a pattern of each). `_Plan.could_be_valid` tries each of
+    those few readings; when none matches, the number is invalid for the region. `parse` is
+    left to decide everything else (an international prefix, letters such as an extension).
+    `digits` are the ASCII digits of `value`. Eight plans at ~10-50 us per parse made
+    validation the costliest step of detection; most candidates now skip it.
+    """
+    plan = _plan(region)
+    if plan is None or any(char.isalpha() for char in value) or plan.idd.match(digits):
+        return True
+    return plan.could_be_valid(digits)
+
+
+def _valid(value: str, region: str, digits: str) -> bool:
     """Valid in the numbering plan: any region with `+`, else `region`'s plan (which also
-    reads its international prefix, "0049 ...")."""
-    if not value.startswith("+") and digits < _min_national_digits(region):
+    reads its international prefix, "0049 ..."). `digits` are the digits of `value`."""
+    if not value.startswith("+") and not _plausible(value, region, digits):
         return False
     try:
         number = phonenumbers.parse(value, region)
@@ -110,8 +197,8 @@ class PhoneFinder:
             if end - start < PHONE_MIN_DIGITS:
                 continue  # most hits are short numbers ("2 items", "at 5"): too few characters
             value = match.group()
-            digits = len(_DIGIT.findall(value))
-            if not PHONE_MIN_DIGITS <= digits <= _MAX_DIGITS:
+            digits = "".join(_DIGIT.findall(value))
+            if not PHONE_MIN_DIGITS <= len(digits) <= _MAX_DIGITS:
                 continue
             if self._pruner.invalid(text, start, end):
                 continue
@@ -122,7 +209,9 @@ class PhoneFinder:
             if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
                 continue
             has_context = phone_end >= 0
-            if any(_valid(value, r, digits) for r in regions):
+            # With "+" the plan comes from the number itself: one parse, whatever the region.
+            tried = regions[:1] if value.startswith("+") else regions
+            if any(_valid(value, r, digits) for r in tried):
                 score = 0.8 + 0.1 * has_context
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
             elif has_context:  # a foreign national format: the words say it is a phone
