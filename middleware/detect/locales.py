@@ -220,7 +220,7 @@ def _fold(word: str) -> str:
 
 
 def _trie_regex(node: _Trie, top: bool = False) -> str:
-    branches = [re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char]
+    branches = [re.escape(ch) + _trie_regex(child) for ch, child in sorted(node.items()) if ch]
     if not branches:
         return ""
     body = "|".join(branches)

@@ -123,9 +123,10 @@ def _plausible(value: str, region: str, digits: str) -> bool:
     Without `+` or the region's international prefix, `parse` reads the digits as a
     national number: it may take off the region's own country code and the national
     (trunk, carrier) prefix, at most twice, and a valid result matches the plan's general
-    description and one number type (a length and a pattern of each). `_Plan.could_be_valid` tries each of
-    those few readings; when none matches, the number is invalid for the region. `parse` is
-    left to decide everything else (an international prefix, letters such as an extension).
+    description and one number type (a length and a pattern of each). `could_be_valid`
+    tries each of those few readings; when none matches, the number is invalid for the
+    region. `parse` is left to decide everything else (an international prefix, letters
+    such as an extension).
     `digits` are the ASCII digits of `value`. Eight plans at ~10-50 us per parse made
     validation the costliest step of detection; most candidates now skip it.
     """
