@@ -24,6 +24,7 @@ from dataclasses import replace
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import Scan
 
 __all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
@@ -82,7 +83,7 @@ _TAIL = (
 )
 
 
-_WORD_TOKEN = re.compile(r"[^\W\d_][\w'\u2019-]*")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 class AddressFinder:
@@ -126,42 +127,56 @@ class AddressFinder:
             r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
         )
         self._compiled = tuple(re.compile(p) for p in patterns)
-        # Every shape needs a street word, a unit word or "Box": a message without one
-        # runs no pattern (one word scan, set lookups).
-        words = (
-            *lexicon.street_suffixes,
-            *lexicon.street_prefixes,
-            *_BASE_PREFIXES,
-            *lexicon.street_units,
-            "Apt",
-            "Apartment",
-            "Suite",
-            "Ste",
-            "Box",
+        # Each shape needs its street word right after a word start (and, for the endings,
+        # blanks and a digit right after it): a message without one skips the shape. The
+        # gates read the lower-cased letter runs of the message (one findall, set lookups).
+        suffix_runs = _first_runs(street_suffixes)
+        prefix_runs = _first_runs(lexicon.street_prefixes + _BASE_PREFIXES)
+        unit_runs = _first_runs(lexicon.street_units or ("Apt", "Suite"))
+        self._shapes: tuple[tuple[re.Pattern[str], tuple[frozenset[str], ...]], ...] = tuple(
+            zip(
+                self._compiled,
+                (
+                    (suffix_runs,),
+                    (prefix_runs,),
+                    (prefix_runs,),
+                    (),  # endings: `_ending` below
+                    (),
+                    (unit_runs, suffix_runs),
+                    (_first_runs(("Apt", "Apartment", "Suite", "Ste")),),
+                    (frozenset({"box"}),),
+                ),
+                strict=True,
+            )
         )
-        self._words = frozenset(w.lower().rstrip(".") for w in words for w in w.split()[:1])
-        self._endings = tuple(
-            e.lower().rstrip(".") for e in (*lexicon.street_endings, *_BASE_ENDINGS)
-        )
+        self._ending = re.compile(rf"(?:{endings})[ \t]+\d")
 
-    def find(self, text: str) -> Iterator[Candidate]:
-        """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
-        messages are skipped without running a pattern."""
-        if not self._could_match(text):
+    def find(self, text: str, scan: Scan | None = None) -> Iterator[Candidate]:
+        """ADDRESS candidates in normalised text (`scan`: the message's, when the caller has
+        it); every shape needs a digit and a street word, so most messages run no pattern."""
+        if scan is None:
+            scan = Scan(text)
+        if not scan.digits:
             return
-        for regex in self._compiled:
+        folded = scan.folded
+        runs = frozenset(_LETTERS.findall(folded)) if folded is not None else None
+        for index, (regex, needs) in enumerate(self._shapes):
+            if runs is not None:
+                if index in (3, 4):
+                    if self._ending.search(folded or "") is None:
+                        continue
+                elif any(runs.isdisjoint(words) for words in needs):
+                    continue
             for match in regex.finditer(text):
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
                     end -= 1
                 yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
 
-    def _could_match(self, text: str) -> bool:
-        for token in _WORD_TOKEN.findall(text):
-            lowered = token.lower()
-            if lowered in self._words or lowered.endswith(self._endings):
-                return True
-        return False
+
+def _first_runs(words: tuple[str, ...]) -> frozenset[str]:
+    """The first letter run of each word, lower case ("ul." -> "ul", "An der" -> "an")."""
+    return frozenset(m.group() for w in words if (m := _LETTERS.search(w.lower())) is not None)
 
 
 def find_addresses(text: str) -> Iterator[Candidate]:
