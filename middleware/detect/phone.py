@@ -46,6 +46,10 @@ class _Plan:
     lengths: frozenset[int]  # national significant number lengths (general description)
     national: re.Pattern[str]  # the general national-number pattern
     types: tuple[tuple[frozenset[int], re.Pattern[str]], ...]  # fixed line, mobile, toll free...
+    trunk: str  # the national prefix the national format writes ("0"), or ""
+    # The national formats in the plan's order: leading digits, pattern, and whether the
+    # formatted number surely starts with the trunk prefix ("0\\1" before "\\1 \\2").
+    formats: tuple[tuple[re.Pattern[str] | None, re.Pattern[str], bool], ...]
 
     def strip(self, number: str) -> str:
         """`number` without its national prefix, as `phonenumbers` may take it off."""
@@ -56,18 +60,29 @@ class _Plan:
             return match.expand(self.transform) + number[match.end() :]
         return number[match.end() :]
 
-    def could_be_valid(self, digits: str) -> bool:
+    def could_be_valid(self, digits: str, trunk_typed: bool) -> bool:
         """False when no national number `phonenumbers.parse` can make of `digits` (no
-        international prefix) matches the plan's general description."""
+        international prefix) matches the plan's general description and a number type,
+        or, when the trunk prefix was not typed (`trunk_typed`), when each one that does
+        is written with it in the national format (`_has_trunk_prefix` refuses those)."""
         bases = [digits]
         if digits.startswith(self.country_code):
             bases.append(digits[len(self.country_code) :])
         for base in bases:
             once = self.strip(base)
             for number in (base, once, self.strip(once)):
-                if self._matches(number):
+                if self._matches(number) and (trunk_typed or not self._shows_trunk(number)):
                     return True
         return False
+
+    def _shows_trunk(self, number: str) -> bool:
+        """The national format of `number` surely starts with the trunk prefix: the first
+        format whose leading digits and pattern fit (what `format_number` picks) writes it;
+        with no format the digits are shown as they are."""
+        for leading, pattern, trunk_first in self.formats:
+            if (leading is None or leading.match(number)) and pattern.fullmatch(number):
+                return trunk_first
+        return bool(self.trunk) and number.startswith(self.trunk)
 
     def _matches(self, number: str) -> bool:
         """The general description and one number type (what `is_valid_number` asks)."""
@@ -106,6 +121,17 @@ def _plan(region: str) -> _Plan | None:
         for d in descs
         if d is not None and d.national_number_pattern
     )
+    trunk = metadata.national_prefix or ""
+    formats = tuple(
+        (
+            re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
+            re.compile(f.pattern),
+            bool(trunk)
+            and (f.format or "").startswith("\\1")
+            and (f.national_prefix_formatting_rule or "").lstrip("(").startswith(trunk),
+        )
+        for f in metadata.number_format
+    )
     return _Plan(
         str(metadata.country_code),
         re.compile(metadata.international_prefix),
@@ -114,6 +140,8 @@ def _plan(region: str) -> _Plan | None:
         frozenset(desc.possible_length),
         re.compile(desc.national_number_pattern),
         types,
+        trunk,
+        formats,
     )
 
 
@@ -133,7 +161,7 @@ def _plausible(value: str, region: str, digits: str) -> bool:
     plan = _plan(region)
     if plan is None or any(char.isalpha() for char in value) or plan.idd.match(digits):
         return True
-    return plan.could_be_valid(digits)
+    return plan.could_be_valid(digits, value.lstrip("( ").startswith(plan.trunk))
 
 
 def _valid(value: str, region: str, digits: str) -> bool:
