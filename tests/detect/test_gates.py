@@ -41,8 +41,8 @@ _PIECES = (
     "nhs",
     "order #",
     "Ünïcode",
-    "ſſn",  # long s: IGNORECASE reads it as "s", lower-casing does not
-    "İ",  # lower-cases to two characters
+    "\u017f\u017fn",  # long s: IGNORECASE reads it as "s", lower-casing does not
+    "\u0130",  # capital I with a dot: lower-cases to two characters
     " ",
     "-",
     ".",
