@@ -286,7 +286,7 @@ class Detector:
         if self._addresses is not None and digits:
             yield from self._addresses.find(text, scan)
         if self._names is not None:
-            yield from self._names.find(text)
+            yield from self._names.find(text, scan.folded)
         if self._presidio is not None:
             yield from self._presidio.find(text)
         if analysis is not None:

@@ -34,6 +34,7 @@ from coatcheck.middleware.detect.locales import (
     words_regex,
 )
 from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import fold
 
 __all__ = ["NAME_RULE", "NameFinder", "first_names"]
 
@@ -145,15 +146,32 @@ class NameFinder:
             *_variants(lexicon.titles),
         )
         self._first_words = frozenset(cue.split()[0].lower() for cue in cues if cue.split())
+        # Where a cue can start: one scan of the lower-cased message for any cue word (the
+        # titles lower-cased too: their case is checked by `_cue` at each hit). Most
+        # messages have none, or one or two, instead of a test at each of ~20 word starts.
+        any_cue = words_regex(tuple(cues))
+        # (a lookahead: a cue may start inside another, "groet" in "met vriendelijke groet")
+        self._cue_start = re.compile(rf"(?<![\w'\u2019.])(?=(?:{any_cue}))")
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
-    def find(self, text: str) -> Iterator[Candidate]:
-        """PERSON candidates in normalised text."""
-        for token in _TOKEN.finditer(text):
-            if token.group().lower() not in self._first_words:
+    def find(self, text: str, folded: str | None | bool = False) -> Iterator[Candidate]:
+        """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
+        has it; False: not given)."""
+        if folded is False:
+            folded = fold(text)
+        # Cue words found in the lower-cased copy start where a word starts (`_TOKEN`); the
+        # old walk over every word start is kept for text that cannot be folded.
+        starts = (
+            (m.start() for m in self._cue_start.finditer(folded))
+            if isinstance(folded, str)
+            else (m.start() for m in _TOKEN.finditer(text))
+        )
+        for start in starts:
+            token = _TOKEN.match(text, start)
+            if token is None or token.group().lower() not in self._first_words:
                 continue
-            cue = self._cue.match(text, token.start())
+            cue = self._cue.match(text, start)
             if cue is None:
                 continue
             kind = cue.lastgroup
