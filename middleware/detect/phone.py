@@ -32,6 +32,7 @@ _CANDIDATE = re.compile(
 )
 _WINDOW = 40
 _DIGIT = re.compile(r"\d")
+_LETTER = re.compile(r"[^\W\d_]")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
 
 
@@ -50,6 +51,10 @@ class _Plan:
     # The national formats in the plan's order: leading digits, pattern, and whether the
     # formatted number surely starts with the trunk prefix ("0\\1" before "\\1 \\2").
     formats: tuple[tuple[re.Pattern[str] | None, re.Pattern[str], bool], ...]
+    # Country code, national prefix twice, a general number, as one pattern: every reading
+    # below fits it, so a number that does not is ruled out in one call (None: the plan
+    # transforms its prefix, or anchors it, and gets no such shortcut).
+    quick: re.Pattern[str] | None
 
     def strip(self, number: str) -> str:
         """`number` without its national prefix, as `phonenumbers` may take it off."""
@@ -65,6 +70,8 @@ class _Plan:
         international prefix) matches the plan's general description and a number type,
         or, when the trunk prefix was not typed (`trunk_typed`), when each one that does
         is written with it in the national format (`_has_trunk_prefix` refuses those)."""
+        if self.quick is not None and self.quick.fullmatch(digits) is None:
+            return False
         bases = [digits]
         if digits.startswith(self.country_code):
             bases.append(digits[len(self.country_code) :])
@@ -122,6 +129,13 @@ def _plan(region: str) -> _Plan | None:
         if d is not None and d.national_number_pattern
     )
     trunk = metadata.national_prefix or ""
+    rule = metadata.national_prefix_transform_rule
+    quick = None
+    if not rule and "$" not in (prefix or "") and "^" not in (prefix or ""):
+        parsing = rf"(?:{prefix})?(?:{prefix})?" if prefix else ""
+        quick = re.compile(
+            rf"(?:{metadata.country_code})?{parsing}(?:{desc.national_number_pattern})"
+        )
     formats = tuple(
         (
             re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
@@ -142,6 +156,7 @@ def _plan(region: str) -> _Plan | None:
         types,
         trunk,
         formats,
+        quick,
     )
 
 
@@ -159,9 +174,29 @@ def _plausible(value: str, region: str, digits: str) -> bool:
     validation the costliest step of detection; most candidates now skip it.
     """
     plan = _plan(region)
-    if plan is None or any(char.isalpha() for char in value) or plan.idd.match(digits):
+    if plan is None or _LETTER.search(value) is not None or plan.idd.match(digits):
         return True
     return plan.could_be_valid(digits, value.lstrip("( ").startswith(plan.trunk))
+
+
+def _valid_somewhere(value: str, digits: str, regions: tuple[str, ...]) -> bool:
+    """`_valid` in one of `regions` (tried in order), the per-value work done once."""
+    if value.startswith("+"):
+        return _valid(value, regions[0], digits)  # the number names its own plan
+    gated = _LETTER.search(value) is None
+    lead = value.lstrip("( ")
+    for region in regions:
+        plan = _plan(region)
+        if (
+            gated
+            and plan is not None
+            and plan.idd.match(digits) is None
+            and not plan.could_be_valid(digits, lead.startswith(plan.trunk))
+        ):
+            continue
+        if _parsed_valid(value, region):
+            return True
+    return False
 
 
 def _valid(value: str, region: str, digits: str) -> bool:
@@ -169,6 +204,10 @@ def _valid(value: str, region: str, digits: str) -> bool:
     reads its international prefix, "0049 ..."). `digits` are the digits of `value`."""
     if not value.startswith("+") and not _plausible(value, region, digits):
         return False
+    return _parsed_valid(value, region)
+
+
+def _parsed_valid(value: str, region: str) -> bool:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -238,9 +277,7 @@ class PhoneFinder:
             if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
                 continue
             has_context = phone_end >= 0
-            # With "+" the plan comes from the number itself: one parse, whatever the region.
-            tried = regions[:1] if value.startswith("+") else regions
-            if any(_valid(value, r, digits) for r in tried):
+            if _valid_somewhere(value, digits, regions):
                 score = 0.8 + 0.1 * has_context
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
             elif has_context:  # a foreign national format: the words say it is a phone
