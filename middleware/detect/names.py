@@ -155,7 +155,7 @@ class NameFinder:
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
-    def find(self, text: str, folded: str | None | bool = False) -> Iterator[Candidate]:
+    def find(self, text: str, folded: str | bool | None = False) -> Iterator[Candidate]:
         """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
         has it; False: not given)."""
         if folded is False:
