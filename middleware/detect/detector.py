@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from coatcheck.middleware.detect.address import AddressFinder, absorb_places
+from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
 from coatcheck.middleware.detect.cards import NearCard
 from coatcheck.middleware.detect.config import DetectConfig, load_config
 from coatcheck.middleware.detect.context_rules import apply_rule, resolve_rule
@@ -47,6 +47,7 @@ _PHONE_RIVALS = (
     "BR_CPF",
     "BR_CNPJ",
     "DE_TAX_ID",
+    "OTHER_ID",  # identifiers with no type of their own (a driver's licence number)
 )
 
 
@@ -58,6 +59,20 @@ def _needles(needles: tuple[str, ...]) -> re.Pattern[str] | None:
     """One search for any of these substrings (None: no substring)."""
     alternation = words_regex(needles, casefold=False)
     return re.compile(alternation) if alternation else None
+
+
+def _drop_house_numbers(candidates: list[Candidate]) -> list[Candidate]:
+    """A phone candidate whose last digits start a street address ("I live in 84164 1266
+    Cheriton Dr", "Apt. 023 09306 8 Circle Way") is a postcode or flat number and the house
+    number run together: no phone number."""
+    starts = [c.start for c in candidates if c.rule == ADDRESS_TYPE]
+    if not starts:
+        return candidates
+    return [
+        c
+        for c in candidates
+        if not (c.rule == "PHONE_NUMBER" and any(c.start < s < c.end for s in starts))
+    ]
 
 
 class Detector:
@@ -191,7 +206,7 @@ class Detector:
         analysis: Analysis | None,
         hint: Language | None,
     ) -> list[Span]:
-        candidates = list(self._global(norm.text, analysis, hint))
+        candidates = _drop_house_numbers(list(self._global(norm.text, analysis, hint)))
         if context is not None:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))

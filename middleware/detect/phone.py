@@ -251,6 +251,14 @@ class PhoneFinder:
         # one of them is the last thing said before the number, the number is not a phone.
         rival = words_regex(tuple(rivals))
         self._rival = re.compile(rf"(?<!\w)(?:{rival})", re.IGNORECASE) if rival else None
+        # A line label right after the number ("... 3306 office", "0171 1234567 (mobil)")
+        # says it is a phone as much as a phone word before it does.
+        label = words_regex(lexicon.context_for("PHONE_LABEL"))
+        self._label = (
+            re.compile(rf"[ \t]*[-\u2013(,/]?[ \t]*(?:{label})(?!\w)", re.IGNORECASE)
+            if label
+            else None
+        )
         self._pruner = pruner
 
     def find(
@@ -276,7 +284,9 @@ class PhoneFinder:
             # ("passport number", "account number"): the number is that type's.
             if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
                 continue
-            has_context = phone_end >= 0
+            has_context = phone_end >= 0 or (
+                self._label is not None and self._label.match(text, end) is not None
+            )
             if _valid_somewhere(value, digits, regions):
                 score = 0.8 + 0.1 * has_context
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
