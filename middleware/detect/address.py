@@ -66,14 +66,29 @@ _PARTICLE = (
 _NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
 _BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
 # Postcodes of the shipped regions (one alternation: a postcode is only taken right after
-# a street, where a wrong region's shape costs nothing).
+# a street, where a wrong region's shape costs nothing). A Brazilian CEP is typed with its
+# dash or without ("01310-200", "01310200").
 _POSTCODE = (
-    r"(?:\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
 )
+# ... the same without a bare 4-digit number (that is a house number more often).
+_POSTCODE_ALONE = (
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])"
+)
+# A town: one to three capitalised words, no digits, no dots (a dot ends the sentence:
+# "1570 KM Etten. Bestelnummer A8387438" stops at Etten), joined by a blank or a hyphen
+# and at most two particles ("Hoek van Holland", "Casa Grande de da Cunha"); after a
+# postcode a town may start with a particle ("39000-678 da Mota").
+_TOWN_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['\u2019][^\W\d_]+)*"
+_TOWN_PARTICLE = (
+    r"(?:de|da|do|dos|das|di|del|du|des|la|le|les|l\u00e8s|sur|sous|en|aux|am|an|im|ob|bei"
+    r"|aan|op|den|van|het|der)"
+)
 _CITY = (
-    r"[^\W\d_a-z][\w'\u2019.-]*(?:[ \t-](?:(?:de|da|do|sur|am|an|im|aan|den)[ \t])?"
-    r"[^\W\d_a-z][\w'\u2019.-]*){0,2}"
+    rf"(?:{_TOWN_PARTICLE}[ \t]+)?{_TOWN_WORD}"
+    rf"(?:[ \t-](?:{_TOWN_PARTICLE}[ \t-]){{0,2}}{_TOWN_WORD}){{0,2}}"
 )
 # ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
 # ", Springfield, IL 62704".
@@ -111,9 +126,12 @@ class AddressFinder:
             rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
             # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
+            # ... or the street and its postcode and town, no house number ("boulevard de
+            # Loiseau, 66632 Ramosville", "Estrada de Porto, 87831-561 Rodrigues")
             rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
-            rf",?[ \t]+{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL}",
+            rf",?[ \t]+(?:{_POSTCODE_ALONE}[ \t]+{_CITY}"
+            rf"|{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL})",
             # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
             rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
             rf"{unit_tail}{_TAIL}",

@@ -62,16 +62,20 @@ def _needles(needles: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _drop_house_numbers(candidates: list[Candidate]) -> list[Candidate]:
-    """A phone candidate whose last digits start a street address ("I live in 84164 1266
-    Cheriton Dr", "Apt. 023 09306 8 Circle Way") is a postcode or flat number and the house
-    number run together: no phone number."""
-    starts = [c.start for c in candidates if c.rule == ADDRESS_TYPE]
-    if not starts:
+    """Digits that a street address runs into are no phone number: a phone candidate whose
+    last digits start the address ("I live in 84164 1266 Cheriton Dr", "Apt. 023 09306 8
+    Circle Way": a postcode or flat number and the house number run together), or that
+    starts inside one (its postcode: "Rua X, 157, 01590501 Almeida")."""
+    spans = [(c.start, c.end) for c in candidates if c.rule == ADDRESS_TYPE]
+    if not spans:
         return candidates
     return [
         c
         for c in candidates
-        if not (c.rule == "PHONE_NUMBER" and any(c.start < s < c.end for s in starts))
+        if not (
+            c.rule == "PHONE_NUMBER"
+            and any(c.start < s < c.end or s < c.start < e for s, e in spans)
+        )
     ]
 
 

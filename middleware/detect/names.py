@@ -62,6 +62,7 @@ _PARTICLES = frozenset(
         "zu",
         "ten",
         "ter",
+        "het",
         "y",
         "e",
         "i",
@@ -175,7 +176,8 @@ class NameFinder:
             if cue is None:
                 continue
             kind = cue.lastgroup
-            span = self._after_cue(text, cue.end(), kind or "")
+            own_line = "\n" in cue.group()
+            span = self._after_cue(text, cue.end(), kind or "", own_line)
             if span is not None:
                 yield Candidate(span[0], span[1], "PERSON", NAME_RULE, False, _SCORE)
         for run in _CAPS_RUN.finditer(text):
@@ -183,7 +185,9 @@ class NameFinder:
             if span is not None:
                 yield Candidate(span[0], span[1], "PERSON", NAME_RULE, False, _SCORE - 0.05)
 
-    def _after_cue(self, text: str, pos: int, kind: str) -> tuple[int, int] | None:
+    def _after_cue(
+        self, text: str, pos: int, kind: str, own_line: bool = False
+    ) -> tuple[int, int] | None:
         words = self._words(text, pos, allow_lower=kind == "strong")
         if not words:
             return None
@@ -196,8 +200,11 @@ class NameFinder:
             if known or after:
                 return words[0][0], words[-1][1]
             return None
-        # sign-off: a known first name, or two capitalised words on their own line
+        # sign-off: a known first name, or two capitalised words alone on the next line
         if known:
+            return words[0][0], words[-1][1]
+        rest = text[words[-1][1] :].split("\n", 1)[0]
+        if own_line and len(words) >= 2 and not rest.strip():
             return words[0][0], words[-1][1]
         return None
 
@@ -213,11 +220,12 @@ class NameFinder:
                 break
             word = match.group()
             lowered = word.lower()
-            if not found and lead is None and lowered in _PARTICLES:
+            if not found and lowered in _PARTICLES:  # "van der Avoirt": particles lead
                 gap = _GAP.match(text, match.end())
                 if gap is None:
                     break
-                lead, pos = match.start(), gap.end()
+                lead = match.start() if lead is None else lead
+                pos = gap.end()
                 continue
             if found and lowered in _PARTICLES:
                 gap = _GAP.match(text, match.end())
