@@ -159,7 +159,7 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     (
         "fr-FR",
-        "Ma nouvelle adresse : 14, boulevard Maury, 51687 Imbert-les-Bains. Commande n° 2025-438-569.",
+        "Nouvelle adresse : 14, boulevard Maury, 51687 Imbert-les-Bains. Commande n° 2025-438-5.",
         [("ADDRESS", "14, boulevard Maury, 51687 Imbert-les-Bains")],
     ),
     (
