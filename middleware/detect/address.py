@@ -151,22 +151,16 @@ class AddressFinder:
         suffix_runs = _first_runs(street_suffixes)
         prefix_runs = _first_runs(lexicon.street_prefixes + _BASE_PREFIXES)
         unit_runs = _first_runs(lexicon.street_units or ("Apt", "Suite"))
-        self._shapes: tuple[tuple[re.Pattern[str], tuple[frozenset[str], ...]], ...] = tuple(
-            zip(
-                self._compiled,
-                (
-                    (suffix_runs,),
-                    (prefix_runs,),
-                    (prefix_runs,),
-                    (),  # endings: `_ending` below
-                    (),
-                    (unit_runs, suffix_runs),
-                    (_first_runs(("Apt", "Apartment", "Suite", "Ste")),),
-                    (frozenset({"box"}),),
-                ),
-                strict=True,
-            )
-        )
+        apt_runs = _first_runs(("Apt", "Apartment", "Suite", "Ste"))
+        # Which word each shape needs (bits: 1 suffix, 2 prefix, 4 unit, 8 "Apt"-like,
+        # 16 "box"); shapes 3 and 4 need an ending before blanks and a digit (bit 32).
+        self._needs = (1, 2, 2, 32, 32, 1 | 4, 8, 16)
+        self._word_bits: dict[str, int] = {}
+        for bit, words in ((1, suffix_runs), (2, prefix_runs), (4, unit_runs), (8, apt_runs)):
+            for word in words:
+                self._word_bits[word] = self._word_bits.get(word, 0) | bit
+        self._word_bits["box"] = self._word_bits.get("box", 0) | 16
+        self._gate_words = frozenset(self._word_bits)
         self._ending = re.compile(rf"(?:{endings})[ \t]+\d")
 
     def find(self, text: str, scan: Scan | None = None) -> Iterator[Candidate]:
@@ -177,14 +171,19 @@ class AddressFinder:
         if not scan.digits:
             return
         folded = scan.folded
-        runs = frozenset(_LETTERS.findall(folded)) if folded is not None else None
-        for index, (regex, needs) in enumerate(self._shapes):
-            if runs is not None:
-                if index in (3, 4):
-                    if self._ending.search(folded or "") is None:
-                        continue
-                elif any(runs.isdisjoint(words) for words in needs):
-                    continue
+        if folded is None:
+            have = 63  # cannot fold: every shape runs
+        else:
+            have = 0
+            for word in self._gate_words.intersection(_LETTERS.findall(folded)):
+                have |= self._word_bits[word]
+            if self._ending.search(folded) is not None:
+                have |= 32
+            if not have:
+                return
+        for regex, needs in zip(self._compiled, self._needs, strict=True):
+            if have & needs != needs:
+                continue
             for match in regex.finditer(text):
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
