@@ -139,7 +139,7 @@ def _plan(region: str) -> _Plan | None:
     formats = tuple(
         (
             re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
-            re.compile(f.pattern),
+            re.compile(f.pattern or "(?!)"),  # (a format always has one)
             bool(trunk)
             and (f.format or "").startswith("\\1")
             and (f.national_prefix_formatting_rule or "").lstrip("(").startswith(trunk),
