@@ -35,7 +35,6 @@ _FOLD_UNSAFE = re.compile(
     "\u043e\u0441\u0442\u044a\u0463\u1c80-\u1c88\u1e61\u1e9b\u1fbe\u1fd3\u1fe3\ua64b"
     "\ufb05\ufb06]"
 )
-FOLD_UNSAFE_CHARS = _FOLD_UNSAFE.pattern
 
 
 def digit_count(run: str) -> int:
