@@ -24,7 +24,9 @@ from coatcheck.vault.errors import (
     ConversationEnded,
     ConversationShredded,
     GrantRefused,
+    InvalidArgument,
     InvalidGrant,
+    InvalidPredicate,
     UnknownReference,
     ValueExpired,
 )
@@ -56,6 +58,8 @@ def _timed(op: str, door: str | None, call: Callable[[], T]) -> T:
     except _REFUSALS as exc:
         if door is not None:
             metrics.count_refusal(door, type(exc).__name__)
+        raise
+    except (InvalidPredicate, InvalidArgument):  # the caller's mistake (422), not the vault's
         raise
     except Exception:
         metrics.count_error("vault")

@@ -5,7 +5,7 @@ Installed on the root logger's handlers and on uvicorn's loggers.  It formats th
 each match with `[TYPE]`, and stores the redacted text back with args and exc_info
 cleared, so no later formatter can re-render the raw values.
 
-Control characters from requests are escaped (`\x1b`, `\x0d`...): an access line's path is
+Control characters from requests are escaped (`\\x1b`, `\\x0d`...): an access line's path is
 percent-decoded before it is redacted, so `%0D%0A` in a URL would otherwise start a forged
 line and `%1B[` would drive the operator's terminal.  uvicorn's "running on" line is kept
 as it is: its address is the service's own listen address, from the operator's config.
