@@ -37,9 +37,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium (Playwright's own download is not used: no internet needed)."""
+    """Debian's chromium (Playwright's own download is not used: no internet needed).
+
+    Per module: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, and later tests that call `asyncio.run` must not find one.
+    """
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)"
         if os.environ.get("COATCHECK_REQUIRE_BROWSER") == "1":
