@@ -22,13 +22,14 @@ _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"time", "level", "logger", "message", "request_id"?, ...}` on one line."""
+    """`{"time", "level", "logger", "pid", "message", "request_id"?, ...}` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # which worker, with --workers N
         }
         access = _access_args(record)
         if access is not None:

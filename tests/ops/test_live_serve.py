@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -117,26 +118,35 @@ def _messages(live: Live) -> float:
         text = client.get(f"{live.url}/metrics", headers=headers).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "coatcheck_messages_total" and sample.labels == {
-                "outcome": "forwarded"
-            }:
+            forwarded = sample.labels == {"outcome": "forwarded"}
+            if sample.name == "coatcheck_messages_total" and forwarded:
                 return sample.value
     return 0.0
 
 
+def _pids(live: Live, logger: str, needle: str) -> set[object]:
+    return {
+        e["pid"]
+        for e in _json_lines(live)
+        if e["logger"] == logger and needle in str(e.get("path", e["message"]))
+    }
+
+
 def test_metrics_add_up_every_worker(json_server: Live) -> None:
+    deadline = time.monotonic() + 60
+    while len(_pids(json_server, "uvicorn.error", "Application startup complete")) < 2:
+        assert time.monotonic() < deadline, "the second worker did not start"
+        time.sleep(0.2)
     before = _messages(json_server)
     headers = {"Authorization": f"Bearer {json_server.keys['channel']}"}
-    pids = set()
-    for n in range(8):  # a new connection each time, so both workers take messages
+    marker = uuid.uuid4().hex[:8]
+    sent = 0
+    # new connections until both workers have taken messages (the kernel picks the worker)
+    while len(_pids(json_server, "uvicorn.access", "/webhooks/rest/webhook")) < 2 or sent < 8:
+        assert sent < 200, "one worker took every connection"
         with httpx.Client(headers=headers, timeout=30) as client:
-            body = {"sender": f"metrics-{n}", "message": "hello"}
-            assert (
-                client.post(f"{json_server.url}/webhooks/rest/webhook", json=body).status_code
-                == 200
-            )
-    for entry in _json_lines(json_server):
-        if "Started server process" in str(entry["message"]):
-            pids.add(str(entry["message"]))
-    assert len(pids) == 2  # two workers
-    assert [_messages(json_server) - before for _ in range(4)] == [8.0] * 4
+            body = {"sender": f"metrics-{marker}-{sent}", "message": "hello"}
+            response = client.post(f"{json_server.url}/webhooks/rest/webhook", json=body)
+            assert response.status_code == 200
+        sent += 1
+    assert [_messages(json_server) - before for _ in range(4)] == [float(sent)] * 4
