@@ -21,8 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from coatcheck import __version__
 from coatcheck.middleware.detect import Detector, load_config
 from coatcheck.middleware.export import build_sinks
+from coatcheck.middleware.observability.docs import offline_app
+from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
+from coatcheck.middleware.observability.requestid import RequestContext
+from coatcheck.middleware.observability.routes import ops_router
 from coatcheck.middleware.pipeline import Redactor
 from coatcheck.middleware.service.bootstrap import bootstrap, master_key
 from coatcheck.middleware.service.botclient import BotClient, EchoBot, HttpBot
@@ -45,7 +50,7 @@ from coatcheck.middleware.service.state import Gateway
 from coatcheck.middleware.service.sweeper import run_sweeper
 from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
-from coatcheck.vault import GrantSigner, KeyRing, Vault
+from coatcheck.vault import GrantSigner, KeyRing
 from coatcheck.vault.db import make_engine
 
 __all__ = ["create_app"]
@@ -104,7 +109,7 @@ def create_app(
         detector = Detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
+        vault = MeteredVault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
         async with aiohttp.ClientSession() as http, external_resolver(external, clock) as resolver:
             client = bot
             if client is None:
@@ -113,6 +118,7 @@ def create_app(
                     if settings.bot_url is None
                     else HttpBot(http, settings.bot_url, settings.bot_timeout_seconds)
                 )
+            client = MeteredBot(client)
             app.state.gateway = Gateway(
                 settings=settings,
                 engine=engine,
@@ -150,12 +156,14 @@ def create_app(
                 writer.dispose()
                 engine.dispose()
 
-    app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
+    app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)
     app.include_router(router)
     app.include_router(export_router)
     app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
+    app.include_router(ops_router)  # /metrics, /ready, the endpoint test (docs/operations.md)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
+    app.add_middleware(RequestContext)  # outermost: request ids, route-layer metrics
     return app
