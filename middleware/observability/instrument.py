@@ -86,6 +86,9 @@ class MeteredVault(Vault):
         metrics.count_entities(entity_type for entity_type, _ in batch)
         return refs
 
+    def reveal(self, conversation_id: str, ref_id: str, grant: Grant) -> str:
+        return self.reveal_many(conversation_id, [ref_id], grant)[0]
+
     def reveal_many(self, conversation_id: str, ref_ids: Sequence[str], grant: Grant) -> list[str]:
         door = "confirmation" if (grant.caller, grant.purpose) == CONFIRMATION_CALLER else "service"
         return _timed(
