@@ -22,9 +22,11 @@ from coatcheck.actions.errors import (
     CoatcheckActionError,
     ConfigurationError,
     GrantRefused,
+    InvalidArgument,
     RevealRefused,
     ServiceError,
     ServiceUnavailable,
+    UnsupportedValue,
 )
 from coatcheck.actions.prompts import (
     CAPTURE_INTENT,
@@ -48,6 +50,7 @@ __all__ = [
     "ConfigurationError",
     "GrantRefused",
     "GrantToken",
+    "InvalidArgument",
     "Reference",
     "Retokenizer",
     "RevealRefused",
@@ -55,6 +58,7 @@ __all__ = [
     "RevealingAction",
     "ServiceError",
     "ServiceUnavailable",
+    "UnsupportedValue",
     "accepts_reference",
     "capture_directive",
     "capture_result",

@@ -1,13 +1,17 @@
 """Async HTTP client for the coatcheck service API used by action servers.
 
-Only the routes an action server may call (grants, reveal, check, redact, context). The
-transport is injectable so tests and other event loops can supply their own.
+Only the routes an action server may call (grants, reveal, check, redact, context, the
+latest capture result). The transport is injectable so tests and other event loops can
+supply their own. Path segments (the conversation id is the channel's sender id, i.e. user
+input) are percent-encoded whole, dots included, so no id can address another route or
+another conversation.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +21,7 @@ import httpx
 from coatcheck.actions.errors import (
     ConfigurationError,
     GrantRefused,
+    InvalidArgument,
     RevealRefused,
     ServiceError,
     ServiceUnavailable,
@@ -133,17 +138,45 @@ class CoatcheckClient:
 
     async def set_context(self, conversation_id: str, directive: Mapping[str, Any]) -> None:
         """Tell the gateway what the next user message is expected to hold."""
-        await self._post(f"/v1/conversations/{conversation_id}/context", dict(directive))
+        path = f"/v1/conversations/{_path_segment(conversation_id)}/context"
+        await self._post(path, dict(directive), endpoint="context")
+
+    async def latest_capture(self, conversation_id: str) -> dict[str, Any] | None:
+        """The gateway's own record of the conversation's latest capture result, or None.
+
+        `GET /v1/conversations/{id}/capture` answers `{"capture": {"type", "ok", "ref", ...}}`
+        only while the conversation's latest user message is a secure-capture result the
+        gateway made itself; `{"capture": null}` otherwise (docs/actions.md).
+        """
+        path = f"/v1/conversations/{_path_segment(conversation_id)}/capture"
+        data = await self._request("GET", path, None, endpoint="capture")
+        capture = data.get("capture")
+        if capture is None:
+            return None
+        if not isinstance(capture, dict):
+            raise ServiceError("capture", 200, "bad_json")
+        return capture
 
     async def _post(
         self,
         path: str,
         body: dict[str, Any],
         refused: type[ServiceError] = ServiceError,
+        endpoint: str | None = None,
     ) -> dict[str, Any]:
-        endpoint = path.split("/")[2] if path.count("/") >= 2 else path
+        return await self._request("POST", path, body, refused, endpoint)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        refused: type[ServiceError] = ServiceError,
+        endpoint: str | None = None,
+    ) -> dict[str, Any]:
+        endpoint = endpoint or path.rsplit("/", 1)[-1]
         try:
-            response = await self._http.post(path, json=body)
+            response = await self._http.request(method, path, json=body)
         except httpx.HTTPError:
             raise ServiceUnavailable(endpoint) from None
         if response.status_code >= 400:
@@ -155,6 +188,18 @@ class CoatcheckClient:
         if not isinstance(data, dict):
             raise ServiceError(endpoint, response.status_code, "bad_json")
         return data
+
+
+def _path_segment(value: str) -> str:
+    """`value` as one URL path segment: every reserved character and every dot encoded.
+
+    `quote(safe="")` keeps "." and "..", which HTTP clients resolve as dot segments
+    (`/v1/conversations/../context` becomes `/v1/context`); "%2E" is the same character
+    to the server but is left alone on the way.
+    """
+    if not value:
+        raise InvalidArgument("conversation_id", "empty")
+    return urllib.parse.quote(value, safe="").replace(".", "%2E")
 
 
 def _error(endpoint: str, response: httpx.Response, refused: type[ServiceError]) -> ServiceError:

@@ -7,9 +7,11 @@ __all__ = [
     "CoatcheckActionError",
     "ConfigurationError",
     "GrantRefused",
+    "InvalidArgument",
     "RevealRefused",
     "ServiceError",
     "ServiceUnavailable",
+    "UnsupportedValue",
 ]
 
 
@@ -29,6 +31,22 @@ class CoatcheckActionError(Exception):
 
 class ConfigurationError(CoatcheckActionError):
     default_message = "missing or invalid configuration"
+
+
+class InvalidArgument(CoatcheckActionError):
+    """An argument the service cannot be asked about (an empty conversation id)."""
+
+    default_message = "invalid argument"
+
+
+class UnsupportedValue(CoatcheckActionError):
+    """An opted-in action returned something re-tokenization cannot walk; `name` is its type.
+
+    Only JSON-like data (str, numbers, bool, None, dicts, lists, tuples, sets) can be
+    checked for revealed values, so anything else fails the run instead of leaving unseen.
+    """
+
+    default_message = "returned a value of this type, which cannot be re-tokenized"
 
 
 class ServiceUnavailable(CoatcheckActionError):

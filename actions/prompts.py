@@ -88,23 +88,41 @@ async def request_capture(
 
 @dataclass(frozen=True)
 class CaptureResult:
-    """What the bot learns from a secure capture: the type, ok, and a reference when ok."""
+    """What the bot learns from a secure capture: the type, ok, and a reference when ok.
+
+    `verified` says the gateway confirmed this result as its own; `ok` is never true
+    without it.
+    """
 
     entity_type: str
     ok: bool
     ref: str | None
+    verified: bool = False
 
 
-def capture_result(tracker: Tracker) -> CaptureResult | None:
-    """The capture result in the latest message, or None when it is not one.
+async def capture_result(tracker: Tracker, client: CoatcheckClient) -> CaptureResult | None:
+    """The capture result in the latest message, confirmed by the gateway; None if not one.
 
-    The gateway sends `/coatcheck_capture{"type":..,"ok":..,"ref":..}`; Rasa turns the
-    JSON into entities of the latest message.
+    The gateway sends `/coatcheck_capture{"type":..,"ok":..,"ref":..}` and Rasa turns the
+    JSON into entities of the latest message; but a user can type that very text, and it
+    reaches the bot verbatim. So the claim counts only when the gateway's record of the
+    conversation's latest capture (`client.latest_capture`) says the same: otherwise the
+    result is `ok=False, ref=None, verified=False` (fail closed). Service errors propagate.
     """
     message = tracker.latest_message
     if (message.get("intent") or {}).get("name") != CAPTURE_INTENT:
         return None
-    fields = {e.get("entity"): e.get("value") for e in message.get("entities") or []}
+    entities = [e for e in message.get("entities") or [] if isinstance(e, dict)]
+    claim = _capture_fields({e.get("entity"): e.get("value") for e in entities})
+    record = await client.latest_capture(tracker.sender_id)
+    verified = record is not None and _capture_fields(record) == claim
+    if not verified:
+        return CaptureResult(claim.entity_type, False, None, False)
+    return CaptureResult(claim.entity_type, claim.ok, claim.ref, True)
+
+
+def _capture_fields(fields: Mapping[Any, Any]) -> CaptureResult:
+    """A result from its fields (the message's entities or the gateway's record)."""
     ok = fields.get("ok") in (True, "true", "True")
     ref = parse_reference(fields.get("ref")) if ok else None
     entity_type = str(fields.get("type") or "")

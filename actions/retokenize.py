@@ -4,6 +4,11 @@ Runs at the end of an opted-in `run`: values the action saw are put back as thei
 references locally (exact match, no detector guesswork), then the remaining text goes
 through `/v1/redact` so new PII the action produced is vaulted too. Existing references
 are never sent through the detector (the gateway defangs look-alike tokens).
+
+Everything is walked: every key and value of every dict at any depth (no key is trusted
+to name "domain things": a response name, an image URL, a `name=` template variable all
+reach Rasa's tracker), lists, tuples, sets. Numbers equal to a revealed value become its
+reference; anything that is not JSON-like is refused, since it cannot be checked.
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ from typing import Any
 
 from coatcheck.actions._references import find_references
 from coatcheck.actions.client import CoatcheckClient
+from coatcheck.actions.errors import UnsupportedValue
 
 __all__ = ["Retokenizer"]
 
-# Message keys that name domain things (response names, URLs of images), not user data.
-_SKIP_KEYS = frozenset({"template", "response", "image", "event", "name", "timestamp"})
-
 
 class Retokenizer:
-    """Replaces revealed values by their references, then redacts what is left."""
+    """Replaces revealed values by their references, then redacts what is left.
+
+    One instance per action run: each distinct piece of text is sent to the service once
+    (the same keys and event names recur in every message and event).
+    """
 
     def __init__(
         self, client: CoatcheckClient, conversation_id: str, revealed: Mapping[str, str]
@@ -35,24 +42,34 @@ class Retokenizer:
         # is never rescanned, so a short value cannot match inside an inserted reference.
         ordered = sorted(self._known, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._redacted: dict[str, asyncio.Future[str]] = {}
 
     async def walk(self, data: Any) -> Any:
-        """A copy of `data` (JSON-like) with every string re-tokenized (calls run concurrently)."""
+        """A copy of `data` with every string re-tokenized (calls run concurrently).
+
+        Containers keep their kind (dict, list, tuple, set, frozenset); dict keys are
+        re-tokenized like values. Raises `UnsupportedValue` for anything else that is
+        not a str, number, bool or None.
+        """
         if isinstance(data, str):
             return await self.text(data)
-        if isinstance(data, list):
-            return list(await asyncio.gather(*(self.walk(item) for item in data)))
-        if isinstance(data, dict):
-            keys = [key for key in data if key not in _SKIP_KEYS]
-            done = await asyncio.gather(*(self.walk(data[key]) for key in keys))
-            return {**data, **dict(zip(keys, done, strict=True))}
-        return data
+        if data is None or isinstance(data, bool):
+            return data
+        if isinstance(data, int | float):
+            return self._known.get(str(data), data)
+        if isinstance(data, Mapping):
+            keys = await asyncio.gather(*(self.walk(key) for key in data))
+            values = await asyncio.gather(*(self.walk(value) for value in data.values()))
+            return dict(zip(keys, values, strict=True))
+        if isinstance(data, list | tuple | set | frozenset):
+            items = await asyncio.gather(*(self.walk(item) for item in data))
+            return items if isinstance(data, list) else type(data)(items)
+        raise UnsupportedValue(type(data).__name__)
 
     async def text(self, text: str) -> str:
         """One string: existing references kept, known values swapped, the rest redacted."""
         pieces = _split(text)
-        gaps = pieces[0::2]
-        done = await asyncio.gather(*(self._gap(gap) for gap in gaps))
+        done = await asyncio.gather(*(self._gap(gap) for gap in pieces[0::2]))
         pieces[0::2] = done
         return "".join(pieces)
 
@@ -69,7 +86,11 @@ class Retokenizer:
         # No letter or digit, no PII (". ", "; "): spare the service a round trip.
         if not any(char.isalnum() for char in part):
             return part
-        return await self._client.redact(self._conversation_id, part)
+        pending = self._redacted.get(part)
+        if pending is None:
+            pending = asyncio.ensure_future(self._client.redact(self._conversation_id, part))
+            self._redacted[part] = pending
+        return await pending
 
 
 def _split(text: str) -> list[str]:

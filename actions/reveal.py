@@ -5,10 +5,16 @@ gets the real values of exactly those references found in the tracker's slots an
 entities, through a grant scoped to this conversation, these types and this action.
 Everything it then sends back is re-tokenized before it leaves the action server. This
 lives in `run` (not in a Sanic hook) so it works over HTTP and gRPC alike.
+
+`run_revealed` writes to a dispatcher of its own: on a streaming transport rasa-sdk would
+forward `stream_chunk`s the moment they are made, and replay an unclosed stream after
+`run` returns, both past re-tokenization. Its messages (streamed chunks included, as
+messages) join the real dispatcher only once re-tokenized.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,9 +50,11 @@ class RevealedView:
         return self.slots.get(name)
 
     def values(self, entity_type: str) -> list[str]:
-        """Every revealed value of `entity_type`, in the order first seen."""
-        prefix = f"CC_{entity_type}_"
-        return [v for ref, v in self.by_reference.items() if ref.startswith(prefix)]
+        """Every revealed value of exactly `entity_type`, in the order first seen.
+
+        The type is compared whole: `values("CARD")` never includes a `CARD_PIN`.
+        """
+        return [v for ref, v in self.by_reference.items() if _type_of(ref) == entity_type]
 
     def __repr__(self) -> str:
         return f"RevealedView(refs={len(self.by_reference)})"
@@ -84,13 +92,16 @@ class RevealingAction(Action, ABC):  # type: ignore[misc]  # rasa_sdk is untyped
         conversation = tracker.sender_id
         async with self.make_client() as client:
             view = await self._resolve(client, conversation, tracker)
-            first_message = len(dispatcher.messages)
-            events = await self._run_guarded(dispatcher, tracker, domain, view)
+            own = CollectingDispatcher()  # no stream sink: nothing leaves before the walk
+            events = await self._run_guarded(own, tracker, domain, view)
+            if own.is_streaming_active:  # an unclosed stream: its chunks become messages
+                await own.stream_end()
             retok = Retokenizer(client, conversation, _inverse(view.by_reference))
-            fresh = dispatcher.messages[first_message:]
-            dispatcher.messages[first_message:] = [await retok.walk(m) for m in fresh]
-            result: list[dict[str, Any]] = await retok.walk(list(events))
-            return result
+            messages, result = await asyncio.gather(
+                retok.walk(own.messages), retok.walk(list(events))
+            )
+            dispatcher.messages.extend(messages)
+            return list(result)
 
     async def _run_guarded(
         self,
@@ -167,6 +178,11 @@ def _swap(value: Any, values: Mapping[str, str]) -> Any:
     if ref is None or ref.token not in values:
         return value
     return values[ref.token]
+
+
+def _type_of(token: str) -> str | None:
+    ref = parse_reference(token)
+    return None if ref is None else ref.entity_type
 
 
 def _inverse(by_reference: Mapping[str, str]) -> dict[str, str]:

@@ -1,6 +1,15 @@
 """Detection bench: coatcheck's detector vs presidio's AnalyzerEngine, same data, same run.
 
     python bench/detect.py [--data ../shared/data/presidio_synth_dev.jsonl] [--ner]
+    python bench/detect.py --locales [--locales-data bench/data/locales_dev.jsonl] [--hint]
+
+`--locales` scores the multilingual dev set (`bench/data/gen_locales.py`) per locale and
+type: precision, recall, and the share of gold values that reach the bot (a value reaches
+it when any of its letters or digits is left outside every detected span, whatever its
+type), plus the keep-rate of the hard negatives (order numbers, amounts, dates... that
+must stay untouched), beside presidio with every predefined recognizer (all countries,
+instantiated for every language of the set, pattern-only) on the same texts in the same
+run. `--hint` passes each row's locale as the conversation's language hint.
 
 Presidio runs pattern-only (NoOpNlpEngine, predefined recognizers, offline: tldextract is
 built with `suffix_list_urls=()`). With `--ner` (needs the `coatcheck[ner]` extra) both
@@ -27,6 +36,7 @@ from pathlib import Path
 from coatcheck.middleware.detect import Detector
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/presidio_synth_dev.jsonl"
+LOCALES_DATA = Path(__file__).resolve().parent / "data" / "locales_dev.jsonl"
 PATTERN_TYPES = (
     "CREDIT_CARD",
     "EMAIL_ADDRESS",
@@ -284,6 +294,160 @@ def _notes(gold: list[Spans], bare: list[Spans], preds: dict[str, list[Spans]]) 
         print(f"- {name}: {why}")
 
 
+# --- multilingual dev set -------------------------------------------------------------
+_PRESIDIO_LANGS = ("en", "de", "fr", "es", "it", "nl", "pt")
+# presidio's names for what the dev set calls otherwise (its dates are any dates).
+_PRESIDIO_MAP = {"DATE_TIME": "DATE_OF_BIRTH"}
+# presidio classes that need a model, a service or an NLP engine: not pattern-only.
+_PRESIDIO_SKIP = (
+    "Spacy",
+    "Stanza",
+    "Transformers",
+    "GLiNER",
+    "Gliner",
+    "HuggingFace",
+    "Azure",
+    "LangExtract",
+    "Medical",
+    "Ner",
+    "Ahds",
+)
+
+Row = dict[str, object]
+
+
+def load_locales(path: Path) -> list[Row]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def presidio_all() -> tuple[Callable[[str, str], Spans], int]:
+    """presidio with every predefined pattern recognizer, for every language of the set."""
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry
+    from presidio_analyzer import predefined_recognizers as predefined
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # type: ignore[assignment]
+    langs = list(_PRESIDIO_LANGS)
+    registry = RecognizerRegistry(recognizers=[], supported_languages=langs)
+    classes = 0
+    for name in predefined.__all__:
+        cls = getattr(predefined, name)
+        if not (isinstance(cls, type) and issubclass(cls, EntityRecognizer)):
+            continue
+        if any(part in name for part in _PRESIDIO_SKIP):
+            continue
+        added = False
+        for lang in langs:
+            try:
+                registry.add_recognizer(cls(supported_language=lang))
+                added = True
+            except Exception:  # a recognizer that refuses a language or needs arguments
+                continue
+        classes += added
+    models = [{"lang_code": lang, "model_name": "none"} for lang in langs]
+    engine = AnalyzerEngine(
+        registry=registry, nlp_engine=NoOpNlpEngine(models=models), supported_languages=langs
+    )
+
+    def run(text: str, locale: str) -> Spans:
+        found = engine.analyze(text=text, language=locale[:2], score_threshold=0.3)
+        return [(_PRESIDIO_MAP.get(r.entity_type, r.entity_type), r.start, r.end) for r in found]
+
+    return run, classes
+
+
+def _covered(text: str, start: int, end: int, spans: Spans) -> bool:
+    """Every letter and digit of text[start:end] lies inside some detected span."""
+    return all(
+        not text[i].isalnum() or any(s <= i < e for _, s, e in spans) for i in range(start, end)
+    )
+
+
+def report_locales(path: Path, rounds: int, hint: bool) -> None:
+    rows = load_locales(path)
+    detector = Detector.from_config({})
+    theirs, classes = presidio_all()
+
+    def mine(text: str, locale: str) -> Spans:
+        spans = detector.detect(text, language=locale if hint else None)
+        return [(s.entity_type, s.start, s.end) for s in spans]
+
+    engines = {"coatcheck": mine, "presidio": theirs}
+    for fn in engines.values():
+        fn("warm up 0171 94028383 a@b.co", "de-DE")
+    preds: dict[str, list[Spans]] = {name: [] for name in engines}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for index in range(rounds):
+        for name in reversed(list(engines)) if index % 2 else list(engines):
+            start = time.perf_counter()
+            out = [engines[name](str(r["text"]), str(r["locale"])) for r in rows]
+            times[name].append(time.perf_counter() - start)
+            preds[name] = out
+    ratio = statistics.median(
+        p / c for c, p in zip(times["coatcheck"], times["presidio"], strict=True)
+    )
+    print(f"\n### Multilingual dev set: {len(rows)} messages, {rounds} rounds")
+    print(
+        f"\npresidio: {classes} predefined pattern recognizer classes, each for "
+        f"{len(_PRESIDIO_LANGS)} languages; hint={'on' if hint else 'off'}; coatcheck "
+        f"{len(rows) / min(times['coatcheck']):,.0f} msg/s, presidio "
+        f"{len(rows) / min(times['presidio']):,.0f} msg/s (ratio {ratio:.1f}x)\n"
+    )
+    locales = list(dict.fromkeys(str(r["locale"]) for r in rows))
+    print(
+        "| locale | values | reach the bot: coatcheck | presidio | negatives "
+        "| kept: coatcheck | presidio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for locale in [*locales, "all"]:
+        picked = [i for i, r in enumerate(rows) if locale in ("all", r["locale"])]
+        line = [locale]
+        gold_n = sum(len(rows[i]["spans"]) for i in picked)  # type: ignore[arg-type]
+        neg_n = sum(len(rows[i]["negatives"]) for i in picked)  # type: ignore[arg-type]
+        line.append(str(gold_n))
+        for name in engines:
+            leaked = sum(
+                not _covered(str(rows[i]["text"]), g["start"], g["end"], preds[name][i])
+                for i in picked
+                for g in rows[i]["spans"]  # type: ignore[attr-defined]
+            )
+            line.append(f"{leaked / max(1, gold_n):.1%}")
+        line.append(str(neg_n))
+        for name in engines:
+            kept = sum(
+                not any(s < n["end"] and n["start"] < e for _, s, e in preds[name][i])
+                for i in picked
+                for n in rows[i]["negatives"]  # type: ignore[attr-defined]
+            )
+            line.append(f"{kept / max(1, neg_n):.3f}")
+        print("| " + " | ".join(line) + " |")
+    for locale in locales:
+        picked = [i for i, r in enumerate(rows) if r["locale"] == locale]
+        gold = [
+            [(g["entity_type"], g["start"], g["end"]) for g in rows[i]["spans"]]  # type: ignore[attr-defined]
+            for i in picked
+        ]
+        types = sorted({t for spans in gold for t, _, _ in spans})
+        print(f"\n#### {locale}\n")
+        print("| type | gold | coatcheck P | R | reach bot | presidio P | R | reach bot |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        table = {name: score(gold, [preds[name][i] for i in picked], types) for name in engines}
+        for t in types:
+            cells = [t, str(table["coatcheck"][t][3])]
+            for name in engines:
+                p, r, _, n = table[name][t]
+                leaked = sum(
+                    not _covered(str(rows[i]["text"]), s, e, preds[name][i])
+                    for i, spans in zip(picked, gold, strict=True)
+                    for tt, s, e in spans
+                    if tt == t
+                )
+                cells += [f"{p:.2f}", f"{r:.2f}", f"{leaked / max(1, n):.0%}"]
+            print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -299,7 +463,13 @@ def main() -> None:
         "and run spaCy on batches of N (our detect_many, presidio's BatchAnalyzerEngine)",
     )
     parser.add_argument("--ner-only", action="store_true", help="skip the pattern-only block")
+    parser.add_argument("--locales", action="store_true", help="the multilingual dev set only")
+    parser.add_argument("--locales-data", type=Path, default=LOCALES_DATA)
+    parser.add_argument("--hint", action="store_true", help="pass the row's locale as hint")
     args = parser.parse_args()
+    if args.locales:
+        report_locales(args.locales_data, max(1, min(args.rounds, 3)), args.hint)
+        return
     rows = load(args.data)
     if not args.ner_only:
         report(rows, ner=False, rounds=args.rounds, batch=args.batch)

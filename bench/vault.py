@@ -16,6 +16,18 @@ and committed before the call returns; `reveal_many` audits each reference and c
 The "N threads" rows make the same one-value calls from `--threads` threads of this one
 process (a gateway worker serves concurrent requests from such a pool): on PostgreSQL the
 round trips and commit flushes of concurrent calls overlap; on SQLite writers take turns.
+
+Before / after, in the same run:
+
+    git -C /work/main archive <commit> coatcheck vault alembic | tar -x -C /tmp/vault-before
+    python bench/vault.py --before /tmp/vault-before --rounds 5 --pg postgresql://...
+
+runs every row against the code in DIR (its own `coatcheck` package, on its own
+PYTHONPATH) and against this tree: two child processes, each with its vault on a fresh
+database, take turns every n/`--chunks` calls of a row (who goes first alternates), in
+`--rounds` rounds, so a neighbour's burst of load lands on both sides alike.  Per row it
+prints both sides' median values/s and the median (and min..max) of the per-round ratios
+this tree / before: the figure of merit.
 """
 
 from __future__ import annotations
@@ -29,9 +41,11 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -46,6 +60,7 @@ from coatcheck.vault import Grant, Vault, make_engine, upgrade  # noqa: E402
 from coatcheck.vault.db import normalise_url  # noqa: E402
 
 _FLOOR_SQL = "INSERT INTO floor_bench (a, b) VALUES ({p}, {p})"
+_ROOT = _HERE.parent
 
 
 def _rate(n: int, work: Callable[[], object]) -> float:
@@ -96,17 +111,28 @@ def pg_floor(url: str, n: int) -> float:
         return _rate(n, loop)
 
 
-def _threaded(threads: int, n: int, call: Callable[[int], object]) -> float:
-    """`n` calls spread over `threads` threads of this process; calls/s over the wall time."""
+def _timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _threaded(threads: int, calls: range, call: Callable[[int], object]) -> float:
+    """`calls` spread over `threads` threads of this process; the wall time."""
     with ThreadPoolExecutor(threads) as pool:
         start = time.perf_counter()
-        list(pool.map(call, range(n), chunksize=max(1, n // (threads * 8))))
-        return n / (time.perf_counter() - start)
+        list(pool.map(call, calls, chunksize=max(1, len(calls) // (threads * 8))))
+        return time.perf_counter() - start
 
 
-def bench(
-    url: str, n: int, batch: int, repeat: int, threads: int
-) -> dict[str, tuple[float, float]]:
+# A row runs its calls lo..hi of attempt `attempt` (fresh values per attempt) and returns
+# the seconds they took; a whole run is (attempt, 0, n), a --before chunk a slice of it.
+Row = Callable[[int, int, int], float]
+
+
+@contextmanager
+def _rows(url: str, n: int, batch: int, threads: int) -> Iterator[dict[str, Row]]:
+    """The bench's rows on a vault over `url` (migrated here); the chain verified at the end."""
     upgrade(url)
     engine = make_engine(url, pool_size=max(5, threads))
     vault = Vault(engine, os.urandom(32), tenant="bench")
@@ -114,50 +140,65 @@ def bench(
     def values(attempt: int) -> list[str]:
         return [f"user{attempt}-{i}@example.org" for i in range(n)]
 
-    def single(attempt: int) -> float:
+    def single(attempt: int, lo: int, hi: int) -> float:
         vals = values(attempt)
-        return _rate(
-            n, lambda: [vault.tokenize(f"conv{i % 50}", "EMAIL", v) for i, v in enumerate(vals)]
+        return _timed(
+            lambda: [vault.tokenize(f"conv{i % 50}", "EMAIL", vals[i]) for i in range(lo, hi)]
         )
 
-    def batched(attempt: int) -> float:
+    def batched(attempt: int, lo: int, hi: int) -> float:
         vals = values(attempt)
-        return _rate(
-            n,
+        return _timed(
             lambda: [
-                vault.tokenize_many("convb", [("PHONE", v) for v in vals[i : i + batch]])
-                for i in range(0, n, batch)
-            ],
+                vault.tokenize_many("convb", [("PHONE", v) for v in vals[i : min(i + batch, hi)]])
+                for i in range(lo, hi, batch)
+            ]
         )
 
     refs = vault.tokenize_many("hot", [("EMAIL", v) for v in values(-1)[:batch]])
     grant = Grant("hot", frozenset({"EMAIL"}), "bench", "bench", time.time() + 3600)
 
-    def reveal(_: int) -> float:
-        return _rate(n, lambda: [vault.reveal("hot", refs[i % len(refs)], grant) for i in range(n)])
+    def reveal(_: int, lo: int, hi: int) -> float:
+        return _timed(
+            lambda: [vault.reveal("hot", refs[i % len(refs)], grant) for i in range(lo, hi)]
+        )
 
-    def reveal_many(_: int) -> float:
-        return _rate(n, lambda: [vault.reveal_many("hot", refs, grant) for _ in range(n // batch)])
+    def reveal_many(_: int, lo: int, hi: int) -> float:
+        return _timed(lambda: [vault.reveal_many("hot", refs, grant) for _ in range(lo, hi, batch)])
 
-    def single_threaded(attempt: int) -> float:
-        vals = values(attempt + 100)
-        return _threaded(threads, n, lambda i: vault.tokenize(f"conv{i % 50}", "EMAIL", vals[i]))
+    def single_threaded(attempt: int, lo: int, hi: int) -> float:
+        vals = values(attempt + 100_000)
+        call = lambda i: vault.tokenize(f"conv{i % 50}", "EMAIL", vals[i])  # noqa: E731
+        return _threaded(threads, range(lo, hi), call)
 
-    def reveal_threaded(_: int) -> float:
-        return _threaded(threads, n, lambda i: vault.reveal("hot", refs[i % len(refs)], grant))
+    def reveal_threaded(_: int, lo: int, hi: int) -> float:
+        call = lambda i: vault.reveal("hot", refs[i % len(refs)], grant)  # noqa: E731
+        return _threaded(threads, range(lo, hi), call)
 
-    results = {
-        "tokenize (1/call)": _best(repeat, single),
-        f"tokenize (1/call, {threads} threads)": _best(repeat, single_threaded),
-        f"tokenize_many ({batch}/call)": _best(repeat, batched),
-        "reveal (1/call, audited)": _best(repeat, reveal),
-        f"reveal (1/call, audited, {threads} threads)": _best(repeat, reveal_threaded),
+    rows: dict[str, Row] = {
+        "tokenize (1/call)": single,
+        f"tokenize (1/call, {threads} threads)": single_threaded,
+        f"tokenize_many ({batch}/call)": batched,
+        "reveal (1/call, audited)": reveal,
+        f"reveal (1/call, audited, {threads} threads)": reveal_threaded,
     }
     if hasattr(vault, "reveal_many"):  # absent when benching an older vault for "before"
-        results[f"reveal_many ({batch}/call, audited)"] = _best(repeat, reveal_many)
-    assert vault.verify_audit().ok
-    engine.dispose()
-    return results
+        rows[f"reveal_many ({batch}/call, audited)"] = reveal_many
+    try:
+        yield rows
+        assert vault.verify_audit().ok
+    finally:
+        engine.dispose()
+
+
+def bench(
+    url: str, n: int, batch: int, repeat: int, threads: int
+) -> dict[str, tuple[float, float]]:
+    with _rows(url, n, batch, threads) as rows:
+        return {
+            name: _best(repeat, lambda attempt, row=row: n / row(attempt, 0, n))  # type: ignore[misc]
+            for name, row in rows.items()
+        }
 
 
 @contextmanager
@@ -184,6 +225,128 @@ def _print(backend: str, floor: tuple[float, float], rows: dict[str, tuple[float
         print(f"| {name} | {best:,.0f} | {median:,.0f} | {best / floor[0]:.2f} |")
 
 
+class _Side:
+    """One side of a --before run: a child process importing `coatcheck` from `source`,
+    holding a vault on its own fresh database, running one row when asked (stdin/stdout)."""
+
+    def __init__(self, source: str, url: str, args: argparse.Namespace) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", url]
+        cmd += ["--n", str(args.n), "--batch", str(args.batch), "--threads", str(args.threads)]
+        self._proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, "PYTHONPATH": source},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.rows: list[str] = json.loads(self._read())
+
+    def _read(self) -> str:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench child exited with {self._proc.wait()}")
+        return line
+
+    def run(self, row: str, attempt: int, lo: int, hi: int) -> float:
+        """Seconds the child took for calls lo..hi of `row`."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps([row, attempt, lo, hi]) + "\n")
+        self._proc.stdin.flush()
+        return float(self._read())
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()  # the child verifies the audit chain and exits
+        if self._proc.wait() != 0:
+            raise RuntimeError("bench child failed at the end (audit chain?)")
+
+
+def _serve(url: str, args: argparse.Namespace) -> None:
+    """Child side: announce the rows, then run one per request line until stdin closes."""
+    with _rows(url, args.n, args.batch, args.threads) as rows:
+        print(json.dumps(list(rows)), flush=True)
+        for line in sys.stdin:
+            name, attempt, lo, hi = json.loads(line)
+            print(rows[name](attempt, lo, hi), flush=True)
+
+
+@contextmanager
+def _fresh_db(pg: str | None, tmp: str, tag: str) -> Iterator[str]:
+    """A new, empty database for one side: a SQLite file, or a PG schema when `pg`."""
+    if pg is None:
+        yield f"sqlite:///{tmp}/{tag}.db"
+        return
+    with _pg_schema(pg) as url:
+        yield url
+
+
+def _floor(pg: str | None, n: int, tmp: str) -> float:
+    if pg is None:
+        return sqlite_floor(f"{tmp}/floor.db", n)
+    with _pg_schema(pg) as url:
+        return pg_floor(url.replace("+psycopg", ""), n)
+
+
+def before_after(args: argparse.Namespace) -> None:
+    """Rounds of every row, this tree against `--before`, interleaved chunk by chunk."""
+    if args.n % args.batch or args.n // args.chunks < args.batch:
+        raise SystemExit("--before needs --n a multiple of --batch, and chunks of >= --batch")
+    size = args.n // args.chunks // args.batch * args.batch
+    chunks = [(lo, min(lo + size, args.n)) for lo in range(0, args.n, size)]
+    sources = {"before": str(Path(args.before).resolve()), "this tree": str(_ROOT)}
+    backends: list[tuple[str, str | None]] = []
+    if not args.no_sqlite:
+        backends.append(("SQLite (WAL, synchronous=NORMAL)", None))
+    if args.pg:
+        backends.append(("PostgreSQL", args.pg))
+    for title, pg in backends:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            _fresh_db(pg, tmp, "before") as before_url,
+            _fresh_db(pg, tmp, "after") as after_url,
+        ):
+            sides = {
+                "before": _Side(sources["before"], before_url, args),
+                "this tree": _Side(sources["this tree"], after_url, args),
+            }
+            rates: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
+            floors: list[float] = []
+            rows = [r for r in sides["this tree"].rows if r in sides["before"].rows]
+            rows = [r for r in rows if not args.only or any(o in r for o in args.only)]
+            for round_no in range(args.rounds):
+                for row in rows:
+                    seconds = dict.fromkeys(sides, 0.0)
+                    for k, (lo, hi) in enumerate(chunks):
+                        order = list(sides) if (round_no + k) % 2 == 0 else list(reversed(sides))
+                        for side in order:
+                            seconds[side] += sides[side].run(row, round_no, lo, hi)
+                    for side, spent in seconds.items():
+                        rates[side].setdefault(row, []).append(args.n / spent)
+                floors.append(_floor(pg, args.n, tmp))
+                print(f"  {title}: round {round_no + 1}/{args.rounds}", file=sys.stderr)
+            for child in sides.values():
+                child.close()
+        _print_before_after(title, floors, rates)
+
+
+def _print_before_after(
+    title: str, floors: list[float], rates: dict[str, dict[str, list[float]]]
+) -> None:
+    print(f"\n### {title}: this tree vs before, {len(floors)} interleaved rounds\n")
+    print("| operation | before median /s | this tree median /s | ratio (median) | min..max |")
+    print("|---|---:|---:|---:|---:|")
+    floor, low, high = statistics.median(floors), min(floors), max(floors)
+    print(f"| floor (raw driver loop) | | {floor:,.0f} | | {low:,.0f}..{high:,.0f} /s |")
+    for name, after in rates["this tree"].items():
+        before = rates["before"][name]
+        ratios = [a / b for a, b in zip(after, before, strict=True)]
+        print(
+            f"| {name} | {statistics.median(before):,.0f} | {statistics.median(after):,.0f} "
+            f"| {statistics.median(ratios):.3f} | {min(ratios):.3f}..{max(ratios):.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3000)
@@ -193,7 +356,25 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=8, help="threads for the concurrent per-call rows"
     )
+    parser.add_argument(
+        "--before", metavar="DIR", help="also bench the code in DIR (see above), interleaved"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of a --before run")
+    parser.add_argument(
+        "--only", action="append", help="--before: rows whose name contains this (repeatable)"
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="--before: PostgreSQL only")
+    parser.add_argument(
+        "--chunks", type=int, default=10, help="--before: sides alternate every n/chunks calls"
+    )
+    parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _serve(args.child, args)
+        return
+    if args.before:
+        before_after(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         floor = _best(args.repeat, lambda _: sqlite_floor(f"{tmp}/floor.db", args.n))
         rows = bench(f"sqlite:///{tmp}/bench.db", args.n, args.batch, args.repeat, args.threads)

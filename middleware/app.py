@@ -16,10 +16,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from coatcheck import __version__
 from coatcheck.middleware.adapters import RasaRestChannel
 from coatcheck.middleware.compose import compose
 from coatcheck.middleware.config import load_config
 from coatcheck.middleware.gateway.ports import BotAdapter
+from coatcheck.middleware.observability.docs import offline_app
+from coatcheck.middleware.observability.requestid import RequestContext
+from coatcheck.middleware.observability.routes import ops_router
 from coatcheck.middleware.service.export_routes import router as export_router
 from coatcheck.middleware.service.handlers import install_handlers
 from coatcheck.middleware.service.limits import BodyLimits
@@ -31,12 +35,14 @@ from coatcheck.middleware.ui import router as ui_router
 __all__ = ["create_app"]
 
 
-def _mount(app: FastAPI, channel: RasaRestChannel) -> None:
+def _mount(app: FastAPI, channel: RasaRestChannel, settings: Settings) -> None:
     """Every router of the app, in one place."""
     app.include_router(rasa_rest_router(channel))  # the channel webhook (Rasa REST)
     app.include_router(api_router)  # vault API, conversations, health
     app.include_router(export_router)  # export controls (docs/export.md)
     app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
+    # /metrics, /ready, the endpoint test (docs/operations.md)
+    app.include_router(ops_router(settings.bot_url))
 
 
 def create_app(
@@ -71,10 +77,11 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await sweeper
 
-    app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
+    app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)
-    _mount(app, channel)
+    _mount(app, channel, settings)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
+    app.add_middleware(RequestContext)  # outermost: request ids, route-layer metrics
     return app

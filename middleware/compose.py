@@ -38,6 +38,7 @@ from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import Services
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.gateway.sweeper import Sweeper
+from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
 from coatcheck.middleware.pipeline import Redactor
 from coatcheck.middleware.service.auth import Authenticator
 from coatcheck.middleware.service.bootstrap import bootstrap, master_key
@@ -85,6 +86,7 @@ class _Parts:
     config: CoatcheckConfig
     clock: Clock
     key: bytes
+    engine: Engine
     vault: Vault
     store: GatewayStore
     detector: Detector
@@ -119,7 +121,7 @@ def _services(
         listeners=(exporter.at_end,),
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
-    refusals = RefusalAudit(p.vault, tenant=settings.tenant, clock=p.clock)
+    refusals = RefusalAudit(p.vault)
     conversations = ConversationService(
         store=p.store,
         redactor=redactor,
@@ -155,6 +157,7 @@ def _services(
         limiter=p.limiter,
     )
     return Services(
+        engine=p.engine,
         store=p.store,
         vault=p.vault,
         conversations=conversations,
@@ -200,11 +203,24 @@ async def compose(
         log_filter = install_log_filter(detector_redactor(detector, recent))
         try:
             policies = config.policies()
-            vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
+            # Metered: the vault and the bot are timed and counted (`/metrics`), never a value.
+            vault = MeteredVault(
+                engine, key, tenant=settings.tenant, clock=clock, policies=policies
+            )
             store = GatewayStore(writer, reader, clock)
             limiter = CapacityLimiter(_db_threads(settings, engine))
             parts = _Parts(
-                settings, config, clock, key, vault, store, detector, detect, recent, limiter
+                settings,
+                config,
+                clock,
+                key,
+                engine,
+                vault,
+                store,
+                detector,
+                detect,
+                recent,
+                limiter,
             )
             async with (
                 aiohttp.ClientSession() as http,
@@ -212,8 +228,8 @@ async def compose(
             ):
                 services = _services(
                     parts,
-                    bot=bot if bot is not None else _bot(settings, http),
-                    sinks=build_sinks(config.export, http),
+                    bot=MeteredBot(bot if bot is not None else _bot(settings, http)),
+                    sinks=build_sinks(config.export),
                     external=ExternalValues(vault, resolver),
                     channel=channel,
                 )

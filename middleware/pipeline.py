@@ -11,11 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
-
 from coatcheck.middleware.detect import Context, DetectConfig, Detector, Span, TypeSettings, defang
 from coatcheck.middleware.detect import load_config as _load_config
 from coatcheck.middleware.render import display_for, format_reference
+from coatcheck.vault import Transaction
 
 __all__ = ["Entity", "RedactResult", "Redactor", "TokenVault"]
 
@@ -28,7 +27,7 @@ class TokenVault(Protocol):
         conversation_id: str,
         items: Sequence[tuple[str, str]],
         *,
-        then: Callable[[Connection, list[str]], None] | None = None,
+        then: Callable[[Transaction, list[str]], None] | None = None,
     ) -> list[str]: ...
 
 
@@ -93,16 +92,18 @@ class Redactor:
         text: str,
         context: Context | None = None,
         *,
-        record: Callable[[Connection | None, RedactResult], None] | None = None,
+        record: Callable[[Transaction | None, RedactResult], None] | None = None,
+        language: str | None = None,
     ) -> RedactResult:
         """Redacted text plus entities; raises the vault's error if storing fails.
 
-        `record(conn, result)` lets the caller store its own rows for the result in the
+        `record(tx, result)` lets the caller store its own rows for the result in the
         vault's transaction (one commit for values and, say, the history line); with no
-        value to vault it gets `conn=None` and must open its own transaction.
+        value to vault it gets `tx=None` and must open its own transaction. `language` is
+        the conversation's language hint from the channel (e.g. Rasa `metadata.language`).
         """
         safe = defang(text)
-        spans = self.detector.detect(safe, context)
+        spans = self.detector.detect(safe, context, language=language)
         if not spans:
             result = RedactResult(safe, [])
             if record is not None:
@@ -113,9 +114,9 @@ class Redactor:
             return self._render(safe, spans, self.vault.tokenize_many(conversation_id, items))
         rendered: list[RedactResult] = []
 
-        def then(conn: Connection, refs: list[str]) -> None:
+        def then(tx: Transaction, refs: list[str]) -> None:
             rendered[:] = [self._render(safe, spans, refs)]  # refs may differ on a retry
-            record(conn, rendered[0])
+            record(tx, rendered[0])
 
         self.vault.tokenize_many(conversation_id, items, then=then)
         return rendered[0]

@@ -3,21 +3,27 @@ server), thousands of unique canaries of every global type over many conversatio
 
     PYTHONPATH=$PWD python -m reliability.leak --conversations 250
 
-Starts on loopback (free ports, temp dir, every process in its own session, stopped at
-the end): `coatcheck serve` (DEBUG log, SQLite), the example bot's action server, and
-`rasa run` (SQL tracker store in SQLite, telemetry off) after training the example bot.
-Each conversation says two free-text messages carrying one canary of each of the six
-types (email, phone, card, SSN, IBAN, IP). Then every byte at rest is searched for every
-canary in raw, compact and digits-only form: Rasa's tracker store (each table's rows and
-the raw file bytes with journal/WAL), coatcheck's database (rows, incl. audit, and raw
-bytes), coatcheck's history API, coatcheck's DEBUG log, Rasa's log and output, the action
-server's log, the exported records (a JSONL export sink and a loopback webhook sink, the
-export config set to deny nothing; odd conversations are exported when they end, even ones
-by the admin export route); plus every other file in the work dir. Non-vacuity: a control
-canary sent straight to Rasa (around coatcheck) must be found in the tracker; the tracker,
-the history and the exports must hold references of every type, one record per
-conversation at each sink. The Rasa venv is `${COATCHECK_RASA_VENV:-~/.cache/coatcheck/
-rasa-3.6.21}` (built by e2e/run.sh; this script does not build it). Prints one JSON line.
+Starts on loopback (free ports, temp dir, every process in its own session, stopped at the
+end): `coatcheck serve` (DEBUG log, SQLite), the example bot's action server with
+`reliability/leak_actions.py`, and `rasa run` (SQL tracker store in SQLite, telemetry off)
+after training the example bot plus a `shapes` intent whose rule runs
+`action_reveal_shapes`. Each conversation says two free-text messages carrying one canary of
+each of the six types (email, phone, card, SSN, IBAN, IP); the second starts with "shapes",
+so that action opts in to its email and phone and hands them back in every dispatcher
+argument and slot shape (re-tokenized into references by coatcheck.actions;
+`shapes_revealed` in the tracker counts what it was given). Then every byte at rest is
+searched for every canary in raw, compact and digits-only form: Rasa's tracker store (each
+table's rows and the raw file bytes with journal/WAL), coatcheck's database (rows, incl.
+audit, and raw bytes), coatcheck's history API, coatcheck's DEBUG log, Rasa's log and
+output, the action server's log, the exported records (a JSONL export sink and a loopback
+webhook sink, the export config set to deny nothing; odd conversations are exported when
+they end, even ones by the admin export route); plus every other file in the work dir.
+Non-vacuity: a control canary sent straight to Rasa (around coatcheck) must be found in the
+tracker; the tracker, the history and the exports must hold references of every type, one
+record per conversation at each sink, every conversation ran the shapes action with both
+values, and its `name=` template variable reached Rasa's reply as a reference. The Rasa venv
+is `${COATCHECK_RASA_VENV:-~/.cache/coatcheck/rasa-3.6.21}` (built by e2e/run.sh; this
+script does not build it). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -60,6 +68,29 @@ RASA_VENV = Path(
     os.environ.get("COATCHECK_RASA_VENV", Path.home() / ".cache/coatcheck/rasa-3.6.21")
 )
 E2E_CONFIG = (ROOT / "e2e" / "coatcheck.yml").read_text()
+SHAPES_TYPES = ["EMAIL_ADDRESS", "PHONE_NUMBER"]  # what action_reveal_shapes opts in to
+# The bot additions for action_reveal_shapes (reliability/leak_actions.py).
+SHAPES_DOMAIN: dict[str, Any] = {
+    "version": "3.1",
+    "intents": ["shapes"],
+    "slots": {
+        name: {"type": "any", "influence_conversation": False, "mappings": [{"type": "custom"}]}
+        for name in ("shapes_copy", "shapes_contact", "shapes_raw", "shapes_revealed")
+    },
+    "responses": {"utter_shapes_receipt": [{"text": "Receipt for {name}."}]},
+    "actions": ["action_reveal_shapes"],
+}
+SHAPES_DATA: dict[str, Any] = {
+    "version": "3.1",
+    "nlu": [{"intent": "shapes", "examples": "- shapes\n"}],
+    "rules": [
+        {
+            "rule": "hand revealed values back in every shape",
+            "steps": [{"intent": "shapes"}, {"action": "action_reveal_shapes"}],
+        }
+    ],
+}
+SHAPES_RAN = re.compile(r'"name": "shapes_revealed", "value": 2\b')
 
 
 @contextlib.contextmanager
@@ -145,13 +176,16 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
         hook_url = receiver.enter_context(webhook_receiver(work / "webhook.jsonl"))
         config = yaml.safe_load(E2E_CONFIG)
         config["actions"]["action_reliability_check"] = TYPES
-        config["export"] = {"sinks": [{"jsonl": str(work / "export.jsonl")}, {"webhook": hook_url}]}
+        config["actions"]["action_reveal_shapes"] = SHAPES_TYPES
+        hook = {"webhook": hook_url, "allow_private_network": True}  # a loopback receiver
+        config["export"] = {"sinks": [{"jsonl": str(work / "export.jsonl")}, hook]}
         (work / "coatcheck.yml").write_text(yaml.safe_dump(config))
+        domain, data = bot_with_shapes(work)
         renv = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
         t0 = time.monotonic()
         subprocess.run(
-            [str(rasa), "train", "--config", str(BOT / "config.yml"), "--domain",
-             str(BOT / "domain.yml"), "--data", str(BOT / "data"), "--out", str(work / "models"),
+            [str(rasa), "train", "--config", str(BOT / "config.yml"), "--domain", str(domain),
+             "--data", str(BOT / "data"), str(data), "--out", str(work / "models"),
              "--fixed-model-name", "bot"],
             cwd=work, env=renv, stdout=(work / "train.log").open("wb"), stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, timeout=600, check=True,
@@ -174,8 +208,8 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
             }
             with (
                 process(
-                    [sys.executable, "-m", "rasa_sdk", "--actions", "bot_actions", "-p",
-                     str(actions_port)],
+                    [sys.executable, "-m", "rasa_sdk", "--actions", "reliability.leak_actions",
+                     "-p", str(actions_port)],
                     work / "actions.log", cwd=BOT, env=aenv,
                 ) as actions,
                 process(
@@ -198,6 +232,17 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
         return final_scan(work, figures)
 
 
+def bot_with_shapes(work: Path) -> tuple[Path, Path]:
+    """The example bot's domain plus the shapes additions (a domain folder), and their data."""
+    domain, data = work / "domain", work / "shapes_data"
+    domain.mkdir()
+    data.mkdir()
+    shutil.copy(BOT / "domain.yml", domain / "domain.yml")
+    (domain / "shapes.yml").write_text(yaml.safe_dump(SHAPES_DOMAIN, sort_keys=False))
+    (data / "shapes.yml").write_text(yaml.safe_dump(SHAPES_DATA, sort_keys=False))
+    return domain, data
+
+
 def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: int,
                    threads: int, seed: int) -> dict[str, Any]:  # fmt: skip
     canaries = Canaries(seed=seed)
@@ -213,7 +258,7 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
         plans.append((
             f"leak{canaries.tag}-{i}",
             [f"my card is {v['CREDIT_CARD']} and my ssn is {v['US_SSN']}",
-             f"write to {v['EMAIL_ADDRESS']} or call {v['PHONE_NUMBER']}, iban "
+             f"shapes: write to {v['EMAIL_ADDRESS']} or call {v['PHONE_NUMBER']}, iban "
              f"{v['IBAN_CODE']}, I am at {v['IP_ADDRESS']}"],
         ))  # fmt: skip
     headers = {"Authorization": f"Bearer {cluster.keys['channel']}"}
@@ -330,6 +375,8 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
             "canaries_found": len(everywhere) + figures["found_history"],
             "control_in_tracker": control in tracker,
             "tracker_refs_all_types": all(f"CC_{t}_" in tracker for t in TYPES),
+            "shapes_runs_with_values": len(SHAPES_RAN.findall(tracker)),
+            "shapes_template_refs": tracker.count("Receipt for CC_EMAIL_ADDRESS_"),
             "audit_rows_in_db": coatcheck_rows.count('INSERT INTO "audit_log"'),
         }
     )
@@ -341,6 +388,8 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
         and figures["audit_rows_in_db"] >= figures["canaries_planted"]
         and figures["control_in_tracker"]
         and figures["tracker_refs_all_types"]
+        and figures["shapes_runs_with_values"] == figures["conversations"]
+        and figures["shapes_template_refs"] >= figures["conversations"]
         and figures["history_refs_all_types"]
         and figures["export_refs_all_types"]
         and figures["exports_by_route_2xx"] == (figures["conversations"] + 1) // 2

@@ -89,7 +89,13 @@ def kill_pooled_backend(engine: Engine) -> int:
 
 
 @pytest.fixture
-def vault(db_url: str, master_key: bytes, clock: FakeClock) -> Iterator[Vault]:
+def engine(db_url: str) -> Iterator[Engine]:
+    """The engine under the `vault` fixture (the vault does not hand its engine out)."""
     engine = make_engine(db_url)
-    yield Vault(engine, master_key, tenant="t1", clock=clock)
+    yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def vault(engine: Engine, master_key: bytes, clock: FakeClock) -> Vault:
+    return Vault(engine, master_key, tenant="t1", clock=clock)

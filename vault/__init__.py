@@ -1,8 +1,11 @@
 """coatcheck's PII vault: envelope-encrypted values behind references, audited access.
 
-Imports nothing from `middleware` or `actions`; knows no HTTP and no detection.
+Imports nothing from `middleware` or `actions`; knows no HTTP and no detection.  This
+`__all__` is the vault's public surface; modules with a leading underscore are private
+to the vault (nothing outside `vault/` imports them; tests may).
 """
 
+from coatcheck.vault._transaction import Statement, Transaction, transaction
 from coatcheck.vault.audit import AuditRecord, AuditReport
 from coatcheck.vault.bootstrap import open_vault
 from coatcheck.vault.db import make_engine, upgrade
@@ -32,6 +35,7 @@ from coatcheck.vault.lifecycle import (
     ValueState,
 )
 from coatcheck.vault.models import Base
+from coatcheck.vault.outcomes import Outcome
 from coatcheck.vault.predicates import (
     Digits,
     Equals,
@@ -66,11 +70,14 @@ __all__ = [
     "KeyRing",
     "Length",
     "Luhn",
+    "Outcome",
     "Policies",
     "Predicate",
     "RefInfo",
     "Regex",
     "Retention",
+    "Statement",
+    "Transaction",
     "UnknownReference",
     "ValueExpired",
     "ValueState",
@@ -80,6 +87,7 @@ __all__ = [
     "make_engine",
     "open_vault",
     "predicate_from_dict",
+    "transaction",
     "upgrade",
     "validate_master_key",
 ]

@@ -13,6 +13,7 @@ import os
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _hmac
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -24,6 +25,9 @@ __all__ = [
     "Sealer",
     "aad",
     "derive",
+    "ed25519_public",
+    "ed25519_sign",
+    "ed25519_verify",
     "hmac_sha256",
     "hmac_verify",
     "new_key",
@@ -90,5 +94,24 @@ def hmac_verify(key: bytes, message: bytes, tag: bytes) -> bool:
     try:
         mac.verify(tag)
     except InvalidSignature:
+        return False
+    return True
+
+
+def ed25519_public(seed: bytes) -> bytes:
+    """The raw 32-byte Ed25519 public key of a 32-byte private seed."""
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
+def ed25519_sign(seed: bytes, message: bytes) -> bytes:
+    """An Ed25519 signature (audit checkpoints: verifiable with the public key alone)."""
+    return Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+
+
+def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` is `public`'s over `message`; a malformed key or signature is False."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
         return False
     return True

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coatcheck.vault.outcomes import Outcome
+
 __all__ = [
     "SHRED",
     "EndSummary",
@@ -124,13 +126,13 @@ class EndSummary:
     holdings: Holdings  # what remains afterwards, over all epochs
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """The audit outcome: what this end did (`noop` when there was nothing to end)."""
         if self.masked:
-            return "masked"
+            return Outcome.MASKED
         if self.retained:
-            return "retained"
-        return "shredded" if self.ended_epochs else "noop"
+            return Outcome.RETAINED
+        return Outcome.SHREDDED if self.ended_epochs else Outcome.NOOP
 
 
 @dataclass(frozen=True)

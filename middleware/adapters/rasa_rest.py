@@ -2,7 +2,8 @@
 
 Channel (`RasaRestChannel`): `POST /webhooks/rest/webhook` `{"sender", "message",
 "metadata"?}` is one user turn; the sender is the conversation id and the rate key (the
-channel's own `metadata` is not forwarded: it is not redacted).  The replies go back as
+channel's own `metadata` is not forwarded: it is not redacted; only its `language`, a
+locale hint such as `de-DE`, is read, for detection).  The replies go back as
 Rasa's reply list, each item addressed `recipient_id: <sender>`.
 
 Bot (`RasaRestBot`): the redacted text goes to a Rasa REST webhook (or any HTTP bot
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "rest"
 CAPTURE_INTENT = "/coatcheck_capture"
+_MAX_LANGUAGE = 35  # a BCP 47 tag this long is already unusual; longer is no hint
 Reply = dict[str, Any]
 
 
@@ -88,13 +90,21 @@ def render_reply(recipient: str, reply: BotReply) -> Reply:
     return out
 
 
+def _language(request: RasaMessage) -> str | None:
+    """The channel's `metadata.language` (Rasa's convention for a locale), when it is one."""
+    hint = (request.metadata or {}).get("language")
+    return hint if isinstance(hint, str) and 0 < len(hint) <= _MAX_LANGUAGE else None
+
+
 class RasaRestChannel:
     """The webhook's request as a turn, the gateway's replies as Rasa's reply list."""
 
     name = CHANNEL
 
     def to_turn(self, request: RasaMessage) -> InboundTurn:
-        return InboundTurn.user_says(request.sender, request.message, channel=self.name)
+        return InboundTurn.user_says(
+            request.sender, request.message, channel=self.name, language=_language(request)
+        )
 
     def render(self, request: RasaMessage, replies: Sequence[BotReply]) -> list[Reply]:
         return [render_reply(request.sender, reply) for reply in replies]

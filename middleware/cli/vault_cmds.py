@@ -1,7 +1,8 @@
 """`coatcheck db upgrade`, `coatcheck keys rotate`, `coatcheck audit verify`.
 
-Thin wrappers: settings come from `coatcheck.middleware.settings.Settings`, the vault from
-`coatcheck.vault.open_vault`, so the CLI and the service open the vault the same way.
+Thin wrappers: settings come from `coatcheck.middleware.settings.load_settings`, the vault
+from `coatcheck.vault.open_vault`, so the CLI and the service open the vault the same way.
+Set-up failures (a bad setting or key, an unreachable database) are one line, exit 2.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import typer
 
 from coatcheck.middleware.cli.app import app
-from coatcheck.middleware.settings import Settings
-from coatcheck.vault import Vault, VaultError, open_vault, upgrade
+from coatcheck.middleware.cli.errors import one_line_errors
+from coatcheck.middleware.settings import load_settings
+from coatcheck.vault import Vault, open_vault, upgrade
 
 __all__ = ["audit_app", "db_app", "keys_app"]
 
@@ -22,33 +24,32 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 
-def _open(settings: Settings) -> Vault:
-    secret = settings.master_key.get_secret_value() if settings.master_key else None
-    try:
+def _open() -> Vault:
+    with one_line_errors():
+        settings = load_settings()
+        secret = settings.master_key.get_secret_value() if settings.master_key else None
         return open_vault(settings.database_url, secret, settings.key_file, settings.tenant)
-    except VaultError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (safe while other workers start)."""
-    upgrade(Settings().database_url)
+    with one_line_errors():
+        upgrade(load_settings().database_url)
     typer.echo("database schema is up to date")
 
 
 @keys_app.command("rotate")
 def keys_rotate(actor: str = typer.Option("cli", help="Who rotates (audited).")) -> None:
     """Add a KEK version and re-wrap every conversation data key under it."""
-    version = _open(Settings()).rotate(actor)
+    version = _open().rotate(actor)
     typer.echo(f"rotated: KEK version {version} is now the newest")
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 naming the first bad row."""
-    report = _open(Settings()).verify_audit()
+    report = _open().verify_audit()
     if not report.ok:
         typer.echo(
             f"audit chain BROKEN at row {report.first_bad} ({report.rows} rows verified before it)",

@@ -24,12 +24,11 @@ from pydantic import (
 
 from coatcheck.middleware.config_fields import AtPath, TypeName
 from coatcheck.middleware.detect import (
-    BUILTIN_RECOGNIZERS,
-    DEFAULT_RULES,
     CustomType,
     DetectConfig,
     DetectionSettings,
     TypeSettings,
+    known_types,
 )
 from coatcheck.middleware.export import ExportSection
 from coatcheck.middleware.external import EndpointConfig
@@ -42,9 +41,9 @@ ActionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 def builtin_types(detection: DetectionSettings) -> frozenset[str]:
-    """The types detection knows without a custom regex: global patterns, context rules."""
-    del detection  # plug-in recognizers configured here will add their types
-    return frozenset(r.entity_type for r in BUILTIN_RECOGNIZERS) | frozenset(DEFAULT_RULES)
+    """The types detection can emit without a custom regex (`detect.known_types`: its
+    recognizers, finders, NER labels, context rules, and the plug-ins `detection` names)."""
+    return known_types(detection)
 
 
 class GrantsSection(BaseModel):

@@ -1,10 +1,12 @@
 """Detection, pure: normalise, recognize, apply the context rule, resolve overlaps."""
 
+from coatcheck.middleware.detect.catalogue import BUILTIN_TYPES, known_types
 from coatcheck.middleware.detect.config import (
     CustomType,
     DetectConfig,
     DetectionSettings,
     MaskSettings,
+    PresidioSettings,
     TypeSettings,
     load_config,
 )
@@ -18,6 +20,7 @@ from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
     "BUILTIN_RECOGNIZERS",
+    "BUILTIN_TYPES",
     "DEFAULT_RULES",
     "VALIDATORS",
     "Capture",
@@ -30,6 +33,7 @@ __all__ = [
     "Detector",
     "MaskSettings",
     "Normalised",
+    "PresidioSettings",
     "Recognizer",
     "Rule",
     "Span",
@@ -37,6 +41,7 @@ __all__ = [
     "UnknownTypeError",
     "defang",
     "invalidate",
+    "known_types",
     "load_config",
     "normalise",
 ]

@@ -17,70 +17,193 @@ street word ("Palackého 496"), which cannot be told apart from "Windows 10" by 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import replace
 
+from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import Scan
 
-__all__ = ["ADDRESS_TYPE", "absorb_places", "find_addresses"]
+__all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
 ADDRESS_TYPE = "ADDRESS"
 _SCORE = 0.6
 
-# English street types and their common abbreviations (USPS suffix list, the usual ones).
-_SUFFIXES = (
-    "Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
-    "|Terrace|Ter|Circle|Cir|Square|Sq|Parkway|Pkwy|Highway|Hwy|Crescent|Cres|Close|Row"
-    "|Trail|Trl|Alley|Plaza|Grove|Mews|Pike|Turnpike|Expressway|Freeway|Causeway"
-)
-# Street words that come before the name (Romance and Slavic languages).
-_PREFIXES = (
-    r"Rue|Route|Avenue|Boulevard|Bd|Chemin|Allée|Impasse|Quai|Via|Viale|Piazza|Piazzale"
-    r"|Corso|Largo|Vicolo|Strada|Calle|Carrer|Avenida|Av\.|Avda\.|Paseo|Plaza|Ctra\.|Camino"
-    r"|Rua|R\.|Travessa|Praça|ul\.|Ul\.|ulica|al\.|Al\.|Aleja|Os\."
-)
-# Endings of one-word street names (German, Dutch, Nordic, Finnish, Hungarian, Icelandic).
-_ENDINGS = (
-    "straße|strasse|str\\.|gasse|weg|allee|platz|damm|ufer|straat|laan|gracht|plein|dijk"
-    "|kade|gatan|vägen|gränd|torget|gata|gate|gaten|veien|vegen|vej|gade|stræde|stræti|katu"
-    "|tie|kuja|polku|väylä|tér|utca|körút"
+# Street words shipped in code (beyond the locale files): English suffixes for any English
+# locale, and the Nordic, Finnish, Hungarian and Slavic forms the NER bench data carries.
+_BASE_PREFIXES = ("ul.", "Ul.", "ulica", "al.", "Al.", "Aleja", "Os.")
+_BASE_ENDINGS = (
+    "gatan",
+    "vägen",
+    "gränd",
+    "torget",
+    "gata",
+    "gate",
+    "gaten",
+    "veien",
+    "vegen",
+    "vej",
+    "gade",
+    "stræde",
+    "stræti",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "väylä",
+    "tér",
+    "utca",
+    "körút",
 )
 _NAME = r"[^\W\d_][\w'\u2019.-]*"  # a word that starts with a letter
 _CAP = r"[^\W\d_a-z][\w'\u2019.-]*"  # ... with a capital (any script)
-_PARTICLE = r"(?:(?:de|del|della|delle|di|da|do|dos|das|du|des|la|le|los|las)\s+|d['\u2019])"
-_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
-_NUM_TAIL = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
-_UNIT = rf"(?:Apt|Apartment|Suite|Ste){_NUM_TAIL}"  # on its own: an apartment or suite
-_UNIT_TAIL = rf"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Fl|Floor){_NUM_TAIL})?"
-
-_PATTERNS = (
-    # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
-    rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{_SUFFIXES})\b\.?{_UNIT_TAIL}",
-    # Via Tasso 129 / Avenue d'Ouchy 5 / ul. Słowicza 10
-    rf"(?<![\w.])(?:{_PREFIXES})[ \t]+{_PARTICLE}*{_CAP}(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
-    rf"[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    # Heirstraat 58 / Östbygatan 36 / Berings gate 210
-    rf"\b[^\W\d_a-z][^\W\d_]{{2,}}(?:{_ENDINGS})[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    rf"\b{_CAP}[ \t]+(?:{_ENDINGS})[ \t]+{_NUMBER}\b{_UNIT_TAIL}",
-    # Apt. 482 / Suite 12 / P.O. Box 149
-    rf"\b{_UNIT}\b",
-    r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
+_PARTICLE = (
+    r"(?:(?:de|del|della|delle|di|da|do|dos|das|du|des|la|le|los|las|van|der|den)\s+"
+    r"|d['\u2019])"
 )
-_COMPILED = tuple(re.compile(p) for p in _PATTERNS)
+_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
+# Postcodes of the shipped regions (one alternation: a postcode is only taken right after
+# a street, where a wrong region's shape costs nothing). A Brazilian CEP is typed with its
+# dash or without ("01310-200", "01310200").
+_POSTCODE = (
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
+)
+# ... the same without a bare 4-digit number (that is a house number more often).
+_POSTCODE_ALONE = (
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])"
+)
+# A town: one to three capitalised words, no digits, no dots (a dot ends the sentence:
+# "1570 KM Etten. Bestelnummer A8387438" stops at Etten), joined by a blank or a hyphen
+# and at most two particles ("Hoek van Holland", "Casa Grande de da Cunha"); after a
+# postcode a town may start with a particle ("39000-678 da Mota").
+_TOWN_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['\u2019][^\W\d_]+)*"
+_TOWN_PARTICLE = (
+    r"(?:de|da|do|dos|das|di|del|du|des|la|le|les|l\u00e8s|sur|sous|en|aux|am|an|im|ob|bei"
+    r"|aan|op|den|van|het|der)"
+)
+_CITY = (
+    rf"(?:{_TOWN_PARTICLE}[ \t]+)?{_TOWN_WORD}"
+    rf"(?:[ \t-](?:{_TOWN_PARTICLE}[ \t-]){{0,2}}{_TOWN_WORD}){{0,2}}"
+)
+# ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
+# ", Springfield, IL 62704".
+_TAIL = (
+    rf"(?:[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
+    rf"|{_CITY}[ \t]*,?[ \t]*(?:[A-Z]{{2}}[ \t]+)?{_POSTCODE}))?"
+)
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+class AddressFinder:
+    """Street-address candidates for the configured languages' street words."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        street_suffixes = lexicon.street_suffixes or ("Street", "St", "Road", "Rd")
+        suffixes = words_regex(street_suffixes, casefold=False)
+        prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES, casefold=False)
+        any_case_prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES)
+        # Prefix first: as written ("Via Roma 10") or all lower case ("via Roma 10"), never
+        # other casings ("in der Hauptstraße" is no "In der ..." street).
+        lower_prefixes = words_regex(
+            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p), casefold=False
+        )
+        endings = words_regex(lexicon.street_endings + _BASE_ENDINGS)
+        units = words_regex(lexicon.street_units or ("Apt", "Suite"), casefold=False)
+        num_tail = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
+        unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
+        patterns = (
+            # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
+            rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?"
+            rf"{unit_tail}{_TAIL}",
+            # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
+            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
+            # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
+            # ... or the street and its postcode and town, no house number ("boulevard de
+            # Loiseau, 66632 Ramosville", "Estrada de Porto, 87831-561 Rodrigues")
+            rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
+            rf",?[ \t]+(?:{_POSTCODE_ALONE}[ \t]+{_CITY}"
+            rf"|{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL})",
+            # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"{unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
+            rf"{unit_tail}{_TAIL}",
+            # Flat 4, Thomas Lodge / Studio 53, Short Ranch (UK: the unit before the street)
+            rf"(?<![\w.])(?:{units})[ \t]+\d{{1,5}}[A-Za-z]?,?[ \t]+(?:{_CAP}[ \t]+){{1,4}}"
+            rf"(?:{suffixes})\b\.?{_TAIL}",
+            # Apt. 482 / Suite 12 / P.O. Box 149
+            rf"\b(?:Apt|Apartment|Suite|Ste){num_tail}\b",
+            r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
+        )
+        self._compiled = tuple(re.compile(p) for p in patterns)
+        # Each shape needs its street word right after a word start (and, for the endings,
+        # blanks and a digit right after it): a message without one skips the shape. The
+        # gates read the lower-cased letter runs of the message (one findall, set lookups).
+        suffix_runs = _first_runs(street_suffixes)
+        prefix_runs = _first_runs(lexicon.street_prefixes + _BASE_PREFIXES)
+        unit_runs = _first_runs(lexicon.street_units or ("Apt", "Suite"))
+        apt_runs = _first_runs(("Apt", "Apartment", "Suite", "Ste"))
+        # Which word each shape needs (bits: 1 suffix, 2 prefix, 4 unit, 8 "Apt"-like,
+        # 16 "box"); shapes 3 and 4 need an ending before blanks and a digit (bit 32).
+        self._needs = (1, 2, 2, 32, 32, 1 | 4, 8, 16)
+        self._word_bits: dict[str, int] = {}
+        for bit, words in ((1, suffix_runs), (2, prefix_runs), (4, unit_runs), (8, apt_runs)):
+            for word in words:
+                self._word_bits[word] = self._word_bits.get(word, 0) | bit
+        self._word_bits["box"] = self._word_bits.get("box", 0) | 16
+        self._gate_words = frozenset(self._word_bits)
+        self._ending = re.compile(rf"(?:{endings})[ \t]+\d")
+
+    def find(self, text: str, scan: Scan | None = None) -> Iterator[Candidate]:
+        """ADDRESS candidates in normalised text (`scan`: the message's, when the caller has
+        it); every shape needs a digit and a street word, so most messages run no pattern."""
+        if scan is None:
+            scan = Scan(text)
+        if not scan.digits:
+            return
+        folded = scan.folded
+        if folded is None:
+            have = 63  # cannot fold: every shape runs
+        else:
+            have = 0
+            for word in self._gate_words.intersection(_LETTERS.findall(folded)):
+                have |= self._word_bits[word]
+            if self._ending.search(folded) is not None:
+                have |= 32
+            if not have:
+                return
+        for regex, needs in zip(self._compiled, self._needs, strict=True):
+            if have & needs != needs:
+                continue
+            for match in regex.finditer(text):
+                start, end = match.span()
+                while end > start and text[end - 1] in " \t,-":
+                    end -= 1
+                yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+
+
+def _first_runs(words: tuple[str, ...]) -> frozenset[str]:
+    """The first letter run of each word, lower case ("ul." -> "ul", "An der" -> "an")."""
+    return frozenset(m.group() for w in words if (m := _LETTERS.search(w.lower())) is not None)
 
 
 def find_addresses(text: str) -> Iterator[Candidate]:
-    """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
-    messages are skipped without running a pattern."""
-    if not any(ch.isdigit() for ch in text):
-        return
-    for regex in _COMPILED:
-        for match in regex.finditer(text):
-            start, end = match.span()
-            while end > start and text[end - 1] in " \t,":
-                end -= 1
-            yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+    """ADDRESS candidates with the default locales' street words."""
+    yield from _default_finder().find(text)
+
+
+@functools.cache
+def _default_finder() -> AddressFinder:
+    return AddressFinder(lexicon_for())
 
 
 # Between a street line and the place that follows it on the same line: commas, spaces and

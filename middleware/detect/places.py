@@ -29,9 +29,10 @@ from typing import Any
 from coatcheck.middleware.detect.errors import ConfigError
 from coatcheck.middleware.detect.recognizers import Candidate
 
-__all__ = ["GAZETTEER_RULE", "PlaceGazetteer"]
+__all__ = ["GAZETTEER_RULE", "PLACE_TYPE", "PlaceGazetteer"]
 
 GAZETTEER_RULE = "gazetteer"
+PLACE_TYPE = "LOCATION"
 _SCORE = 0.45  # below the model's 0.5: a tie with a model entity goes to the model
 _MAX_WORDS = 4
 _MIN_LETTERS = 3
@@ -102,7 +103,7 @@ class PlaceGazetteer:
                 if text[start:w_end].casefold() in self._names:
                     best, last = w_end, stop
             if best and (last > index or self._plain_city_ok(text, start, best)):
-                yield Candidate(start, best, "LOCATION", GAZETTEER_RULE, False, _SCORE)
+                yield Candidate(start, best, PLACE_TYPE, GAZETTEER_RULE, False, _SCORE)
                 index = last + 1
             else:
                 index += 1

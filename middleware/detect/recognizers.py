@@ -1,25 +1,42 @@
-"""Global recognizers: one per class, patterns and context words as data.
+"""Global recognizers: one per class, patterns in code, context words from the locales.
 
 A recognizer proposes candidates by regex, a named checksum validator confirms them, and
-the single `invalidate` hook prunes the look-alikes users complain about (order numbers,
+the locale-driven `Pruner` drops the look-alikes users complain about (order numbers,
 amounts, versions, times, ticket ids). Low-evidence patterns (a bare 9-digit SSN, a
 passport number, a date) only count when a context word is near.
+
+Every pattern is linear by construction: a repeated class is preceded by a lookbehind
+that excludes what it could consume (so attempts from consecutive positions never rescan
+one run), and nested repetitions are bounded and unambiguous (each repetition must end in
+a character the next cannot start with). `tests/detect/test_redos.py` feeds each pattern
+long adversarial input.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
+from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
+from coatcheck.middleware.detect.prune import Pruner
+from coatcheck.middleware.detect.scan import DIGIT_RUN, Scan, digit_count
 from coatcheck.middleware.detect.validators import VALIDATORS
 
-__all__ = ["BUILTIN_RECOGNIZERS", "DIGIT_RUN", "Candidate", "Recognizer", "invalidate"]
+__all__ = [
+    "BUILTIN_RECOGNIZERS",
+    "DIGIT_RUN",
+    "REGION_TYPES",
+    "Candidate",
+    "Recognizer",
+    "build_recognizers",
+    "default_pruner",
+    "digit_count",
+    "invalidate",
+]
 
-_CONTEXT_WINDOW = 40
-# Digits joined by at most one separator: every digit-group pattern below (cards, SSNs,
-# NHS and passport numbers) lies inside one such run, so its digit count is a safe gate.
-DIGIT_RUN = re.compile(r"\d(?:[ .-]?\d)*")
+_CONTEXT_WINDOW = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +70,22 @@ class Recognizer:
     min_digits: int = 0
     min_run: int = 0  # fewest digits in one run joined by single " ", "." or "-" (DIGIT_RUN)
     requires: tuple[str, ...] = ()
+    requires_casefold: bool = False  # `requires` tested against the lower-cased text
+    min_token: int = 0  # fewest characters of the longest run without white space
+    # Any other necessary condition, on the message's `Scan` (e.g. letters before digits).
+    gate: Callable[[Scan], bool] | None = field(default=None, compare=False, repr=False)
     # Per pattern (patterns then weak_patterns, by position): substrings of which one must
     # occur for that pattern to be run at all; an empty tuple (or no entry) means no gate.
     pattern_requires: tuple[tuple[str, ...], ...] = ()
+    # Decides the look-alikes (order numbers, amounts...) when `prune` is set; None = the
+    # default locales' pruner. Set by `build_recognizers` from the configured locales.
+    pruner: Pruner | None = field(default=None, compare=False, repr=False)
     _compiled: tuple[tuple[re.Pattern[str], bool], ...] = field(init=False, repr=False)
     _context_re: re.Pattern[str] | None = field(init=False, repr=False)
     _value_group: tuple[bool, ...] = field(init=False, repr=False)
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
-    _context_lower: tuple[str, ...] | None = field(init=False, repr=False)
+    _context_lower: tuple[str, ...] = field(init=False, repr=False)
+    _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
@@ -70,35 +95,66 @@ class Recognizer:
         object.__setattr__(self, "_value_group", groups)
         gates = self.pattern_requires + ((),) * (len(groups) - len(self.pattern_requires))
         object.__setattr__(self, "_gates", gates[: len(groups)])
-        words = "|".join(re.escape(w) for w in self.context)
-        context_re = re.compile(rf"\b(?:{words})", re.IGNORECASE) if words else None
+        words = words_regex(self.context)
+        context_re = re.compile(rf"(?<!\w)(?:{words})", re.IGNORECASE) if words else None
         object.__setattr__(self, "_context_re", context_re)
-        ascii_words = all(w.isascii() for w in self.context)
-        lower = tuple(w.lower() for w in self.context) if ascii_words else None
+        # The substring pre-test for ASCII text needs only the ASCII words: a word with a
+        # non-ASCII letter cannot occur in ASCII text.
+        lower = tuple(w.lower() for w in self.context if w.isascii())
         object.__setattr__(self, "_context_lower", lower)
+        # One search for "any of these substrings" (the e-mail words are ~40 needles).
+        needles = words_regex(self.requires, casefold=False)
+        object.__setattr__(self, "_requires_re", re.compile(needles) if needles else None)
 
-    def could_match(self, text: str, digits: int, longest_run: int) -> bool:
-        """False when the cheap gates rule this recognizer out for `text` (no regex run).
+    @property
+    def needs_context(self) -> bool:
+        """Some pattern counts only after a context word (weak or context-required)."""
+        return self.context_required or bool(self.weak_patterns)
 
-        `digits` counts the digits in `text`, `longest_run` the most digits in one
-        `DIGIT_RUN` match; both come from a single scan shared by all recognizers.
+    def could_match(self, scan: Scan) -> bool:
+        """False when the cheap gates rule this recognizer out for the message (no regex run).
+
+        The digit count, the longest digit run and the longest token come from the
+        message's `Scan`, shared by all recognizers.
         """
-        if digits < self.min_digits or (self.needs_digit and digits == 0):
+        if scan.digits < self.min_digits or (self.needs_digit and scan.digits == 0):
             return False
-        if longest_run < self.min_run:
+        if scan.longest < self.min_run:
             return False
-        return not self.requires or any(needle in text for needle in self.requires)
+        return self.passes_text_gates(scan)
 
-    def find(self, text: str, expected: bool = False) -> Iterator[Candidate]:
+    @property
+    def has_text_gates(self) -> bool:
+        """Gates beyond the digit counts (`passes_text_gates` has something to check)."""
+        return bool(self.min_token) or self.gate is not None or self._requires_re is not None
+
+    def passes_text_gates(self, scan: Scan) -> bool:
+        """The gates beyond the digit counts: the longest token, `gate`, `requires`."""
+        if self.min_token and scan.longest_token < self.min_token:
+            return False
+        if self.gate is not None and not self.gate(scan):
+            return False
+        if self._requires_re is None:
+            return True
+        text = scan.text
+        if self.requires_casefold:
+            text = scan.folded or text.lower()
+        return self._requires_re.search(text) is not None
+
+    def find(
+        self, text: str, expected: bool = False, context_anywhere: bool | None = None
+    ) -> Iterator[Candidate]:
         """Candidates in `text` that pass the validator, the context test and `invalidate`.
 
         A context word must precede a weak or context-required hit, so when no context word
         occurs anywhere in `text` those patterns are not run at all: one search instead of
-        one scan per pattern (most messages carry no context word). `expected=True` means
-        the bot is waiting for this type (a context rule): that is the context, so weak and
-        context-required patterns count without a context word.
+        one scan per pattern (most messages carry no context word). `context_anywhere` is
+        that answer when the caller has it already (the detector's one scan for all
+        recognizers). `expected=True` means the bot is waiting for this type (a context
+        rule): that is the context, so weak and context-required patterns count without a
+        context word.
         """
-        any_context: bool | None = True if expected else None
+        any_context: bool | None = True if expected else context_anywhere
         patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
         for (regex, weak), value_group, gate in patterns:
             if gate and not any(needle in text for needle in gate):
@@ -120,7 +176,7 @@ class Recognizer:
         # re.IGNORECASE also folds a few non-ASCII letters (dotless i, long s) onto ASCII.
         if self._context_re is None:
             return False
-        if self._context_lower is not None and text.isascii():
+        if text.isascii():
             lowered = text.lower()
             if not any(word in lowered for word in self._context_lower):
                 return False
@@ -138,10 +194,17 @@ class Recognizer:
         has_context = expected or self._near_context(text, start)
         if (self.context_required or weak) and not has_context:
             return None
-        if self.prune and invalidate(text, start, end):
+        if self.prune and (self.pruner or default_pruner()).invalid(text, start, end):
             return None
         score = min(1.0, self.score + (0.3 if validated else 0.0) + (0.1 if has_context else 0.0))
         return Candidate(start, end, self.entity_type, self.entity_type, validated, score)
+
+    def localised(self, lexicon: Lexicon, pruner: Pruner) -> Recognizer:
+        """This recognizer with the configured languages' context words and prunes (its own
+        context words are kept when the locales have none for its type)."""
+        return replace(
+            self, context=lexicon.context_for(self.entity_type) or self.context, pruner=pruner
+        )
 
     def _near_context(self, text: str, start: int) -> bool:
         if self._context_re is None:
@@ -149,43 +212,56 @@ class Recognizer:
         return self._context_re.search(text, max(0, start - _CONTEXT_WINDOW), start) is not None
 
 
-# Words right before a number that say "this is an identifier of ours, not PII".
-_ID_PREFIX = re.compile(
-    r"(?:\b(?:order|invoice|inv|ticket|ref|reference|case|tracking|item|sku|version|ver|build"
-    r"|release|qty|quantity|count|total|amount)(?:\s*(?:no|nr|number|id|#))?\b[\s:.#-]*"
-    r"|[#$€£¥]\s*|\bv)$",
-    re.IGNORECASE,
-)
-_ID_SUFFIX = re.compile(
-    r"^(?:\s*(?:%|usd|eur|gbp|dollars|euros|items|units|pcs)\b|[.,]\d)", re.IGNORECASE
-)
-_TIME_OR_AMOUNT = re.compile(
-    r"^(?:\d{1,2}:\d{2}(?::\d{2})?|\d{1,3}(?:,\d{3})+(?:\.\d+)?)$|^\d{4}-\d{2}-\d{2}(?!\d)"
-)
+@functools.cache
+def default_pruner() -> Pruner:
+    """The pruner of the default locales (for recognizers built without a lexicon)."""
+    return Pruner(lexicon_for())
 
 
 def invalidate(text: str, start: int, end: int) -> bool:
-    """True when a candidate is an order/ticket id, amount, version, time or count."""
-    before = text[max(0, start - 24) : start]
-    if _ID_PREFIX.search(before):
-        return True
-    if start > 0 and text[start - 1] in "-/_" and start > 1 and text[start - 2].isalnum():
-        return True  # INV-2024-0001: the number is a tail of an identifier
-    if _ID_SUFFIX.match(text[end : end + 10]):
-        return True
-    return _TIME_OR_AMOUNT.match(text[start:end]) is not None
+    """True when a candidate is an order/ticket id, amount, version, time or count
+    (default locales; a detector uses its configured locales' `Pruner`)."""
+    return default_pruner().invalid(text, start, end)
 
 
-_BIRTH = ("born", "birth", "dob", "d.o.b", "birthday", "birthdate", "date of birth")
-_MONTHS = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
+def _lead(first: str, not_after: str) -> str:
+    """`first` (one character class) where it does not follow `not_after`.
 
-BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
+    The same as `(?<!not_after)first`, written with the lookbehind after the character:
+    the regex engine then skips straight to the characters `first` allows (most of a
+    message is no digit), where a pattern that starts with a lookbehind is tried at every
+    position.
+    """
+    return rf"{first}(?<!{not_after}{first})"
+
+
+# Digits then no word character and no further digit group ("4111 1111 1111 1111" ends).
+_END = r"(?![\w]|[.,/_-]\d)"
+_START = r"(?<![\w.,/_-])"
+_D = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
+_CARD_SEP = r"[ ._/-]?"
+_IPV4_LEAD = _lead(r"\d", r"[\w.]")
+_B58_LEAD = _lead("[13]", r"\w")  # what \b before [13] says
+_NIR_LEAD = _lead("[12]", r"[\w.,/_-]")
+_NIF_LEAD = _lead(r"\d", r"[\w-]")
+_DATE_LEAD = _lead(r"\d", r"[\w.,/-]")
+
+
+def _iban_gate(scan: Scan) -> bool:
+    """An IBAN's check digits follow its two-letter country code."""
+    return scan.letters_before_run(2)
+
+
+# The patterns of every built-in type; context words come from the locale files.
+_GLOBAL: tuple[Recognizer, ...] = (
     Recognizer(
         "EMAIL_ADDRESS",
-        (r"\b[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b",),
+        # Unicode local part and domain (IDN), an ASCII or Unicode top-level domain or its
+        # punycode form. The lookbehind keeps it linear (no rescan of a local-part run).
+        (
+            r"(?<![\w.%+'-])[^\W_](?:[\w.%+'-]{0,63})@(?:[^\W_][\w-]{0,62}\.){1,8}"
+            r"(?:[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59})(?![\w-])",
+        ),
         score=0.9,
         prune=False,
         needs_digit=False,
@@ -194,36 +270,28 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "CREDIT_CARD",
         (
-            r"(?<![\w.-])\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}(?![\w]|[.-]\d)",
-            r"(?<![\w.-])\d{4}[ -]?\d{6}[ -]?\d{4,5}(?![\w]|[.-]\d)",
+            rf"{_D}\d{{3}}(?:{_CARD_SEP}\d{{4}}){{2}}{_CARD_SEP}\d{{1,7}}{_END}",
+            rf"{_D}\d{{3}}{_CARD_SEP}\d{{6}}{_CARD_SEP}\d{{4,5}}{_END}",
         ),
-        weak_patterns=(r"(?<![\w.-])\d{4}[ -]?\d{4}[ -]?\d{4}(?![\w]|[.-]\d)",),
+        weak_patterns=(rf"{_D}\d{{3}}{_CARD_SEP}\d{{4}}{_CARD_SEP}\d{{4}}{_END}",),
         validator="luhn",
         context=("card", "credit", "visa", "mastercard", "amex", "cc"),
         min_digits=12,
         min_run=12,
     ),
     Recognizer(
-        "US_SSN",
-        (r"(?<![\w.-])(?!000|666|9\d\d)\d{3}([- .])(?!00)\d{2}\1(?!0000)\d{4}(?![\w]|[.-]\d)",),
-        weak_patterns=(
-            r"(?<![\w.-])(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}(?![\w]|[.-]\d)",
-        ),
-        context=("ssn", "social security", "social", "ss#", "ss #", "ssn#"),
-        score=0.5,
-        min_digits=9,
-        min_run=9,
-    ),
-    Recognizer(
         "IBAN_CODE",
-        (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",),
+        (r"(?<![\w-])[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?(?![\w-])",),
         validator="iban",
+        flags=re.IGNORECASE,
+        score=0.7,
         min_digits=2,
+        gate=_iban_gate,
     ),
     Recognizer(
         "IP_ADDRESS",
         (
-            r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)",
+            rf"{_IPV4_LEAD}\d{{0,2}}\.(?:\d{{1,3}}\.){{2}}\d{{1,3}}(?![\w]|\.\d)",
             r"(?<![\w:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
             r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])",
         ),
@@ -233,45 +301,262 @@ BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
         pattern_requires=((".",), (":",)),
     ),
     Recognizer(
-        "US_PASSPORT",
-        (r"\b[A-Z]?\d{9}\b",),
-        context=("passport",),
-        context_required=True,
-        score=0.5,
-        min_digits=9,
-        min_run=9,
-    ),
-    Recognizer(
-        "UK_NHS",
-        (r"(?<![\w.-])\d{3}([ -]?)\d{3}\1\d{4}(?![\w]|[.-]\d)",),
-        validator="nhs",
-        context=("nhs", "health service", "national health"),
-        context_required=True,
-        min_digits=10,
-        min_run=10,
-    ),
-    Recognizer(
         "CRYPTO",
         (
-            r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b",
+            rf"{_B58_LEAD}[1-9A-HJ-NP-Za-km-z]{{25,34}}\b",
             r"\b(?:bc1|BC1)[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b",
         ),
         validator="btc",
         prune=False,
         min_digits=1,
+        min_token=14,
         pattern_requires=((), ("bc1", "BC1")),
     ),
     Recognizer(
-        "DATE_OF_BIRTH",
-        (
-            r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}\b",
-            rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}\.?,?\s+\d{{4}}\b",
-            rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b",
-        ),
-        context=_BIRTH,
+        "BANK_ACCOUNT",
+        # A domestic account number right after its words ("account number 31926819",
+        # "Kontonummer 1234567890", "conta 12345-6"); never on its own.
+        (rf"{_D}\d{{5,11}}(?:-[0-9Xx])?{_END}",),
+        context=("account number",),
         context_required=True,
-        flags=re.IGNORECASE,
+        score=0.55,
+        min_digits=6,
+        min_run=6,
+    ),
+    Recognizer(
+        "CARD_CVV",
+        (rf"{_D}\d{{2,3}}{_END}",),
+        context=("cvv", "cvc", "security code"),
+        context_required=True,
+        score=0.6,
+        prune=False,  # its words are required; "code" would prune it
+        min_digits=3,
+        min_run=3,
+    ),
+    Recognizer(
+        "CARD_EXPIRY",
+        (rf"{_START}(?:0?[1-9]|1[0-2]) ?[/-] ?(?:20)?\d{{2}}{_END}",),
+        context=("expiry", "exp", "valid thru"),
+        context_required=True,
+        score=0.6,
         prune=False,
         min_digits=3,
     ),
 )
+
+# Types that exist only where their region is configured (`detection.locales`).
+REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
+    "US": (
+        Recognizer(
+            "US_SSN",
+            # Written with separators, a 9xx area is still taken: it is an ITIN (issued to
+            # taxpayers without an SSN, the same shape and as personal) or a test value
+            # standing in for an SSN; only the bare 9-digit form needs the issued ranges.
+            (rf"{_START}(?!000|666)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
+            weak_patterns=(rf"{_START}(?!000|666|9\d\d)\d{{3}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",),
+            context=("ssn", "social security"),
+            score=0.5,
+            min_digits=9,
+            min_run=9,
+        ),
+        Recognizer(
+            "US_PASSPORT",
+            (r"\b[A-Z]?\d{9}\b",),
+            context=("passport",),
+            context_required=True,
+            score=0.5,
+            min_digits=9,
+            min_run=9,
+        ),
+    ),
+    "GB": (
+        Recognizer(
+            "UK_NHS",
+            (rf"{_D}\d{{2}}([ -]?)\d{{3}}\1\d{{4}}{_END}",),
+            validator="nhs",
+            context=("nhs",),
+            context_required=True,
+            min_digits=10,
+            min_run=10,
+        ),
+        Recognizer(
+            "UK_NINO",
+            (r"(?<![\w-])[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])",),
+            validator="nino",
+            flags=re.IGNORECASE,
+            score=0.7,
+            prune=False,
+            min_digits=6,
+            min_run=6,
+        ),
+        Recognizer(
+            "UK_SORT_CODE",
+            (rf"{_D}\d([- ]?)\d{{2}}\1\d{{2}}{_END}",),
+            context=("sort code",),
+            context_required=True,
+            score=0.6,
+            prune=False,  # "20-00-00" has the shape of a date; its words decide
+            min_digits=6,
+        ),
+    ),
+    "FR": (
+        Recognizer(
+            "FR_NIR",
+            (
+                rf"{_NIR_LEAD} ?\d{{2}} ?\d{{2}} ?(?:\d{{2}}|2[AB]) ?\d{{3}}"
+                rf" ?\d{{3}} ?\d{{2}}{_END}",
+            ),
+            validator="fr_nir",
+            flags=re.IGNORECASE,
+            score=0.7,
+            min_digits=13,
+        ),
+    ),
+    "ES": (
+        Recognizer(
+            "ES_NIF",
+            (rf"{_NIF_LEAD}\d{{7}}[ -]?[A-Z](?![\w-])",),
+            validator="es_dni",
+            flags=re.IGNORECASE,
+            score=0.7,
+            prune=False,
+            min_digits=8,
+            min_run=8,
+        ),
+        Recognizer(
+            "ES_NIE",
+            (r"(?<![\w-])[XYZ][ -]?\d{7}[ -]?[A-Z](?![\w-])",),
+            validator="es_nie",
+            flags=re.IGNORECASE,
+            score=0.7,
+            prune=False,
+            min_digits=7,
+            min_run=7,
+        ),
+    ),
+    "IT": (
+        Recognizer(
+            "IT_FISCAL_CODE",
+            # Omocodia (a homonym's digits replaced by letters L-V) included.
+            (
+                r"(?<![\w-])[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]"
+                r"(?![\w-])",
+            ),
+            validator="it_fiscal_code",
+            flags=re.IGNORECASE,
+            score=0.7,
+            prune=False,
+            needs_digit=False,
+            min_token=16,
+        ),
+    ),
+    "NL": (
+        Recognizer(
+            "NL_BSN",
+            # 9 digits pass the 11-test one time in eleven: only after its words.
+            (
+                rf"{_D}\d{{3}}\.?\d{{2}}\.?\d{{3}}{_END}",
+                rf"{_D}\d{{2}} \d{{3}} \d{{3}}{_END}",
+            ),
+            validator="nl_bsn",
+            context=("bsn",),
+            context_required=True,
+            score=0.6,
+            min_digits=9,
+        ),
+    ),
+    "BR": (
+        Recognizer(
+            "BR_CPF",
+            (rf"{_D}\d{{2}}\.\d{{3}}\.\d{{3}}-\d{{2}}{_END}",),
+            weak_patterns=(rf"{_D}\d{{8}}-?\d{{2}}{_END}",),
+            validator="br_cpf",
+            context=("cpf",),
+            score=0.7,
+            min_digits=11,
+            min_run=11,
+        ),
+        Recognizer(
+            "BR_CNPJ",
+            (rf"{_D}\d\.\d{{3}}\.\d{{3}}/\d{{4}}-\d{{2}}{_END}",),
+            weak_patterns=(rf"{_D}\d{{13}}{_END}",),
+            validator="br_cnpj",
+            context=("cnpj",),
+            score=0.7,
+            min_digits=14,
+            min_run=14,
+        ),
+    ),
+    "DE": (
+        Recognizer(
+            "DE_TAX_ID",
+            # 11 digits with a check digit: only after its words ("Steuer-ID").
+            (rf"{_D}\d ?\d{{3}} ?\d{{3}} ?\d{{3}}{_END}",),
+            validator="de_idnr",
+            context=("steuer-id",),
+            context_required=True,
+            score=0.6,
+            min_digits=11,
+        ),
+    ),
+}
+
+
+def _date_of_birth(lexicon: Lexicon) -> Recognizer:
+    """Dates after birth words, numeric (checked to be a calendar date, so an SSN is not
+    one) or with a month name in any configured language."""
+    months = words_regex(lexicon.months)
+    ordinal = rf"(?:{words_regex(lexicon.ordinals)}|\.)?" if lexicon.ordinals else r"\.?"
+    return Recognizer(
+        "DATE_OF_BIRTH",
+        (
+            rf"{_DATE_LEAD}\d{{0,3}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}(?![\w]|[/.-]\d)",
+            rf"\b\d{{1,2}}{ordinal}\s+(?:(?:of|de)\s+)?(?:{months})\.?,?\s+(?:de\s+)?\d{{4}}\b",
+            rf"\b(?:{months})\.?\s+\d{{1,2}}{ordinal},?\s+\d{{4}}\b",
+        ),
+        validator="date",
+        context=("born", "birth", "dob"),
+        context_required=True,
+        flags=re.IGNORECASE,
+        prune=False,
+        min_digits=3,
+    )
+
+
+def _spelled_email(lexicon: Lexicon) -> Recognizer:
+    """ "jane [at] example [dot] com", "jane(at)example.com", "jane at example dot com",
+    "juan arroba ejemplo punto es": the at/dot words of every configured language. A bare
+    " at " needs a spelled dot too ("look at example.com" is no address)."""
+    at = words_regex(lexicon.email_at)
+    dot = words_regex(lexicon.email_dot)
+    label = r"[^\W_][\w-]{0,62}"
+    at_sep = rf"[ \t]*[\[({{<][ \t]*(?:{at}|@)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{at})[ \t]+"
+    dot_sep = rf"[ \t]*[\[({{<][ \t]*(?:{dot}|\.)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{dot})[ \t]+|\."
+    return Recognizer(
+        "EMAIL_ADDRESS",
+        (
+            rf"(?<![\w.%+'-])[^\W_][\w.%+'-]{{0,63}}(?i:{at_sep})"
+            rf"{label}(?:(?i:{dot_sep}){label}){{1,6}}(?![\w-])",
+        ),
+        validator="spelled_email",
+        score=0.6,
+        prune=False,
+        needs_digit=False,
+        requires=tuple(f" {w} " for w in lexicon.email_at)
+        + tuple(f"{b}{w}" for w in (*lexicon.email_at, "@") for b in "[({<"),
+        requires_casefold=True,
+    )
+
+
+def build_recognizers(lexicon: Lexicon) -> tuple[Recognizer, ...]:
+    """The built-in recognizers for these locales: the global ones, the national ones of
+    each configured region, each with the locales' context words and prunes."""
+    from coatcheck.middleware.detect.credentials import SECRET_RECOGNIZERS
+
+    pruner = Pruner(lexicon)
+    regional = tuple(r for region in lexicon.regions for r in REGION_TYPES.get(region, ()))
+    chosen = (*_GLOBAL, *regional, _date_of_birth(lexicon), _spelled_email(lexicon))
+    return tuple(r.localised(lexicon, pruner) for r in chosen) + SECRET_RECOGNIZERS
+
+
+BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = build_recognizers(lexicon_for())

@@ -1,8 +1,11 @@
-"""Overlap resolution: context rule > validated pattern > unvalidated pattern > NER/gazetteer,
-longest span on ties, then the higher score (context words), then leftmost."""
+"""Overlap resolution: context rule > validated pattern > unvalidated pattern (and presidio
+plug-ins) > names tier (NER, gazetteers, the model-free name rules); on equal rank the
+longest span, then a built-in recognizer over a presidio plug-in, then the higher score
+(context words), then leftmost."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 from coatcheck.middleware.detect.recognizers import Candidate
@@ -10,7 +13,7 @@ from coatcheck.middleware.detect.recognizers import Candidate
 __all__ = ["resolve_overlaps"]
 
 # The "names and places" tier: the model's entities and gazetteer hits, below any pattern.
-_STATISTICAL = frozenset({"ner", "gazetteer"})
+_STATISTICAL = frozenset({"ner", "gazetteer", "names"})
 
 
 def _rank(candidate: Candidate) -> int:
@@ -18,16 +21,37 @@ def _rank(candidate: Candidate) -> int:
         return 3
     if candidate.rule in _STATISTICAL:
         return 0
+    if candidate.rule.startswith("presidio:"):
+        return 1  # plug-ins rank as unvalidated patterns: no locale prunes, other scores
     return 2 if candidate.validated else 1
 
 
 def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Keep the best non-overlapping candidates, sorted by start."""
+    """Keep the best non-overlapping candidates, sorted by start.
+
+    Best first, each kept unless it overlaps one kept before.  The kept spans are held as
+    sorted `(start, end)` pairs: they do not overlap, so their ends rise with their starts,
+    and the one kept span that can overlap a candidate is the last one starting before the
+    candidate ends (a bisection, not a scan of every kept span: 40,000 entities in one
+    text took 26 s with the scan).
+    """
     ordered = sorted(
-        candidates, key=lambda c: (-_rank(c), -(c.end - c.start), -c.score, c.start, c.entity_type)
+        candidates,
+        key=lambda c: (
+            -_rank(c),
+            -(c.end - c.start),
+            c.rule.startswith("presidio:"),
+            -c.score,
+            c.start,
+            c.entity_type,
+        ),
     )
+    spans: list[tuple[int, int]] = []
     kept: list[Candidate] = []
     for candidate in ordered:
-        if all(candidate.end <= k.start or candidate.start >= k.end for k in kept):
-            kept.append(candidate)
+        before_end = bisect_left(spans, (candidate.end,))  # kept spans starting before its end
+        if before_end and spans[before_end - 1][1] > candidate.start:
+            continue
+        insort(spans, (candidate.start, candidate.end))
+        kept.append(candidate)
     return sorted(kept, key=lambda c: c.start)

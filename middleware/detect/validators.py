@@ -6,13 +6,20 @@ are stripped first. Well-kept libraries (python-stdnum, ipaddress) do the work w
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
 
 from stdnum import iban, luhn
+from stdnum.br import cnpj, cpf
+from stdnum.de import idnr
+from stdnum.es import dni, nie
+from stdnum.fr import nir
 from stdnum.gb import nhs
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
 
 __all__ = ["VALIDATORS", "Validator", "digits_only"]
 
@@ -33,7 +40,68 @@ def _luhn(value: str) -> bool:
 
 
 def _iban(value: str) -> bool:
-    return bool(iban.is_valid(value))
+    return bool(iban.is_valid(value.upper()))
+
+
+def _compact(value: str) -> str:
+    """Upper case, separators (space, dot, dash, slash) dropped."""
+    return re.sub(r"[\s./-]", "", value).upper()
+
+
+def _stdnum(module: object) -> Validator:
+    """A python-stdnum `is_valid` on the compacted value, refusing one repeated digit
+    ("000000000" passes several checksums and is never issued)."""
+    check = module.is_valid  # type: ignore[attr-defined]
+
+    def valid(value: str) -> bool:
+        compact = _compact(value)
+        return len(set(compact)) > 1 and bool(check(compact))
+
+    return valid
+
+
+# UK National Insurance number: two prefix letters (not D, F, I, Q, U, V; second not O;
+# never BG, GB, KN, NK, NT, TN, ZZ), six digits, a suffix A-D (HMRC's published rules).
+_NINO = re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]")
+
+
+def _nino(value: str) -> bool:
+    return _NINO.fullmatch(_compact(value)) is not None
+
+
+def _spelled_email(value: str) -> bool:
+    """A spelled-out address: bracketed at/dot, or at least "local at domain dot tld"
+    (five words), and a last label of letters (a top-level domain)."""
+    tld = re.split(r"[\s.\])}>]+", value.strip())[-1]
+    if not (2 <= len(tld) <= 24 and tld.isalpha()):
+        return False
+    return any(c in value for c in "[({<") or len(value.split()) >= 5
+
+
+def _date(value: str) -> bool:
+    """A calendar date read day-month-year, month-day-year or year-month-day (2- or
+    4-digit years): "123-45-6789" (an SSN) is no date in any order."""
+    parts = [int(p) for p in re.findall(r"\d+", value)]
+    if len(parts) == 2:  # "14 March 1985": a day and a year around a month name
+        day, year = parts
+        return 1 <= day <= 31 and _is_date(1, 1, year)
+    if len(parts) != 3:
+        return False
+    a, b, c = parts
+    orders = ((a, b, c), (b, a, c), (c, b, a))  # (day, month, year)
+    return any(_is_date(day, month, year) for day, month, year in orders)
+
+
+def _is_date(day: int, month: int, year: int) -> bool:
+    if year < 100:
+        year += 1900 if year > 30 else 2000
+    if not 1900 <= year <= 2100:
+        return False
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def _nhs(value: str) -> bool:
@@ -97,4 +165,15 @@ VALIDATORS: Mapping[str, Validator] = {
     "nhs": _nhs,
     "ip": _ip,
     "btc": _btc,
+    "date": _date,
+    "spelled_email": _spelled_email,
+    "nino": _nino,
+    "fr_nir": _stdnum(nir),
+    "es_dni": _stdnum(dni),
+    "es_nie": _stdnum(nie),
+    "it_fiscal_code": _stdnum(codicefiscale),
+    "nl_bsn": _stdnum(bsn),
+    "br_cpf": _stdnum(cpf),
+    "br_cnpj": _stdnum(cnpj),
+    "de_idnr": _stdnum(idnr),
 }

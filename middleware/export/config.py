@@ -62,18 +62,25 @@ PRIVACY_FIRST = ExportConfig(type="allow", fields=())
 
 
 class SinkSpec(BaseModel):
-    """One destination: exactly one of `jsonl` (a file path) or `webhook` (an http(s) URL)."""
+    """One destination: exactly one of `jsonl` (a file path) or `webhook` (an http(s) URL).
+
+    A webhook on a loopback or private address (by IP or after name resolution) is refused
+    at send time unless `allow_private_network: true` says the receiver is meant to be there.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     jsonl: Path | None = None
     webhook: HttpUrl | None = None
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    allow_private_network: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SinkSpec:
         if (self.jsonl is None) == (self.webhook is None):
             raise ValueError("give exactly one of jsonl or webhook")
+        if self.allow_private_network and self.webhook is None:
+            raise ValueError("allow_private_network applies to webhook sinks only")
         return self
 
 

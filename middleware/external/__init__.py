@@ -10,6 +10,7 @@ wrapped in `FetchedValue`, whose repr never shows them. See docs/external.md. Er
     │   └── EndpointTimeout(endpoint)
     ├── BadResponse(endpoint, reason)
     ├── ReferenceNotFound(endpoint)
+    │   └── UnusableReference(endpoint)
     ├── AuthFailed(endpoint, reason)
     └── CircuitOpen(endpoint)
 """
@@ -35,6 +36,7 @@ from coatcheck.middleware.external.errors import (
     ExternalError,
     ReferenceNotFound,
     UnknownEntityType,
+    UnusableReference,
 )
 from coatcheck.middleware.external.oauth import TokenCache
 from coatcheck.middleware.external.resolver import ExternalResolver
@@ -63,4 +65,5 @@ __all__ = [
     "RetryPolicy",
     "TokenCache",
     "UnknownEntityType",
+    "UnusableReference",
 ]

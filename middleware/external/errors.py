@@ -8,6 +8,7 @@ The tree::
     │   └── EndpointTimeout(endpoint)      the request did not finish in time
     ├── BadResponse(endpoint, reason)      non-JSON, wrong shape, unexpected status
     ├── ReferenceNotFound(endpoint)        the customer vault answered 404
+    │   └── UnusableReference(endpoint)    the ref would walk the URL path; not sent
     ├── AuthFailed(endpoint, reason)       401/403, or the OAuth2 token endpoint failed
     └── CircuitOpen(endpoint)              the breaker is open; no request was sent
 
@@ -26,6 +27,7 @@ __all__ = [
     "ExternalError",
     "ReferenceNotFound",
     "UnknownEntityType",
+    "UnusableReference",
 ]
 
 
@@ -77,6 +79,17 @@ class ReferenceNotFound(ExternalError):
     def __init__(self, endpoint: str, message: str | None = None) -> None:
         self.endpoint = endpoint
         super().__init__(message or f"{endpoint}: reference not found")
+
+
+class UnusableReference(ReferenceNotFound):
+    """The ref cannot be put into the endpoint's URL safely ("..", an encoded "/"...).
+
+    A `ReferenceNotFound`: no customer vault knows such an id, and the gateway answers
+    it like one (404), without having sent a request.
+    """
+
+    def __init__(self, endpoint: str, message: str | None = None) -> None:
+        super().__init__(endpoint, message or f"{endpoint}: reference not usable in a URL")
 
 
 class AuthFailed(ExternalError):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import aiohttp
 
+from coatcheck.middleware.external.body import read_capped
 from coatcheck.middleware.external.config import OAuth2ClientCredentials
 from coatcheck.middleware.external.errors import AuthFailed, EndpointTimeout, EndpointUnavailable
 
@@ -21,7 +22,8 @@ class TokenCache:
     """One cached access token per endpoint; refreshed `refresh_margin_seconds` early.
 
     A lock makes concurrent resolutions share one token request instead of stampeding the
-    token endpoint. The token itself is never logged.
+    token endpoint. The token itself is never logged. The token answer is read up to
+    `max_body_bytes` like a value (a token endpoint answering 80 MB must not cost 80 MB).
     """
 
     def __init__(
@@ -31,12 +33,14 @@ class TokenCache:
         session: aiohttp.ClientSession,
         clock: Callable[[], float],
         timeout: float,
+        max_body_bytes: int = 65_536,
     ) -> None:
         self._endpoint = endpoint
         self._config = config
         self._session = session
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_body_bytes = max_body_bytes
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
@@ -78,11 +82,14 @@ class TokenCache:
             ) as resp:
                 if resp.status != 200:
                     raise AuthFailed(self._endpoint, f"token endpoint HTTP {resp.status}")
-                raw = await resp.read()
+                raw = await read_capped(resp, self._max_body_bytes)
         except TimeoutError:
             raise EndpointTimeout(self._endpoint) from None
         except aiohttp.ClientError:
             raise EndpointUnavailable(self._endpoint) from None
+        if raw is None:
+            limit = self._max_body_bytes
+            raise AuthFailed(self._endpoint, f"token response larger than {limit} bytes")
         return self._parse(_parse_json(raw))
 
     def _parse(self, body: object) -> tuple[str, float]:

@@ -5,6 +5,12 @@ breaker, then up to `retry.attempts` HTTP attempts with bounded exponential back
 transient failures are retried (connection errors, timeouts, 5xx, 429); a 404, a refused
 credential or a garbage body is final. The value comes back wrapped in `FetchedValue`; logs
 carry the endpoint name, attempt and status only.
+
+The ref is user input (the chat carried it): before it goes into a URL it must stay one
+path segment once quoted. "." and ".." survive `quote(safe="")` and would be resolved by
+the client (`/vault/..` is `/`, with our credentials); an encoded slash, backslash or
+percent sign walks the path on a server or proxy that decodes before routing. Such a ref
+is refused as `UnusableReference` (a `ReferenceNotFound`) and no request is sent.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from coatcheck.middleware.external.auth import static_credentials
+from coatcheck.middleware.external.body import read_capped
 from coatcheck.middleware.external.breaker import CircuitBreaker
 from coatcheck.middleware.external.config import EndpointConfig, OAuth2ClientCredentials
 from coatcheck.middleware.external.errors import (
@@ -30,6 +37,7 @@ from coatcheck.middleware.external.errors import (
     ExternalError,
     ReferenceNotFound,
     UnknownEntityType,
+    UnusableReference,
 )
 from coatcheck.middleware.external.oauth import TokenCache
 from coatcheck.middleware.external.secret import FetchedValue
@@ -69,7 +77,7 @@ class ExternalResolver:
             for t, c in self._endpoints.items()
         }
         self._tokens = {
-            t: TokenCache(c.name, c.auth, session, clock, c.timeout_seconds)
+            t: TokenCache(c.name, c.auth, session, clock, c.timeout_seconds, c.max_body_bytes)
             for t, c in self._endpoints.items()
             if isinstance(c.auth, OAuth2ClientCredentials)
         }
@@ -82,6 +90,10 @@ class ExternalResolver:
         """The entity types this resolver holds externally."""
         return frozenset(self._endpoints)
 
+    def config(self, entity_type: str) -> EndpointConfig:
+        """The endpoint config a type resolves with (the connection test probes it)."""
+        return self._config(entity_type)
+
     def breaker(self, entity_type: str) -> CircuitBreaker:
         """The breaker of a type's endpoint (for health reporting)."""
         self._config(entity_type)
@@ -90,10 +102,11 @@ class ExternalResolver:
     async def resolve(self, entity_type: str, ref: str) -> FetchedValue:
         """Fetch the value for `ref`; raises an `ExternalError` subclass on failure."""
         cfg = self._config(entity_type)
+        url = _url(cfg, ref)  # an unusable ref is refused before the breaker: nothing sent
         breaker = self._breakers[entity_type]
         breaker.before_call()
         try:
-            value = await self._with_retries(entity_type, cfg, ref)
+            value = await self._with_retries(entity_type, cfg, url, ref)
         except ReferenceNotFound:
             breaker.record_success()  # the endpoint is healthy; the ref is just unknown
             raise
@@ -112,11 +125,13 @@ class ExternalResolver:
         except KeyError:
             raise UnknownEntityType(entity_type) from None
 
-    async def _with_retries(self, entity_type: str, cfg: EndpointConfig, ref: str) -> FetchedValue:
+    async def _with_retries(
+        self, entity_type: str, cfg: EndpointConfig, url: str, ref: str
+    ) -> FetchedValue:
         policy = cfg.retry
         for attempt in range(policy.attempts):
             try:
-                return await self._attempt(entity_type, cfg, ref, attempt)
+                return await self._attempt(entity_type, cfg, url, ref, attempt)
             except _Transient as transient:
                 if attempt + 1 >= policy.attempts:
                     raise transient.error from None
@@ -126,7 +141,7 @@ class ExternalResolver:
         raise EndpointUnavailable(cfg.name)  # pragma: no cover - attempts >= 1
 
     async def _attempt(
-        self, entity_type: str, cfg: EndpointConfig, ref: str, attempt: int
+        self, entity_type: str, cfg: EndpointConfig, url: str, ref: str, attempt: int
     ) -> FetchedValue:
         headers, params = static_credentials(cfg.auth)
         tokens = self._tokens.get(entity_type)
@@ -135,7 +150,6 @@ class ExternalResolver:
                 headers["Authorization"] = f"Bearer {await tokens.token()}"
             except EndpointUnavailable as down:  # the token endpoint is down or slow
                 raise _Transient(down) from None
-        url = cfg.url_template.replace("{ref}", urllib.parse.quote(ref, safe=""))
         body = _fill(cfg.body_template or {}, ref) if cfg.method == "POST" else None
         timeout = aiohttp.ClientTimeout(total=cfg.timeout_seconds)
         try:
@@ -152,7 +166,7 @@ class ExternalResolver:
                 log.debug(
                     "external fetch endpoint=%s attempt=%d status=%d", cfg.name, attempt, status
                 )
-                raw = await _read_capped(resp, cfg.max_body_bytes) if status == 200 else b""
+                raw = await read_capped(resp, cfg.max_body_bytes) if status == 200 else b""
         except TimeoutError:
             log.debug("external fetch endpoint=%s attempt=%d timeout", cfg.name, attempt)
             raise _Transient(EndpointTimeout(cfg.name)) from None
@@ -181,18 +195,19 @@ class ExternalResolver:
         raise BadResponse(cfg.name, f"HTTP {status}")
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None once it exceeds `limit` bytes (a vault answer is small)."""
-    if resp.content_length is not None and resp.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(16_384):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+# Quoted forms that walk a path: dot segments, and encoded "/", "\\" and "%" (a server or
+# proxy that decodes before routing, or decodes twice, would see a separator or a dot).
+_WALKING = ("%2F", "%5C", "%25")
+
+
+def _url(cfg: EndpointConfig, ref: str) -> str:
+    """The request URL: `ref` quoted into `{ref}`; `UnusableReference` if it could walk."""
+    if "{ref}" not in cfg.url_template:
+        return cfg.url_template
+    quoted = urllib.parse.quote(ref, safe="")
+    if quoted.strip(".") == "" or any(code in quoted for code in _WALKING):
+        raise UnusableReference(cfg.name)
+    return cfg.url_template.replace("{ref}", quoted)
 
 
 def _fill(template: Any, ref: str) -> Any:

@@ -24,6 +24,7 @@ class Role(StrEnum):
     VIEWER = "viewer"
     AGENT = "agent"
     AUDITOR = "auditor"
+    MONITOR = "monitor"  # reads /metrics only (a Prometheus scraper's key)
     ADMIN = "admin"
 
 

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.grammar import parse_references
@@ -40,7 +39,7 @@ from coatcheck.middleware.gateway.turns import (
     TextPart,
 )
 from coatcheck.middleware.pipeline import Redactor, RedactResult
-from coatcheck.vault import Vault, predicate_from_dict
+from coatcheck.vault import Transaction, Vault, predicate_from_dict
 
 __all__ = ["ConversationService", "TurnLimits"]
 
@@ -143,20 +142,21 @@ class ConversationService:
         context = None if rule is None else rule.context()
         consume = rule is not None
 
-        def record(conn: Connection | None, result: RedactResult) -> None:
+        def record(tx: Transaction | None, result: RedactResult) -> None:
             # Inside the vault's tokenize transaction: values, rate count, state and history
             # line commit together (one durable write before the bot, not two).
-            if conn is None:
+            if tx is None:
                 self._record_inbound(turn, result, consume)
             else:
-                self._record_in(conn, turn, result, consume)
+                self._record_in(tx, turn, result, consume)
 
+        language = turn.language  # the channel's hint: numbering plans, NER model
         try:
             try:
-                result = self._redactor.redact(cid, text, context, record=record)
+                result = self._redactor.redact(cid, text, context, record=record, language=language)
             except UnknownTypeError:  # a stored rule for a type this config lacks: drop it
                 log.warning("context rule ignored: unknown entity type")
-                result = self._redactor.redact(cid, text, None, record=record)
+                result = self._redactor.redact(cid, text, None, record=record, language=language)
         except SQLAlchemyError:
             raise StorageUnavailable("database") from None
         self._remember(text, result)
@@ -164,14 +164,14 @@ class ConversationService:
 
     def _record_inbound(self, turn: InboundTurn, result: RedactResult, consume: bool) -> None:
         """One transaction: count the message, consume the rule it used, store its line."""
-        with self._store.transaction() as conn:
-            self._record_in(conn, turn, result, consume)
+        with self._store.transaction() as tx:
+            self._record_in(tx, turn, result, consume)
 
     def _record_in(
-        self, conn: Connection, turn: InboundTurn, result: RedactResult, consume: bool
+        self, tx: Transaction, turn: InboundTurn, result: RedactResult, consume: bool
     ) -> None:
         self._messages.record_inbound(
-            conn,
+            tx,
             turn.conversation_id,
             turn.rate_key,
             result.text,

@@ -4,7 +4,7 @@
 directive and the sweeper's idle timeout all call it.  In ONE transaction it claims the
 conversation's state row (a conditional UPDATE: of two workers, one wins; the other's
 UPDATE waits for the winner's commit and then matches nothing), applies the per-type
-retention in the vault (`Vault.end` on the same connection, audited) and stores the
+retention in the vault (`Vault.end` in the same `Transaction`, audited) and stores the
 outcome.  After the commit it tells its listeners (the export of the conversation's
 record).  Decisions: docs/lifecycle.md.
 """
@@ -15,11 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection
-
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.gateway.store.db import Clock
-from coatcheck.vault import Vault
+from coatcheck.vault import Transaction, Vault
 
 __all__ = ["EndListener", "EndReason", "EndResult", "Lifecycle"]
 
@@ -77,41 +75,41 @@ class Lifecycle:
         epoch opened since (e.g. by `/v1/redact`), and answers its current status.
         """
         why = EndReason(reason)
-        with self._store.transaction() as conn:
-            result = self._end(conn, conversation_id, actor, why)
+        with self._store.transaction() as tx:
+            result = self._end(tx, conversation_id, actor, why)
         if result.ended:  # after the commit: one place for every way a conversation ends
             for listener in self._listeners:
                 listener(result)
         return result
 
-    def _end(self, conn: Connection, conversation_id: str, actor: str, why: EndReason) -> EndResult:
+    def _end(self, tx: Transaction, conversation_id: str, actor: str, why: EndReason) -> EndResult:
         now = self._clock()
         cutoff = None
         if why is EndReason.IDLE:
             if self.idle_timeout <= 0:
-                return self._unchanged(conn, conversation_id, why)
+                return self._unchanged(tx, conversation_id, why)
             cutoff = now - self.idle_timeout
-        claimed = self._states.claim_end(conn, conversation_id, why.value, now, cutoff)
+        claimed = self._states.claim_end(tx, conversation_id, why.value, now, cutoff)
         if not claimed:
             if why is EndReason.IDLE:
-                return self._unchanged(conn, conversation_id, why)
+                return self._unchanged(tx, conversation_id, why)
             # A conversation the gateway never recorded (e.g. only `/v1/redact`) is stored
             # ended; a row created first by a concurrent message is left to that message.
-            claimed = self._states.insert_ended(conn, conversation_id, why.value, now)
+            claimed = self._states.insert_ended(tx, conversation_id, why.value, now)
             if not claimed:  # already ended: still lock the row first (lock order, below)
-                self._states.lock(conn, conversation_id)
+                self._states.lock(tx, conversation_id)
         # Lock order everywhere: state row -> key epochs -> values -> audit head.
-        summary = self._vault.end(conversation_id, actor, why.value, conn=conn)
+        summary = self._vault.end(conversation_id, actor, why.value, tx=tx)
         holdings = summary.holdings
         status = holdings.status if holdings.status != "active" else "ended"
-        row = self._states.set_outcome(conn, conversation_id, status, holdings.retain_until)
+        row = self._states.set_outcome(tx, conversation_id, status, holdings.retain_until)
         ended_at = row.ended_at if row is not None else now
         return EndResult(
             conversation_id, claimed, status, why.value, ended_at, holdings.retain_until
         )
 
-    def _unchanged(self, conn: Connection, conversation_id: str, why: EndReason) -> EndResult:
-        row = self._states.end_state(conn, conversation_id)
+    def _unchanged(self, tx: Transaction, conversation_id: str, why: EndReason) -> EndResult:
+        row = self._states.end_state(tx, conversation_id)
         if row is None:
             return EndResult(conversation_id, False, "unknown", why.value, None, None)
         return EndResult(
@@ -122,17 +120,17 @@ class Lifecycle:
         """After an expiry: an ended conversation's status follows what the vault still
         holds.  The state row is locked before the vault is read, so an `end` committing
         meanwhile is seen, never overwritten with an older picture."""
-        with self._store.transaction() as conn:
-            status = self._states.lock(conn, conversation_id)
+        with self._store.transaction() as tx:
+            status = self._states.lock(tx, conversation_id)
             if status is None or status == "active":
                 return
-            holdings = self._vault.holdings(conversation_id, conn=conn)
+            holdings = self._vault.holdings(conversation_id, tx=tx)
             if holdings.status == "active":
                 return
-            self._states.set_status(conn, conversation_id, holdings.status, holdings.retain_until)
+            self._states.set_status(tx, conversation_id, holdings.status, holdings.retain_until)
 
     def ensure_active(self, conversation_id: str) -> str:
         """The conversation's status, starting it if the gateway never saw it (before
         vaulting outside the webhook, so the idle sweeper ends such a conversation too)."""
-        with self._store.transaction() as conn:
-            return self._states.ensure_active(conn, conversation_id, self._clock())
+        with self._store.transaction() as tx:
+            return self._states.ensure_active(tx, conversation_id, self._clock())

@@ -31,11 +31,11 @@ class ConversationRecords:
         under that policy; `shredded`: ended, nothing kept.  A conversation the gateway never
         recorded (only `/v1/redact`) is answered from the vault.
         """
-        with self._store.db.reading() as conn:
-            status = self._store.conversations.status(conn, conversation_id)
+        with self._store.db.reading() as tx:
+            status = self._store.conversations.status(tx, conversation_id)
             if status is not None:
                 return status
-            holdings = self._vault.holdings(conversation_id, conn=conn)
+            holdings = self._vault.holdings(conversation_id, tx=tx)
         return holdings.status if holdings.epochs else "unknown"
 
     def list_conversations(

@@ -64,8 +64,8 @@ class Replies:
                 channel.append(reply)
         rule = None if answer.end else answer.rule
         if lines or rule is not None:
-            with self._store.transaction() as conn:
-                self._store.messages.record_replies(conn, conversation_id, lines, rule)
+            with self._store.transaction() as tx:
+                self._store.messages.record_replies(tx, conversation_id, lines, rule)
         if answer.end:
             self._lifecycle.end(conversation_id, "bot", EndReason.BOT)
         return channel

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -30,8 +32,10 @@ __all__ = ["Services", "services_of"]
 @dataclass(frozen=True)
 class Services:
     """The worker's composed domain objects (and the few infrastructure pieces the HTTP
-    layers read directly: the vault for the audit view and the session key, the clock)."""
+    layers read directly: the vault for the audit view and the session key, its engine
+    for the probes, the clock)."""
 
+    engine: Engine  # the vault's engine (the composition root owns it: `/health`, `/ready`)
     store: GatewayStore
     vault: Vault
     conversations: ConversationService

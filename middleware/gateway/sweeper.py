@@ -80,8 +80,8 @@ class Sweeper:
         forgotten = shredded = 0
         touched: set[str] = set()
         for _ in range(_MAX_ROUNDS):
-            with self._store.transaction() as conn:
-                summary = self._vault.expire_due(SWEEPER, limit=batch, conn=conn)
+            with self._store.transaction() as tx:
+                summary = self._vault.expire_due(SWEEPER, limit=batch, tx=tx)
             forgotten += summary.forgotten
             shredded += summary.shredded_epochs
             touched |= summary.conversations

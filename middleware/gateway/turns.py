@@ -92,21 +92,30 @@ class InboundTurn:
     """What a channel sent, as the adapter understood it.
 
     `conversation_id` keys history, state and the vault; `rate_key` is what the rate limit
-    counts (the same sender, or a client, an API key...); `channel` names the adapter.
+    counts (the same sender, or a client, an API key...); `channel` names the adapter;
+    `language` is the channel's hint of the conversation's language (`de-DE`, `fr`), which
+    detection uses for numbering plans and NER (malformed or unknown hints are ignored).
     """
 
     conversation_id: str
     rate_key: str
     channel: str
     messages: tuple[Message, ...]
+    language: str | None = None
 
     @classmethod
     def user_says(
-        cls, conversation_id: str, text: str, *, channel: str, rate_key: str | None = None
+        cls,
+        conversation_id: str,
+        text: str,
+        *,
+        channel: str,
+        rate_key: str | None = None,
+        language: str | None = None,
     ) -> InboundTurn:
         """The common shape: one user message of one text part."""
         message = Message("user", (TextPart(text),))
-        return cls(conversation_id, rate_key or conversation_id, channel, (message,))
+        return cls(conversation_id, rate_key or conversation_id, channel, (message,), language)
 
     def user_text(self) -> str:
         """The text of a turn of one user message with one text part; `UnsupportedTurn`

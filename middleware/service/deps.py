@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 
 from coatcheck.middleware.gateway.apikeys import Caller, Role
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
+from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
@@ -24,10 +26,13 @@ __all__ = [
     "ChannelKey",
     "ConversationsDep",
     "EndKey",
+    "EngineDep",
     "ExporterDep",
+    "ExternalDep",
     "GrantKey",
     "HistoryKey",
     "LifecycleDep",
+    "MonitorKey",
     "RecordsDep",
     "RedactKey",
     "RedactionDep",
@@ -66,6 +71,14 @@ async def _vault(request: Request) -> Vault:
     return services_of(request.app.state).vault
 
 
+async def _engine(request: Request) -> Engine:
+    return services_of(request.app.state).engine
+
+
+async def _external(request: Request) -> ExternalValues:
+    return services_of(request.app.state).external
+
+
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 RedactionDep = Annotated[RedactionService, Depends(_redaction)]
 RevealsDep = Annotated[Reveals, Depends(_reveals)]
@@ -73,6 +86,8 @@ LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]
 RecordsDep = Annotated[ConversationRecords, Depends(_records)]
 ExporterDep = Annotated[Exporter, Depends(_exporter)]
 VaultDep = Annotated[Vault, Depends(_vault)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+ExternalDep = Annotated[ExternalValues, Depends(_external)]
 
 ChannelKey = Annotated[Caller, Depends(require(Role.CHANNEL))]
 RedactKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT, Role.ACTION_SERVER))]
@@ -81,4 +96,5 @@ RevealKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER, Role.AGENT, Ro
 BotSideKey = Annotated[Caller, Depends(require(Role.BOT, Role.ACTION_SERVER))]
 EndKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT))]
 HistoryKey = Annotated[Caller, Depends(require(Role.VIEWER, Role.AGENT, Role.AUDITOR))]
+MonitorKey = Annotated[Caller, Depends(require(Role.MONITOR))]
 AdminKey = Annotated[Caller, Depends(require())]

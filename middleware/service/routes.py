@@ -18,6 +18,7 @@ from coatcheck.middleware.gateway.text import clean_field
 from coatcheck.middleware.service.deps import (
     BotSideKey,
     EndKey,
+    EngineDep,
     GrantKey,
     HistoryKey,
     LifecycleDep,
@@ -26,7 +27,6 @@ from coatcheck.middleware.service.deps import (
     RedactKey,
     RevealKey,
     RevealsDep,
-    VaultDep,
 )
 from coatcheck.middleware.service.handlers import error_response
 from coatcheck.middleware.service.schemas import (
@@ -46,8 +46,8 @@ ConvPath = Path(min_length=1, max_length=255)
 
 
 @router.get("/health", response_model=None)
-def health(vault: VaultDep) -> dict[str, str] | JSONResponse:
-    if not healthy(vault.engine):
+def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
+    if not healthy(engine):
         return error_response(503, "storage_unavailable", "the database is unreachable")
     return {"status": "ok"}
 

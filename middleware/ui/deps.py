@@ -16,7 +16,8 @@ from coatcheck.middleware.gateway.services import services_of
 from coatcheck.middleware.gateway.store import KeyRow
 from coatcheck.middleware.gateway.store.db import Clock
 from coatcheck.middleware.gateway.store.keys import ApiKeys
-from coatcheck.middleware.ui.session import SESSION_COOKIE, Codec, StaffSession
+from coatcheck.middleware.gateway.store.sessions import UiSessions
+from coatcheck.middleware.ui.session import SESSION_COOKIE, Codec, Issued, StaffSession
 from coatcheck.vault import Vault
 
 __all__ = ["STAFF_ROLES", "AuditDep", "RecordsDep", "RevealsDep", "SignIn", "SignInDep"]
@@ -26,17 +27,29 @@ STAFF_ROLES = frozenset({Role.VIEWER, Role.AGENT, Role.AUDITOR, Role.ADMIN})
 
 @dataclass(frozen=True)
 class SignIn:
-    """Sessions for one request: the cookie codec, the key table, the clock."""
+    """Sessions for one request: the cookie codec, the key and session tables, the clock."""
 
     codec: Codec
     keys: ApiKeys
+    sessions: UiSessions
     clock: Clock
 
     def staff(self, request: Request) -> StaffSession | None:
-        """The signed-in staff member, or None (no session, or a role not for the viewer)."""
+        """The signed-in staff member, or None (no live session, or a role not for the
+        viewer)."""
         cookie = request.cookies.get(SESSION_COOKIE)
-        staff = self.codec.verify(self.keys.row, cookie, self.clock())
+        staff = self.codec.verify(self.keys.row, self.sessions.live, cookie, self.clock())
         return staff if staff is not None and staff.role in STAFF_ROLES else None
+
+    def start(self, row: KeyRow) -> Issued:
+        """A new session for a staff key: its cookie, recorded server-side."""
+        issued = self.codec.issue(row, self.clock())
+        self.sessions.start(issued.sid, issued.prefix, issued.expires_at)
+        return issued
+
+    def end(self, staff: StaffSession) -> None:
+        """Sign out: a copy of the session's cookie is refused from now on."""
+        self.sessions.end(staff.sid)
 
     def staff_key(self, key: str) -> KeyRow | None:
         """The stored row of a staff member's API key (sign-in), None for any other key."""
@@ -47,7 +60,7 @@ class SignIn:
 async def _sign_in(request: Request) -> SignIn:
     services = services_of(request.app.state)
     codec = Codec(services.vault.keyring.grant_key)
-    return SignIn(codec, services.store.keys, services.clock)
+    return SignIn(codec, services.store.keys, services.store.ui_sessions, services.clock)
 
 
 async def _records(request: Request) -> ConversationRecords:

@@ -1,12 +1,17 @@
 """Signed session cookies and per-session CSRF tokens for the log viewer.
 
-Workers are stateless, so the session lives in the cookie itself, signed with HMAC-SHA256
-under a key derived from the master key (through the key ring's grant key, with its own
-label, so a session token can never pass as a grant and vice versa).  The cookie carries
-the API key's public prefix, a random nonce, the expiry and a *binding*: an HMAC of the
-key's stored SHA-256 digest.  Neither the key nor its digest is in the cookie; every request
-re-reads the key row by prefix and recomputes the binding, so a deleted key ends its
-sessions at once and the role always comes from the database.
+The cookie is signed with HMAC-SHA256 under a key derived from the master key (through
+the key ring's grant key, with its own label, so a session token can never pass as a grant
+and vice versa).  It carries the API key's public prefix, a random nonce, the expiry and a
+*binding*: an HMAC of the key's stored SHA-256 digest.  Neither the key nor its digest is in
+the cookie; every request re-reads the key row by prefix and recomputes the binding, so a
+deleted key ends its sessions at once and the role always comes from the database.
+
+A signature alone cannot be taken back, so each session also has a row in the database
+(`gw_ui_sessions`: the SHA-256 of the nonce, the key prefix, the expiry; workers stay
+stateless).  Signing out deletes it, and a cookie whose row is gone is refused: a copied
+cookie stops working the moment its owner signs out, or when its key is revoked (the
+table is `GatewayStore.ui_sessions`; `ApiKeys.revoke` ends a key's sessions).
 
 CSRF: the token for a session is HMAC(secret, "csrf" + nonce); forms carry it in a hidden
 field and every POST compares it in constant time.  The sign-in form gets the same from a
@@ -27,12 +32,22 @@ from typing import Any
 from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import KeyRow
 
-__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Codec", "StaffSession"]
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "Codec",
+    "Issued",
+    "SessionLive",
+    "StaffSession",
+]
 
 SESSION_COOKIE = "cc_ui_session"
 LOGIN_COOKIE = "cc_ui_login"
 SESSION_SECONDS = 8 * 3600
 LOGIN_SECONDS = 15 * 60
+
+# (session id, key prefix, now) -> whether the session's row is still on record
+SessionLive = Callable[[str, str, float], bool]
 
 
 def _b64(raw: bytes) -> str:
@@ -43,13 +58,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _session_id(nonce: str) -> str:
+    """What the database keeps of a session: the nonce's SHA-256 (the cookie holds the nonce)."""
+    return hashlib.sha256(nonce.encode("ascii")).hexdigest()
+
+
 @dataclass(frozen=True)
 class StaffSession:
-    """A verified session: who (role, key prefix) and its CSRF token."""
+    """A verified session: who (role, key prefix), its CSRF token and its row id."""
 
     role: Role
     prefix: str
     csrf: str
+    sid: str
 
     @property
     def actor(self) -> str:
@@ -115,21 +136,28 @@ class Codec:
     def _binding(self, key_hash: str) -> str:
         return _b64(self._mac("bind", key_hash.encode("ascii")))
 
-    def issue(self, row: KeyRow, now: float) -> str:
+    def issue(self, row: KeyRow, now: float) -> Issued:
+        """A new session for key `row`: the cookie, and the id and expiry its row keeps."""
+        nonce = secrets.token_urlsafe(16)
         payload = {
             "k": "session",
             "p": row.prefix,
-            "n": secrets.token_urlsafe(16),
+            "n": nonce,
             "e": now + SESSION_SECONDS,
             "b": self._binding(row.key_hash),
         }
-        return self._seal(payload)
+        return Issued(self._seal(payload), _session_id(nonce), row.prefix, now + SESSION_SECONDS)
 
     def verify(
-        self, key_row: Callable[[str], KeyRow | None], token: str | None, now: float
+        self,
+        key_row: Callable[[str], KeyRow | None],
+        live: SessionLive,
+        token: str | None,
+        now: float,
     ) -> StaffSession | None:
-        """The session behind `token`, or None (bad signature, expired, key gone);
-        `key_row(prefix)` reads the key's stored row."""
+        """The session behind `token`, or None (bad signature, expired, key gone, signed
+        out); `key_row(prefix)` reads the key's stored row, `live(sid, prefix, now)` whether
+        the session's row is still there."""
         payload = self._open(token, now)
         if payload is None or payload.get("k") != "session":
             return None
@@ -139,4 +167,17 @@ class Codec:
         row = key_row(str(prefix))
         if row is None or not hmac.compare_digest(self._binding(row.key_hash), str(binding)):
             return None
-        return StaffSession(row.role, row.prefix, self.csrf_for(str(nonce)))
+        sid = _session_id(str(nonce))
+        if not live(sid, row.prefix, now):  # signed out or key revoked: a signature alone
+            return None
+        return StaffSession(row.role, row.prefix, self.csrf_for(str(nonce)), sid)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A session just issued: the cookie for the browser, what its row keeps."""
+
+    cookie: str
+    sid: str
+    prefix: str
+    expires_at: float

@@ -119,8 +119,9 @@ def login(
     if row is None:
         message = "Unknown key, or a role that may not use the log viewer."
         return _login_page(request, sign_in, message, 401)
+    issued = sign_in.start(row)
     response = RedirectResponse("/ui/", status_code=303, headers=_HEADERS)
-    _set_cookie(request, response, SESSION_COOKIE, codec.issue(row, sign_in.clock()), 8 * 3600)
+    _set_cookie(request, response, SESSION_COOKIE, issued.cookie, 8 * 3600)
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
     return response
 
@@ -134,6 +135,7 @@ def logout(
         return _to_login()
     if not Codec.csrf_ok(staff.csrf, csrf):
         raise CsrfFailed("csrf")
+    sign_in.end(staff)  # a copy of the cookie is refused from now on
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response

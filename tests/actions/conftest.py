@@ -34,6 +34,8 @@ ACTIONS_ALLOW = {
     "action_peek": ["EMAIL_ADDRESS"],
     "action_greedy": ["EMAIL_ADDRESS"],
     "action_send_receipt": ["EMAIL_ADDRESS"],
+    "action_shapes": ["EMAIL_ADDRESS", "PIN"],
+    "action_card_last4": ["CARD", "CARD_PIN"],
 }
 
 
@@ -79,6 +81,7 @@ class Coatcheck:
     database_url: str
     log_path: Path
     key_file: Path
+    channel_key: str
     grant_ttl: float = GRANT_TTL
 
 
@@ -158,7 +161,9 @@ def coatcheck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coatcheck]:
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(f"{url}/health", proc)
         key = _create_action_key(env, database_url)
-        yield Coatcheck(url, key, database_url, log_path, tmp / "master.key")
+        starter = (tmp / "apikeys.txt").read_text(encoding="utf-8").splitlines()
+        channel = next(line.split("=", 1)[1] for line in starter if line.startswith("channel="))
+        yield Coatcheck(url, key, database_url, log_path, tmp / "master.key", channel)
     finally:
         _stop(proc)
 

@@ -273,3 +273,34 @@ async def test_secure_capture_directive_is_accepted(coatcheck: Coatcheck) -> Non
         with pytest.raises(ServiceError) as info:
             await request_capture(client, _conversation(), "credit card")
         assert 400 <= info.value.status < 500
+
+
+def _say(cc: Coatcheck, sender: str, message: str) -> str:
+    """One channel message through the live gateway (echo bot); the reply text."""
+    response = httpx.post(
+        f"{cc.url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": message},
+        headers={"Authorization": f"Bearer {cc.channel_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    text: str = response.json()[0]["text"]
+    return text
+
+
+async def test_sender_id_cannot_set_a_rule_on_another_conversation(coatcheck: Coatcheck) -> None:
+    """Issue 19, finding 8: a sender named `victim/context#` once set victim's rule."""
+    victim = _conversation()
+    async with _client(coatcheck) as client:
+        with pytest.raises(ServiceError) as info:  # the gateway has no route for that id
+            await request_capture(client, f"{victim}/context#", "PASSWORD")
+    assert info.value.status == 404
+    assert _say(coatcheck, victim, "hello there friend") == "hello there friend"
+
+
+async def test_sender_id_of_dots_reaches_its_own_conversation(coatcheck: Coatcheck) -> None:
+    """A dot segment is no path step: `..` gets its own rule (not a 404 on `/v1/context`)."""
+    sender = ".."
+    async with _client(coatcheck) as client:
+        await request_capture(client, sender, "PASSWORD")
+    assert _say(coatcheck, sender, "hunter2 is my password").startswith("/coatcheck_capture{")

@@ -1,24 +1,15 @@
-"""Directive helpers and the capture result parser (pure, no service)."""
-
-from typing import Any
+"""Directive helpers (pure, no service); capture results: test_actions_capture.py."""
 
 import pytest
-from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from coatcheck.actions import (
-    CaptureResult,
     capture_directive,
-    capture_result,
     confirmation,
     luhn,
     utter_capture,
     utter_confirmation,
 )
-
-
-def _tracker(latest: dict[str, Any]) -> Tracker:
-    return Tracker("conv-1", {}, latest, [], False, None, {}, "action_listen")
 
 
 def test_confirmation_reply_shape() -> None:
@@ -47,39 +38,3 @@ def test_capture_directive_in_reply() -> None:
 def test_capture_directive_rejects_negative_retries() -> None:
     with pytest.raises(ValueError, match="retries"):
         capture_directive("PIN", retries=-1)
-
-
-def _entities(**fields: Any) -> list[dict[str, Any]]:
-    return [{"entity": k, "value": v} for k, v in fields.items()]
-
-
-@pytest.mark.parametrize(
-    ("latest", "expected"),
-    [
-        (
-            {
-                "intent": {"name": "coatcheck_capture"},
-                "entities": _entities(type="PIN", ok=True, ref="CC_PIN_0123456789"),
-            },
-            CaptureResult("PIN", True, "CC_PIN_0123456789"),
-        ),
-        (
-            {
-                "intent": {"name": "coatcheck_capture"},
-                "entities": _entities(type="PIN", ok=False, ref=None),
-            },
-            CaptureResult("PIN", False, None),
-        ),
-        (  # a ref with ok false is not passed on
-            {
-                "intent": {"name": "coatcheck_capture"},
-                "entities": _entities(type="PIN", ok=False, ref="CC_PIN_0123456789"),
-            },
-            CaptureResult("PIN", False, None),
-        ),
-        ({"intent": {"name": "greet"}, "entities": []}, None),
-        ({}, None),
-    ],
-)
-def test_capture_result(latest: dict[str, Any], expected: CaptureResult | None) -> None:
-    assert capture_result(_tracker(latest)) == expected

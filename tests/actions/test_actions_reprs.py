@@ -38,6 +38,19 @@ def test_values_by_type() -> None:
     assert view.values("CREDIT_CARD") == []
 
 
+def test_values_match_the_type_exactly_never_a_prefix() -> None:
+    view = RevealedView(
+        by_reference={
+            "CC_CARD_0123456789": "4111111111111111",
+            "CC_CARD_PIN_0123456789": "482915",
+            "CC_CARD_PIN_EXTRA_0123456789": "77",
+        }
+    )
+    assert view.values("CARD") == ["4111111111111111"]
+    assert view.values("CARD_PIN") == ["482915"]
+    assert view.values("CARD_P") == []
+
+
 class _Undeclared(RevealingAction):
     def name(self) -> str:
         return "action_undeclared"

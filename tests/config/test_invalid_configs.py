@@ -1,5 +1,6 @@
 """Invalid config files, through `coatcheck serve` and `coatcheck redact` alike: each one is
-refused with ONE line naming the dotted path (never the value) and a non-zero exit."""
+refused with ONE line naming the dotted path (never the value) and exit 2.  The line has
+the form of every start-up failure (docs/operations.md): `error: <what>: <why>`."""
 
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ def test_one_line_naming_the_path(tmp_path: Path, command: str, yaml_text: str, 
     assert result.exit_code == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"COATCHECK_CONFIG: {path}: ")
-    assert len(line) > len(f"COATCHECK_CONFIG: {path}: ") + 5  # a message follows
+    assert line.startswith(f"error: COATCHECK_CONFIG: {path}: ")
+    assert len(line) > len(f"error: COATCHECK_CONFIG: {path}: ") + 5  # a message follows
     assert CANARY not in line
     assert not (tmp_path / "cc.db").exists()  # refused before anything was opened
 
@@ -86,8 +87,8 @@ def test_one_line_naming_the_path(tmp_path: Path, command: str, yaml_text: str, 
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("- a list\n", "COATCHECK_CONFIG: the file must hold a mapping at the top level"),
-        (f"types: [{CANARY}\n", "COATCHECK_CONFIG: not valid YAML at line 2, column 1"),
+        ("- a list\n", "error: COATCHECK_CONFIG: the file must hold a mapping at the top level"),
+        (f"types: [{CANARY}\n", "error: COATCHECK_CONFIG: not valid YAML at line 2, column 1"),
     ],
 )
 def test_unreadable_files(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -108,7 +109,7 @@ def test_environment_settings_share_the_error_style(
     result = CliRunner().invoke(cli_app, [command], env=env, input="")
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"{variable}: ") and CANARY not in line
+    assert line.startswith(f"error: {variable}: ") and CANARY not in line
 
 
 @pytest.mark.parametrize("command", ["serve", "redact"])
@@ -118,6 +119,7 @@ def test_a_real_process_prints_the_line_and_no_traceback(tmp_path: Path, command
     done = subprocess.run(argv, env=env, input="", capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr == (
-        "COATCHECK_CONFIG: types.PASSWORD.replacement: required when display is replacement\n"
+        "error: COATCHECK_CONFIG: types.PASSWORD.replacement: required when display is "
+        "replacement\n"
     )
     assert done.stdout == ""

@@ -46,7 +46,7 @@ def test_valid_config_and_confirm_types() -> None:
     assert cfg.confirm_types() == frozenset({"EMAIL_ADDRESS", "ACCOUNT"})
     assert cfg.settings_for("EMAIL_ADDRESS").display == "mask"
     assert cfg.settings_for("PIN").display == "redaction"
-    assert cfg.detection.default_region == "US"
+    assert cfg.detection.default_region is None  # the locales' regions decide
 
 
 def test_example_yaml_is_valid() -> None:
@@ -73,3 +73,36 @@ def test_places_follow_ner(detection: dict[str, object], places_on: bool) -> Non
     from coatcheck.middleware.detect import load_config
 
     assert load_config({"detection": detection}).detection.places_on is places_on
+
+
+@pytest.mark.parametrize(
+    ("detection", "field"),
+    [
+        ({"locales": ["xx-DE"]}, "detection.locales"),
+        ({"locales": ["de-QQ"]}, "detection.locales"),
+        ({"locales": ["de_DE"]}, "detection.locales"),
+        ({"locales": []}, "detection.locales"),
+        ({"locales": ["de-DE", "de-DE"]}, "detection.locales"),
+        ({"ner_models": {"eng": "x"}}, "detection.ner_models"),
+        ({"presidio": {"unknown": 1}}, "detection.presidio.unknown"),
+        ({"secret": True}, "detection.secret"),
+    ],
+)
+def test_detection_errors_name_the_field(detection: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"detection": detection})
+    assert info.value.name == field
+
+
+def test_default_locales_are_the_eight() -> None:
+    cfg = load_config({})
+    assert cfg.detection.locales == (
+        "en-US",
+        "en-GB",
+        "de-DE",
+        "fr-FR",
+        "es-ES",
+        "it-IT",
+        "nl-NL",
+        "pt-BR",
+    )

@@ -94,9 +94,14 @@ FALLBACK = Detector.from_config(
             [("EMAIL_ADDRESS", "ada@example.com", "context")],
         ),
         ("I don't have one", Context("EMAIL_ADDRESS"), []),  # no match: nothing vaulted
-        ("ada at example dot com", Context("EMAIL_ADDRESS"), []),
-        ("078051120", Context("US_SSN"), [("US_SSN", "078051120", "context")]),
-        ("078051120", None, []),  # a bare 9-digit number needs a context word globally
+        # spelled out: not the plain pattern the rule falls back to, but the global one
+        (
+            "ada at example dot com",
+            Context("EMAIL_ADDRESS"),
+            [("EMAIL_ADDRESS", "ada at example dot com", "EMAIL_ADDRESS")],
+        ),
+        ("178051120", Context("US_SSN"), [("US_SSN", "178051120", "context")]),
+        ("178051120", None, []),  # a bare 9-digit number needs a context word globally
         ("000123456", Context("US_SSN"), []),  # an impossible SSN stays impossible
         # types with no YAML entry fall back the same way (capture defaults to pattern)
         (

@@ -31,6 +31,7 @@ MESSAGES = [
     f"or call {CANARIES[1]} please",
     f"card {CANARIES[2]} and {CANARIES[0]} again",
 ]
+LOOPBACK = {"allow_private_network": True}  # the receivers here listen on 127.0.0.1
 BASE_CONFIG: dict[str, Any] = {
     "types": {"EMAIL_ADDRESS": {"display": "mask", "mask": {"first": 0, "last": 6}}}
 }
@@ -63,7 +64,8 @@ def exporting(
 ) -> tuple[Harness, Receiver, Path]:
     rec, url = receiver
     jsonl = tmp_path / "export.jsonl"
-    config = {**BASE_CONFIG, "export": {"sinks": [{"jsonl": str(jsonl)}, {"webhook": url}]}}
+    sinks = [{"jsonl": str(jsonl)}, {"webhook": url, **LOOPBACK}]
+    config = {**BASE_CONFIG, "export": {"sinks": sinks}}
     gw = gateways.build(config)
     for message in MESSAGES:
         gw.say("conv-1", message)
@@ -278,7 +280,7 @@ def test_a_stored_config_that_no_longer_validates_reads_as_default(
     gw, _, _ = exporting
     put(gw, {"type": "allow", "fields": ["status"]})
     # As if written by a release before `tenant` became mandatory.
-    with gw.services.vault.engine.begin() as conn:
+    with gw.services.engine.begin() as conn:
         conn.execute(
             text("UPDATE gw_export_config SET config_json = :c"),
             {"c": '{"type": "deny", "fields": ["tenant"]}'},
@@ -295,7 +297,11 @@ def test_export_errors(
     rec, url = receiver
     jsonl = tmp_path / "out.jsonl"
     dead = f"http://127.0.0.1:{closed_port()}/hook"
-    sinks = [{"webhook": dead, "timeout_seconds": 1}, {"jsonl": str(jsonl)}, {"webhook": url}]
+    sinks = [
+        {"webhook": dead, "timeout_seconds": 1, **LOOPBACK},
+        {"jsonl": str(jsonl)},
+        {"webhook": url, **LOOPBACK},
+    ]
     gw = gateways.build({"export": {"sinks": sinks}})
     gw.say("conv-1", f"hi {CANARIES[0]}")
     assert gw.call("POST", "/v1/conversations/conv-1/export", Role.VIEWER).status_code == 403
@@ -383,7 +389,7 @@ def test_ending_a_conversation_exports_its_record_once(
 def test_a_failing_sink_does_not_undo_the_end(gateways: GatewayFactory, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/hook"
     jsonl = tmp_path / "out.jsonl"
-    sinks = [{"webhook": dead, "timeout_seconds": 1}, {"jsonl": str(jsonl)}]
+    sinks = [{"webhook": dead, "timeout_seconds": 1, **LOOPBACK}, {"jsonl": str(jsonl)}]
     gw = gateways.build({**BASE_CONFIG, "export": {"sinks": sinks}})
     gw.say("conv-9", MESSAGES[0])
     response = gw.call("POST", "/v1/conversations/conv-9/end", Role.BOT)

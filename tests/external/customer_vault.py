@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -15,7 +16,9 @@ VALUES = {
     "r1": "alice@example.com",
     "r/2": "4111 1111 1111 1111",
     "CUST-7Q2K9X": "Quokka-Canary Lighthouse Nine",
+    "r 3+x?": "carol@example.org",
 }
+BIG_TOKEN_BYTES = 80 * 1024 * 1024  # the issue's 80 MB token answer
 USER, PASSWORD, BEARER, API_KEY = "svc", "pw-s3cret", "bearer-s3cret", "key-s3cret"
 CLIENT_ID, CLIENT_SECRET = "client", "client-s3cret"
 
@@ -30,6 +33,8 @@ class VaultState:
     revoked: set[str] = field(default_factory=set)
     fail_first: int = 2
     slow_seconds: float = 1.0
+    paths: list[str] = field(default_factory=list)  # every request's raw path
+    big_token_sent: int = 0  # bytes of the 80 MB token answer that left the server
 
 
 def _value(request: web.Request) -> web.Response:
@@ -120,7 +125,31 @@ def build_app(state: VaultState) -> web.Application:
         state.hits["huge"] += 1
         return web.json_response({"value": VALUES["r1"], "pad": "x" * 100_000})
 
-    app = web.Application()
+    async def big_token(request: web.Request) -> web.StreamResponse:
+        """A token endpoint answering an 80 MB (valid JSON) token, chunked, no length."""
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(request)
+        chunk = b"A" * (1 << 20)
+        try:
+            await resp.write(b'{"expires_in": 60, "access_token": "')
+            while state.big_token_sent < BIG_TOKEN_BYTES:
+                await resp.write(chunk)
+                state.big_token_sent += len(chunk)
+            await resp.write(b'"}')
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading and closed
+        return resp
+
+    @web.middleware
+    async def record_path(request: web.Request, handler: Any) -> web.StreamResponse:
+        state.paths.append(request.raw_path)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(middlewares=[record_path])
+    app.router.add_post("/big-token", big_token)
     app.router.add_get("/redirect/{ref}", redirect)
     app.router.add_get("/huge/{ref}", huge)
     app.router.add_get("/none/{ref}", none)

@@ -18,7 +18,14 @@ from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.render import parse_references
 from coatcheck.middleware.settings import Settings
 from tests.export.gateway_app import GatewayFactory, Harness
-from tests.external.customer_vault import BEARER, CLIENT_ID, CLIENT_SECRET, VALUES, VaultState
+from tests.external.customer_vault import (
+    BEARER,
+    BIG_TOKEN_BYTES,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    VALUES,
+    VaultState,
+)
 from tests.external.customer_vault import build_app as customer_app
 from tests.external.loopback import closed_port, threaded
 
@@ -266,3 +273,48 @@ def test_confirm_types_cannot_be_external(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", config=path)
     with pytest.raises(ValueError, match=re.escape("external.CUST_REF: confirmation")):
         create_app(settings)
+
+
+def _expecting(base: str, pattern: str) -> dict[str, Any]:
+    """A config where CUST_REF is found only by a permissive `types.<T>.pattern`."""
+    data = bearer(base)
+    data.pop("custom_types")
+    data["types"] = {"CUST_REF": {"pattern": pattern}}
+    return data
+
+
+@pytest.mark.parametrize("typed", ["..", ".", "../../admin"])
+def test_a_typed_dot_segment_never_walks_the_customer_url(
+    gateways: GatewayFactory, customer: tuple[VaultState, str], typed: str
+) -> None:
+    """Issue 19, finding 7: `..` made the gateway GET / of the customer host with its token."""
+    state, base = customer
+    gw = gateways.build(_expecting(base, r"\S+"))
+    rule = gw.call("POST", "/v1/conversations/c1/context", Role.BOT, json={"expect": "CUST_REF"})
+    assert rule.status_code == 200, rule.text
+    [reply] = gw.say("c1", typed)
+    [ref] = parse_references(reply["text"])
+    assert ref.entity_type == "CUST_REF"
+    response = reveal(gw, ref.reference)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "external_not_found"
+    assert state.paths == []  # nothing reached the customer: no "/", no bearer token
+
+
+def test_an_80_mb_token_answer_is_cut_at_the_cap(
+    gateways: GatewayFactory, customer: tuple[VaultState, str]
+) -> None:
+    """Issue 19, finding 7: the OAuth token answer had no size cap (113 -> 353 MB RSS)."""
+    state, base = customer
+    auth = {
+        "type": "oauth2_client_credentials",
+        "token_url": base + "/big-token",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+    gw = gateways.build(config(base + "/oauth/{ref}", auth=auth, timeout_seconds=10))
+    response = reveal(gw, chat(gw)["CUST_REF"])
+    assert response.status_code == 502, response.text
+    assert response.json()["error"] == "external_auth_failed"
+    assert state.big_token_sent < BIG_TOKEN_BYTES // 4  # reading stopped at the cap
+    assert not any(path.startswith("/oauth/") for path in state.paths)

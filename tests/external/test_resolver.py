@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import pytest
 from coatcheck.middleware.external import (
     AuthFailed,
     BadResponse,
+    BreakerState,
     CircuitOpen,
     EndpointConfig,
     EndpointTimeout,
@@ -22,10 +24,12 @@ from coatcheck.middleware.external import (
     FetchedValue,
     ReferenceNotFound,
     UnknownEntityType,
+    UnusableReference,
 )
 from tests.external.customer_vault import (
     API_KEY,
     BEARER,
+    BIG_TOKEN_BYTES,
     CLIENT_ID,
     CLIENT_SECRET,
     PASSWORD,
@@ -215,10 +219,65 @@ def test_ref_is_url_quoted_into_the_path() -> None:
     def configs(base: str) -> dict[str, EndpointConfig]:
         return {"CREDIT_CARD": endpoint(base, "/none/{ref}")}
 
-    async def scenario(resolver: ExternalResolver, _: VaultState) -> str:
-        return (await resolver.resolve("CREDIT_CARD", "r/2")).reveal()
+    async def scenario(resolver: ExternalResolver, state: VaultState) -> str:
+        value = (await resolver.resolve("CREDIT_CARD", "r 3+x?")).reveal()
+        assert state.paths == ["/none/r%203%2Bx%3F"]
+        return value
 
-    assert run(configs, scenario) == VALUES["r/2"]
+    assert run(configs, scenario) == VALUES["r 3+x?"]
+
+
+# Refs that would leave their path segment: dot segments survive quote(safe=""), and an
+# encoded "/", "\" or "%" walks the path on a server or proxy that decodes before routing.
+WALKING_REFS = ["..", ".", "", "...", "../admin", "a/b", "a\\b", "%2e%2e", "%2F"]
+
+
+@pytest.mark.parametrize("ref", WALKING_REFS)
+def test_ref_that_walks_the_path_is_refused_unsent(ref: str) -> None:
+    def configs(base: str) -> dict[str, EndpointConfig]:
+        auth = {"type": "bearer", "token": BEARER}
+        return {"CREDIT_CARD": endpoint(base, "/bearer/{ref}", auth=auth)}
+
+    async def scenario(resolver: ExternalResolver, state: VaultState) -> list[str]:
+        with pytest.raises(UnusableReference) as info:
+            await resolver.resolve("CREDIT_CARD", ref)
+        assert isinstance(info.value, ReferenceNotFound)  # the gateway's 404
+        assert resolver.breaker("CREDIT_CARD").state is BreakerState.CLOSED
+        return state.paths
+
+    assert run(configs, scenario) == []  # no request at all, so no bearer token went out
+
+
+@pytest.mark.parametrize("ref", ["a.b", "..x", "CUST-7Q2K9X", "r 3+x?"])
+def test_refs_with_dots_inside_are_fine(ref: str) -> None:
+    def configs(base: str) -> dict[str, EndpointConfig]:
+        return {"CREDIT_CARD": endpoint(base, "/none/{ref}")}
+
+    async def scenario(resolver: ExternalResolver, state: VaultState) -> list[str]:
+        with contextlib.suppress(ReferenceNotFound):
+            await resolver.resolve("CREDIT_CARD", ref)
+        return state.paths
+
+    assert len(run(configs, scenario)) == 1
+
+
+def test_oauth_token_answer_is_capped() -> None:
+    """Issue 19, finding 7: an 80 MB token answer was read whole (113 -> 353 MB RSS)."""
+
+    def configs(base: str) -> dict[str, EndpointConfig]:
+        auth = {**_with_token_url(OAUTH, base), "token_url": f"{base}/big-token"}
+        return {"EMAIL_ADDRESS": endpoint(base, "/oauth/{ref}", auth=auth, max_body_bytes=4096)}
+
+    async def scenario(resolver: ExternalResolver, _: VaultState) -> str:
+        with pytest.raises(AuthFailed) as info:
+            await resolver.resolve("EMAIL_ADDRESS", "r1")
+        return info.value.reason
+
+    state = VaultState()
+    assert run(configs, scenario, state=state) == "token response larger than 4096 bytes"
+    # The gateway stopped reading at the cap and closed; the server could not push it all.
+    assert state.big_token_sent < BIG_TOKEN_BYTES // 4
+    assert not any(path.startswith("/oauth/") for path in state.paths)
 
 
 FAILURES: list[tuple[str, type[ExternalError], int, list[float]]] = [

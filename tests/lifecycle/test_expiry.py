@@ -28,7 +28,7 @@ TTL = 15 * 60.0  # US_SSN's `ttl: 15m`
 
 def stored(service: Service, ref: str) -> StoredValue:
     ref_id = ref.rsplit("_", 1)[1]
-    with service.services.vault.engine.connect() as conn:
+    with service.services.engine.connect() as conn:
         row = conn.execute(select(StoredValue.__table__).where(StoredValue.ref == ref_id)).one()
     return row  # type: ignore[return-value]
 

@@ -21,7 +21,7 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
         if transactions:
             transactions[-1].append(" ".join(sql.split()))
 
-    engines = {id(e): e for e in (gw.vault.engine, gw.store.writer)}.values()  # one on SQLite
+    engines = {id(e): e for e in (gw.engine, gw.store.writer)}.values()  # one on SQLite
     for engine in engines:
         event.listen(engine, "begin", begin)
         event.listen(engine, "before_cursor_execute", statement)

@@ -65,7 +65,7 @@ def test_canaries_never_in_audit_rows_or_logs(
     audit_rows = json.dumps(
         [row.__dict__ for row in life.services.vault.audit_rows(limit=10_000)], default=str
     )
-    with life.services.vault.engine.connect() as conn:
+    with life.services.engine.connect() as conn:
         state = json.dumps(
             [list(r) for r in conn.execute(text("SELECT * FROM gw_conversation_state"))],
             default=str,

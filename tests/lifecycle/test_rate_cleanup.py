@@ -10,7 +10,7 @@ from coatcheck.middleware.models import RateCounter
 
 
 def _counters(life: Service) -> list[tuple[str, int]]:
-    with life.services.vault.engine.connect() as conn:
+    with life.services.engine.connect() as conn:
         rows = conn.execute(
             select(RateCounter.sender, RateCounter.count).order_by(RateCounter.sender)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
 from coatcheck.vault import (
     ConversationEnded,
@@ -90,9 +91,11 @@ def test_end_applies_retention_value_by_value(lv: Vault, clock: FakeClock) -> No
     assert (again.ended_epochs, again.outcome) == (0, "noop")
 
 
-def test_retention_is_capped_by_the_ttl(lv: Vault, clock: FakeClock) -> None:
+def test_retention_is_capped_by_the_ttl(
+    engine: Engine, master_key: bytes, clock: FakeClock
+) -> None:
     policies = Policies(retention={"OTP": Retention("retain", 86400)}, ttl={"OTP": 60})
-    vault = Vault(lv.engine, lv.keyring, tenant="t1", clock=clock, policies=policies)
+    vault = Vault(engine, master_key, tenant="t1", clock=clock, policies=policies)
     ref = vault.tokenize("c1", "OTP", "123456")
     vault.end("c1", "bot", "api")
     assert seen(vault, "c1", ref).expires_at == clock.now + 60

@@ -86,7 +86,7 @@ def test_parse_key(key: str, prefix: str | None) -> None:
 def test_keys_are_stored_hashed(service: Service) -> None:
     from sqlalchemy import text
 
-    with service.services.vault.engine.connect() as conn:
+    with service.services.engine.connect() as conn:
         stored = " ".join(
             str(v) for row in conn.execute(text("SELECT * FROM gw_api_keys")) for v in row
         )

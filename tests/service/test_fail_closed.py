@@ -20,7 +20,7 @@ PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 
 
 def history_rows(service: Service) -> str:
-    with service.services.vault.engine.connect() as conn:
+    with service.services.engine.connect() as conn:
         return json.dumps([list(r) for r in conn.execute(text("SELECT * FROM gw_history"))])
 
 
@@ -30,7 +30,7 @@ def test_vault_write_failure_refuses_message(
     service = service_factory(bot_url=stub_bot.url)
     assert service.say("u1", "warm up").status_code == 200
     # A real storage failure on the vault's table only (as a full disk would do):
-    with service.services.vault.engine.begin() as conn:
+    with service.services.engine.begin() as conn:
         conn.exec_driver_sql(
             "CREATE TRIGGER disk_full BEFORE INSERT ON stored_values "
             "BEGIN INSERT INTO no_space_left VALUES (1); END"
@@ -41,7 +41,7 @@ def test_vault_write_failure_refuses_message(
     assert [p["message"] for p in stub_bot.received] == ["warm up"]
     assert EMAIL not in history_rows(service)
     # Storage back: the same message goes through, nothing was lost on the way.
-    with service.services.vault.engine.begin() as conn:
+    with service.services.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER disk_full")
     assert service.say("u1", f"mail {EMAIL}").status_code == 200
     assert len(stub_bot.received) == 2
@@ -81,7 +81,7 @@ def test_history_write_failure_rolls_back_the_values_too(
     """The inbound record commits in the vault's transaction: all of it, or none of it."""
     service = service_factory(bot_url=stub_bot.url)
     assert service.say("u1", "warm up").status_code == 200
-    with service.services.vault.engine.begin() as conn:
+    with service.services.engine.begin() as conn:
         before = conn.exec_driver_sql("SELECT count(*) FROM stored_values").scalar_one()
         conn.exec_driver_sql(
             "CREATE TRIGGER history_full BEFORE INSERT ON gw_history "
@@ -91,7 +91,7 @@ def test_history_write_failure_rolls_back_the_values_too(
     assert response.status_code == 503
     assert EMAIL not in response.text
     assert [p["message"] for p in stub_bot.received] == ["warm up"]
-    with service.services.vault.engine.begin() as conn:
+    with service.services.engine.begin() as conn:
         after = conn.exec_driver_sql("SELECT count(*) FROM stored_values").scalar_one()
         conn.exec_driver_sql("DROP TRIGGER history_full")
     assert after == before  # the e-mail's value row was rolled back with the history line

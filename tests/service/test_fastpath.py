@@ -91,7 +91,7 @@ def test_reads_do_not_wait_for_the_write_lock(
     gw = service.services
     assert service.say("u1", f"mail {EMAIL}").status_code == 200
     results: list[Any] = []
-    with gw.vault.engine.begin():  # BEGIN IMMEDIATE on the vault's engine: the write lock
+    with gw.engine.begin():  # BEGIN IMMEDIATE on the vault's engine: the write lock
         reader = threading.Thread(target=lambda: results.append(_read_state(service)))
         reader.start()
         reader.join(5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import Engine, delete, update
 
 from coatcheck.vault import Grant, Vault
 from coatcheck.vault.models import AuditRow
@@ -36,9 +36,11 @@ def test_intact_chain(vault: Vault, clock: FakeClock) -> None:
     ],
     ids=["edit-actor", "edit-outcome", "delete-middle", "delete-last"],
 )
-def test_tampering_is_found(vault: Vault, clock: FakeClock, tamper: object, first_bad: int) -> None:
+def test_tampering_is_found(
+    vault: Vault, engine: Engine, clock: FakeClock, tamper: object, first_bad: int
+) -> None:
     _activity(vault, clock)
-    with vault.engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(tamper)  # type: ignore[call-overload]
     report = vault.verify_audit()
     assert (report.ok, report.first_bad) == (False, first_bad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from sqlalchemy import inspect, select, table
+from sqlalchemy import Engine, inspect, select, table
 
 from coatcheck.vault import ConversationShredded, Grant, Vault, predicate_from_dict
 from tests.conftest import FakeClock
@@ -27,7 +27,7 @@ def _forms(value: str) -> set[str]:
     return {value} | ({only_digits} if len(only_digits) >= 8 else set())
 
 
-def test_no_canary_at_rest(vault: Vault, clock: FakeClock, db_url: str) -> None:
+def test_no_canary_at_rest(vault: Vault, engine: Engine, clock: FakeClock, db_url: str) -> None:
     canaries = _canaries()
     refs = vault.tokenize_many("conv-a", list(canaries.items()))
     vault.tokenize_many("conv-b", list(canaries.items()))
@@ -46,7 +46,7 @@ def test_no_canary_at_rest(vault: Vault, clock: FakeClock, db_url: str) -> None:
 
     needles = set().union(*(_forms(v) for v in canaries.values()))
     dump: list[str] = []
-    with vault.engine.connect() as conn:
+    with engine.connect() as conn:
         for name in inspect(conn).get_table_names():
             cols = [c["name"] for c in inspect(conn).get_columns(name)]
             for row in conn.execute(select(*(table(name, *[_c(c) for c in cols]).c))):

@@ -49,7 +49,8 @@ def test_rotation_while_tokenizing_and_revealing(
     stop = threading.Event()
 
     def traffic(worker: int) -> None:
-        other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock)
+        engine = make_engine(db_url)
+        other = Vault(engine, master_key, tenant="t1", clock=clock)
         n = 0
         try:
             while not stop.is_set() or n < 20:
@@ -62,7 +63,7 @@ def test_rotation_while_tokenizing_and_revealing(
         except BaseException as exc:
             failures.append(exc)
         finally:
-            other.engine.dispose()
+            engine.dispose()
 
     threads = [threading.Thread(target=traffic, args=(w,)) for w in range(2)]
     for t in threads:

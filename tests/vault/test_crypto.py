@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
 from coatcheck.vault import DecryptionError, Grant, KeyRing, Vault, make_engine
 from coatcheck.vault._crypto import NONCE_BYTES, Sealer, aad, new_key
@@ -50,10 +50,12 @@ def test_aad_is_length_prefixed() -> None:
     assert aad("ab", "c") != aad("a", "bc")
 
 
-def test_ciphertext_swapped_between_rows_fails(vault: Vault, clock: FakeClock) -> None:
+def test_ciphertext_swapped_between_rows_fails(
+    vault: Vault, engine: Engine, clock: FakeClock
+) -> None:
     a = vault.tokenize("c1", "EMAIL", "a@x.io")
     b = vault.tokenize("c1", "EMAIL", "b@x.io")
-    with vault.engine.begin() as conn:
+    with engine.begin() as conn:
         blobs = dict(conn.execute(select(VAL.c.ref, VAL.c.ciphertext)).all())
         conn.execute(update(VAL).where(VAL.c.ref == a).values(ciphertext=blobs[b]))
     g = Grant("c1", frozenset({"EMAIL"}), "p", "x", clock.now + 30)

@@ -7,7 +7,6 @@ invalidated and replaced, and cursor-level listeners still called.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,13 +32,6 @@ _TOUCH = _driver.Statement(
     update(_KEKS).where(_KEKS.c.tenant == bindparam("tenant")).values(created_at=bindparam("at"))
 )
 SECRET = "canary-4111111111111111"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def _kek(tenant: str, version: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 
 from coatcheck.vault import (
     ConversationShredded,
@@ -41,12 +41,12 @@ def test_shred_by_another_worker_is_seen_by_the_cached_tokenizer(
 
 
 def test_fast_path_stores_nothing_for_a_shredded_epoch(
-    vault: Vault, db_url: str, master_key: bytes, clock: FakeClock
+    vault: Vault, engine: Engine, db_url: str, master_key: bytes, clock: FakeClock
 ) -> None:
     vault.tokenize("c1", "EMAIL", "first@x.io")
     Vault(make_engine(db_url), master_key, tenant="t1", clock=clock).shred("c1", "ops")
     ref = vault.tokenize("c1", "EMAIL", "second@x.io")
-    with vault.engine.begin() as conn:
+    with engine.begin() as conn:
         rows = conn.execute(
             select(StoredValue.ref, StoredValue.ciphertext).where(StoredValue.ref == ref)
         ).all()
@@ -91,7 +91,7 @@ def test_reveal_many_is_all_or_nothing_and_audits_only_the_failure(
 
 
 def test_audit_head_guess_survives_another_writer(
-    vault: Vault, db_url: str, master_key: bytes, clock: FakeClock
+    vault: Vault, engine: Engine, db_url: str, master_key: bytes, clock: FakeClock
 ) -> None:
     ref = vault.tokenize("c1", "EMAIL", "a@x.io")
     other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock)
@@ -100,7 +100,7 @@ def test_audit_head_guess_survives_another_writer(
         assert other.reveal("c1", ref, grant(clock)) == "a@x.io"
     report = vault.verify_audit()
     assert report.ok and report.rows == 6
-    with vault.engine.begin() as conn:
+    with engine.begin() as conn:
         ids = conn.execute(select(AuditRow.id).order_by(AuditRow.id)).scalars().all()
     assert ids == list(range(1, 7))
 

@@ -52,10 +52,12 @@ def test_key_file_created_once_0600(tmp_path: Path) -> None:
 
 def test_bad_key_file_names_the_setting(tmp_path: Path) -> None:
     path = tmp_path / "k"
-    path.write_text("changeme")
+    path.write_text(base64.b64encode(b"changeme" * 4).decode())
+    path.chmod(0o600)  # private, so the placeholder check is what refuses it
     with pytest.raises(KeyConfigError) as err:
         load_master_key(None, path)
     assert err.value.setting == "COATCHECK_KEY_FILE"
+    assert "placeholder" in str(err.value)
 
 
 def test_keyring_refuses_short_keys() -> None:

@@ -133,13 +133,14 @@ def test_shred_seen_by_another_worker_with_a_warm_cache(
 ) -> None:
     from coatcheck.vault import make_engine
 
-    other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock)
+    engine = make_engine(db_url)
+    other = Vault(engine, master_key, tenant="t1", clock=clock)
     ref = vault.tokenize("c1", "EMAIL", "ana@example.org")
     assert other.reveal("c1", ref, grant(clock)) == "ana@example.org"  # warms its cache
     vault.shred("c1", actor="admin")
     with pytest.raises(ConversationShredded):
         other.reveal("c1", ref, grant(clock))
-    other.engine.dispose()
+    engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@
     store.conversations  the state row: pending rule, lifecycle, listings
     store.keys           API keys
     store.exports        the export redaction config
-    store.transaction()  a Core transaction on the writer (503 on failure)
+    store.ui_sessions    the log viewer's live sessions
+    store.transaction()  a transaction on the writer (503 on failure)
 
 Nothing here holds a raw value: history is redacted text, keys are digests.  The writer
 is the vault's engine on SQLite (its `BEGIN IMMEDIATE` is what a read-then-write needs)
@@ -18,15 +19,17 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from coatcheck.middleware.gateway.store.conversations import Conversations
 from coatcheck.middleware.gateway.store.db import Clock, Db, healthy
 from coatcheck.middleware.gateway.store.exports import ExportConfigs
-from coatcheck.middleware.gateway.store.keys import ApiKeys, KeyRow
+from coatcheck.middleware.gateway.store.keys import ApiKeys, KeyListing, KeyRow, Revoked
 from coatcheck.middleware.gateway.store.messages import Messages
+from coatcheck.middleware.gateway.store.sessions import UiSessions
+from coatcheck.vault import Transaction
 
-__all__ = ["GatewayStore", "KeyRow", "healthy"]
+__all__ = ["GatewayStore", "KeyListing", "KeyRow", "Revoked", "healthy"]
 
 
 class GatewayStore:
@@ -40,6 +43,7 @@ class GatewayStore:
         self.conversations = Conversations(self.db)
         self.keys = ApiKeys(self.db)
         self.exports = ExportConfigs(self.db)
+        self.ui_sessions = UiSessions(self.db)
 
     def __repr__(self) -> str:
         return f"GatewayStore({self.db.writer.dialect.name})"
@@ -52,6 +56,6 @@ class GatewayStore:
     def reader(self) -> Engine:
         return self.db.reader
 
-    def transaction(self) -> AbstractContextManager[Connection]:
-        """A Core transaction on the writer; failures become `StorageUnavailable`."""
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction on the writer; failures become `StorageUnavailable`."""
         return self.db.transaction()

@@ -2,19 +2,20 @@
 
 `status` is `active`, or after the end what the vault kept (`masked`, `retained`,
 `shredded`, `ended`); docs/lifecycle.md.  The lifecycle's statements run in the caller's
-transaction (the end claims the row, then the vault ends its epochs on the same
-connection), the listings on the lock-free reader.
+transaction (the end claims the row, then the vault ends its epochs in the same
+transaction), the listings on the lock-free reader.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Row, func, select, update
 
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store.db import Db
 from coatcheck.middleware.gateway.store.statements import STATE, new_state_row
+from coatcheck.vault import Transaction
 
 __all__ = ["Conversations"]
 
@@ -32,9 +33,9 @@ class Conversations:
         a new row starts the conversation."""
         payload = None if rule is None else rule.to_json()
         now = self._db.clock()
-        with self._db.transaction() as conn:
-            stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
-            conn.execute(
+        with self._db.transaction() as tx:
+            stmt = new_state_row(tx.dialect, conversation_id, now, context_json=payload)
+            tx.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[STATE.c.conversation_id],
                     set_={"context_json": payload, "updated_at": now},
@@ -43,21 +44,21 @@ class Conversations:
 
     # -- lifecycle (in the caller's transaction) ------------------------------------------
 
-    def ensure_active(self, conn: Connection, conversation_id: str, now: float) -> str:
+    def ensure_active(self, tx: Transaction, conversation_id: str, now: float) -> str:
         """The conversation's status, starting it (an `active` row) if never seen."""
-        conn.execute(
-            new_state_row(conn.dialect.name, conversation_id, now).on_conflict_do_nothing(
+        tx.execute(
+            new_state_row(tx.dialect, conversation_id, now).on_conflict_do_nothing(
                 index_elements=[STATE.c.conversation_id]
             )
         )
-        status = conn.execute(
+        status = tx.execute(
             select(STATE.c.status).where(STATE.c.conversation_id == conversation_id)
         ).scalar_one()
         return str(status)
 
     def claim_end(
         self,
-        conn: Connection,
+        tx: Transaction,
         conversation_id: str,
         reason: str,
         now: float,
@@ -76,23 +77,23 @@ class Conversations:
         closing = claim.values(
             status="ended", ended_at=now, end_reason=reason, context_json=None, updated_at=now
         )
-        return conn.execute(closing.returning(STATE.c.conversation_id)).first() is not None
+        return tx.execute(closing.returning(STATE.c.conversation_id)).first() is not None
 
-    def insert_ended(self, conn: Connection, conversation_id: str, reason: str, now: float) -> bool:
+    def insert_ended(self, tx: Transaction, conversation_id: str, reason: str, now: float) -> bool:
         """Store a conversation the gateway never recorded as ended; False if a row exists."""
         ended = new_state_row(
-            conn.dialect.name, conversation_id, now, status="ended", ended_at=now, end_reason=reason
+            tx.dialect, conversation_id, now, status="ended", ended_at=now, end_reason=reason
         )
-        created = conn.execute(
+        created = tx.execute(
             ended.on_conflict_do_nothing(index_elements=[STATE.c.conversation_id]).returning(
                 STATE.c.conversation_id
             )
         ).first()
         return created is not None
 
-    def lock(self, conn: Connection, conversation_id: str) -> str | None:
+    def lock(self, tx: Transaction, conversation_id: str) -> str | None:
         """Lock the state row (FOR UPDATE) and read its status (None: no row)."""
-        status = conn.execute(
+        status = tx.execute(
             select(STATE.c.status)
             .where(STATE.c.conversation_id == conversation_id)
             .with_for_update()
@@ -100,11 +101,11 @@ class Conversations:
         return None if status is None else str(status)
 
     def set_outcome(
-        self, conn: Connection, conversation_id: str, status: str, retain_until: float | None
+        self, tx: Transaction, conversation_id: str, status: str, retain_until: float | None
     ) -> Row[*tuple[Any, ...]] | None:
         """Store what the end kept (status, retain deadline, no rule); `(ended_at,)` of the
         row, None when there is no row."""
-        return conn.execute(
+        return tx.execute(
             update(STATE)
             .where(STATE.c.conversation_id == conversation_id)
             .values(status=status, retain_until=retain_until, context_json=None)
@@ -112,26 +113,26 @@ class Conversations:
         ).first()
 
     def set_status(
-        self, conn: Connection, conversation_id: str, status: str, retain_until: float | None
+        self, tx: Transaction, conversation_id: str, status: str, retain_until: float | None
     ) -> None:
         """After an expiry: the status follows what the vault still holds."""
-        conn.execute(
+        tx.execute(
             update(STATE)
             .where(STATE.c.conversation_id == conversation_id)
             .values(status=status, retain_until=retain_until)
         )
 
-    def end_state(self, conn: Connection, conversation_id: str) -> Row[*tuple[Any, ...]] | None:
+    def end_state(self, tx: Transaction, conversation_id: str) -> Row[*tuple[Any, ...]] | None:
         """`(status, ended_at, retain_until)` of the row, or None."""
-        return conn.execute(
+        return tx.execute(
             select(STATE.c.status, STATE.c.ended_at, STATE.c.retain_until).where(
                 STATE.c.conversation_id == conversation_id
             )
         ).first()
 
-    def status(self, conn: Connection, conversation_id: str) -> str | None:
-        """The status on `conn` (a reader connection), None when the gateway never saw it."""
-        status = conn.execute(
+    def status(self, tx: Transaction, conversation_id: str) -> str | None:
+        """The status in `tx` (on the reader), None when the gateway never saw it."""
+        status = tx.execute(
             select(STATE.c.status).where(STATE.c.conversation_id == conversation_id)
         ).scalar()
         return None if status is None else str(status)

@@ -1,5 +1,10 @@
 """The gateway's engines and its one way to open a transaction or a read.
 
+Transactions are the vault's `Transaction` handle (`coatcheck.vault.transaction`), the
+same the vault hands the gateway inside `tokenize_many(then=...)`: the gateway's statements
+run the same way in its own transactions and in the vault's, and the vault's methods that
+join a caller's transaction (`end`, `expire_due`, `holdings` with `tx=`) take it.
+
 Every database failure becomes `StorageUnavailable` without the driver's message
 (SQLAlchemy errors quote bound parameters, which may be user text).
 """
@@ -11,22 +16,23 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, text
+from sqlalchemy import Engine, Executable, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.middleware.gateway.errors import StorageUnavailable
+from coatcheck.vault import Transaction, transaction
 
-__all__ = ["Clock", "Db", "guarded_conn", "healthy"]
+__all__ = ["Clock", "Db", "guarded_tx", "healthy"]
 
 Clock = Callable[[], float]
 
 
 @contextmanager
-def guarded_conn(engine: Engine) -> Iterator[Connection]:
-    """A Core connection in a transaction (no ORM unit of work), failures as 503."""
+def guarded_tx(engine: Engine) -> Iterator[Transaction]:
+    """A transaction on `engine` (Core, no ORM unit of work), failures as 503."""
     try:
-        with engine.begin() as conn:
-            yield conn
+        with transaction(engine) as tx:
+            yield tx
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
 
@@ -49,18 +55,14 @@ class Db:
         self.reader = reader
         self.clock = clock
 
-    def transaction(self) -> AbstractContextManager[Connection]:
-        """A Core transaction on the writer."""
-        return guarded_conn(self.writer)
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction on the writer."""
+        return guarded_tx(self.writer)
 
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A connection on the reader, for a few reads that belong together."""
-        try:
-            with self.reader.connect() as conn:
-                yield conn
-        except SQLAlchemyError:
-            raise StorageUnavailable("database") from None
+    def reading(self) -> AbstractContextManager[Transaction]:
+        """A transaction on the reader, for a few reads that belong together (and vault
+        reads joining them: `holdings(tx=)`)."""
+        return guarded_tx(self.reader)
 
     def read(self, query: Executable) -> list[Any]:
         """Every row of one statement on the reader."""

@@ -25,8 +25,8 @@ class ExportConfigs:
 
     def write(self, tenant: str, config_json: str | None) -> int:
         """Store `config_json` (None: the default) and bump the version; the new version."""
-        with self._db.transaction() as conn:
-            stmt = dialect_insert(conn.dialect.name, EXPORT).values(
+        with self._db.transaction() as tx:
+            stmt = dialect_insert(tx.dialect, EXPORT).values(
                 tenant=tenant, config_json=config_json, version=1, updated_at=self._db.clock()
             )
             upsert = stmt.on_conflict_do_update(
@@ -37,4 +37,4 @@ class ExportConfigs:
                     "updated_at": stmt.excluded.updated_at,
                 },
             ).returning(EXPORT.c.version)
-            return int(conn.execute(upsert).scalar_one())
+            return int(tx.execute(upsert).scalar_one())

@@ -1,4 +1,8 @@
-"""The API key table: one row per key (public prefix, SHA-256 digest, role)."""
+"""The API key table: one row per key (public prefix, SHA-256 digest, role).
+
+Revoking a key also ends the log-viewer sessions signed in with it (`gw_ui_sessions`), in
+the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from coatcheck.middleware.gateway.apikeys import Role, key_digest, new_key, parse_key
 from coatcheck.middleware.gateway.store.db import Db
-from coatcheck.middleware.gateway.store.statements import KEYS
+from coatcheck.middleware.gateway.store.statements import KEYS, SESSIONS
+from coatcheck.vault import Transaction
 
-__all__ = ["ApiKeys", "KeyRow"]
+__all__ = ["ApiKeys", "KeyListing", "KeyRow", "Revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,23 @@ class KeyRow:
     role: Role
 
 
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    """What `coatcheck apikey list` shows of a key: never the key, never its digest."""
+
+    prefix: str
+    role: Role
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """A revoked key's role and how many log-viewer sessions ended with it."""
+
+    role: Role
+    sessions_ended: int
+
+
 class ApiKeys:
     """Create keys, and find the role (or the row) of a presented key."""
 
@@ -32,12 +54,12 @@ class ApiKeys:
 
     def create(self, role: Role) -> str:
         """Store a new key for `role` and return it (the only time it exists in clear)."""
-        with self._db.transaction() as conn:
-            return self._insert(conn, role)
+        with self._db.transaction() as tx:
+            return self._insert(tx, role)
 
-    def _insert(self, conn: Connection, role: Role) -> str:
+    def _insert(self, tx: Transaction, role: Role) -> str:
         made = new_key()
-        conn.execute(
+        tx.execute(
             insert(KEYS).values(
                 prefix=made.prefix,
                 key_hash=made.digest,
@@ -55,10 +77,10 @@ class ApiKeys:
         `publish` runs inside the transaction (it writes the starter key file): if it
         raises, no key is stored.  False when keys existed (nothing created).
         """
-        with self._db.transaction() as conn:
-            if conn.execute(select(func.count()).select_from(KEYS)).scalar_one() > 0:
+        with self._db.transaction() as tx:
+            if tx.execute(select(func.count()).select_from(KEYS)).scalar_one() > 0:
                 return False
-            publish({role: self._insert(conn, role) for role in roles})
+            publish({role: self._insert(tx, role) for role in roles})
         return True
 
     def row(self, prefix: str) -> KeyRow | None:
@@ -81,3 +103,22 @@ class ApiKeys:
         """The role of `key`, or None when the key is unknown or malformed."""
         row = self.verify(key)
         return None if row is None else row.role
+
+    def listing(self) -> list[KeyListing]:
+        """Every key, oldest first (prefix, role, creation time; the digest stays unread)."""
+        query = select(KEYS.c.prefix, KEYS.c.role, KEYS.c.created_at).order_by(
+            KEYS.c.created_at, KEYS.c.id
+        )
+        return [KeyListing(r.prefix, Role(r.role), r.created_at) for r in self._db.read(query)]
+
+    def revoke(self, prefix: str) -> Revoked | None:
+        """Delete the key with public prefix `prefix` and end its log-viewer sessions, one
+        transaction; None when no key has that prefix."""
+        with self._db.transaction() as tx:
+            role = tx.execute(
+                delete(KEYS).where(KEYS.c.prefix == prefix).returning(KEYS.c.role)
+            ).scalar()
+            if role is None:
+                return None
+            ended = tx.execute(delete(SESSIONS).where(SESSIONS.c.key_prefix == prefix)).rowcount
+        return Revoked(Role(role), int(ended or 0))

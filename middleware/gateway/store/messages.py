@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, select
 
-from coatcheck.middleware.gateway.errors import StorageUnavailable
 from coatcheck.middleware.gateway.ratelimit import RateLimit
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store.db import Db
@@ -26,6 +24,7 @@ from coatcheck.middleware.gateway.store.statements import (
     new_state_row,
     record_statements,
 )
+from coatcheck.vault import Transaction
 
 __all__ = ["Messages"]
 
@@ -49,17 +48,14 @@ class Messages:
             "sender": rate_key,
             "start": rate.window_start(self._db.clock()),
         }
-        try:
-            with self._db.reader.connect() as conn:
-                ((context, count),) = READ_STATE.rows(conn, params)
-        except SQLAlchemyError:
-            raise StorageUnavailable("database") from None
+        with self._db.reading() as tx:
+            ((context, count),) = tx.rows(READ_STATE, params)
         rule = None if context is None else ContextRule.from_json(context)
         return rule, int(count or 0)
 
     def record_inbound(
         self,
-        conn: Connection,
+        tx: Transaction,
         conversation_id: str,
         rate_key: str,
         text: str,
@@ -76,20 +72,20 @@ class Messages:
         consumed rule cleared.
         """
         now = self._db.clock()
-        self._count(conn, rate_key, rate, now)
+        self._count(tx, rate_key, rate, now)
         params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
-        for stmt in record_statements(conn.dialect.name, consume):
-            stmt.rowcount(conn, params)
+        for stmt in record_statements(tx.dialect, consume):
+            tx.rowcount(stmt, params)
 
-    def _count(self, conn: Connection, rate_key: str, rate: RateLimit, now: float) -> None:
-        stmt = count_statement(conn.dialect.name)
-        (count,) = stmt.scalars(conn, {"sender": rate_key, "start": rate.window_start(now)})
+    def _count(self, tx: Transaction, rate_key: str, rate: RateLimit, now: float) -> None:
+        stmt = count_statement(tx.dialect)
+        (count,) = tx.scalars(stmt, {"sender": rate_key, "start": rate.window_start(now)})
         if int(count) > rate.limit:
             raise rate.refused(now)
 
     def record_replies(
         self,
-        conn: Connection,
+        tx: Transaction,
         conversation_id: str,
         lines: list[str],
         rule: ContextRule | None,
@@ -97,11 +93,11 @@ class Messages:
         """Store the bot's reference-form lines and, if it set one, the next message's rule."""
         now = self._db.clock()
         if lines:
-            REPLY_LINES.many(conn, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
+            tx.many(REPLY_LINES, [{"cid": conversation_id, "now": now, "text": t} for t in lines])
         if rule is not None:
             payload = rule.to_json()
-            stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
-            conn.execute(
+            stmt = new_state_row(tx.dialect, conversation_id, now, context_json=payload)
+            tx.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[STATE.c.conversation_id],
                     set_={"context_json": payload, "updated_at": now},
@@ -119,18 +115,18 @@ class Messages:
     ) -> None:
         """A failed secure-capture attempt with retries left: count it, keep the (retried)
         rule, store the user's line and the gateway's retry answer, one transaction."""
-        with self._db.transaction() as conn:
+        with self._db.transaction() as tx:
             now = self._db.clock()
-            self._count(conn, rate_key, rate, now)
+            self._count(tx, rate_key, rate, now)
             payload = rule.to_json()
-            stmt = new_state_row(conn.dialect.name, conversation_id, now, context_json=payload)
-            conn.execute(
+            stmt = new_state_row(tx.dialect, conversation_id, now, context_json=payload)
+            tx.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[STATE.c.conversation_id],
                     set_={"context_json": payload, "updated_at": now, "last_activity": now},
                 )
             )
-            conn.execute(
+            tx.execute(
                 HISTORY.insert(),
                 [
                     {
@@ -174,8 +170,8 @@ class Messages:
         for _ in range(rounds):
             ids = self._db.scalars(query)
             if ids:
-                with self._db.transaction() as conn:
-                    dropped += conn.execute(delete(RATE).where(RATE.c.id.in_(ids))).rowcount
+                with self._db.transaction() as tx:
+                    dropped += tx.execute(delete(RATE).where(RATE.c.id.in_(ids))).rowcount
             if len(ids) < batch:
                 break
         return dropped

@@ -1,6 +1,6 @@
 """The gateway's tables and the statements of the per-message path, built once.
 
-Prebuilt with bind parameters and run on the driver (vault/_driver.py): building them per
+Prebuilt with bind parameters and run on the driver (the vault's `Statement`): building them per
 message was a third of the record's cost, SQLAlchemy's execute path most of the rest.
 """
 
@@ -22,8 +22,9 @@ from coatcheck.middleware.models import (
     ExportRedaction,
     HistoryEntry,
     RateCounter,
+    UiSession,
 )
-from coatcheck.vault import _driver
+from coatcheck.vault import Statement
 from coatcheck.vault.models import Base
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RATE",
     "READ_STATE",
     "REPLY_LINES",
+    "SESSIONS",
     "STATE",
     "count_statement",
     "dialect_insert",
@@ -50,6 +52,7 @@ HISTORY = _table(HistoryEntry)
 RATE = _table(RateCounter)
 KEYS = _table(ApiKey)
 EXPORT = _table(ExportRedaction)
+SESSIONS = _table(UiSession)
 
 
 def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
@@ -102,7 +105,7 @@ def _touch(dialect: str, consume: bool) -> Insert:
 
 
 @functools.cache
-def record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, ...]:
+def record_statements(dialect: str, consume: bool) -> tuple[Statement, ...]:
     """The touch upsert and the history INSERT (`cid`, `now`, `text`, `entities`).
 
     On PostgreSQL the upsert is a data-modifying CTE of the history INSERT (one round-trip
@@ -117,14 +120,14 @@ def record_statements(dialect: str, consume: bool) -> tuple[_driver.Statement, .
     )
     touch = _touch(dialect, consume)
     if dialect == "postgresql":
-        return (_driver.Statement(line.add_cte(touch.cte("touch"))),)
-    return (_driver.Statement(touch), _driver.Statement(line))
+        return (Statement(line.add_cte(touch.cte("touch"))),)
+    return (Statement(touch), Statement(line))
 
 
 @functools.cache
-def count_statement(dialect: str) -> _driver.Statement:
+def count_statement(dialect: str) -> Statement:
     """The rate counter's bump-or-create upsert (`sender`: the rate key, `start`)."""
-    return _driver.Statement(
+    return Statement(
         dialect_insert(dialect, RATE)
         .values(sender=bindparam("sender"), window_start=bindparam("start"), count=1)
         .on_conflict_do_update(
@@ -135,7 +138,7 @@ def count_statement(dialect: str) -> _driver.Statement:
     )
 
 
-REPLY_LINES = _driver.Statement(
+REPLY_LINES = Statement(
     insert(HISTORY).values(
         conversation_id=bindparam("cid"),
         direction="out",
@@ -145,7 +148,7 @@ REPLY_LINES = _driver.Statement(
 )
 
 # The pending rule (by conversation) and this window's count (by rate key), one round-trip.
-READ_STATE = _driver.Statement(
+READ_STATE = Statement(
     select(
         select(STATE.c.context_json)
         .where(STATE.c.conversation_id == bindparam("cid"))

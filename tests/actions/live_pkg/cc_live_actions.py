@@ -7,18 +7,20 @@ the real thing?) plus an echo that must come back re-tokenized.
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import BotUttered, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from coatcheck.actions import RevealedView, RevealingAction, is_reference, reveals
 from coatcheck.actions.examples import ActionConfirmEmail, ActionSendReceipt, ValidatePaymentForm
 
 __all__ = [
+    "ActionCardLast4",
     "ActionConfirmEmail",
     "ActionGreedy",
     "ActionPeek",
     "ActionPlain",
     "ActionSendReceipt",
+    "ActionShapes",
     "ValidatePaymentForm",
 ]
 
@@ -75,3 +77,77 @@ class ActionGreedy(ActionPeek):
 
     def name(self) -> str:
         return "action_greedy"
+
+
+@reveals("EMAIL_ADDRESS", "PIN", purpose="live test")
+class ActionShapes(RevealingAction):
+    """Hands the revealed values back in every shape an action can (issue 19, finding 1).
+
+    Slot `extra` (a list of names) adds shapes only an in-process run can carry: `set`
+    (not JSON) and `object` (not re-tokenizable at all).
+    """
+
+    def name(self) -> str:
+        return "action_shapes"
+
+    async def run_revealed(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        revealed: RevealedView,
+    ) -> list[dict[str, Any]]:
+        email, pin = revealed.slot("email"), revealed.slot("pin")
+        extra = tracker.get_slot("extra") or []
+        dispatcher.utter_message(response="utter_receipt", name=email)
+        dispatcher.utter_message(json_message={"customer": {"name": email}})
+        dispatcher.utter_message(image="https://cdn.example/qr?to=" + email)
+        dispatcher.utter_message(json_message={email: 1, "t": (email,)})
+        dispatcher.utter_message(
+            text=f"mail {email}",
+            buttons=[{"title": email, "payload": '/inform{"email": "' + email + '"}'}],
+            elements=[{"title": email, "template": email, "event": email}],
+            attachment=email,
+            **{email: "as a keyword", "timestamp": email},
+        )
+        await dispatcher.stream_chunk(text=f"streamed {email}")
+        await dispatcher.stream_end()
+        await dispatcher.stream_chunk(text=f"left open {email}")  # never closed
+        if "set" in extra:
+            dispatcher.utter_message(json_message={"s": {email}, "f": frozenset({pin})})
+        if "object" in extra:
+            dispatcher.utter_message(json_message={"o": _Opaque(email)})
+        return [
+            SlotSet("email_copy", email),
+            SlotSet("contact", {"to": [email], email: (email, 7), "pin": int(pin)}),
+            BotUttered(text=email, data={"elements": [{"name": email}]}),
+            {"event": "slot", "name": "raw_event", "value": [email], "timestamp": None},
+        ]
+
+
+class _Opaque:
+    """Something an action should not return: it prints as the value."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@reveals("CARD", "CARD_PIN", purpose="live test")
+class ActionCardLast4(RevealingAction):
+    """Derives `card_last4` from the card; the PIN of type CARD_PIN must not be taken for it."""
+
+    def name(self) -> str:
+        return "action_card_last4"
+
+    async def run_revealed(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        revealed: RevealedView,
+    ) -> list[dict[str, Any]]:
+        cards = revealed.values("CARD")
+        return [SlotSet("card_last4", cards[-1][-4:]), SlotSet("cards_seen", len(cards))]

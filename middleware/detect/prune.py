@@ -1,0 +1,54 @@
+"""Look-alike prunes: numbers that are ours, not the user's (order, invoice, ticket and
+tracking numbers, amounts, times, dates, versions), in every configured language.
+
+The words come from the locale files (`prune`, `fillers`, `units`), so "Bestellnummer
+2024-118-553" and "commande n° 2024-118-553" are pruned exactly like "order no 2024-118-553".
+"""
+
+from __future__ import annotations
+
+import re
+
+from coatcheck.middleware.detect.locales import Lexicon, words_regex
+
+__all__ = ["Pruner"]
+
+_WINDOW = 48
+_SEP = r"[\s:.#°º'\u2019-]"
+_TIME_OR_AMOUNT = re.compile(
+    r"^(?:\d{1,2}[:h]\d{2}(?::\d{2})?"  # 10:30, 10h30
+    r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,200.50
+    r"|\d{1,3}(?:\.\d{3})+,\d{1,2}"  # 1.200,50
+    r"|\d{1,3}(?:[.,]\d{1,2})"  # 12,50
+    r"|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})"  # 14.03.2025, 14/03/25
+    r"|\d{5}-\d{3})$"  # 01310-200: a Brazilian postcode (CEP), never a phone's grouping
+    r"|^\d{4}-\d{2}-\d{2}(?!\d)"  # 2024-01-02
+    r"|^(?:19|20)\d{2}[/-]\d{2,}"  # 2024-118-553: a year, then a serial
+)
+
+
+class Pruner:
+    """Decides whether a numeric candidate is an identifier of ours, an amount or a time."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        words = words_regex(lexicon.prune)
+        fillers = words_regex(lexicon.fillers)
+        units = words_regex(lexicon.units)
+        self._prefix = re.compile(
+            rf"(?:\b(?:{words})\w*(?:{_SEP}+(?:{fillers})(?!\w)\.?){{0,3}}{_SEP}*"
+            r"|[#$€£¥]\s*|R\$\s*|\bv)$",
+            re.IGNORECASE,
+        )
+        self._suffix = re.compile(rf"^(?:\s*(?:{units})(?!\w)|[.,]\d)", re.IGNORECASE)
+
+    def invalid(self, text: str, start: int, end: int) -> bool:
+        """True when a candidate is an order/ticket id, amount, version, time or count."""
+        if self._prefix.search(text[max(0, start - _WINDOW) : start]):
+            return True
+        if start > 1 and text[start - 1] in "-/_" and text[start - 2].isalnum():
+            return True  # INV-2024-0001: the number is a tail of an identifier
+        if start > 1 and text[start - 1] == ":" and text[start - 2].isdigit():
+            return True  # 00:59:01.442124: the seconds of a time, 16:9 a ratio
+        if self._suffix.match(text[end : end + 12]):
+            return True
+        return _TIME_OR_AMOUNT.match(text[start:end]) is not None

@@ -1,0 +1,182 @@
+"""One chat completion through the gateway: plan -> redact -> provider -> filter -> client.
+
+`ChatCompletions` is the protocol-level core the HTTP route wraps (docs/llm.md, "Wiring"):
+
+    prepared = await core.prepare(conversation_id, body)     # 400 / 503 before anything goes up
+    if prepared.stream:
+        frames = await core.open_stream(prepared)             # provider errors -> JSON errors
+        return StreamingResponse(frames, media_type="text/event-stream")
+    return JSONResponse(await core.complete(prepared))
+
+Fail closed: the provider is only called with a body every string of which passed the
+redactor; a redactor failure raises before that. Once a stream has started, a failure ends
+it with an OpenAI error event (after releasing, filtered, what was held) and no `[DONE]`.
+`on_exchange` (injected) receives what history keeps: the redacted prompt strings and the
+answer's fields, references instead of values.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from coatcheck.middleware.llm.errors import LlmError, UpstreamProtocolError, UpstreamUnavailable
+from coatcheck.middleware.llm.placeholders import PlaceholderGrammar
+from coatcheck.middleware.llm.redact import Redaction
+from coatcheck.middleware.llm.request import plan_request
+from coatcheck.middleware.llm.response import StreamRewriter, rewrite_completion
+from coatcheck.middleware.llm.response_detect import ResponseDetector
+from coatcheck.middleware.llm.sse import SseDecoder, encode_event
+from coatcheck.middleware.llm.upstream import UpstreamAnswer
+
+__all__ = ["CONVERSATION_HEADER", "ChatCompletions", "Exchange", "Prepared", "conversation_for"]
+
+CONVERSATION_HEADER = "X-Coatcheck-Conversation"
+
+
+def conversation_for(header: str | None, user: str | None, new_id: Callable[[], str]) -> str:
+    """Header, else `user:<user>`, else a conversation of its own (docs/llm.md)."""
+    if header:
+        return header
+    if user:
+        return f"user:{user}"
+    return f"llm-{new_id()}"
+
+
+class Redactor(Protocol):
+    grammar: PlaceholderGrammar
+
+    async def redact(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
+
+
+class Provider(Protocol):
+    async def chat(self, body: bytes, *, stream: bool) -> UpstreamAnswer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request ready to go up: the redacted body and this request's restore map."""
+
+    conversation_id: str
+    body: dict[str, Any]
+    redaction: Redaction
+    paths: list[str]
+    stream: bool
+    model: str
+
+
+@dataclass
+class Exchange:
+    """What history keeps of one completion: no values, references in their place."""
+
+    conversation_id: str
+    prompt: list[tuple[str, str]]  # (path, text) as sent up, placeholders as references
+    answer: dict[tuple[int, tuple[str | int, ...]], str] = field(default_factory=dict)
+    complete: bool = True
+
+
+class ChatCompletions:
+    """The gateway's chat-completions core; everything it talks to is injected."""
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        provider: Provider,
+        detector: ResponseDetector,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(12),
+        on_exchange: Callable[[Exchange], Awaitable[None]] | None = None,
+    ) -> None:
+        self._redactor = redactor
+        self._provider = provider
+        self._detector = detector
+        self._clock = clock
+        self._new_id = new_id
+        self._on_exchange = on_exchange
+
+    async def prepare(self, conversation_id: str, body: object) -> Prepared:
+        plan = plan_request(body)
+        redaction = await self._redactor.redact(conversation_id, plan.texts)
+        upstream = plan.fill(redaction.texts)
+        return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
+
+    def _encoded(self, prepared: Prepared) -> bytes:
+        return json.dumps(prepared.body, ensure_ascii=False).encode("utf-8")
+
+    def _exchange(self, prepared: Prepared, answer: dict[Any, str], complete: bool) -> Exchange:
+        prompt = list(zip(prepared.paths, prepared.redaction.records, strict=True))
+        return Exchange(prepared.conversation_id, prompt, answer, complete)
+
+    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        """A non-streamed completion: the client's body (raises `LlmError`s)."""
+        answer = await self._provider.chat(self._encoded(prepared), stream=False)
+        try:
+            if answer.event_stream:
+                raise UpstreamProtocolError("unexpected_stream")
+            payload = await answer.json()
+        finally:
+            answer.close()
+        body, records = rewrite_completion(
+            payload,
+            self._redactor.grammar,
+            prepared.redaction.restore,
+            self._detector,
+            response_id=f"chatcmpl-{self._new_id()}",
+            created=int(self._clock()),
+            model=prepared.model,
+        )
+        if self._on_exchange is not None:
+            await self._on_exchange(self._exchange(prepared, records, True))
+        return body
+
+    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
+        """Call the provider; its errors raise here, before the client gets a status line.
+        The returned iterator yields our SSE frames and closes the provider's answer."""
+        answer = await self._provider.chat(self._encoded(prepared), stream=True)
+        if not answer.event_stream:
+            answer.close()
+            raise UpstreamProtocolError("not_a_stream")
+        rewriter = StreamRewriter(
+            self._redactor.grammar,
+            prepared.redaction.restore,
+            self._detector,
+            response_id=f"chatcmpl-{self._new_id()}",
+            created=int(self._clock()),
+            model=prepared.model,
+        )
+        return self._frames(prepared, answer, rewriter)
+
+    async def _frames(
+        self, prepared: Prepared, answer: UpstreamAnswer, rewriter: StreamRewriter
+    ) -> AsyncIterator[bytes]:
+        decoder = SseDecoder()
+        try:
+            async for chunk in answer.chunks():
+                for data in decoder.feed(chunk):
+                    for frame in rewriter.event(data):
+                        yield frame
+                if rewriter.done:
+                    break
+            if not rewriter.done:
+                for data in decoder.finish():
+                    for frame in rewriter.event(data):
+                        yield frame
+            if not rewriter.done:
+                if rewriter.unfinished():
+                    raise UpstreamUnavailable("stream_ended_early")
+                for frame in rewriter.end():
+                    yield frame
+        except LlmError as exc:
+            for frame in rewriter.release_held():
+                yield frame
+            yield encode_event(exc.body())
+        finally:
+            answer.close()
+            if self._on_exchange is not None:
+                exchange = self._exchange(prepared, rewriter.record_texts(), rewriter.done)
+                await self._on_exchange(exchange)

@@ -1,0 +1,263 @@
+"""The write side: tokenize (deduplicated by blind index) and temporary references.
+
+Concurrency: uniqueness lives in the database ((conversation, type, blind index),
+(conversation, ref), (tenant, conversation, epoch)); a writer that loses a race gets an
+IntegrityError, rolls back and retries the whole transaction, then sees the winner's row.
+
+Speed (issue 9): a worker remembers each conversation's live epoch (row id + wrapped DEK)
+after its creating transaction commits; tokenize then inserts with `ON CONFLICT DO
+NOTHING RETURNING`, guarded in the same transaction by "that epoch still has that wrapped
+DEK" (FOR SHARE on PostgreSQL, so a concurrent shred waits or wins), and falls back to the
+locking path on any surprise.  The remembered epoch is only a hint: it is checked in SQL
+on every call, never trusted.
+
+Key epochs: a conversation whose latest epoch was shredded or ended gets a new epoch
+(new data key, new references) on its next value; the old references keep answering as
+they ended.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from coatcheck.vault import _crypto
+from coatcheck.vault._arguments import check_conversation, check_type, require
+from coatcheck.vault._keks import Keks
+from coatcheck.vault._keycache import EpochKeys, Hint, KeyCache, value_aad
+from coatcheck.vault._statements import CONV, INSERT_VALUES, KNOWN, LIVE_COLS, ROW_BY_ROW_PG
+from coatcheck.vault._storage import Storage
+from coatcheck.vault._transaction import Transaction
+from coatcheck.vault.lifecycle import TEMPORARY, Policies
+
+__all__ = ["Then", "Tokenizer"]
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_REF_LEN = 10
+
+# The caller's rows for the same transaction (see Tokenizer.tokenize_many).
+Then = Callable[[Transaction, list[str]], None]
+_IndexKey = tuple[str, bytes]  # (entity type, blind index)
+
+
+class _Stale(Exception):
+    """Internal: the cached conversation epoch is gone (shred, re-wrap); take the slow path."""
+
+
+def _new_ref() -> str:
+    """10 random Crockford base32 characters (50 bits) from one CSPRNG read."""
+    bits = secrets.randbits(5 * _REF_LEN)
+    return "".join(_CROCKFORD[(bits >> (5 * i)) & 31] for i in range(_REF_LEN))
+
+
+def _then(conn: Connection, refs: list[str], then: Then | None) -> list[str]:
+    """Run the caller's `then` hook in the tokenize transaction; pass the refs through."""
+    if then is not None:
+        then(Transaction(conn), refs)
+    return refs
+
+
+class Tokenizer:
+    """tokenize_many and tokenize_temporary over one `Storage`."""
+
+    __slots__ = ("_keks", "_keys", "_policies", "_storage")
+
+    def __init__(self, storage: Storage, keks: Keks, keys: KeyCache, policies: Policies) -> None:
+        self._storage = storage
+        self._keks = keks
+        self._keys = keys
+        self._policies = policies
+
+    def _live_epoch(self, conn: Connection, conversation_id: str) -> Any:
+        """The conversation's current epoch, creating it (or a new epoch after an end)."""
+        storage = self._storage
+        latest = conn.execute(
+            storage.sql.latest, {"tenant": storage.tenant, "cid": conversation_id}
+        ).first()
+        if latest is not None and latest.wrapped_dek is not None and latest.ended_at is None:
+            return latest
+        epoch = (latest.epoch if latest is not None else 0) + 1
+        version = self._keks.newest
+        wrapped = self._keks.wrap(_crypto.new_key(), conversation_id, epoch, version)
+        return conn.execute(
+            CONV.insert()
+            .values(
+                tenant=storage.tenant,
+                conversation_id=conversation_id,
+                epoch=epoch,
+                kek_version=version,
+                wrapped_dek=wrapped,
+                created_at=storage.clock(),
+            )
+            .returning(*LIVE_COLS)
+        ).one()
+
+    def _new_rows(
+        self,
+        keys: EpochKeys,
+        conversation_id: str,
+        epoch: tuple[int, int],
+        items: Sequence[tuple[str, str]],
+        skip: dict[_IndexKey, str],
+    ) -> tuple[list[_IndexKey], list[dict[str, Any]]]:
+        """Blind indexes of `items`, and sealed rows with fresh refs for those not in `skip`."""
+        pk, number = epoch
+        tenant = self._storage.tenant
+        index_keys = [(t, keys.blind_index(t, v)) for t, v in items]
+        rows: list[dict[str, Any]] = []
+        now = self._storage.clock()
+        ttl = self._policies.ttl
+        fresh: dict[_IndexKey, str] = {}
+        for (entity_type, value), key in zip(items, index_keys, strict=True):
+            if key in skip or key in fresh:
+                continue
+            ref = fresh[key] = _new_ref()
+            lifetime = ttl.get(entity_type)
+            sealed = keys.sealer.seal(
+                value.encode("utf-8"), value_aad(tenant, conversation_id, number, ref, entity_type)
+            )
+            rows.append(
+                {
+                    "conversation_pk": pk,
+                    "ref": ref,
+                    "entity_type": entity_type,
+                    "blind_index": key[1],
+                    "ciphertext": sealed,
+                    "created_at": now,
+                    "expires_at": None if lifetime is None else now + lifetime,
+                }
+            )
+        return index_keys, rows
+
+    @staticmethod
+    def _known(conn: Connection, pk: int, index_keys: Iterable[_IndexKey]) -> dict[_IndexKey, str]:
+        indexes = sorted({index for _, index in index_keys})
+        if not indexes:
+            return {}
+        return {
+            (row.entity_type, row.blind_index): row.ref
+            for row in conn.execute(KNOWN, {"pk": pk, "indexes": indexes})
+        }
+
+    def _slow_tx(
+        self, conn: Connection, conversation_id: str, items: Sequence[tuple[str, str]]
+    ) -> tuple[list[str], Any]:
+        """(Create and) lock the live epoch, look up known values, insert new ones."""
+        epoch = self._live_epoch(conn, conversation_id)
+        keys = self._keys.open(conn, epoch, conversation_id)
+        probe = [(t, keys.blind_index(t, v)) for t, v in items]
+        known = self._known(conn, epoch.id, probe)
+        index_keys, rows = self._new_rows(
+            keys, conversation_id, (epoch.id, epoch.epoch), items, known
+        )
+        if rows:
+            conn.execute(INSERT_VALUES, rows)
+            known.update({(r["entity_type"], r["blind_index"]): r["ref"] for r in rows})
+        return [known[key] for key in index_keys], epoch
+
+    def _fast_tx(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        hint: Hint,
+        keys: EpochKeys,
+        items: Sequence[tuple[str, str]],
+    ) -> list[str]:
+        """Cached epoch: check it is still live (and lock it on PG), then insert-or-ignore."""
+        sql = self._storage.sql
+        assert sql.insert_new is not None
+        assert sql.insert_one is not None
+        pk, number, wrapped = hint
+        index_keys, rows = self._new_rows(keys, conversation_id, (pk, number), items, {})
+        if not self._storage.pg or len(rows) <= ROW_BY_ROW_PG:
+            # Row by row on the driver: each INSERT carries its own liveness check.  Nothing
+            # inserted means a known value, or the epoch is gone (shred nulls the blind
+            # indexes, so the lookup below finds nothing and we take the slow path).
+            inserted = set()
+            for row in rows:
+                inserted.update(sql.insert_one.scalars(conn, {**row, "pk": pk, "wrapped": wrapped}))
+        else:
+            if conn.execute(sql.still_live, {"pk": pk, "wrapped": wrapped}).first() is None:
+                raise _Stale()
+            inserted = set(conn.execute(sql.insert_new, rows).scalars())
+        refs = {(r["entity_type"], r["blind_index"]): r["ref"] for r in rows}
+        lost = [key for key, ref in refs.items() if ref not in inserted]
+        if lost:
+            # Another call stored these values first (or, rarely, a fresh ref collided).
+            known = self._known(conn, pk, lost)
+            if any(key not in known for key in lost):
+                raise _Stale()
+            refs.update(known)
+        return [refs[key] for key in index_keys]
+
+    def tokenize_many(
+        self, conversation_id: str, items: Iterable[tuple[str, str]], then: Then | None
+    ) -> list[str]:
+        """All values in ONE transaction; `then(tx, refs)` last in it (see Vault)."""
+        check_conversation(conversation_id)
+        batch = list(items)
+        for entity_type, value in batch:
+            check_type(entity_type)
+            require("value", isinstance(value, str))
+        if not batch:
+            return []
+        storage = self._storage
+        cached = self._keys.hint(conversation_id) if storage.sql.insert_new is not None else None
+        if cached is not None:
+            hint, keys = cached
+            try:
+                return storage.retry(
+                    "tokenize",
+                    lambda conn: _then(
+                        conn, self._fast_tx(conn, conversation_id, hint, keys, batch), then
+                    ),
+                )
+            except _Stale:
+                self._keys.forget(conversation_id)
+
+        def slow(conn: Connection) -> tuple[list[str], Any]:
+            refs, epoch = self._slow_tx(conn, conversation_id, batch)
+            return _then(conn, refs, then), epoch
+
+        refs, epoch = storage.retry("tokenize", slow)
+        self._keys.remember(conversation_id, epoch)
+        return refs
+
+    def tokenize_temporary(
+        self, conversation_id: str, entity_type: str, value: str, ttl_seconds: float | None
+    ) -> tuple[str, float | None]:
+        check_conversation(conversation_id)
+        check_type(entity_type)
+        require("value", isinstance(value, str))
+        if ttl_seconds is not None:
+            number = isinstance(ttl_seconds, int | float) and not isinstance(ttl_seconds, bool)
+            require("ttl_seconds", number and ttl_seconds > 0)
+        limits = [t for t in (ttl_seconds, self._policies.ttl_for(entity_type)) if t is not None]
+        storage = self._storage
+
+        def work(conn: Connection) -> tuple[str, float | None, Any]:
+            epoch = self._live_epoch(conn, conversation_id)
+            keys = self._keys.open(conn, epoch, conversation_id)
+            now = storage.clock()
+            expires = now + min(limits) if limits else None
+            ref = _new_ref()
+            aad = value_aad(storage.tenant, conversation_id, epoch.epoch, ref, entity_type)
+            row = {
+                "conversation_pk": epoch.id,
+                "ref": ref,
+                "entity_type": entity_type,
+                "blind_index": None,
+                "ciphertext": keys.sealer.seal(value.encode("utf-8"), aad),
+                "created_at": now,
+                "expires_at": expires,
+                "status": TEMPORARY,
+            }
+            conn.execute(INSERT_VALUES, [row])
+            return ref, expires, epoch
+
+        ref, expires, epoch = storage.retry("tokenize", work)
+        self._keys.remember(conversation_id, epoch)
+        return ref, expires
