@@ -26,6 +26,8 @@ def config_from_data(data: object) -> CoatcheckConfig:
         return CoatcheckConfig.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc, SETTING) from None
+    except DetectError as exc:  # a detection part that cannot load (presidio plug-ins)
+        raise _detect_error(exc) from None
 
 
 def load_config(path: Path | None) -> CoatcheckConfig:
@@ -53,5 +55,9 @@ def build_detector(config: DetectConfig) -> Detector:
     try:
         return Detector(config)
     except DetectError as exc:
-        message = str(exc).removeprefix(f"{exc.name}: ")
-        raise ConfigError(SETTING, message, exc.name) from None
+        raise _detect_error(exc) from None
+
+
+def _detect_error(exc: DetectError) -> ConfigError:
+    """Detection's error as the config's one line, at detection's own dotted field."""
+    return ConfigError(SETTING, str(exc).removeprefix(f"{exc.name}: "), exc.name)

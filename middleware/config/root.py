@@ -24,6 +24,7 @@ from pydantic import (
 
 from coatcheck.middleware.config_fields import AtPath, TypeName
 from coatcheck.middleware.detect import (
+    BUILTIN_TYPES,
     CustomType,
     DetectConfig,
     DetectionSettings,
@@ -81,12 +82,23 @@ class CoatcheckConfig(BaseModel):
     def _known_types(
         cls, value: dict[str, TypeSettings], info: ValidationInfo
     ) -> dict[str, TypeSettings]:
-        """A name under `types:` is built in, a custom type, or a context rule of its own
-        (a `pattern`, or `capture: whole`); anything else is a misspelling."""
+        """A name under `types:` is one detection emits, a custom type, or a context rule
+        of its own (a `pattern`, or `capture: whole`); anything else is a misspelling."""
+        custom = {c.name for c in info.data.get("custom_types", ())}
+        unknown = [
+            name
+            for name, settings in value.items()
+            if name not in BUILTIN_TYPES | custom
+            and settings.pattern is None
+            and settings.capture != "whole"
+        ]
+        if not unknown:
+            return value
+        # Only now: the presidio plug-ins a config names load slowly.  One that cannot load
+        # raises its DetectError, naming its own field (`config_from_data` reports it).
         known = builtin_types(info.data.get("detection", DetectionSettings()))
-        known |= {c.name for c in info.data.get("custom_types", ())}
-        for name, settings in value.items():
-            if name not in known and settings.pattern is None and settings.capture != "whole":
+        for name in unknown:
+            if name not in known:
                 raise AtPath(
                     (name,),
                     "unknown entity type: not built in, not in custom_types, and no pattern "

@@ -13,7 +13,6 @@ from __future__ import annotations
 from coatcheck.middleware.detect.address import ADDRESS_TYPE
 from coatcheck.middleware.detect.config import DetectionSettings
 from coatcheck.middleware.detect.context_rules import DEFAULT_RULES
-from coatcheck.middleware.detect.errors import DetectError
 from coatcheck.middleware.detect.names import PERSON_TYPE
 from coatcheck.middleware.detect.ner import NER_TYPES
 from coatcheck.middleware.detect.phone import PHONE_TYPE
@@ -32,18 +31,12 @@ BUILTIN_TYPES: frozenset[str] = frozenset(
 
 
 def known_types(detection: DetectionSettings) -> frozenset[str]:
-    """The built-in types plus those of the presidio plug-ins `detection` configures.
-
-    A plug-in section that cannot load adds nothing here: building the detector reports
-    it, naming the field.
-    """
+    """The built-in types plus those of the presidio plug-ins `detection` configures
+    (loading them: a section that cannot load raises its `ConfigError`, naming the field)."""
     if detection.presidio is None:
         return BUILTIN_TYPES
     from coatcheck.middleware.detect.presidio_plugin import PresidioPlugin
 
     settings = detection.presidio
-    try:
-        plugin = PresidioPlugin(settings.recognizers, settings.yaml, settings.min_score)
-    except DetectError:
-        return BUILTIN_TYPES
+    plugin = PresidioPlugin(settings.recognizers, settings.yaml, settings.min_score)
     return BUILTIN_TYPES | plugin.entity_types
