@@ -115,9 +115,28 @@ def test_the_channel_side() -> None:
     body = RasaMessage(sender="+14155550123", message="hi", metadata={"x": 1})
     turn = channel.to_turn(body)
     assert (turn.conversation_id, turn.rate_key, turn.channel) == (body.sender, body.sender, "rest")
-    assert turn.user_text() == "hi"
+    assert turn.user_text() == "hi" and turn.language is None
     [reply] = parse_answer([{"text": "hello"}]).replies
     assert channel.render(body, [reply]) == [{"recipient_id": body.sender, "text": "hello"}]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "language"),
+    [
+        ({"language": "de-DE"}, "de-DE"),
+        ({"language": "pt_BR", "other": 1}, "pt_BR"),
+        ({"language": ["de-DE"]}, None),  # not a string: no hint
+        ({"language": ""}, None),
+        ({"language": "x" * 36}, None),  # longer than any usable tag
+        ({"locale": "de-DE"}, None),
+        (None, None),
+    ],
+)
+def test_the_channel_language_hint(metadata: dict[str, Any] | None, language: str | None) -> None:
+    """Rasa's `metadata.language` is the turn's language hint (for detection); the rest of
+    the channel's metadata stays behind."""
+    body = RasaMessage(sender="u1", message="hi", metadata=metadata)
+    assert RasaRestChannel().to_turn(body).language == language
 
 
 @pytest.mark.parametrize(

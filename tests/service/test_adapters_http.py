@@ -4,6 +4,7 @@ can stand behind the channel (the domain knows no protocol)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,31 @@ def test_any_bot_adapter_can_answer(tmp_path: Path) -> None:
     }
     [pin] = parse_references(bot.turns[1].user_part().text)  # the rule the bot set applied
     assert pin.entity_type == "PIN" and "4711" not in second["text"]
+
+
+def test_the_channel_language_hint_reaches_detection(
+    service_factory: Callable[..., Service], stub_bot: StubBot, tmp_path: Path
+) -> None:
+    """Rasa's `metadata.language` goes to detection: with only en-US configured, a German
+    mobile number in national form is a phone number only when the channel says de-DE."""
+    config = tmp_path / "en-only.yml"
+    config.write_text("detection: {locales: [en-US]}\n", encoding="utf-8")
+    service = service_factory(bot_url=stub_bot.url, config=config)
+    number = "0171 94028383"
+
+    def sent(sender: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"sender": sender, "message": f"ok {number} bis morgen"}
+        if metadata is not None:
+            body["metadata"] = metadata
+        response = service.client.post(
+            "/webhooks/rest/webhook", json=body, headers=service.auth(Role.CHANNEL)
+        )
+        assert response.status_code == 200, response.text
+        return stub_bot.received[-1]
+
+    assert number in sent("h1", None)["message"]  # no hint: no US plan reads it
+    assert number in sent("h2", {"language": ["de-DE"]})["message"]  # not a hint
+    hinted = sent("h3", {"language": "de-DE", "note": "x"})
+    assert number not in hinted["message"]
+    assert [e["type"] for e in hinted["metadata"]["coatcheck"]["entities"]] == ["PHONE_NUMBER"]
+    assert set(hinted["metadata"]) == {"coatcheck"}  # the channel's metadata stays behind
