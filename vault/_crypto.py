@@ -8,6 +8,7 @@ every decryption failure becomes one opaque `DecryptionError`.
 
 from __future__ import annotations
 
+import hmac as _compare
 import os
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -28,6 +29,7 @@ __all__ = [
     "ed25519_public",
     "ed25519_sign",
     "ed25519_verify",
+    "equal",
     "hmac_sha256",
     "hmac_verify",
     "new_key",
@@ -96,6 +98,11 @@ def hmac_verify(key: bytes, message: bytes, tag: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def equal(a: str, b: str) -> bool:
+    """Constant-time comparison of two hex digests (stored MACs against computed ones)."""
+    return _compare.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def ed25519_public(seed: bytes) -> bytes:
