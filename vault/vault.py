@@ -78,7 +78,8 @@ class Vault:
 
     `keys` is the key provider (docs/keys.md) or, for tests and tools, raw master-key
     bytes (a host provider like `COATCHECK_MASTER_KEY`'s).  The caller owns the provider
-    (closes it).  `bucket_seconds`: the KEK bucket length (a UTC day); `grace_seconds`:
+    (closes it) unless `owns`: then `close()` closes it and disposes of the engine
+    (`open_vault`).  `bucket_seconds`: the KEK bucket length (a UTC day); `grace_seconds`:
     how long after its bucket ended a KEK is destroyed (the shredding bound's slack).
     """
 
@@ -94,6 +95,7 @@ class Vault:
         policies: Policies | None = None,
         bucket_seconds: float = DAY,
         grace_seconds: float = 3600.0,
+        owns: bool = False,
     ) -> None:
         require("tenant", isinstance(tenant, str) and 0 < len(tenant) <= 64)
         require("bucket_seconds", bucket_seconds >= 60)
@@ -102,6 +104,7 @@ class Vault:
         if not isinstance(keys, KeyProvider):
             keys = EnvKeyProvider(base64.b64encode(keys).decode("ascii"))
         self._provider = keys
+        self._owns = owns
         self._storage = storage = Storage(engine, tenant, clock, max_retries)
         keks = Keks(storage, keys, bucket_seconds)
         cache = KeyCache(keks, cache_size)
@@ -142,6 +145,13 @@ class Vault:
                 return ServiceKeys(provider, here).audit_mac_key, created
 
             storage.chain.bind(conn, load, entry)
+
+    def close(self) -> None:
+        """Release the provider and the engine if this vault opened them (`open_vault`)."""
+        if self._owns:
+            self._owns = False
+            self._provider.close()
+            self._storage.engine.dispose()
 
     def __repr__(self) -> str:
         storage = self._storage

@@ -31,8 +31,9 @@ def _prepare() -> tuple[Settings, Engine]:
     """Validated settings (errors name the variable) and an engine; creates the key file."""
     from coatcheck.middleware.detect.errors import DetectError
     from coatcheck.middleware.service.app import create_app
-    from coatcheck.middleware.service.bootstrap import master_key
+    from coatcheck.middleware.service.bootstrap import check_keys
     from coatcheck.middleware.settings import SettingsError, load_settings
+    from coatcheck.vault import VaultError
     from coatcheck.vault.db import make_engine
 
     try:
@@ -40,10 +41,10 @@ def _prepare() -> tuple[Settings, Engine]:
         # Every YAML section is parsed here, once, so a bad field is one line naming it and
         # exit 2 (not a traceback per worker while uvicorn's supervisor restarts them).
         create_app(settings)
-    except (SettingsError, ValueError, DetectError) as exc:
+        check_keys(settings)  # the key provider before the database: one line if it fails
+    except (SettingsError, ValueError, DetectError, VaultError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    master_key(settings)
     engine = make_engine(settings.database_url)
     return settings, engine
 

@@ -1,34 +1,61 @@
-"""`coatcheck db upgrade`, `coatcheck keys rotate`, `coatcheck audit verify`.
+"""`coatcheck db`, `keys`, `audit` and `subject`: the vault's operator commands.
 
 Thin wrappers: settings come from `coatcheck.middleware.settings.Settings`, the vault from
-`coatcheck.vault.open_vault`, so the CLI and the service open the vault the same way.
+`coatcheck.vault.open_vault` (the configured key provider), so the CLI and the service
+open the vault the same way.  Errors are one line naming the setting or the file
+(exit 2); a broken audit chain exits 1.  docs/keys.md has the procedures these serve
+(rotation, the move to PKCS#11, checkpoints, backups, a person's erasure and export).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import typer
 
 from coatcheck.middleware.cli.app import app
-from coatcheck.middleware.settings import Settings
+from coatcheck.middleware.settings import Settings, SettingsError, load_settings
 from coatcheck.vault import Vault, VaultError, open_vault, upgrade
+from coatcheck.vault.keys import Checkpoint, InvalidCheckpoint, verify_checkpoint
 
-__all__ = ["audit_app", "db_app", "keys_app"]
+__all__ = ["audit_app", "db_app", "keys_app", "subject_app"]
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-keys_app = typer.Typer(help="Key-encryption keys.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys and the root key.", no_args_is_help=True)
+audit_app = typer.Typer(help="The MAC-linked audit chain.", no_args_is_help=True)
+subject_app = typer.Typer(help="One person's data, on their request.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(subject_app, name="subject")
+
+_ACTOR = typer.Option("cli", help="Who does it (audited).")
 
 
-def _open(settings: Settings) -> Vault:
-    secret = settings.master_key.get_secret_value() if settings.master_key else None
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@contextmanager
+def _vault() -> Iterator[Vault]:
+    """The configured vault (schema upgraded), closed afterwards; errors as one line."""
     try:
-        return open_vault(settings.database_url, secret, settings.key_file, settings.tenant)
+        settings = load_settings()
+        vault = open_vault(settings.database_url, settings.provider_settings(), settings.tenant)
+    except (VaultError, SettingsError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield vault
     except VaultError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
+    finally:
+        vault.close()
 
 
 @db_app.command("upgrade")
@@ -39,20 +66,156 @@ def db_upgrade() -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate(actor: str = typer.Option("cli", help="Who rotates (audited).")) -> None:
-    """Add a KEK version and re-wrap every conversation data key under it."""
-    version = _open(Settings()).rotate(actor)
-    typer.echo(f"rotated: KEK version {version} is now the newest")
+def keys_rotate(actor: str = _ACTOR) -> None:
+    """Fresh KEKs for every data key: each KEK is retired (its data keys re-wrapped under a
+    new one, then destroyed), online."""
+    with _vault() as vault:
+        done = vault.rotate(actor)
+    typer.echo(f"rotated: {done.destroyed} KEKs retired, {done.moved} data keys re-wrapped")
+
+
+@keys_app.command("maintain")
+def keys_maintain(actor: str = _ACTOR) -> None:
+    """One maintenance pass (the sweeper runs it every pass): move data keys out of buckets
+    that ended, re-wrap epochs from before key providers, destroy KEKs nothing needs."""
+    with _vault() as vault:
+        done = vault.maintain(actor)
+    settled = "settled" if done.settled else "not settled yet (a reader was in the way)"
+    typer.echo(
+        f"maintained: {done.moved} data keys moved, {done.destroyed} KEKs destroyed, "
+        f"{done.legacy_left} epochs still under a pre-provider KEK; files {settled}"
+    )
+
+
+@keys_app.command("rotate-root")
+def keys_rotate_root(actor: str = _ACTOR) -> None:
+    """Move every sealed key and KEK to the configured root (COATCHECK_KEY_PROVIDER), from
+    the older roots in COATCHECK_PREVIOUS_KEY_FILES / COATCHECK_PREVIOUS_MASTER_KEY."""
+    with _vault() as vault:
+        done = vault.rotate_root(actor)
+    typer.echo(
+        f"root {done.root_id}: {done.resealed} sealed again, {done.retired} KEKs moved to it"
+    )
+    if done.left:
+        typer.echo(f"{done.left} blobs still name an older root: run it again", err=True)
+        raise typer.Exit(1)
+    typer.echo("nothing names an older root: remove it from the configuration and destroy it")
+
+
+def _pinned(public_key: str | None, vault: Vault) -> bytes:
+    if public_key is None:
+        return vault.checkpoint_signer.public_key
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail("--public-key: not base64") from None
+    if len(raw) != 32:
+        raise _fail("--public-key: an Ed25519 public key is 32 bytes")
+    return raw
+
+
+def _checkpoints(files: list[Path], public: bytes) -> list[Checkpoint]:
+    """Every line of every file, each one's signature checked against `public`."""
+    found: list[Checkpoint] = []
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"--checkpoint: cannot read {path}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append(verify_checkpoint(line, public))
+            except InvalidCheckpoint:
+                message = f"--checkpoint: {path} line {number} is not signed by the pinned key"
+                raise _fail(message) from None
+    return found
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit hash chain; exit 1 naming the first bad row."""
-    report = _open(Settings()).verify_audit()
+def audit_verify(
+    checkpoint: list[Path] = typer.Option(  # noqa: B008
+        [], help="Checkpoint file(s) kept elsewhere (JSON lines from `audit checkpoint`)."
+    ),
+    public_key: str | None = typer.Option(
+        None, help="The pinned public key (base64, `audit public-key`); default: the vault's."
+    ),
+    incremental: bool = typer.Option(
+        False, help="Only rows after the last good verification (what the sweeper does)."
+    ),
+) -> None:
+    """Check the whole audit chain (read transactions only: no writer waits); exit 1
+    naming the first bad row.  The result is recorded for the log viewer."""
+    with _vault() as vault:
+        checkpoints = _checkpoints(checkpoint, _pinned(public_key, vault)) if checkpoint else []
+        report = vault.verify_audit(full=not incremental, checkpoints=checkpoints)
     if not report.ok:
         typer.echo(
-            f"audit chain BROKEN at row {report.first_bad} ({report.rows} rows verified before it)",
+            f"audit chain BROKEN at row {report.first_bad} ({report.rows} rows good before it)",
             err=True,
         )
         raise typer.Exit(1)
-    typer.echo(f"audit chain ok: {report.rows} rows")
+    behind = f", {len(checkpoints)} checkpoints hold" if checkpoints else ""
+    typer.echo(f"audit chain ok: {report.rows} rows ({report.checked} checked now{behind})")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain's head, signed (Ed25519), as one JSON line: keep it elsewhere."""
+    with _vault() as vault:
+        typer.echo(vault.audit_checkpoint())
+
+
+@audit_app.command("public-key")
+def audit_public_key() -> None:
+    """Print the checkpoint signing key's public half (base64): pin it where you verify."""
+    with _vault() as vault:
+        typer.echo(base64.b64encode(vault.checkpoint_signer.public_key).decode("ascii"))
+
+
+_SENDER = typer.Option(
+    ..., "--sender", help="The person's real sender id (as the channel sends it)."
+)
+
+
+@subject_app.command("pseudonym")
+def subject_pseudonym(sender: str = _SENDER) -> None:
+    """Print the pseudonym of a sender id (how their conversations are stored)."""
+    with _vault() as vault:
+        typer.echo(vault.pseudonym(sender))
+
+
+@subject_app.command("erase")
+def subject_erase(sender: str = _SENDER, actor: str = _ACTOR) -> None:
+    """Shred every conversation of one person and destroy the KEKs that wrapped them."""
+    with _vault() as vault:
+        done = vault.subject_erase(sender, actor)
+    bound = "final" if done.final else "final for the live database (docs/keys.md: the bound)"
+    typer.echo(
+        f"erased: {done.conversations} conversations, {done.epochs} data keys shredded, "
+        f"{done.keks_destroyed} KEKs destroyed; {bound}"
+    )
+
+
+@subject_app.command("export")
+def subject_export(sender: str = _SENDER, actor: str = _ACTOR) -> None:
+    """Print one person's own vaulted values as JSON (each value's release is audited)."""
+    with _vault() as vault:
+        values = vault.subject_export(sender, actor)
+        pseudonym = vault.pseudonym(sender)
+    doc = {
+        "subject": pseudonym,
+        "values": [
+            {
+                "conversation_id": v.conversation_id,
+                "ref": v.ref,
+                "type": v.entity_type,
+                "created_at": v.created_at,
+                "status": v.status or "live",
+                "value": v.value,
+            }
+            for v in values
+        ],
+    }
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))

@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from coatcheck.middleware.detect import Detector, load_config
 from coatcheck.middleware.export import build_sinks
 from coatcheck.middleware.pipeline import Redactor
-from coatcheck.middleware.service.bootstrap import bootstrap, master_key
+from coatcheck.middleware.service.bootstrap import bootstrap
 from coatcheck.middleware.service.botclient import BotClient, EchoBot, HttpBot
 from coatcheck.middleware.service.export_routes import load_export_section
 from coatcheck.middleware.service.export_routes import router as export_router
@@ -45,8 +45,9 @@ from coatcheck.middleware.service.state import Gateway
 from coatcheck.middleware.service.sweeper import run_sweeper
 from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
-from coatcheck.vault import GrantSigner, KeyRing, Vault
+from coatcheck.vault import GrantSigner, Vault
 from coatcheck.vault.db import make_engine
+from coatcheck.vault.keys import open_provider
 
 __all__ = ["create_app"]
 
@@ -94,17 +95,27 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The key provider first: a bad key setting stops the start before the database
+        # is touched (one line naming the setting).
+        provider = open_provider(settings.provider_settings())
         engine = make_engine(settings.database_url)
         reader = make_read_engine(settings.database_url)
         writer = make_write_engine(settings.database_url, engine)
-        key = master_key(settings)
         created = bootstrap(settings, engine)
         if created is not None:
             log.warning("first run: starter API keys written to %s", created)
         detector = Detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(engine, key, tenant=settings.tenant, clock=clock, policies=policies)
+        vault = Vault(
+            engine,
+            provider,
+            tenant=settings.tenant,
+            clock=clock,
+            policies=policies,
+            bucket_seconds=settings.kek_bucket_seconds,
+            grace_seconds=settings.kek_grace_seconds,
+        )
         async with aiohttp.ClientSession() as http, external_resolver(external, clock) as resolver:
             client = bot
             if client is None:
@@ -122,7 +133,7 @@ def create_app(
                 db_limiter=CapacityLimiter(_db_threads(settings, engine)),
                 sessions=sessionmaker(engine),
                 vault=vault,
-                signer=GrantSigner(KeyRing.from_master_key(key)),
+                signer=GrantSigner(vault.grant_key),
                 detector=detector,
                 redactor=Redactor(detector, vault, detect_config),
                 detect_config=detect_config,
@@ -149,6 +160,7 @@ def create_app(
                 reader.dispose()
                 writer.dispose()
                 engine.dispose()
+                provider.close()
 
     app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
     install_handlers(app)

@@ -127,6 +127,8 @@ def end_conversation(gw: Gateway, conversation_id: str, actor: str, reason: str)
     why = EndReason(reason)
     with guarded_tx(gw.writer) as tx:
         result = _end(tx, gw, conversation_id, actor, why)
+    if why is not EndReason.IDLE:  # the sweeper settles once per pass (`Vault.maintain`)
+        gw.vault.settle()  # what the end shredded leaves the live files now (docs/keys.md)
     if result.ended:  # after the commit: one place for every way a conversation ends
         export_at_end(gw, conversation_id, result.status, result.ended_at)
     return result

@@ -17,8 +17,14 @@ Every worker runs `run_sweeper` (started in the app's lifespan, every
   conversations past their deadline are re-synced on every pass, so a crash between the
   two leaves no stale status behind.
 
-Everything is audited by the vault (`end`, `expire`, `shred`, actor `sweeper`).  The clock
-is the gateway's (injected in tests); `sweep_once` is what tests call.
+- keys: `Vault.maintain` moves data keys out of buckets that ended, destroys KEKs nothing
+  needs any more and settles the files (docs/keys.md), so a shred is final within the
+  documented bound; each KEK destroy is claimed with a row lock, so once.
+- audit: every `COATCHECK_AUDIT_VERIFY_SECONDS` the chain is verified incrementally
+  (`verify_once`), without the write lock; the viewer shows the newest result.
+
+Everything is audited by the vault (`end`, `expire`, `shred`, `kek_destroy`, actor
+`sweeper`).  The clock is the gateway's (injected in tests); `sweep_once` is what tests call.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from coatcheck.middleware.service.lifecycle import EndReason, end_conversation, 
 from coatcheck.middleware.service.state import Gateway
 from coatcheck.middleware.service.store import guarded_conn, guarded_tx
 
-__all__ = ["SWEEPER", "SweepReport", "run_sweeper", "sweep_once"]
+__all__ = ["SWEEPER", "SweepReport", "run_sweeper", "sweep_once", "verify_once"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class SweepReport:
     forgotten: int = 0
     shredded_epochs: int = 0
     rate_rows_dropped: int = 0
+    keks_destroyed: int = 0
 
 
 def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
@@ -76,7 +83,18 @@ def sweep_once(gw: Gateway, *, batch: int = _BATCH) -> SweepReport:
     for conversation_id in sorted(_ended_among(gw, touched) | _retained_past_deadline(gw, batch)):
         with guarded_tx(gw.writer) as tx:
             sync_status(tx, gw, conversation_id)
-    return SweepReport(tuple(ended), forgotten, shredded, _drop_past_rate_windows(gw, batch))
+    dropped = _drop_past_rate_windows(gw, batch)
+    upkeep = gw.vault.maintain(SWEEPER, limit=batch)
+    return SweepReport(tuple(ended), forgotten, shredded, dropped, upkeep.destroyed)
+
+
+def verify_once(gw: Gateway) -> bool:
+    """Verify the audit chain from the newest good verification (read transactions only:
+    no writer waits for it); the result is recorded for the viewer.  Whether it holds."""
+    report = gw.vault.verify_audit()
+    if not report.ok:
+        log.error("audit chain BROKEN at row %s", report.first_bad)
+    return report.ok
 
 
 def _drop_past_rate_windows(gw: Gateway, batch: int) -> int:
@@ -157,13 +175,23 @@ async def run_sweeper(gw: Gateway, interval: float) -> None:
     queues with the messages instead of fighting them for the write lock).  Cancelling
     waits for a running pass to finish, so the engines are never disposed under it.
     """
+    verify_every = gw.settings.audit_verify_seconds
+    verified_at = gw.clock()
     while True:
         await anyio.sleep(interval)
+        if verify_every > 0 and gw.clock() - verified_at >= verify_every:
+            verified_at = gw.clock()
+            try:  # in its own thread, outside the limiter: it reads, and no writer waits
+                await to_thread.run_sync(verify_once, gw)
+            except Exception as exc:
+                log.warning("audit verification failed: %s", type(exc).__name__)
         try:
             report = await to_thread.run_sync(sweep_once, gw, limiter=gw.db_limiter)
         except Exception as exc:  # keep sweeping: the next pass retries what failed
             log.warning("sweep failed: %s", type(exc).__name__)
             continue
+        if report.keks_destroyed:
+            log.info("sweep: %d key-encryption keys destroyed", report.keks_destroyed)
         if report.ended or report.forgotten or report.shredded_epochs:
             log.info(
                 "sweep: %d idle conversations ended, %d values forgotten, %d keys shredded",

@@ -66,7 +66,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 def _codec(gw: Gateway) -> Codec:
-    return Codec(gw.vault.keyring.grant_key)
+    return Codec(gw.vault.grant_key)
 
 
 def _page(name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
@@ -267,7 +267,7 @@ def audit(request: Request, conversation: str = "", actor: str = "", action: str
             action=action.strip()[:32] or None,
             limit=500,
         )
-        report = gw.vault.verify_audit()
+        report = gw.vault.audit_status()  # the newest recorded result: never verified per page
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     filters = {"conversation": conversation[:255], "actor": actor[:255], "action": action[:32]}
