@@ -42,6 +42,7 @@ from coatcheck.middleware.service.readdb import make_read_engine, make_write_eng
 from coatcheck.middleware.service.recent import RecentValues
 from coatcheck.middleware.service.routes import router
 from coatcheck.middleware.service.state import Gateway
+from coatcheck.middleware.service.subject_routes import router as subject_router
 from coatcheck.middleware.service.sweeper import run_sweeper
 from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
@@ -166,6 +167,7 @@ def create_app(
     install_handlers(app)
     app.include_router(router)
     app.include_router(export_router)
+    app.include_router(subject_router)  # a person's erasure and export (docs/keys.md)
     app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth

@@ -14,6 +14,7 @@ __all__ = [
     "GrantIn",
     "RedactIn",
     "RevealIn",
+    "SubjectIn",
     "TemporaryIn",
     "WebhookIn",
 ]
@@ -78,3 +79,9 @@ class TemporaryIn(_Body):
     type: TypeName = "TEMPORARY"
     value: Annotated[CleanStr, Field(min_length=1, max_length=4000)]
     ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] | None = None
+
+
+class SubjectIn(_Body):
+    """A person, by the sender id their channel uses (hashed to its pseudonym)."""
+
+    sender: ConversationId

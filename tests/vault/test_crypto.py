@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from coatcheck.vault import DecryptionError, Grant, Vault, make_engine
-from coatcheck.vault.keys import UnknownRoot
 from coatcheck.vault._crypto import NONCE_BYTES, Sealer, aad, new_key
+from coatcheck.vault.keys import UnknownRoot
 from coatcheck.vault.models import StoredValue
 from tests.conftest import FakeClock
 
