@@ -335,37 +335,34 @@ def verify(
     """Verify the chain without the write lock and record the result; the report.
 
     Incremental from the newest good verification record unless `full` (or checkpoints
-    are given: then from row 1, and each checkpoint's row must still carry its head).
-    Fails when a link or MAC is wrong, an id is missing or repeated,
-    the head does not match the last row, or the chain is shorter than a verification
-    record or the checkpoint says it was (truncation).
+    are given: then from row 1).  Fails when a link or MAC is wrong, an id is missing or
+    repeated, the head does not match the last row, or the row a checkpoint (or the newest
+    good verification record) pins no longer carries its link, or no longer exists: the
+    chain was truncated behind it and the head moved back.
     """
     full = full or bool(checkpoints)
     with read_transaction(engine) as conn:
         head = read_head(conn)
-        anchor = None if full else _anchor(conn, key)
-        walk = _Walk(0, GENESIS)
-        if anchor is not None and anchor.rows > head.last_id:
-            walk.first_bad = head.last_id + 1  # truncated behind a verified point
-        elif anchor is not None and anchor.rows > 0:
-            row = conn.execute(select(_LOG.c.row_hash).where(_LOG.c.id == anchor.rows)).first()
-            if (
-                row is not None
-                and anchor.head is not None
-                and _crypto.equal(row.row_hash, anchor.head)
-            ):
-                walk = _Walk(anchor.rows, anchor.head)
-            else:
-                walk.first_bad = anchor.rows  # the verified row was rewritten or removed
+        anchor = _anchor(conn, key)
+    # The newest good verification pins a point of the chain like a checkpoint does (its
+    # own MAC holds): an incremental walk starts there, a full one must pass through it.
+    pins = list(checkpoints)
+    if anchor is not None and anchor.head is not None:
+        pins.append(Checkpoint(anchor.rows, anchor.head, anchor.at or 0.0))
+    walk = _Walk(0, GENESIS)
+    if not full and anchor is not None and anchor.head is not None:
+        walk.first_bad = _against(engine, pins[-1], head)
+        if walk.first_bad is None:
+            walk = _Walk(anchor.rows, anchor.head)
     more = walk.first_bad is None
     while more:
         with read_transaction(engine) as conn:
             more = _walk_chunk(conn, key, head, walk)
     if walk.first_bad is None and (walk.seq != head.last_id or walk.prev != head.last_hash):
         walk.first_bad = walk.seq + 1  # the head names a row the chain does not end with
-    for checkpoint in sorted(checkpoints, key=lambda cp: cp.seq):
+    for pin in sorted(pins, key=lambda cp: cp.seq):
         if walk.first_bad is None:
-            walk.first_bad = _against(engine, checkpoint, head)
+            walk.first_bad = _against(engine, pin, head)
     return _record_result(engine, key, clock(), walk)
 
 
