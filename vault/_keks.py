@@ -123,7 +123,7 @@ class Keks:
                 row = self._active_row(conn, kind, start)
                 generation = 0 if row is not None else self._next_generation(conn, kind, start)
             if row is not None:
-                opened = self._open_record(row.kek_id, row.record)
+                opened = self._open_active(row.kek_id, row.record)
             else:
                 opened = self._create(kind, start, end, generation)
             if opened is not None:
@@ -133,6 +133,17 @@ class Keks:
         with self._lock:
             self._current[(kind, start)] = opened
         return opened
+
+    def _open_active(self, kek_id: str, record: bytes | None) -> BucketKek | None:
+        """An active row's KEK; None (and the row marked destroyed) when the provider no
+        longer has it: a database restored from before its destroy.  Then a new
+        generation of the bucket takes over; what the old KEK wrapped reads as shredded."""
+        try:
+            return self._open_record(kek_id, record)
+        except KeyDestroyed:
+            with self._storage.engine.begin() as conn:
+                self.set_state(conn, kek_id, (ACTIVE,), DESTROYED)
+            return None
 
     def forget(self, kek_id: str | None = None) -> None:
         """Drop remembered KEKs (one, or all): the next use reads their rows again."""
