@@ -110,13 +110,12 @@ class Rotator:
         for name, blob in rows:
             if root_of(blob) == root_id:
                 continue
+            fresh = self._service.reseal(name)  # before the write transaction (SQLite)
             with storage.engine.begin() as conn:
                 done += conn.execute(
                     update(_OBJECTS)
                     .where(_OBJECTS.c.name == name, _OBJECTS.c.blob == blob)
-                    .values(
-                        blob=self._service.reseal(name), root_id=root_id, updated_at=storage.clock()
-                    )
+                    .values(blob=fresh, root_id=root_id, updated_at=storage.clock())
                 ).rowcount
         return done
 
