@@ -89,9 +89,10 @@ def sha_link(record: AuditRecord, prev: str) -> str:
     return hashlib.sha256(_canonical(record, prev)).hexdigest()
 
 
-def mac_link(key: bytes, record: AuditRecord, prev: str) -> str:
+def mac_link(key: bytes | _crypto.Mac, record: AuditRecord, prev: str) -> str:
     """A link under the audit key: HMAC-SHA256 over the row and the previous link."""
-    return _crypto.hmac_sha256(key, _LINK_DOMAIN + _canonical(record, prev)).hex()
+    mac = key if isinstance(key, _crypto.Mac) else _crypto.Mac(key)
+    return mac.hexdigest(_LINK_DOMAIN + _canonical(record, prev))
 
 
 _READ_HEAD = (
@@ -142,10 +143,11 @@ class Head:
 
 
 def _link(
-    key: bytes, entries: Sequence[Entry], last_id: int, last_hash: str
+    key: bytes | _crypto.Mac, entries: Sequence[Entry], last_id: int, last_hash: str
 ) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     prev = last_hash
+    mac = key if isinstance(key, _crypto.Mac) else _crypto.Mac(key)
     for offset, e in enumerate(entries, start=1):
         record = AuditRecord(
             last_id + offset,
@@ -159,7 +161,7 @@ def _link(
             e.purpose,
             e.outcome,
         )
-        row_hash = mac_link(key, record, prev)
+        row_hash = mac_link(mac, record, prev)
         rows.append({**record.__dict__, "prev_hash": prev, "row_hash": row_hash})
         prev = row_hash
     return rows
@@ -172,6 +174,7 @@ class Chain:
         self._lock = threading.Lock()
         self._head: tuple[int, str] | None = None
         self._key: bytes | None = None
+        self._mac: _crypto.Mac | None = None
 
     @property
     def key(self) -> bytes:
@@ -194,7 +197,7 @@ class Chain:
         key, created = load_key()
         if created != (head.mac_from is None):
             raise AuditChainTampered()
-        self._key = key
+        self._key, self._mac = key, _crypto.Mac(key)
         if created and head.last_id == 0:  # an empty chain: MAC links from its first row
             conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(mac_from=1))
         elif created:
@@ -211,7 +214,8 @@ class Chain:
         """Append `entries` in order inside the caller's transaction."""
         if not entries:
             return
-        key = self.key
+        key = self._mac
+        assert key is not None, "the vault binds the audit key before any append"
         with self._lock:
             guess = self._head
         rows: list[dict[str, object]] | None = None
@@ -294,7 +298,7 @@ class _Walk:
     first_bad: int | None = None
 
 
-def _link_ok(key: bytes, head: Head, row: Any, prev: str) -> bool:
+def _link_ok(key: _crypto.Mac, head: Head, row: Any, prev: str) -> bool:
     """Whether `row` links to `prev` the way its place in the chain demands."""
     record = _record(row)
     if head.mac_from is None or record.id < head.mac_from:
@@ -306,7 +310,7 @@ def _link_ok(key: bytes, head: Head, row: Any, prev: str) -> bool:
     return row.prev_hash == prev and _crypto.equal(link, row.row_hash)
 
 
-def _walk_chunk(conn: Connection, key: bytes, head: Head, walk: _Walk) -> bool:
+def _walk_chunk(conn: Connection, key: _crypto.Mac, head: Head, walk: _Walk) -> bool:
     """Verify up to CHUNK rows after `walk.seq`; True while more rows remain to walk."""
     query = (
         select(_LOG)
@@ -354,10 +358,10 @@ def verify(
         walk.first_bad = _against(engine, pins[-1], head)
         if walk.first_bad is None:
             walk = _Walk(anchor.rows, anchor.head)
-    more = walk.first_bad is None
+    more, mac = walk.first_bad is None, _crypto.Mac(key)
     while more:
         with read_transaction(engine) as conn:
-            more = _walk_chunk(conn, key, head, walk)
+            more = _walk_chunk(conn, mac, head, walk)
     if walk.first_bad is None and (walk.seq != head.last_id or walk.prev != head.last_hash):
         walk.first_bad = walk.seq + 1  # the head names a row the chain does not end with
     for pin in sorted(pins, key=lambda cp: cp.seq):

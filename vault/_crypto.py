@@ -23,6 +23,7 @@ from coatcheck.vault.errors import DecryptionError
 __all__ = [
     "KEY_BYTES",
     "NONCE_BYTES",
+    "Mac",
     "Sealer",
     "aad",
     "derive",
@@ -87,6 +88,24 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     mac = _hmac.HMAC(key, hashes.SHA256())
     mac.update(message)
     return mac.finalize()
+
+
+class Mac:
+    """HMAC-SHA256 under one key, keyed once: each digest copies the keyed state (half the
+    cost of keying per message; the audit chain makes one per row)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = _hmac.HMAC(key, hashes.SHA256())
+
+    def __repr__(self) -> str:
+        return "Mac(<redacted>)"
+
+    def hexdigest(self, message: bytes) -> str:
+        mac = self._keyed.copy()
+        mac.update(message)
+        return mac.finalize().hex()
 
 
 def hmac_verify(key: bytes, message: bytes, tag: bytes) -> bool:

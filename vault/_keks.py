@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from coatcheck.vault import _crypto
-from coatcheck.vault._statements import KEK
+from coatcheck.vault._statements import CONV, KEK
 from coatcheck.vault._storage import Storage
 from coatcheck.vault.errors import DecryptionError, KeyConfigError
 from coatcheck.vault.keyring import KeyRing
@@ -267,6 +267,17 @@ class Keks:
             self.load_legacy(conn)
         aad = _crypto.aad("dek", self._storage.tenant, conversation_id, epoch.epoch, version)
         return keyring.unwrap_dek(epoch.wrapped_dek, version, aad)
+
+    def check_legacy(self) -> None:
+        """Open the legacy KEK versions if any epoch still needs them: a wrong master key
+        fails here (as it always did), a provider without a host root names the setting."""
+        tenant = self._storage.tenant
+        needed = select(func.count()).where(
+            CONV.c.tenant == tenant, CONV.c.kek_id.is_(None), CONV.c.wrapped_dek.is_not(None)
+        )
+        with self._storage.engine.begin() as conn:
+            if conn.execute(needed).scalar_one():
+                self.load_legacy(conn)
 
     def load_legacy(self, conn: Connection) -> int:
         """Load the legacy KEK versions of the tenant; how many rows exist.

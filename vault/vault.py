@@ -32,7 +32,7 @@ import base64
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
@@ -42,7 +42,6 @@ from coatcheck.vault._reads import Reader, RefInfo
 from coatcheck.vault._retention import Retainer
 from coatcheck.vault._rotation import RootRotation, Rotator
 from coatcheck.vault._servicekeys import DbKeyStore
-from coatcheck.vault._statements import CONV
 from coatcheck.vault._storage import Storage
 from coatcheck.vault._subjects import Subjects
 from coatcheck.vault._tokens import Then, Tokenizer
@@ -112,12 +111,7 @@ class Vault:
         self._reads = Reader(storage, cache)
         self._retention = Retainer(storage, cache, self._policies)
         self._upkeep = Upkeep(storage, keks, cache, grace_seconds)
-        with engine.begin() as conn:  # before anything is sealed under this root
-            legacy = select(func.count()).where(
-                CONV.c.kek_id.is_(None), CONV.c.wrapped_dek.is_not(None)
-            )
-            if conn.execute(legacy.where(CONV.c.tenant == tenant)).scalar_one():
-                keks.load_legacy(conn)  # a wrong master key fails here, as it always did
+        keks.check_legacy()  # before anything is sealed under this root
         store = DbKeyStore(engine, clock)
         self._bind_audit(store)
         self._service = service = ServiceKeys(keys, store)
