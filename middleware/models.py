@@ -12,7 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from coatcheck.vault.models import Base
 
-__all__ = ["ApiKey", "ConversationState", "ExportRedaction", "HistoryEntry", "RateCounter"]
+__all__ = [
+    "ApiKey",
+    "ConversationState",
+    "ExportRedaction",
+    "HistoryEntry",
+    "RateCounter",
+    "UiSession",
+]
 
 
 class ApiKey(Base):
@@ -92,3 +99,19 @@ class ExportRedaction(Base):
     config_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class UiSession(Base):
+    """A live log-viewer session, so signing out (or revoking the key) ends it at once.
+
+    The cookie is signed and carries a random nonce; the row holds only the nonce's SHA-256
+    (`id`), the API key's public prefix, and the expiry.  A cookie whose row is gone is
+    refused, however valid its signature.  Expired rows are dropped at each sign-in.
+    """
+
+    __tablename__ = "gw_ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, index=True, nullable=False)

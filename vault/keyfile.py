@@ -76,6 +76,9 @@ def _read_private(path: Path, setting: str) -> str:
     """The file's text, refused when group or others have any access to it."""
     try:
         fd = os.open(path, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory opens, then fails to read
+            os.close(fd)
+            raise OSError(path)
     except OSError:
         raise KeyConfigError(setting, f"{setting}: cannot read the key file {path}") from None
     with os.fdopen(fd, "rb") as handle:

@@ -1,10 +1,11 @@
 """`coatcheck db`, `keys`, `audit` and `subject`: the vault's operator commands.
 
-Thin wrappers: settings come from `coatcheck.middleware.settings.Settings`, the vault from
-`coatcheck.vault.open_vault` (the configured key provider), so the CLI and the service
-open the vault the same way.  Errors are one line naming the setting or the file
-(exit 2); a broken audit chain exits 1.  docs/keys.md has the procedures these serve
-(rotation, the move to PKCS#11, checkpoints, backups, a person's erasure and export).
+Thin wrappers: settings come from `coatcheck.middleware.settings.load_settings`, the vault
+from `coatcheck.vault.open_vault` (the configured key provider), so the CLI and the service
+open the vault the same way.  Set-up failures (a bad setting or key, an unreachable
+database) and refused arguments are one line, exit 2; a broken audit chain exits 1.
+docs/keys.md has the procedures these serve (rotation, the move to PKCS#11, checkpoints,
+backups, a person's erasure and export).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import typer
 
 from coatcheck.middleware.cli.app import app
-from coatcheck.middleware.settings import Settings, SettingsError, load_settings
-from coatcheck.vault import Vault, VaultError, open_vault, upgrade
+from coatcheck.middleware.cli.errors import fail, one_line_errors
+from coatcheck.middleware.settings import load_settings
+from coatcheck.vault import Vault, open_vault, upgrade
 from coatcheck.vault.keys import Checkpoint, InvalidCheckpoint, verify_checkpoint
 
 __all__ = ["audit_app", "db_app", "keys_app", "subject_app"]
@@ -37,23 +39,15 @@ app.add_typer(subject_app, name="subject")
 _ACTOR = typer.Option("cli", help="Who does it (audited).")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 @contextmanager
 def _vault() -> Iterator[Vault]:
     """The configured vault (schema upgraded), closed afterwards; errors as one line."""
-    try:
+    with one_line_errors():
         settings = load_settings()
         vault = open_vault(settings.database_url, settings.provider_settings(), settings.tenant)
-    except (VaultError, SettingsError) as exc:
-        raise _fail(str(exc)) from None
     try:
-        yield vault
-    except VaultError as exc:
-        raise _fail(str(exc)) from None
+        with one_line_errors():
+            yield vault
     finally:
         vault.close()
 
@@ -61,7 +55,8 @@ def _vault() -> Iterator[Vault]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (safe while other workers start)."""
-    upgrade(Settings().database_url)
+    with one_line_errors():
+        upgrade(load_settings().database_url)
     typer.echo("database schema is up to date")
 
 
@@ -108,9 +103,9 @@ def _pinned(public_key: str | None, vault: Vault) -> bytes:
     try:
         raw = base64.b64decode(public_key, validate=True)
     except (binascii.Error, ValueError):
-        raise _fail("--public-key: not base64") from None
+        fail("--public-key: not base64")
     if len(raw) != 32:
-        raise _fail("--public-key: an Ed25519 public key is 32 bytes")
+        fail("--public-key: an Ed25519 public key is 32 bytes")
     return raw
 
 
@@ -121,7 +116,7 @@ def _checkpoints(files: list[Path], public: bytes) -> list[Checkpoint]:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
-            raise _fail(f"--checkpoint: cannot read {path}") from None
+            fail(f"--checkpoint: cannot read {path}")
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -129,7 +124,7 @@ def _checkpoints(files: list[Path], public: bytes) -> list[Checkpoint]:
                 found.append(verify_checkpoint(line, public))
             except InvalidCheckpoint:
                 message = f"--checkpoint: {path} line {number} is not signed by the pinned key"
-                raise _fail(message) from None
+                fail(message)
     return found
 
 

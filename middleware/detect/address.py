@@ -22,8 +22,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 
-from coatcheck.middleware.detect.locales import Lexicon, lexicon_for
+from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import Scan
 
 __all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
@@ -65,14 +66,29 @@ _PARTICLE = (
 _NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
 _BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
 # Postcodes of the shipped regions (one alternation: a postcode is only taken right after
-# a street, where a wrong region's shape costs nothing).
+# a street, where a wrong region's shape costs nothing). A Brazilian CEP is typed with its
+# dash or without ("01310-200", "01310200").
 _POSTCODE = (
-    r"(?:\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
 )
+# ... the same without a bare 4-digit number (that is a house number more often).
+_POSTCODE_ALONE = (
+    r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])"
+)
+# A town: one to three capitalised words, no digits, no dots (a dot ends the sentence:
+# "1570 KM Etten. Bestelnummer A8387438" stops at Etten), joined by a blank or a hyphen
+# and at most two particles ("Hoek van Holland", "Casa Grande de da Cunha"); after a
+# postcode a town may start with a particle ("39000-678 da Mota").
+_TOWN_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['\u2019][^\W\d_]+)*"
+_TOWN_PARTICLE = (
+    r"(?:de|da|do|dos|das|di|del|du|des|la|le|les|l\u00e8s|sur|sous|en|aux|am|an|im|ob|bei"
+    r"|aan|op|den|van|het|der)"
+)
 _CITY = (
-    r"[^\W\d_a-z][\w'\u2019.-]*(?:[ \t-](?:(?:de|da|do|sur|am|an|im|aan|den)[ \t])?"
-    r"[^\W\d_a-z][\w'\u2019.-]*){0,2}"
+    rf"(?:{_TOWN_PARTICLE}[ \t]+)?{_TOWN_WORD}"
+    rf"(?:[ \t-](?:{_TOWN_PARTICLE}[ \t-]){{0,2}}{_TOWN_WORD}){{0,2}}"
 )
 # ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
 # ", Springfield, IL 62704".
@@ -82,26 +98,24 @@ _TAIL = (
 )
 
 
-_WORD_TOKEN = re.compile(r"[^\W\d_][\w'\u2019-]*")
-
-
-def _alternation(words: tuple[str, ...]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 class AddressFinder:
     """Street-address candidates for the configured languages' street words."""
 
     def __init__(self, lexicon: Lexicon) -> None:
-        suffixes = _alternation(lexicon.street_suffixes or ("Street", "St", "Road", "Rd"))
-        prefixes = _alternation(lexicon.street_prefixes + _BASE_PREFIXES)
+        street_suffixes = lexicon.street_suffixes or ("Street", "St", "Road", "Rd")
+        suffixes = words_regex(street_suffixes, casefold=False)
+        prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES, casefold=False)
+        any_case_prefixes = words_regex(lexicon.street_prefixes + _BASE_PREFIXES)
         # Prefix first: as written ("Via Roma 10") or all lower case ("via Roma 10"), never
         # other casings ("in der Hauptstraße" is no "In der ..." street).
-        lower_prefixes = _alternation(
-            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p)
+        lower_prefixes = words_regex(
+            tuple(p.lower() for p in lexicon.street_prefixes if " " not in p), casefold=False
         )
-        endings = _alternation(tuple(e.lower() for e in lexicon.street_endings) + _BASE_ENDINGS)
-        units = _alternation(lexicon.street_units or ("Apt", "Suite"))
+        endings = words_regex(lexicon.street_endings + _BASE_ENDINGS)
+        units = words_regex(lexicon.street_units or ("Apt", "Suite"), casefold=False)
         num_tail = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
         unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
         patterns = (
@@ -109,12 +123,15 @@ class AddressFinder:
             rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?"
             rf"{unit_tail}{_TAIL}",
             # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
-            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
             # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
+            # ... or the street and its postcode and town, no house number ("boulevard de
+            # Loiseau, 66632 Ramosville", "Estrada de Porto, 87831-561 Rodrigues")
             rf"(?<![\w.])(?:{prefixes}|{lower_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_NAME}){{0,4}}?"
-            rf",?[ \t]+{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL}",
+            rf",?[ \t]+(?:{_POSTCODE_ALONE}[ \t]+{_CITY}"
+            rf"|{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL})",
             # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
             rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
             rf"{unit_tail}{_TAIL}",
@@ -128,42 +145,55 @@ class AddressFinder:
             r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
         )
         self._compiled = tuple(re.compile(p) for p in patterns)
-        # Every shape needs a street word, a unit word or "Box": a message without one
-        # runs no pattern (one word scan, set lookups).
-        words = (
-            *lexicon.street_suffixes,
-            *lexicon.street_prefixes,
-            *_BASE_PREFIXES,
-            *lexicon.street_units,
-            "Apt",
-            "Apartment",
-            "Suite",
-            "Ste",
-            "Box",
-        )
-        self._words = frozenset(w.lower().rstrip(".") for w in words for w in w.split()[:1])
-        self._endings = tuple(
-            e.lower().rstrip(".") for e in (*lexicon.street_endings, *_BASE_ENDINGS)
-        )
+        # Each shape needs its street word right after a word start (and, for the endings,
+        # blanks and a digit right after it): a message without one skips the shape. The
+        # gates read the lower-cased letter runs of the message (one findall, set lookups).
+        suffix_runs = _first_runs(street_suffixes)
+        prefix_runs = _first_runs(lexicon.street_prefixes + _BASE_PREFIXES)
+        unit_runs = _first_runs(lexicon.street_units or ("Apt", "Suite"))
+        apt_runs = _first_runs(("Apt", "Apartment", "Suite", "Ste"))
+        # Which word each shape needs (bits: 1 suffix, 2 prefix, 4 unit, 8 "Apt"-like,
+        # 16 "box"); shapes 3 and 4 need an ending before blanks and a digit (bit 32).
+        self._needs = (1, 2, 2, 32, 32, 1 | 4, 8, 16)
+        self._word_bits: dict[str, int] = {}
+        for bit, words in ((1, suffix_runs), (2, prefix_runs), (4, unit_runs), (8, apt_runs)):
+            for word in words:
+                self._word_bits[word] = self._word_bits.get(word, 0) | bit
+        self._word_bits["box"] = self._word_bits.get("box", 0) | 16
+        self._gate_words = frozenset(self._word_bits)
+        self._ending = re.compile(rf"(?:{endings})[ \t]+\d")
 
-    def find(self, text: str) -> Iterator[Candidate]:
-        """ADDRESS candidates in normalised text; every shape needs a digit, so digit-free
-        messages are skipped without running a pattern."""
-        if not self._could_match(text):
+    def find(self, text: str, scan: Scan | None = None) -> Iterator[Candidate]:
+        """ADDRESS candidates in normalised text (`scan`: the message's, when the caller has
+        it); every shape needs a digit and a street word, so most messages run no pattern."""
+        if scan is None:
+            scan = Scan(text)
+        if not scan.digits:
             return
-        for regex in self._compiled:
+        folded = scan.folded
+        if folded is None:
+            have = 63  # cannot fold: every shape runs
+        else:
+            have = 0
+            for word in self._gate_words.intersection(_LETTERS.findall(folded)):
+                have |= self._word_bits[word]
+            if self._ending.search(folded) is not None:
+                have |= 32
+            if not have:
+                return
+        for regex, needs in zip(self._compiled, self._needs, strict=True):
+            if have & needs != needs:
+                continue
             for match in regex.finditer(text):
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
                     end -= 1
                 yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
 
-    def _could_match(self, text: str) -> bool:
-        for token in _WORD_TOKEN.findall(text):
-            lowered = token.lower()
-            if lowered in self._words or lowered.endswith(self._endings):
-                return True
-        return False
+
+def _first_runs(words: tuple[str, ...]) -> frozenset[str]:
+    """The first letter run of each word, lower case ("ul." -> "ul", "An der" -> "an")."""
+    return frozenset(m.group() for w in words if (m := _LETTERS.search(w.lower())) is not None)
 
 
 def find_addresses(text: str) -> Iterator[Candidate]:

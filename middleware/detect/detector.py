@@ -6,28 +6,24 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from coatcheck.middleware.detect.address import AddressFinder, absorb_places
+from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
 from coatcheck.middleware.detect.cards import NearCard
 from coatcheck.middleware.detect.config import DetectConfig, load_config
 from coatcheck.middleware.detect.context_rules import apply_rule, resolve_rule
 from coatcheck.middleware.detect.credentials import SECRET_TYPES
 from coatcheck.middleware.detect.language import Language, guess_language, parse_language
-from coatcheck.middleware.detect.locales import lexicon_for
+from coatcheck.middleware.detect.locales import lexicon_for, words_regex
 from coatcheck.middleware.detect.names import NameFinder
 from coatcheck.middleware.detect.normalise import Normalised, normalise
 from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, PhoneFinder
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.recognizers import (
-    DIGIT_RUN,
-    Candidate,
-    Recognizer,
-    build_recognizers,
-    digit_count,
-)
+from coatcheck.middleware.detect.recognizers import Candidate, Recognizer, build_recognizers
 from coatcheck.middleware.detect.resolve import resolve_overlaps
+from coatcheck.middleware.detect.scan import Scan, WordIndex
 from coatcheck.middleware.detect.spans import Context, Span
 
 if TYPE_CHECKING:
@@ -51,7 +47,36 @@ _PHONE_RIVALS = (
     "BR_CPF",
     "BR_CNPJ",
     "DE_TAX_ID",
+    "OTHER_ID",  # identifiers with no type of their own (a driver's licence number)
 )
+
+
+# (position in the recognizer list, recognizer, has text gates, needs a context word)
+_Eligible = tuple[int, Recognizer, bool, bool]
+
+
+def _needles(needles: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One search for any of these substrings (None: no substring)."""
+    alternation = words_regex(needles, casefold=False)
+    return re.compile(alternation) if alternation else None
+
+
+def _drop_house_numbers(candidates: list[Candidate]) -> list[Candidate]:
+    """Digits that a street address runs into are no phone number: a phone candidate whose
+    last digits start the address ("I live in 84164 1266 Cheriton Dr", "Apt. 023 09306 8
+    Circle Way": a postcode or flat number and the house number run together), or that
+    starts inside one (its postcode: "Rua X, 157, 01590501 Almeida")."""
+    spans = [(c.start, c.end) for c in candidates if c.rule == ADDRESS_TYPE]
+    if not spans:
+        return candidates
+    return [
+        c
+        for c in candidates
+        if not (
+            c.rule == "PHONE_NUMBER"
+            and any(c.start < s < c.end or s < c.start < e for s, e in spans)
+        )
+    ]
 
 
 class Detector:
@@ -80,12 +105,19 @@ class Detector:
             builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
         self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
         self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
-        # One substring test for the whole secret family before any of its gates runs.
-        self._secret_needles = tuple(
-            n for r in self._secrets if not r.requires_casefold for n in r.requires
+        # One scan per message tells every recognizer whose patterns need a context word
+        # whether one of its words occurs at all (keys: positions in `_recognizers`).
+        self._context_index = WordIndex(
+            {i: r.context for i, r in enumerate(self._recognizers) if r.needs_context}
         )
-        self._secret_needles_cf = tuple(
-            n for r in self._secrets if r.requires_casefold for n in r.requires
+        self._by_digits: dict[tuple[int, int], tuple[_Eligible, ...]] = {}
+        # One search for the whole secret family before any of its gates runs (each secret
+        # needs one of its needles: a prefix such as "AKIA", or a word such as "password").
+        self._secret_hint = _needles(
+            tuple(n for r in self._secrets if not r.requires_casefold for n in r.requires)
+        )
+        self._secret_hint_cf = _needles(
+            tuple(n for r in self._secrets if r.requires_casefold for n in r.requires)
         )
         phone_words = {w.lower() for w in lexicon.context_for("PHONE_NUMBER")}
         rivals = tuple(
@@ -178,7 +210,7 @@ class Detector:
         analysis: Analysis | None,
         hint: Language | None,
     ) -> list[Span]:
-        candidates = list(self._global(norm.text, analysis, hint))
+        candidates = _drop_house_numbers(list(self._global(norm.text, analysis, hint)))
         if context is not None:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))
@@ -217,11 +249,29 @@ class Detector:
                     return locale.region
         return self._default_region
 
-    def _any_secret_hint(self, text: str) -> bool:
-        if any(needle in text for needle in self._secret_needles):
+    def _any_secret_hint(self, scan: Scan) -> bool:
+        if self._secret_hint is not None and self._secret_hint.search(scan.text):
             return True
-        lowered = text.lower()
-        return any(needle in lowered for needle in self._secret_needles_cf)
+        if self._secret_hint_cf is None:
+            return False
+        return self._secret_hint_cf.search(scan.folded or scan.text.lower()) is not None
+
+    def _digit_eligible(self, digits: int, longest: int) -> tuple[_Eligible, ...]:
+        """The recognizers whose digit gates pass for these counts (cached per pair: the
+        gates are thresholds, so counts beyond the highest one give the same list), with
+        what else to ask of each: its text gates, its context words."""
+        key = (min(digits, 32), min(longest, 32))
+        found = self._by_digits.get(key)
+        if found is None:
+            found = tuple(
+                (i, r, r.has_text_gates, r.needs_context)
+                for i, r in enumerate(self._recognizers)
+                if digits >= r.min_digits
+                and longest >= r.min_run
+                and not (r.needs_digit and digits == 0)
+            )
+            self._by_digits[key] = found
+        return found
 
     def _global(
         self, text: str, analysis: Analysis | None, hint: Language | None
@@ -229,27 +279,33 @@ class Detector:
         # One scan of digit runs gates every recognizer: half of chat messages have too few
         # digits for any digit-bearing type (then only the e-mail pattern runs, if "@"), and
         # scattered digits (an address, a date) rule out card, SSN, NHS and passport numbers.
-        runs = [digit_count(run) for run in DIGIT_RUN.findall(text)]
-        digits, longest = sum(runs), max(runs, default=0)
+        scan = Scan(text, self._context_index)
+        digits = scan.digits
         cards: list[Candidate] = []
-        for recognizer in self._recognizers:
-            if recognizer.could_match(text, digits, longest):
-                for candidate in recognizer.find(text):
-                    if candidate.entity_type == "CREDIT_CARD":
-                        cards.append(candidate)
-                    yield candidate
+        for index, recognizer, text_gates, needs_context in self._digit_eligible(
+            digits, scan.longest
+        ):
+            if text_gates and not recognizer.passes_text_gates(scan):
+                continue
+            anywhere = scan.has_context(index) if needs_context else None
+            if recognizer.context_required and not anywhere:
+                continue  # no pattern of it counts without a context word
+            for candidate in recognizer.find(text, context_anywhere=anywhere):
+                if candidate.entity_type == "CREDIT_CARD":
+                    cards.append(candidate)
+                yield candidate
         if cards:
             yield from self._near_card.find(text, cards)
-        if self._secrets and self._any_secret_hint(text):
+        if self._secrets and self._any_secret_hint(scan):
             for recognizer in self._secrets:
-                if recognizer.could_match(text, digits, longest):
+                if recognizer.could_match(scan):
                     yield from recognizer.find(text)
         if digits >= PHONE_MIN_DIGITS:
             yield from self._phones.find(text, self._region(hint), self._default_region)
         if self._addresses is not None and digits:
-            yield from self._addresses.find(text)
+            yield from self._addresses.find(text, scan)
         if self._names is not None:
-            yield from self._names.find(text)
+            yield from self._names.find(text, scan.folded)
         if self._presidio is not None:
             yield from self._presidio.find(text)
         if analysis is not None:

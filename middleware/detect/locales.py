@@ -191,7 +191,39 @@ def lexicon_for(codes: tuple[str, ...] = DEFAULT_LOCALES) -> Lexicon:
     )
 
 
-def words_regex(words: tuple[str, ...]) -> str:
-    """An alternation of escaped words, longest first (so "card code" beats "card")."""
-    ordered = sorted(set(words), key=lambda w: (-len(w), w))
-    return "|".join(re.escape(word) for word in ordered)
+def words_regex(words: tuple[str, ...], *, casefold: bool = True) -> str:
+    """An alternation of escaped words that prefers the longest ("card code" beats "card").
+
+    Built as a trie ("card(?: code)?" rather than "card code|card"): the regex engine tries
+    one branch per distinct next character instead of every word at every position, several
+    times faster on the long multi-language lists, and it matches exactly what the flat
+    longest-first alternation matches, with the same preference. `casefold=True` is for
+    patterns compiled with IGNORECASE (words lower-cased first, so "Via" and "via" share a
+    branch); `casefold=False` keeps the words exactly as given.
+    """
+    root: _Trie = {}
+    for word in words:
+        node = root
+        for char in _fold(word) if casefold else word:
+            node = node.setdefault(char, {})
+        if node is not root:
+            node[""] = {}  # end of a word
+    return _trie_regex(root, top=True)
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _fold(word: str) -> str:
+    """Lower case, one character for one (what IGNORECASE compares), so offsets never move."""
+    return "".join(low if len(low := char.lower()) == 1 else char for char in word)
+
+
+def _trie_regex(node: _Trie, top: bool = False) -> str:
+    branches = [re.escape(ch) + _trie_regex(child) for ch, child in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = "|".join(branches)
+    if "" in node:  # a word ends here: the longer words first, then this one
+        return f"(?:{body})?"
+    return body if top or len(branches) == 1 else f"(?:{body})"

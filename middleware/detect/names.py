@@ -34,6 +34,7 @@ from coatcheck.middleware.detect.locales import (
     words_regex,
 )
 from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import fold
 
 __all__ = ["NAME_RULE", "NameFinder", "first_names"]
 
@@ -61,6 +62,7 @@ _PARTICLES = frozenset(
         "zu",
         "ten",
         "ter",
+        "het",
         "y",
         "e",
         "i",
@@ -131,7 +133,7 @@ class NameFinder:
         strong = words_regex(lexicon.name_intro)
         weak = words_regex(lexicon.name_weak_intro)
         sign = words_regex(lexicon.sign_off)
-        titles = words_regex(_variants(lexicon.titles))
+        titles = words_regex(_variants(lexicon.titles), casefold=False)
         self._cue = re.compile(
             rf"(?P<strong>(?i:(?<!\w)(?:{strong})))[ \t]*[:,]?[ \t]+"
             rf"|(?P<weak>(?i:(?<!\w)(?:{weak})))[ \t]*,?[ \t]+"
@@ -145,19 +147,37 @@ class NameFinder:
             *_variants(lexicon.titles),
         )
         self._first_words = frozenset(cue.split()[0].lower() for cue in cues if cue.split())
+        # Where a cue can start: one scan of the lower-cased message for any cue word (the
+        # titles lower-cased too: their case is checked by `_cue` at each hit). Most
+        # messages have none, or one or two, instead of a test at each of ~20 word starts.
+        any_cue = words_regex(tuple(cues))
+        # (a lookahead: a cue may start inside another, "groet" in "met vriendelijke groet")
+        self._cue_start = re.compile(rf"(?<![\w'\u2019.])(?=(?:{any_cue}))")
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
-    def find(self, text: str) -> Iterator[Candidate]:
-        """PERSON candidates in normalised text."""
-        for token in _TOKEN.finditer(text):
-            if token.group().lower() not in self._first_words:
+    def find(self, text: str, folded: str | bool | None = False) -> Iterator[Candidate]:
+        """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
+        has it; False: not given)."""
+        if folded is False:
+            folded = fold(text)
+        # Cue words found in the lower-cased copy start where a word starts (`_TOKEN`); the
+        # old walk over every word start is kept for text that cannot be folded.
+        starts = (
+            (m.start() for m in self._cue_start.finditer(folded))
+            if isinstance(folded, str)
+            else (m.start() for m in _TOKEN.finditer(text))
+        )
+        for start in starts:
+            token = _TOKEN.match(text, start)
+            if token is None or token.group().lower() not in self._first_words:
                 continue
-            cue = self._cue.match(text, token.start())
+            cue = self._cue.match(text, start)
             if cue is None:
                 continue
             kind = cue.lastgroup
-            span = self._after_cue(text, cue.end(), kind or "")
+            own_line = "\n" in cue.group()
+            span = self._after_cue(text, cue.end(), kind or "", own_line)
             if span is not None:
                 yield Candidate(span[0], span[1], "PERSON", NAME_RULE, False, _SCORE)
         for run in _CAPS_RUN.finditer(text):
@@ -165,7 +185,9 @@ class NameFinder:
             if span is not None:
                 yield Candidate(span[0], span[1], "PERSON", NAME_RULE, False, _SCORE - 0.05)
 
-    def _after_cue(self, text: str, pos: int, kind: str) -> tuple[int, int] | None:
+    def _after_cue(
+        self, text: str, pos: int, kind: str, own_line: bool = False
+    ) -> tuple[int, int] | None:
         words = self._words(text, pos, allow_lower=kind == "strong")
         if not words:
             return None
@@ -178,8 +200,11 @@ class NameFinder:
             if known or after:
                 return words[0][0], words[-1][1]
             return None
-        # sign-off: a known first name, or two capitalised words on their own line
+        # sign-off: a known first name, or two capitalised words alone on the next line
         if known:
+            return words[0][0], words[-1][1]
+        rest = text[words[-1][1] :].split("\n", 1)[0]
+        if own_line and len(words) >= 2 and not rest.strip():
             return words[0][0], words[-1][1]
         return None
 
@@ -195,11 +220,12 @@ class NameFinder:
                 break
             word = match.group()
             lowered = word.lower()
-            if not found and lead is None and lowered in _PARTICLES:
+            if not found and lowered in _PARTICLES:  # "van der Avoirt": particles lead
                 gap = _GAP.match(text, match.end())
                 if gap is None:
                     break
-                lead, pos = match.start(), gap.end()
+                lead = match.start() if lead is None else lead
+                pos = gap.end()
                 continue
             if found and lowered in _PARTICLES:
                 gap = _GAP.match(text, match.end())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import phonenumbers
 
@@ -31,28 +32,182 @@ _CANDIDATE = re.compile(
 )
 _WINDOW = 40
 _DIGIT = re.compile(r"\d")
+_LETTER = re.compile(r"[^\W\d_]")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
 
 
-@functools.cache
-def _min_national_digits(region: str) -> int:
-    """The shortest national number the region's plan allows (0 when unknown).
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What `phonenumbers` reads of a region's plan to parse a national number."""
 
-    Parsing only strips digits (prefixes, country code, extension), so a candidate without
-    `+` that has fewer digits than this can never be valid for the region: skipping
-    `phonenumbers.parse` for it (the costliest step here) changes no result.
-    """
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.general_desc is None:
-        return 0
-    return min(metadata.general_desc.possible_length or (0,))
+    country_code: str
+    idd: re.Pattern[str]  # the international prefix ("00", "011"), at the start of the digits
+    prefix: re.Pattern[str] | None  # national (trunk, carrier) prefix for parsing
+    transform: str | None  # what replaces the prefix, when the plan says so
+    lengths: frozenset[int]  # national significant number lengths (general description)
+    national: re.Pattern[str]  # the general national-number pattern
+    types: tuple[tuple[frozenset[int], re.Pattern[str]], ...]  # fixed line, mobile, toll free...
+    trunk: str  # the national prefix the national format writes ("0"), or ""
+    # The national formats in the plan's order: leading digits, pattern, and whether the
+    # formatted number surely starts with the trunk prefix ("0\\1" before "\\1 \\2").
+    formats: tuple[tuple[re.Pattern[str] | None, re.Pattern[str], bool], ...]
+    # Country code, national prefix twice, a general number, as one pattern: every reading
+    # below fits it, so a number that does not is ruled out in one call (None: the plan
+    # transforms its prefix, or anchors it, and gets no such shortcut).
+    quick: re.Pattern[str] | None
 
+    def strip(self, number: str) -> str:
+        """`number` without its national prefix, as `phonenumbers` may take it off."""
+        match = self.prefix.match(number) if self.prefix is not None else None
+        if match is None:
+            return number
+        if self.transform and match.groups() and match.groups()[-1] is not None:
+            return match.expand(self.transform) + number[match.end() :]
+        return number[match.end() :]
 
-def _valid(value: str, region: str, digits: int) -> bool:
-    """Valid in the numbering plan: any region with `+`, else `region`'s plan (which also
-    reads its international prefix, "0049 ...")."""
-    if not value.startswith("+") and digits < _min_national_digits(region):
+    def could_be_valid(self, digits: str, trunk_typed: bool) -> bool:
+        """False when no national number `phonenumbers.parse` can make of `digits` (no
+        international prefix) matches the plan's general description and a number type,
+        or, when the trunk prefix was not typed (`trunk_typed`), when each one that does
+        is written with it in the national format (`_has_trunk_prefix` refuses those)."""
+        if self.quick is not None and self.quick.fullmatch(digits) is None:
+            return False
+        bases = [digits]
+        if digits.startswith(self.country_code):
+            bases.append(digits[len(self.country_code) :])
+        for base in bases:
+            once = self.strip(base)
+            for number in (base, once, self.strip(once)):
+                if self._matches(number) and (trunk_typed or not self._shows_trunk(number)):
+                    return True
         return False
+
+    def _shows_trunk(self, number: str) -> bool:
+        """The national format of `number` surely starts with the trunk prefix: the first
+        format whose leading digits and pattern fit (what `format_number` picks) writes it;
+        with no format the digits are shown as they are."""
+        for leading, pattern, trunk_first in self.formats:
+            if (leading is None or leading.match(number)) and pattern.fullmatch(number):
+                return trunk_first
+        return bool(self.trunk) and number.startswith(self.trunk)
+
+    def _matches(self, number: str) -> bool:
+        """The general description and one number type (what `is_valid_number` asks)."""
+        size = len(number)
+        if size not in self.lengths or self.national.fullmatch(number) is None:
+            return False
+        return any(
+            (not lengths or size in lengths) and pattern.fullmatch(number) is not None
+            for lengths, pattern in self.types
+        )
+
+
+@functools.cache
+def _plan(region: str) -> _Plan | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None or not metadata.international_prefix:
+        return None
+    desc = metadata.general_desc
+    if not desc.national_number_pattern or not desc.possible_length:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    descs = (
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+        metadata.fixed_line,
+        metadata.mobile,
+    )
+    types = tuple(
+        (frozenset(d.possible_length or ()), re.compile(d.national_number_pattern))
+        for d in descs
+        if d is not None and d.national_number_pattern
+    )
+    trunk = metadata.national_prefix or ""
+    rule = metadata.national_prefix_transform_rule
+    quick = None
+    if not rule and "$" not in (prefix or "") and "^" not in (prefix or ""):
+        parsing = rf"(?:{prefix})?(?:{prefix})?" if prefix else ""
+        quick = re.compile(
+            rf"(?:{metadata.country_code})?{parsing}(?:{desc.national_number_pattern})"
+        )
+    formats = tuple(
+        (
+            re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
+            re.compile(f.pattern or "(?!)"),  # (a format always has one)
+            bool(trunk)
+            and (f.format or "").startswith("\\1")
+            and (f.national_prefix_formatting_rule or "").lstrip("(").startswith(trunk),
+        )
+        for f in metadata.number_format
+    )
+    return _Plan(
+        str(metadata.country_code),
+        re.compile(metadata.international_prefix),
+        re.compile(prefix) if prefix else None,
+        metadata.national_prefix_transform_rule or None,
+        frozenset(desc.possible_length),
+        re.compile(desc.national_number_pattern),
+        types,
+        trunk,
+        formats,
+        quick,
+    )
+
+
+def _plausible(value: str, region: str, digits: str) -> bool:
+    """False when `value` (no `+`) cannot be a valid number of `region`: no `phonenumbers.parse`.
+
+    Without `+` or the region's international prefix, `parse` reads the digits as a
+    national number: it may take off the region's own country code and the national
+    (trunk, carrier) prefix, at most twice, and a valid result matches the plan's general
+    description and one number type (a length and a pattern of each). `could_be_valid`
+    tries each of those few readings; when none matches, the number is invalid for the
+    region. `parse` is left to decide everything else (an international prefix, letters
+    such as an extension).
+    `digits` are the ASCII digits of `value`. Eight plans at ~10-50 us per parse made
+    validation the costliest step of detection; most candidates now skip it.
+    """
+    plan = _plan(region)
+    if plan is None or _LETTER.search(value) is not None or plan.idd.match(digits):
+        return True
+    return plan.could_be_valid(digits, value.lstrip("( ").startswith(plan.trunk))
+
+
+def _valid_somewhere(value: str, digits: str, regions: tuple[str, ...]) -> bool:
+    """`_valid` in one of `regions` (tried in order), the per-value work done once."""
+    if value.startswith("+"):
+        return _valid(value, regions[0], digits)  # the number names its own plan
+    gated = _LETTER.search(value) is None
+    lead = value.lstrip("( ")
+    for region in regions:
+        plan = _plan(region)
+        if (
+            gated
+            and plan is not None
+            and plan.idd.match(digits) is None
+            and not plan.could_be_valid(digits, lead.startswith(plan.trunk))
+        ):
+            continue
+        if _parsed_valid(value, region):
+            return True
+    return False
+
+
+def _valid(value: str, region: str, digits: str) -> bool:
+    """Valid in the numbering plan: any region with `+`, else `region`'s plan (which also
+    reads its international prefix, "0049 ..."). `digits` are the digits of `value`."""
+    if not value.startswith("+") and not _plausible(value, region, digits):
+        return False
+    return _parsed_valid(value, region)
+
+
+def _parsed_valid(value: str, region: str) -> bool:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -96,6 +251,14 @@ class PhoneFinder:
         # one of them is the last thing said before the number, the number is not a phone.
         rival = words_regex(tuple(rivals))
         self._rival = re.compile(rf"(?<!\w)(?:{rival})", re.IGNORECASE) if rival else None
+        # A line label right after the number ("... 3306 office", "0171 1234567 (mobil)")
+        # says it is a phone as much as a phone word before it does.
+        label = words_regex(lexicon.context_for("PHONE_LABEL"))
+        self._label = (
+            re.compile(rf"[ \t]*[-\u2013(,/]?[ \t]*(?:{label})(?!\w)", re.IGNORECASE)
+            if label
+            else None
+        )
         self._pruner = pruner
 
     def find(
@@ -110,8 +273,8 @@ class PhoneFinder:
             if end - start < PHONE_MIN_DIGITS:
                 continue  # most hits are short numbers ("2 items", "at 5"): too few characters
             value = match.group()
-            digits = len(_DIGIT.findall(value))
-            if not PHONE_MIN_DIGITS <= digits <= _MAX_DIGITS:
+            digits = "".join(_DIGIT.findall(value))
+            if not PHONE_MIN_DIGITS <= len(digits) <= _MAX_DIGITS:
                 continue
             if self._pruner.invalid(text, start, end):
                 continue
@@ -121,8 +284,10 @@ class PhoneFinder:
             # ("passport number", "account number"): the number is that type's.
             if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
                 continue
-            has_context = phone_end >= 0
-            if any(_valid(value, r, digits) for r in regions):
+            has_context = phone_end >= 0 or (
+                self._label is not None and self._label.match(text, end) is not None
+            )
+            if _valid_somewhere(value, digits, regions):
                 score = 0.8 + 0.1 * has_context
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
             elif has_context:  # a foreign national format: the words say it is a phone

@@ -20,7 +20,8 @@ _TIME_OR_AMOUNT = re.compile(
     r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,200.50
     r"|\d{1,3}(?:\.\d{3})+,\d{1,2}"  # 1.200,50
     r"|\d{1,3}(?:[.,]\d{1,2})"  # 12,50
-    r"|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2}))$"  # 14.03.2025, 14/03/25
+    r"|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})"  # 14.03.2025, 14/03/25
+    r"|\d{5}-\d{3})$"  # 01310-200: a Brazilian postcode (CEP), never a phone's grouping
     r"|^\d{4}-\d{2}-\d{2}(?!\d)"  # 2024-01-02
     r"|^(?:19|20)\d{2}[/-]\d{2,}"  # 2024-118-553: a year, then a serial
 )
@@ -46,6 +47,8 @@ class Pruner:
             return True
         if start > 1 and text[start - 1] in "-/_" and text[start - 2].isalnum():
             return True  # INV-2024-0001: the number is a tail of an identifier
+        if start > 1 and text[start - 1] == ":" and text[start - 2].isdigit():
+            return True  # 00:59:01.442124: the seconds of a time, 16:9 a ratio
         if self._suffix.match(text[end : end + 12]):
             return True
         return _TIME_OR_AMOUNT.match(text[start:end]) is not None

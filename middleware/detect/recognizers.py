@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.prune import Pruner
+from coatcheck.middleware.detect.scan import DIGIT_RUN, Scan, digit_count
 from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
@@ -36,14 +37,6 @@ __all__ = [
 ]
 
 _CONTEXT_WINDOW = 48
-# Digits joined by at most one separator: every digit-group pattern below (cards, SSNs,
-# NHS and passport numbers) lies inside one such run, so its digit count is a safe gate.
-DIGIT_RUN = re.compile(r"\d(?:[ ./_-]?\d)*")
-
-
-def digit_count(run: str) -> int:
-    """Digits in a `DIGIT_RUN` match (its length minus its separators)."""
-    return len(run) - sum(run.count(sep) for sep in " ./_-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +71,9 @@ class Recognizer:
     min_run: int = 0  # fewest digits in one run joined by single " ", "." or "-" (DIGIT_RUN)
     requires: tuple[str, ...] = ()
     requires_casefold: bool = False  # `requires` tested against the lower-cased text
+    min_token: int = 0  # fewest characters of the longest run without white space
+    # Any other necessary condition, on the message's `Scan` (e.g. letters before digits).
+    gate: Callable[[Scan], bool] | None = field(default=None, compare=False, repr=False)
     # Per pattern (patterns then weak_patterns, by position): substrings of which one must
     # occur for that pattern to be run at all; an empty tuple (or no entry) means no gate.
     pattern_requires: tuple[tuple[str, ...], ...] = ()
@@ -89,6 +85,7 @@ class Recognizer:
     _value_group: tuple[bool, ...] = field(init=False, repr=False)
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _context_lower: tuple[str, ...] = field(init=False, repr=False)
+    _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
@@ -105,32 +102,59 @@ class Recognizer:
         # non-ASCII letter cannot occur in ASCII text.
         lower = tuple(w.lower() for w in self.context if w.isascii())
         object.__setattr__(self, "_context_lower", lower)
+        # One search for "any of these substrings" (the e-mail words are ~40 needles).
+        needles = words_regex(self.requires, casefold=False)
+        object.__setattr__(self, "_requires_re", re.compile(needles) if needles else None)
 
-    def could_match(self, text: str, digits: int, longest_run: int) -> bool:
-        """False when the cheap gates rule this recognizer out for `text` (no regex run).
+    @property
+    def needs_context(self) -> bool:
+        """Some pattern counts only after a context word (weak or context-required)."""
+        return self.context_required or bool(self.weak_patterns)
 
-        `digits` counts the digits in `text`, `longest_run` the most digits in one
-        `DIGIT_RUN` match; both come from a single scan shared by all recognizers.
+    def could_match(self, scan: Scan) -> bool:
+        """False when the cheap gates rule this recognizer out for the message (no regex run).
+
+        The digit count, the longest digit run and the longest token come from the
+        message's `Scan`, shared by all recognizers.
         """
-        if digits < self.min_digits or (self.needs_digit and digits == 0):
+        if scan.digits < self.min_digits or (self.needs_digit and scan.digits == 0):
             return False
-        if longest_run < self.min_run:
+        if scan.longest < self.min_run:
             return False
-        if not self.requires:
-            return True
-        haystack = text.lower() if self.requires_casefold else text
-        return any(needle in haystack for needle in self.requires)
+        return self.passes_text_gates(scan)
 
-    def find(self, text: str, expected: bool = False) -> Iterator[Candidate]:
+    @property
+    def has_text_gates(self) -> bool:
+        """Gates beyond the digit counts (`passes_text_gates` has something to check)."""
+        return bool(self.min_token) or self.gate is not None or self._requires_re is not None
+
+    def passes_text_gates(self, scan: Scan) -> bool:
+        """The gates beyond the digit counts: the longest token, `gate`, `requires`."""
+        if self.min_token and scan.longest_token < self.min_token:
+            return False
+        if self.gate is not None and not self.gate(scan):
+            return False
+        if self._requires_re is None:
+            return True
+        text = scan.text
+        if self.requires_casefold:
+            text = scan.folded or text.lower()
+        return self._requires_re.search(text) is not None
+
+    def find(
+        self, text: str, expected: bool = False, context_anywhere: bool | None = None
+    ) -> Iterator[Candidate]:
         """Candidates in `text` that pass the validator, the context test and `invalidate`.
 
         A context word must precede a weak or context-required hit, so when no context word
         occurs anywhere in `text` those patterns are not run at all: one search instead of
-        one scan per pattern (most messages carry no context word). `expected=True` means
-        the bot is waiting for this type (a context rule): that is the context, so weak and
-        context-required patterns count without a context word.
+        one scan per pattern (most messages carry no context word). `context_anywhere` is
+        that answer when the caller has it already (the detector's one scan for all
+        recognizers). `expected=True` means the bot is waiting for this type (a context
+        rule): that is the context, so weak and context-required patterns count without a
+        context word.
         """
-        any_context: bool | None = True if expected else None
+        any_context: bool | None = True if expected else context_anywhere
         patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
         for (regex, weak), value_group, gate in patterns:
             if gate and not any(needle in text for needle in gate):
@@ -200,10 +224,33 @@ def invalidate(text: str, start: int, end: int) -> bool:
     return default_pruner().invalid(text, start, end)
 
 
+def _lead(first: str, not_after: str) -> str:
+    """`first` (one character class) where it does not follow `not_after`.
+
+    The same as `(?<!not_after)first`, written with the lookbehind after the character:
+    the regex engine then skips straight to the characters `first` allows (most of a
+    message is no digit), where a pattern that starts with a lookbehind is tried at every
+    position.
+    """
+    return rf"{first}(?<!{not_after}{first})"
+
+
 # Digits then no word character and no further digit group ("4111 1111 1111 1111" ends).
 _END = r"(?![\w]|[.,/_-]\d)"
 _START = r"(?<![\w.,/_-])"
+_D = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
 _CARD_SEP = r"[ ._/-]?"
+_IPV4_LEAD = _lead(r"\d", r"[\w.]")
+_B58_LEAD = _lead("[13]", r"\w")  # what \b before [13] says
+_NIR_LEAD = _lead("[12]", r"[\w.,/_-]")
+_NIF_LEAD = _lead(r"\d", r"[\w-]")
+_DATE_LEAD = _lead(r"\d", r"[\w.,/-]")
+
+
+def _iban_gate(scan: Scan) -> bool:
+    """An IBAN's check digits follow its two-letter country code."""
+    return scan.letters_before_run(2)
+
 
 # The patterns of every built-in type; context words come from the locale files.
 _GLOBAL: tuple[Recognizer, ...] = (
@@ -223,10 +270,10 @@ _GLOBAL: tuple[Recognizer, ...] = (
     Recognizer(
         "CREDIT_CARD",
         (
-            rf"{_START}\d{{4}}(?:{_CARD_SEP}\d{{4}}){{2}}{_CARD_SEP}\d{{1,7}}{_END}",
-            rf"{_START}\d{{4}}{_CARD_SEP}\d{{6}}{_CARD_SEP}\d{{4,5}}{_END}",
+            rf"{_D}\d{{3}}(?:{_CARD_SEP}\d{{4}}){{2}}{_CARD_SEP}\d{{1,7}}{_END}",
+            rf"{_D}\d{{3}}{_CARD_SEP}\d{{6}}{_CARD_SEP}\d{{4,5}}{_END}",
         ),
-        weak_patterns=(rf"{_START}\d{{4}}{_CARD_SEP}\d{{4}}{_CARD_SEP}\d{{4}}{_END}",),
+        weak_patterns=(rf"{_D}\d{{3}}{_CARD_SEP}\d{{4}}{_CARD_SEP}\d{{4}}{_END}",),
         validator="luhn",
         context=("card", "credit", "visa", "mastercard", "amex", "cc"),
         min_digits=12,
@@ -239,11 +286,12 @@ _GLOBAL: tuple[Recognizer, ...] = (
         flags=re.IGNORECASE,
         score=0.7,
         min_digits=2,
+        gate=_iban_gate,
     ),
     Recognizer(
         "IP_ADDRESS",
         (
-            r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)",
+            rf"{_IPV4_LEAD}\d{{0,2}}\.(?:\d{{1,3}}\.){{2}}\d{{1,3}}(?![\w]|\.\d)",
             r"(?<![\w:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
             r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])",
         ),
@@ -255,19 +303,20 @@ _GLOBAL: tuple[Recognizer, ...] = (
     Recognizer(
         "CRYPTO",
         (
-            r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b",
+            rf"{_B58_LEAD}[1-9A-HJ-NP-Za-km-z]{{25,34}}\b",
             r"\b(?:bc1|BC1)[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b",
         ),
         validator="btc",
         prune=False,
         min_digits=1,
+        min_token=14,
         pattern_requires=((), ("bc1", "BC1")),
     ),
     Recognizer(
         "BANK_ACCOUNT",
         # A domestic account number right after its words ("account number 31926819",
         # "Kontonummer 1234567890", "conta 12345-6"); never on its own.
-        (rf"{_START}\d{{6,12}}(?:-[0-9Xx])?{_END}",),
+        (rf"{_D}\d{{5,11}}(?:-[0-9Xx])?{_END}",),
         context=("account number",),
         context_required=True,
         score=0.55,
@@ -276,7 +325,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         "CARD_CVV",
-        (rf"{_START}\d{{3,4}}{_END}",),
+        (rf"{_D}\d{{2,3}}{_END}",),
         context=("cvv", "cvc", "security code"),
         context_required=True,
         score=0.6,
@@ -323,7 +372,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "GB": (
         Recognizer(
             "UK_NHS",
-            (rf"{_START}\d{{3}}([ -]?)\d{{3}}\1\d{{4}}{_END}",),
+            (rf"{_D}\d{{2}}([ -]?)\d{{3}}\1\d{{4}}{_END}",),
             validator="nhs",
             context=("nhs",),
             context_required=True,
@@ -338,10 +387,11 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             score=0.7,
             prune=False,
             min_digits=6,
+            min_run=6,
         ),
         Recognizer(
             "UK_SORT_CODE",
-            (rf"{_START}\d{{2}}([- ]?)\d{{2}}\1\d{{2}}{_END}",),
+            (rf"{_D}\d([- ]?)\d{{2}}\1\d{{2}}{_END}",),
             context=("sort code",),
             context_required=True,
             score=0.6,
@@ -353,8 +403,8 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
         Recognizer(
             "FR_NIR",
             (
-                rf"{_START}[12] ?\d{{2}} ?\d{{2}} ?(?:\d{{2}}|2[AB]) ?\d{{3}} ?\d{{3}} ?\d{{2}}"
-                rf"{_END}",
+                rf"{_NIR_LEAD} ?\d{{2}} ?\d{{2}} ?(?:\d{{2}}|2[AB]) ?\d{{3}}"
+                rf" ?\d{{3}} ?\d{{2}}{_END}",
             ),
             validator="fr_nir",
             flags=re.IGNORECASE,
@@ -365,7 +415,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "ES": (
         Recognizer(
             "ES_NIF",
-            (r"(?<![\w-])\d{8}[ -]?[A-Z](?![\w-])",),
+            (rf"{_NIF_LEAD}\d{{7}}[ -]?[A-Z](?![\w-])",),
             validator="es_dni",
             flags=re.IGNORECASE,
             score=0.7,
@@ -397,6 +447,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             score=0.7,
             prune=False,
             needs_digit=False,
+            min_token=16,
         ),
     ),
     "NL": (
@@ -404,8 +455,8 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             "NL_BSN",
             # 9 digits pass the 11-test one time in eleven: only after its words.
             (
-                rf"{_START}\d{{4}}\.?\d{{2}}\.?\d{{3}}{_END}",
-                rf"{_START}\d{{3}} \d{{3}} \d{{3}}{_END}",
+                rf"{_D}\d{{3}}\.?\d{{2}}\.?\d{{3}}{_END}",
+                rf"{_D}\d{{2}} \d{{3}} \d{{3}}{_END}",
             ),
             validator="nl_bsn",
             context=("bsn",),
@@ -417,28 +468,30 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
     "BR": (
         Recognizer(
             "BR_CPF",
-            (rf"{_START}\d{{3}}\.\d{{3}}\.\d{{3}}-\d{{2}}{_END}",),
-            weak_patterns=(rf"{_START}\d{{9}}-?\d{{2}}{_END}",),
+            (rf"{_D}\d{{2}}\.\d{{3}}\.\d{{3}}-\d{{2}}{_END}",),
+            weak_patterns=(rf"{_D}\d{{8}}-?\d{{2}}{_END}",),
             validator="br_cpf",
             context=("cpf",),
             score=0.7,
             min_digits=11,
+            min_run=11,
         ),
         Recognizer(
             "BR_CNPJ",
-            (rf"{_START}\d{{2}}\.\d{{3}}\.\d{{3}}/\d{{4}}-\d{{2}}{_END}",),
-            weak_patterns=(rf"{_START}\d{{14}}{_END}",),
+            (rf"{_D}\d\.\d{{3}}\.\d{{3}}/\d{{4}}-\d{{2}}{_END}",),
+            weak_patterns=(rf"{_D}\d{{13}}{_END}",),
             validator="br_cnpj",
             context=("cnpj",),
             score=0.7,
             min_digits=14,
+            min_run=14,
         ),
     ),
     "DE": (
         Recognizer(
             "DE_TAX_ID",
             # 11 digits with a check digit: only after its words ("Steuer-ID").
-            (rf"{_START}\d{{2}} ?\d{{3}} ?\d{{3}} ?\d{{3}}{_END}",),
+            (rf"{_D}\d ?\d{{3}} ?\d{{3}} ?\d{{3}}{_END}",),
             validator="de_idnr",
             context=("steuer-id",),
             context_required=True,
@@ -457,7 +510,7 @@ def _date_of_birth(lexicon: Lexicon) -> Recognizer:
     return Recognizer(
         "DATE_OF_BIRTH",
         (
-            r"(?<![\w.,/-])\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?![\w]|[/.-]\d)",
+            rf"{_DATE_LEAD}\d{{0,3}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}(?![\w]|[/.-]\d)",
             rf"\b\d{{1,2}}{ordinal}\s+(?:(?:of|de)\s+)?(?:{months})\.?,?\s+(?:de\s+)?\d{{4}}\b",
             rf"\b(?:{months})\.?\s+\d{{1,2}}{ordinal},?\s+\d{{4}}\b",
         ),

@@ -5,6 +5,7 @@ longest span, then a built-in recognizer over a presidio plug-in, then the highe
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 from coatcheck.middleware.detect.recognizers import Candidate
@@ -26,7 +27,14 @@ def _rank(candidate: Candidate) -> int:
 
 
 def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Keep the best non-overlapping candidates, sorted by start."""
+    """Keep the best non-overlapping candidates, sorted by start.
+
+    Best first, each kept unless it overlaps one kept before.  The kept spans are held as
+    sorted `(start, end)` pairs: they do not overlap, so their ends rise with their starts,
+    and the one kept span that can overlap a candidate is the last one starting before the
+    candidate ends (a bisection, not a scan of every kept span: 40,000 entities in one
+    text took 26 s with the scan).
+    """
     ordered = sorted(
         candidates,
         key=lambda c: (
@@ -38,8 +46,12 @@ def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
             c.entity_type,
         ),
     )
+    spans: list[tuple[int, int]] = []
     kept: list[Candidate] = []
     for candidate in ordered:
-        if all(candidate.end <= k.start or candidate.start >= k.end for k in kept):
-            kept.append(candidate)
+        before_end = bisect_left(spans, (candidate.end,))  # kept spans starting before its end
+        if before_end and spans[before_end - 1][1] > candidate.start:
+            continue
+        insort(spans, (candidate.start, candidate.end))
+        kept.append(candidate)
     return sorted(kept, key=lambda c: c.start)

@@ -90,6 +90,10 @@ class ExternalResolver:
         """The entity types this resolver holds externally."""
         return frozenset(self._endpoints)
 
+    def config(self, entity_type: str) -> EndpointConfig:
+        """The endpoint config a type resolves with (the connection test probes it)."""
+        return self._config(entity_type)
+
     def breaker(self, entity_type: str) -> CircuitBreaker:
         """The breaker of a type's endpoint (for health reporting)."""
         self._config(entity_type)

@@ -13,12 +13,21 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from coatcheck.middleware.models import ApiKey
 
-__all__ = ["KEY_PREFIX", "Role", "create_key", "find_role", "key_digest", "parse_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "Role",
+    "create_key",
+    "find_role",
+    "key_digest",
+    "list_keys",
+    "parse_key",
+    "revoke_key",
+]
 
 KEY_PREFIX = "cck"
 
@@ -30,6 +39,7 @@ class Role(StrEnum):
     VIEWER = "viewer"
     AGENT = "agent"
     AUDITOR = "auditor"
+    MONITOR = "monitor"  # reads /metrics only (a Prometheus scraper's key)
     ADMIN = "admin"
 
 
@@ -72,3 +82,17 @@ def find_role(session: Session, key: str) -> Role | None:
 def count_keys(session: Session) -> int:
     """How many keys exist (first-run bootstrap creates some when there are none)."""
     return len(session.scalars(select(ApiKey.id)).all())
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    """Every key row, oldest first (prefix, role, created_at; the digest stays unread)."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+
+
+def revoke_key(session: Session, prefix: str) -> Role | None:
+    """Delete the key with public prefix `prefix`; its role, or None if there was none."""
+    row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if row is None:
+        return None
+    session.execute(delete(ApiKey).where(ApiKey.id == row.id))
+    return Role(row.role)

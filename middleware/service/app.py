@@ -21,8 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from coatcheck import __version__
 from coatcheck.middleware.detect import Detector, load_config
 from coatcheck.middleware.export import build_sinks
+from coatcheck.middleware.observability.docs import offline_app
+from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
+from coatcheck.middleware.observability.requestid import RequestContext
+from coatcheck.middleware.observability.routes import ops_router
 from coatcheck.middleware.pipeline import Redactor
 from coatcheck.middleware.service.bootstrap import bootstrap
 from coatcheck.middleware.service.botclient import BotClient, EchoBot, HttpBot
@@ -46,7 +51,7 @@ from coatcheck.middleware.service.subject_routes import router as subject_router
 from coatcheck.middleware.service.sweeper import run_sweeper
 from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
-from coatcheck.vault import GrantSigner, Vault
+from coatcheck.vault import GrantSigner
 from coatcheck.vault.db import make_engine
 from coatcheck.vault.keys import open_provider
 
@@ -108,7 +113,7 @@ def create_app(
         detector = Detector(detect_config)
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
-        vault = Vault(
+        vault = MeteredVault(
             engine,
             provider,
             tenant=settings.tenant,
@@ -125,6 +130,7 @@ def create_app(
                     if settings.bot_url is None
                     else HttpBot(http, settings.bot_url, settings.bot_timeout_seconds)
                 )
+            client = MeteredBot(client)
             app.state.gateway = Gateway(
                 settings=settings,
                 engine=engine,
@@ -163,13 +169,15 @@ def create_app(
                 engine.dispose()
                 provider.close()
 
-    app = FastAPI(title="coatcheck", version="0.1.0", lifespan=lifespan)
+    app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)
     app.include_router(router)
     app.include_router(export_router)
     app.include_router(subject_router)  # a person's erasure and export (docs/keys.md)
     app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
+    app.include_router(ops_router)  # /metrics, /ready, the endpoint test (docs/operations.md)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
+    app.add_middleware(RequestContext)  # outermost: request ids, route-layer metrics
     return app

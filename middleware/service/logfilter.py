@@ -4,12 +4,18 @@ Installed on the root logger's handlers and on uvicorn's loggers.  It formats th
 (message, args, traceback), runs the detector's global patterns over the result, replaces
 each match with `[TYPE]`, and stores the redacted text back with args and exc_info
 cleared, so no later formatter can re-render the raw values.
+
+Control characters from requests are escaped (`\\x1b`, `\\x0d`...): an access line's path is
+percent-decoded before it is redacted, so `%0D%0A` in a URL would otherwise start a forged
+line and `%1B[` would drive the operator's terminal.  uvicorn's "running on" line is kept
+as it is: its address is the service's own listen address, from the operator's config.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
@@ -23,12 +29,32 @@ Redact = Callable[[str], str]
 # uvicorn's access-log format and the routes whose path holds no caller-chosen text.
 _ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
 FIXED_PATHS = frozenset(
-    {"/webhooks/rest/webhook", "/v1/redact", "/v1/grants", "/v1/reveal", "/v1/check", "/health"}
+    {
+        "/webhooks/rest/webhook",
+        "/v1/redact",
+        "/v1/grants",
+        "/v1/reveal",
+        "/v1/check",
+        "/health",
+        "/ready",
+        "/metrics",
+    }
 )
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
+_LISTENING = "Uvicorn running on "  # uvicorn's start-up line (config.py, server.py)
+
+# C0 controls, DEL and C1 controls: in a request's text (path, method, client) all of them;
+# in other records all but tab and newline (tracebacks are multi-line).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape(text: str, pattern: re.Pattern[str] = _CONTROLS) -> str:
+    """`text` with each control character written as `\\xNN` (one line, inert)."""
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def detector_redactor(detector: Detector, recent: RecentValues | None = None) -> Redact:
@@ -53,10 +79,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _is_access(record):
             return self._access(record)
+        if _is_listening(record):
+            return True
         if record.name == "uvicorn.access" and isinstance(record.args, tuple):
             # uvicorn's access formatter unpacks the args tuple: keep its shape.
             record.args = tuple(
-                self._redact_safely(arg) if isinstance(arg, str) else arg for arg in record.args
+                _escape(self._redact_safely(arg)) if isinstance(arg, str) else arg
+                for arg in record.args
             )
             return True
         try:
@@ -69,7 +98,7 @@ class RedactingFilter(logging.Filter):
             text = f"{text}\n{record.exc_text}"
         if record.stack_info:
             text = f"{text}\n{record.stack_info}"
-        record.msg = self._redact_safely(text)
+        record.msg = _escape(self._redact_safely(text), _CONTROLS_BUT_LAYOUT)
         record.args = None
         record.exc_info = None
         record.exc_text = None
@@ -89,15 +118,15 @@ class RedactingFilter(logging.Filter):
         cost about as much as the gateway's own database work): a client IP is masked
         without the detector, a fixed route path (no path parameter, no query) is kept, and
         anything else is percent-decoded (uvicorn logs `jane%40example.com`, which no
-        pattern matches) and goes through the redactor.  The args stay a 5-tuple: uvicorn's
-        AccessFormatter unpacks them.
+        pattern matches), goes through the redactor and has its control characters escaped.
+        The args stay a 5-tuple: uvicorn's AccessFormatter unpacks them.
         """
         client, method, path, version, status = record.args  # type: ignore[misc]
         record.args = (
-            _mask_client(str(client), self._redact_safely),
-            method if method in _METHODS else self._redact_safely(str(method)),
-            path if path in FIXED_PATHS else self._redact_safely(unquote(str(path))),
-            version,
+            _escape(_mask_client(str(client), self._redact_safely)),
+            method if method in _METHODS else _escape(self._redact_safely(str(method))),
+            path if path in FIXED_PATHS else _escape(self._redact_safely(unquote(str(path)))),
+            _escape(str(version)),
             status,
         )
         return True
@@ -110,6 +139,16 @@ def _is_access(record: logging.LogRecord) -> bool:
         and isinstance(record.args, tuple)
         and len(record.args) == 5
         and all(isinstance(arg, str) for arg in record.args[1:4])
+        and not record.exc_info
+    )
+
+
+def _is_listening(record: logging.LogRecord) -> bool:
+    """uvicorn's own "Uvicorn running on http://HOST:PORT" line (operator config only)."""
+    return (
+        record.name == "uvicorn.error"
+        and isinstance(record.msg, str)
+        and record.msg.startswith(_LISTENING)
         and not record.exc_info
     )
 

@@ -1,12 +1,17 @@
 """Signed session cookies and per-session CSRF tokens for the log viewer.
 
-Workers are stateless, so the session lives in the cookie itself, signed with HMAC-SHA256
-under a key derived from the master key (through the key ring's grant key, with its own
-label, so a session token can never pass as a grant and vice versa).  The cookie carries
-the API key's public prefix, a random nonce, the expiry and a *binding*: an HMAC of the
-key's stored SHA-256 digest.  Neither the key nor its digest is in the cookie; every request
-re-reads the key row by prefix and recomputes the binding, so a deleted key ends its
-sessions at once and the role always comes from the database.
+The cookie is signed with HMAC-SHA256 under a key derived from the master key (through
+the key ring's grant key, with its own label, so a session token can never pass as a grant
+and vice versa).  It carries the API key's public prefix, a random nonce, the expiry and a
+*binding*: an HMAC of the key's stored SHA-256 digest.  Neither the key nor its digest is in
+the cookie; every request re-reads the key row by prefix and recomputes the binding, so a
+deleted key ends its sessions at once and the role always comes from the database.
+
+A signature alone cannot be taken back, so each session also has a row in the database
+(`gw_ui_sessions`: the SHA-256 of the nonce, the key prefix, the expiry; workers stay
+stateless).  Signing out deletes it, and a cookie whose row is gone is refused: a copied
+cookie stops working the moment its owner signs out (`end_session`), or when its key is
+revoked (`end_sessions_of`).
 
 CSRF: the token for a session is HMAC(secret, "csrf" + nonce); forms carry it in a hidden
 field and every POST compares it in constant time.  The sign-in form gets the same from a
@@ -23,13 +28,22 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coatcheck.middleware.models import ApiKey
+from coatcheck.middleware.models import ApiKey, UiSession
 from coatcheck.middleware.service.apikeys import Role
 
-__all__ = ["LOGIN_COOKIE", "SESSION_COOKIE", "Codec", "StaffSession"]
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "Codec",
+    "Issued",
+    "StaffSession",
+    "end_session",
+    "end_sessions_of",
+    "store_session",
+]
 
 SESSION_COOKIE = "cc_ui_session"
 LOGIN_COOKIE = "cc_ui_login"
@@ -45,13 +59,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _session_id(nonce: str) -> str:
+    """What the database keeps of a session: the nonce's SHA-256 (the cookie holds the nonce)."""
+    return hashlib.sha256(nonce.encode("ascii")).hexdigest()
+
+
 @dataclass(frozen=True)
 class StaffSession:
-    """A verified session: who (role, key prefix) and its CSRF token."""
+    """A verified session: who (role, key prefix), its CSRF token and its row id."""
 
     role: Role
     prefix: str
     csrf: str
+    sid: str
 
     @property
     def actor(self) -> str:
@@ -117,15 +137,17 @@ class Codec:
     def _binding(self, key_hash: str) -> str:
         return _b64(self._mac("bind", key_hash.encode("ascii")))
 
-    def issue(self, row: ApiKey, now: float) -> str:
+    def issue(self, row: ApiKey, now: float) -> Issued:
+        """A new session for key `row`: the cookie, and the row `store_session` must write."""
+        nonce = secrets.token_urlsafe(16)
         payload = {
             "k": "session",
             "p": row.prefix,
-            "n": secrets.token_urlsafe(16),
+            "n": nonce,
             "e": now + SESSION_SECONDS,
             "b": self._binding(row.key_hash),
         }
-        return self._seal(payload)
+        return Issued(self._seal(payload), _session_id(nonce), row.prefix, now + SESSION_SECONDS)
 
     def verify(self, session: Session, token: str | None, now: float) -> StaffSession | None:
         """The session behind `token`, or None (bad signature, expired, key gone)."""
@@ -138,4 +160,43 @@ class Codec:
         row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
         if row is None or not hmac.compare_digest(self._binding(row.key_hash), str(binding)):
             return None
-        return StaffSession(Role(row.role), row.prefix, self.csrf_for(str(nonce)))
+        sid = _session_id(str(nonce))
+        live = session.scalar(
+            select(UiSession.id).where(
+                UiSession.id == sid, UiSession.key_prefix == row.prefix, UiSession.expires_at > now
+            )
+        )
+        if live is None:  # signed out, or its key revoked: the signature alone is not enough
+            return None
+        return StaffSession(Role(row.role), row.prefix, self.csrf_for(str(nonce)), sid)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A session just issued: the cookie for the browser, the row for the database."""
+
+    cookie: str
+    sid: str
+    prefix: str
+    expires_at: float
+
+
+def store_session(session: Session, issued: Issued, now: float) -> None:
+    """Record a new session (and drop the expired ones: sign-ins keep the table small)."""
+    session.execute(delete(UiSession).where(UiSession.expires_at <= now))
+    session.add(
+        UiSession(
+            id=issued.sid, key_prefix=issued.prefix, created_at=now, expires_at=issued.expires_at
+        )
+    )
+
+
+def end_session(session: Session, sid: str) -> None:
+    """Sign out: the session's cookie is refused from now on, on every worker."""
+    session.execute(delete(UiSession).where(UiSession.id == sid))
+
+
+def end_sessions_of(session: Session, prefix: str) -> int:
+    """End every session signed in with the key `prefix` (its revocation); how many."""
+    result = session.execute(delete(UiSession).where(UiSession.key_prefix == prefix))
+    return int(getattr(result, "rowcount", 0) or 0)

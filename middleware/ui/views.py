@@ -27,7 +27,14 @@ from coatcheck.middleware.service.staff import conversation_status, list_convers
 from coatcheck.middleware.service.state import Gateway
 from coatcheck.middleware.service.store import guarded, read_history
 from coatcheck.middleware.ui.errors import CsrfFailed, NotSignedIn
-from coatcheck.middleware.ui.session import LOGIN_COOKIE, SESSION_COOKIE, Codec, StaffSession
+from coatcheck.middleware.ui.session import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Codec,
+    StaffSession,
+    end_session,
+    store_session,
+)
 from coatcheck.middleware.ui.transcript import (
     Chip,
     day_bounds,
@@ -154,8 +161,12 @@ def login(
     if row is None:
         message = "Unknown key, or a role that may not use the log viewer."
         return _login_page(request, gw, message, 401)
+    now = gw.clock()
+    issued = codec.issue(row, now)
+    with guarded(gw.sessions) as session:
+        store_session(session, issued, now)
     response = RedirectResponse("/ui/", status_code=303, headers=_HEADERS)
-    _set_cookie(request, response, SESSION_COOKIE, codec.issue(row, gw.clock()), 8 * 3600)
+    _set_cookie(request, response, SESSION_COOKIE, issued.cookie, 8 * 3600)
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
     return response
 
@@ -168,6 +179,8 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") ->
         return _to_login()
     if not Codec.csrf_ok(staff.csrf, csrf):
         raise CsrfFailed("csrf")
+    with guarded(gw.sessions) as session:
+        end_session(session, staff.sid)  # a copy of the cookie is refused from now on
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
-from coatcheck.middleware.detect.phone import _has_trunk_prefix, _valid
-from coatcheck.middleware.detect.recognizers import DIGIT_RUN, Candidate
+from coatcheck.middleware.detect.phone import _has_trunk_prefix, _plausible, _valid
+from coatcheck.middleware.detect.recognizers import Candidate
+from coatcheck.middleware.detect.scan import Scan, WordIndex
 
 _PIECES = (
     "4111 1111 1111 1111",
@@ -40,6 +41,8 @@ _PIECES = (
     "nhs",
     "order #",
     "Ünïcode",
+    "\u017f\u017fn",  # long s: IGNORECASE reads it as "s", lower-casing does not
+    "\u0130",  # capital I with a dot: lower-cases to two characters
     " ",
     "-",
     ".",
@@ -66,10 +69,15 @@ def _ungated(recognizer: Recognizer, text: str) -> list[Candidate]:
 
 
 def _gated(recognizer: Recognizer, text: str) -> list[Candidate]:
-    runs = [len(r) - r.count(" ") - r.count(".") - r.count("-") for r in DIGIT_RUN.findall(text)]
-    if not recognizer.could_match(text, sum(runs), max(runs, default=0)):
+    """As the detector runs it: the message's `Scan` gates, one `WordIndex` scan for the
+    context words."""
+    scan = Scan(text, WordIndex({0: recognizer.context}))
+    if not recognizer.could_match(scan):
         return []
-    return list(recognizer.find(text))
+    anywhere = scan.has_context(0) if recognizer.needs_context else None
+    if recognizer.context_required and not anywhere:
+        return []
+    return list(recognizer.find(text, context_anywhere=anywhere))
 
 
 @settings(max_examples=300, deadline=None)
@@ -106,12 +114,63 @@ def test_gated_recognizer_rows(text: str, entity_type: str, expected: int) -> No
     ["2125550199", "212-555-0199", "020 7946 0958", "01 23 45 67 89", "555 0199", "1234567"],
 )
 def test_phone_length_gate_matches_phonenumbers(region: str, value: str) -> None:
-    digits = sum(c.isdigit() for c in value)
+    digits = "".join(c for c in value if c.isdigit())
     number = phonenumbers.parse(value, region)
     expected = phonenumbers.is_valid_number_for_region(number, region) and _has_trunk_prefix(
         value, number, region
     )
     assert _valid(value, region, digits) == expected
+
+
+def _valid_by_parse(value: str, region: str) -> bool:
+    """`_valid` without the gate: parse, validate, and the typed trunk prefix."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return False
+    if number.country_code != phonenumbers.country_code_for_region(region):
+        return bool(phonenumbers.is_valid_number(number))
+    if not phonenumbers.is_valid_number_for_region(number, region):
+        return False
+    return _has_trunk_prefix(value, number, region)
+
+
+# The default regions, and plans whose national-prefix rules transform the number (Brazil's
+# carrier codes, Argentina's inserted 9, Japan, Gabon, the NANP islands' area codes).
+_PLAN_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "AR", "JP", "GA", "AG", "GG")
+_national = st.tuples(
+    st.sampled_from(["", "0", "00", "011", "0015", "90", "15", "1", "44", "49", "55", "(0"]),
+    st.text("0123456789", min_size=4, max_size=14),
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_national, st.sampled_from(_PLAN_REGIONS))
+def test_plan_gate_never_rules_out_a_valid_number(value: str, region: str) -> None:
+    if _valid_by_parse(value, region):
+        assert _plausible(value, region, "".join(c for c in value if c.isdigit()))
+
+
+@pytest.mark.parametrize("region", _PLAN_REGIONS)
+def test_plan_gate_passes_every_example_number(region: str) -> None:
+    """Each plan's own example numbers (every type), typed nationally, pass the gate."""
+    for kind in phonenumbers.PhoneNumberType.values():
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is None:
+            continue
+        value = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+        digits = "".join(c for c in value if c.isdigit())
+        assert _valid_by_parse(value, region)
+        assert _plausible(value, region, digits), (region, kind)
+
+
+@pytest.mark.parametrize(
+    ("value", "region"),
+    [("4111111111111111", "DE"), ("2024118553", "FR"), ("1234567", "US"), ("99999999", "BR")],
+)
+def test_plan_gate_rules_out(value: str, region: str) -> None:
+    assert not _valid_by_parse(value, region)
+    assert not _plausible(value, region, value)
 
 
 @pytest.mark.parametrize(

@@ -150,6 +150,78 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     ("en-US", "AKIA is a prefix and ghp_ too", []),
+    # streets without a house number, postcodes typed both ways, towns with particles
+    (
+        "fr-FR",
+        "Livraison au boulevard de Loiseau, 66632 Ramosville, tél. 0554417538",
+        [
+            ("ADDRESS", "boulevard de Loiseau, 66632 Ramosville"),
+            ("PHONE_NUMBER", "0554417538"),
+        ],
+    ),
+    (
+        "fr-FR",
+        "Nouvelle adresse : 14, boulevard Maury, 51687 Imbert-les-Bains. Commande n° 2025-438-5.",
+        [("ADDRESS", "14, boulevard Maury, 51687 Imbert-les-Bains")],
+    ),
+    (
+        "pt-BR",
+        "Meu novo endereço: Estrada de Porto, 87831561 Rodrigues. Número do pedido 7435207744.",
+        [("ADDRESS", "Estrada de Porto, 87831561 Rodrigues")],
+    ),
+    (
+        "pt-BR",
+        "Entregar na Rua Evelyn Rodrigues, 157, 01590501 Almeida da Praia, tel. (11) 91234-5678",
+        [
+            ("ADDRESS", "Rua Evelyn Rodrigues, 157, 01590501 Almeida da Praia"),
+            ("PHONE_NUMBER", "(11) 91234-5678"),
+        ],
+    ),
+    ("pt-BR", "CEP 07811-190", []),  # a postcode alone is no phone number
+    (
+        "nl-NL",
+        "Mijn nieuwe adres: Merlestraat 9, 1570 KM Etten. Bestelnummer A8387438.",
+        [("ADDRESS", "Merlestraat 9, 1570 KM Etten")],  # the order number stays out
+    ),
+    (
+        "nl-NL",
+        "Bezorgen op Kaiweg 8, 1603QE Hoek van Holland, tel. 077 106 3143",
+        [("ADDRESS", "Kaiweg 8, 1603QE Hoek van Holland"), ("PHONE_NUMBER", "077 106 3143")],
+    ),
+    (
+        "de-DE",
+        "Meine neue Adresse: Bolnbachweg 3, 51973 Rothenburg ob der Tauber.",
+        [("ADDRESS", "Bolnbachweg 3, 51973 Rothenburg ob der Tauber")],
+    ),
+    (
+        "it-IT",
+        "Consegna in Via Ilaria, 45 Appartamento 1, 98152 Comazzo",
+        [("ADDRESS", "Via Ilaria, 45 Appartamento 1, 98152 Comazzo")],
+    ),
+    (
+        "en-GB",
+        "Deliver to 366 Barnett Branch, M35 1QT Dianaside",
+        [("ADDRESS", "366 Barnett Branch, M35 1QT Dianaside")],
+    ),
+    # names: a signature line after a sign-off, phone-call intros, particles first
+    (
+        "fr-FR",
+        "L'article IU-20977 est cassé. Cordialement,\nNath Besson",
+        [("PERSON", "Nath Besson")],
+    ),
+    ("fr-FR", "Cordialement, Nath", []),  # one unknown word on the same line: no name
+    (
+        "de-DE",
+        "Hier spricht Anna-Lena Otto, meine E-Mail ist a@b.de",
+        [("PERSON", "Anna-Lena Otto"), ("EMAIL_ADDRESS", "a@b.de")],
+    ),
+    ("de-DE", "Hier spricht nichts dagegen", []),
+    (
+        "nl-NL",
+        "Goedendag mevrouw van der Avoirt, pakket 289487760322 komt morgen.",
+        [("PERSON", "van der Avoirt")],
+    ),
+    ("nl-NL", "U spreekt met Vigo Schrant.", [("PERSON", "Vigo Schrant")]),
 ]
 
 

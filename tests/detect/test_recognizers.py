@@ -76,6 +76,14 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("paid $1,200.50 on 2024-01-02 10:30", []),
     ("upgrade to v10.0.1 or 1.2.3.4.5", []),
     ("invoice INV-2024-000123456 and case 123-45-6780", []),
+    # numbers that look like phones but are something else
+    ("My driver's license number is 6116603304", []),  # an identifier we have no type for
+    ("On 2000-02-03 09:02:02.801284 the server restarted", []),  # the seconds of a time
+    ("I live in 84164 1266 Cheriton Dr now", [("ADDRESS", "1266 Cheriton Dr")]),
+    ("Apt. 023 09306 8 Circle Way", [("ADDRESS", "Apt. 023"), ("ADDRESS", "8 Circle Way")]),
+    # a line label after the number says "phone" as a phone word before it does
+    ("Jane Roe, 250-293-9941 office", [("PERSON", "Jane Roe"), ("PHONE_NUMBER", "250-293-9941")]),
+    ("250-293-9941", []),  # not valid in a configured plan, no phone word: unclaimed
 ]
 
 

@@ -32,6 +32,10 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/static-offline-docs/{path}"): PUBLIC,  # the docs' own assets (no CDN)
+    ("GET", "/ready"): PUBLIC,
+    ("GET", "/metrics"): frozenset({Role.MONITOR}),
+    ("POST", "/v1/external/{entity_type}/test"): frozenset(),
     ("POST", "/webhooks/rest/webhook"): frozenset({Role.CHANNEL}),
     ("POST", "/v1/redact"): frozenset({Role.CHANNEL, Role.BOT, Role.ACTION_SERVER}),
     ("POST", "/v1/grants"): frozenset({Role.ACTION_SERVER}),

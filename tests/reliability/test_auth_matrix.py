@@ -23,7 +23,8 @@ from rel_support import (
     App,
     RecordingBot,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from coatcheck.middleware.service.apikeys import Role
 from coatcheck.middleware.service.app import create_app
@@ -39,6 +40,9 @@ def _walk(routes: Any, prefix: str, found: set[tuple[str, str]]) -> None:
             for method in route.methods or ():
                 if method not in ("HEAD", "OPTIONS"):
                     found.add((method, prefix + route.path))
+            continue
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            found.add(("GET", prefix + route.path + "/{path}"))  # files under a folder
             continue
         included = getattr(route, "original_router", None)  # FastAPI's include_router
         if included is not None:
@@ -106,7 +110,8 @@ def test_a_new_route_without_a_row_is_caught() -> None:
 
 
 def _call(app: App, method: str, template: str, headers: dict[str, str]) -> Any:
-    path = template.replace("{conversation_id}", "u1")
+    path = template.replace("{conversation_id}", "u1").replace("{entity_type}", "EMAIL_ADDRESS")
+    path = path.replace("{path}", "swagger-ui.css")
     body = VALID_BODIES.get(template) if method in ("POST", "PUT") else None
     return app.client.request(method, path, json=body, headers=headers)
 

@@ -8,40 +8,14 @@ view lists the reveals and says the chain verifies.  Screenshots go to the test'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from ui_live import CANARIES, CANARY_EMAIL, Live
 
 from coatcheck.middleware.service.apikeys import Role
 from coatcheck.middleware.ui.views import REVEAL_SECONDS
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _sign_in(browser: Browser, live: Live, role: Role) -> Page:

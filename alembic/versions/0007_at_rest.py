@@ -1,16 +1,17 @@
 """At rest: bucket KEKs held by the key provider, sealed service keys, a MAC-linked audit chain.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Issue 15 (docs/keys.md).  Schema only: the key work needs the root key, which a migration
 does not have, so the vault does it online once it runs with a key provider:
 
 - `kek_buckets` (one KEK per tenant, kind and time bucket; `record` NULL once destroyed);
   `conversations.kek_id` (the bucket KEK of an epoch) beside the legacy `kek_version`
-  (0 on epochs under a bucket KEK).  Epochs written before keep opening through the legacy `keks` rows until the
-  vault's maintenance pass re-wraps them under bucket KEKs (`Vault.maintain`), then deletes
-  the legacy rows.  No value is lost and none is re-encrypted: only data keys are re-wrapped.
+  (0 on epochs under a bucket KEK).  Epochs written before keep opening through the
+  legacy `keks` rows until the vault's maintenance pass re-wraps them under bucket KEKs
+  (`Vault.maintain`), then deletes the legacy rows.  No value is lost and none is
+  re-encrypted: only data keys are re-wrapped.
 - `key_objects`: the sealed audit-MAC, pseudonym, checkpoint and grant keys.
 - `audit_head.mac_from`: NULL until the first vault with an audit key appends the one
   `audit-format` event; from that row on every link is an HMAC, rows before it stay SHA-256
@@ -29,8 +30,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
-"""Migration 0006 and the online move of an existing database to the new key hierarchy.
+"""Migration 0007 and the online move of an existing database to the new key hierarchy.
 
 The database is written the way the code before key providers wrote it (legacy KEK
 versions under the master-derived key ring, epochs under them, a SHA-256 audit chain), at
-schema 0005; then upgraded.  No value is lost, the chain does not read as tampering (its
+schema 0006; then upgraded.  No value is lost, the chain does not read as tampering (its
 format change is one recorded event), and the maintenance pass re-wraps the old epochs
 under bucket KEKs and deletes the legacy KEKs.
 """
@@ -101,7 +101,7 @@ def test_an_existing_database_moves_to_the_new_hierarchy_online(
     key_file: tuple[bytes, KeyProvider],
     clock: FakeClock,
 ) -> None:
-    _downgrade(db_url, "0005")
+    _downgrade(db_url, "0006")
     master, file_provider = key_file
     refs = _write_legacy(engine, master)
     upgrade(db_url)
@@ -134,7 +134,7 @@ def test_legacy_keys_without_the_key_file_name_the_setting(
     token_provider: KeyProvider,
     clock: FakeClock,
 ) -> None:
-    _downgrade(db_url, "0005")
+    _downgrade(db_url, "0006")
     master, file_provider = key_file
     refs = _write_legacy(engine, master)
     upgrade(db_url)
