@@ -116,9 +116,9 @@ def _private_files(path: Path) -> None:
     """Create the database file 0600 if absent; narrow it and its WAL/SHM to the owner.
 
     SQLite creates a new database 0644 (less the umask) and gives its WAL and SHM files the
-    database file's mode: made here first, the three are private.
+    database file's mode: made here first, the three are private.  A missing directory is
+    the caller's (`FileNotFoundError` naming the file), as it is SQLite's.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):

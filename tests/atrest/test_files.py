@@ -15,7 +15,7 @@ def _mode(path: Path) -> int:
 
 
 def test_a_new_database_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "cc.db"
+    path = tmp_path / "cc.db"
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     assert _mode(path) == 0o600  # before SQLite opened it
