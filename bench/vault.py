@@ -28,6 +28,12 @@ database, take turns every n/`--chunks` calls of a row (who goes first alternate
 `--rounds` rounds, so a neighbour's burst of load lands on both sides alike.  Per row it
 prints both sides' median values/s and the median (and min..max) of the per-round ratios
 this tree / before: the figure of merit.
+
+Key providers (docs/keys.md): `--providers file,env,pkcs11,transit` runs this tree once
+per provider (the key file by default), each its own child taking turns with the others
+and with "before" (which runs on raw master-key bytes, as it always did): one ratio per
+provider against the same "before" in the same run.  PKCS#11 runs on a throw-away SoftHSM2
+token, transit on a throw-away OpenBao dev server (tests/keys/softhsm.py, openbao.py).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sqlite3  # noqa: E402
@@ -61,6 +69,8 @@ from coatcheck.vault.db import normalise_url  # noqa: E402
 
 _FLOOR_SQL = "INSERT INTO floor_bench (a, b) VALUES ({p}, {p})"
 _ROOT = _HERE.parent
+if str(_ROOT) not in sys.path:  # tests.keys: the throw-away token and transit server
+    sys.path.append(str(_ROOT))
 
 
 def _rate(n: int, work: Callable[[], object]) -> float:
@@ -130,12 +140,24 @@ def _threaded(threads: int, calls: range, call: Callable[[int], object]) -> floa
 Row = Callable[[int, int, int], float]
 
 
+def _keys(spec: dict[str, str] | None) -> object:
+    """What the vault runs on: raw master-key bytes (None), else the provider `spec` names."""
+    if spec is None:
+        return os.urandom(32)
+    from coatcheck.vault.keys import ProviderSettings, open_provider
+
+    fields = {k: Path(v) if k == "key_file" else v for k, v in spec.items()}
+    return open_provider(ProviderSettings(**fields))  # type: ignore[arg-type]
+
+
 @contextmanager
-def _rows(url: str, n: int, batch: int, threads: int) -> Iterator[dict[str, Row]]:
+def _rows(
+    url: str, n: int, batch: int, threads: int, spec: dict[str, str] | None = None
+) -> Iterator[dict[str, Row]]:
     """The bench's rows on a vault over `url` (migrated here); the chain verified at the end."""
     upgrade(url)
     engine = make_engine(url, pool_size=max(5, threads))
-    vault = Vault(engine, os.urandom(32), tenant="bench")
+    vault = Vault(engine, _keys(spec), tenant="bench")  # type: ignore[arg-type]
 
     def values(attempt: int) -> list[str]:
         return [f"user{attempt}-{i}@example.org" for i in range(n)]
@@ -229,9 +251,13 @@ class _Side:
     """One side of a --before run: a child process importing `coatcheck` from `source`,
     holding a vault on its own fresh database, running one row when asked (stdin/stdout)."""
 
-    def __init__(self, source: str, url: str, args: argparse.Namespace) -> None:
+    def __init__(
+        self, source: str, url: str, args: argparse.Namespace, spec: dict[str, str] | None
+    ) -> None:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", url]
         cmd += ["--n", str(args.n), "--batch", str(args.batch), "--threads", str(args.threads)]
+        if spec is not None:
+            cmd += ["--provider-spec", json.dumps(spec)]
         self._proc = subprocess.Popen(
             cmd,
             env={**os.environ, "PYTHONPATH": source},
@@ -264,7 +290,8 @@ class _Side:
 
 def _serve(url: str, args: argparse.Namespace) -> None:
     """Child side: announce the rows, then run one per request line until stdin closes."""
-    with _rows(url, args.n, args.batch, args.threads) as rows:
+    spec = json.loads(args.provider_spec) if args.provider_spec else None
+    with _rows(url, args.n, args.batch, args.threads, spec) as rows:
         print(json.dumps(list(rows)), flush=True)
         for line in sys.stdin:
             name, attempt, lo, hi = json.loads(line)
@@ -288,63 +315,138 @@ def _floor(pg: str | None, n: int, tmp: str) -> float:
         return pg_floor(url.replace("+psycopg", ""), n)
 
 
+@contextmanager
+def _provider_specs(names: list[str], tmp: str) -> Iterator[dict[str, dict[str, str]]]:
+    """Settings (as strings) of each provider to bench; the token / server made here."""
+    specs: dict[str, dict[str, str]] = {}
+    server = None
+    try:
+        for name in names:
+            if name == "file":
+                specs[name] = {"kind": "file", "key_file": f"{tmp}/bench-root.key"}
+            elif name == "env":
+                specs[name] = {"kind": "env", "master_key_b64": _b64_key()}
+            elif name == "pkcs11":
+                from tests.keys.softhsm import init_token, missing
+
+                if missing() is not None:
+                    raise SystemExit(f"--providers pkcs11: {missing()}")
+                token = init_token(Path(tmp) / "softhsm")
+                os.environ["SOFTHSM2_CONF"] = str(token.conf)  # the children inherit it
+                specs[name] = {
+                    "kind": "pkcs11",
+                    "pkcs11_module": token.module,
+                    "pkcs11_token": token.label,
+                    "pkcs11_pin": token.pin,
+                }
+            elif name == "transit":
+                from coatcheck.vault.keys.transit import create_transit_root
+                from tests.keys import openbao
+
+                if openbao.missing() is not None:
+                    raise SystemExit(f"--providers transit: {openbao.missing()}")
+                server = openbao.start(Path(tmp))
+                mount = server.new_transit_mount()
+                create_transit_root(server.address, server.token, mount)
+                specs[name] = {
+                    "kind": "transit",
+                    "transit_addr": server.address,
+                    "transit_token": server.token,
+                    "transit_mount": mount,
+                }
+            else:
+                raise SystemExit(f"--providers: unknown provider {name!r}")
+        yield specs
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _b64_key() -> str:
+    import base64
+
+    return base64.b64encode(os.urandom(32)).decode("ascii")
+
+
 def before_after(args: argparse.Namespace) -> None:
-    """Rounds of every row, this tree against `--before`, interleaved chunk by chunk."""
+    """Rounds of every row, this tree (per provider) against `--before`, interleaved chunk by
+    chunk: every side takes its turn in each chunk, the order rotating."""
     if args.n % args.batch or args.n // args.chunks < args.batch:
         raise SystemExit("--before needs --n a multiple of --batch, and chunks of >= --batch")
     size = args.n // args.chunks // args.batch * args.batch
     chunks = [(lo, min(lo + size, args.n)) for lo in range(0, args.n, size)]
-    sources = {"before": str(Path(args.before).resolve()), "this tree": str(_ROOT)}
+    before, this_tree = str(Path(args.before).resolve()), str(_ROOT)
     backends: list[tuple[str, str | None]] = []
     if not args.no_sqlite:
         backends.append(("SQLite (WAL, synchronous=NORMAL)", None))
     if args.pg:
         backends.append(("PostgreSQL", args.pg))
+    names = args.providers.split(",")
     for title, pg in backends:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            _fresh_db(pg, tmp, "before") as before_url,
-            _fresh_db(pg, tmp, "after") as after_url,
+            _provider_specs(names, tmp) as specs,
+            contextlib.ExitStack() as stack,
         ):
-            sides = {
-                "before": _Side(sources["before"], before_url, args),
-                "this tree": _Side(sources["this tree"], after_url, args),
-            }
-            rates: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
-            floors: list[float] = []
-            rows = [r for r in sides["this tree"].rows if r in sides["before"].rows]
-            rows = [r for r in rows if not args.only or any(o in r for o in args.only)]
-            for round_no in range(args.rounds):
-                for row in rows:
-                    seconds = dict.fromkeys(sides, 0.0)
-                    for k, (lo, hi) in enumerate(chunks):
-                        order = list(sides) if (round_no + k) % 2 == 0 else list(reversed(sides))
-                        for side in order:
-                            seconds[side] += sides[side].run(row, round_no, lo, hi)
-                    for side, spent in seconds.items():
-                        rates[side].setdefault(row, []).append(args.n / spent)
-                floors.append(_floor(pg, args.n, tmp))
-                print(f"  {title}: round {round_no + 1}/{args.rounds}", file=sys.stderr)
+            url = stack.enter_context(_fresh_db(pg, tmp, "before"))
+            sides = {"before": _Side(before, url, args, None)}
+            for name, spec in specs.items():
+                url = stack.enter_context(_fresh_db(pg, tmp, f"after-{name}"))
+                sides[f"this tree ({name})"] = _Side(this_tree, url, args, spec)
+            floor = functools.partial(_floor, pg, args.n, tmp)
+            rates, floors = _rounds(sides, chunks, args, title, floor)
             for child in sides.values():
                 child.close()
         _print_before_after(title, floors, rates)
+
+
+def _rounds(
+    sides: dict[str, _Side],
+    chunks: list[tuple[int, int]],
+    args: argparse.Namespace,
+    title: str,
+    floor: Callable[[], float],
+) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+    """Every row in every round, each chunk run by every side in a rotating order."""
+    rates: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
+    floors: list[float] = []
+    first = next(side for side in sides if side != "before")
+    rows = [r for r in sides[first].rows if r in sides["before"].rows]
+    rows = [r for r in rows if not args.only or any(o in r for o in args.only)]
+    order = list(sides)
+    for round_no in range(args.rounds):
+        for row in rows:
+            seconds = dict.fromkeys(sides, 0.0)
+            for k, (lo, hi) in enumerate(chunks):
+                shift = (round_no + k) % len(order)
+                for side in order[shift:] + order[:shift]:
+                    seconds[side] += sides[side].run(row, round_no, lo, hi)
+            for side, spent in seconds.items():
+                rates[side].setdefault(row, []).append(args.n / spent)
+        floors.append(floor())
+        print(f"  {title}: round {round_no + 1}/{args.rounds}", file=sys.stderr)
+    return rates, floors
 
 
 def _print_before_after(
     title: str, floors: list[float], rates: dict[str, dict[str, list[float]]]
 ) -> None:
     print(f"\n### {title}: this tree vs before, {len(floors)} interleaved rounds\n")
-    print("| operation | before median /s | this tree median /s | ratio (median) | min..max |")
-    print("|---|---:|---:|---:|---:|")
+    print("| operation | side | before median /s | side median /s | ratio (median) | min..max |")
+    print("|---|---|---:|---:|---:|---:|")
     floor, low, high = statistics.median(floors), min(floors), max(floors)
-    print(f"| floor (raw driver loop) | | {floor:,.0f} | | {low:,.0f}..{high:,.0f} /s |")
-    for name, after in rates["this tree"].items():
-        before = rates["before"][name]
-        ratios = [a / b for a, b in zip(after, before, strict=True)]
-        print(
-            f"| {name} | {statistics.median(before):,.0f} | {statistics.median(after):,.0f} "
-            f"| {statistics.median(ratios):.3f} | {min(ratios):.3f}..{max(ratios):.3f} |"
-        )
+    print(f"| floor (raw driver loop) | | | {floor:,.0f} | | {low:,.0f}..{high:,.0f} /s |")
+    for side, by_row in rates.items():
+        if side == "before":
+            continue
+        for name, after in by_row.items():
+            before = rates["before"][name]
+            ratios = [a / b for a, b in zip(after, before, strict=True)]
+            print(
+                f"| {name} | {side} | {statistics.median(before):,.0f} "
+                f"| {statistics.median(after):,.0f} "
+                f"| {statistics.median(ratios):.3f} | {min(ratios):.3f}..{max(ratios):.3f} |"
+            )
 
 
 def main() -> None:
@@ -367,7 +469,13 @@ def main() -> None:
     parser.add_argument(
         "--chunks", type=int, default=10, help="--before: sides alternate every n/chunks calls"
     )
+    parser.add_argument(
+        "--providers",
+        default="file",
+        help="--before: this tree's key providers, comma separated (file,env,pkcs11,transit)",
+    )
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--provider-spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _serve(args.child, args)

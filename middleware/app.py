@@ -28,6 +28,7 @@ from coatcheck.middleware.service.export_routes import router as export_router
 from coatcheck.middleware.service.handlers import install_handlers
 from coatcheck.middleware.service.limits import BodyLimits
 from coatcheck.middleware.service.routes import router as api_router
+from coatcheck.middleware.service.subject_routes import router as subject_router
 from coatcheck.middleware.service.webhook import rasa_rest_router
 from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
@@ -40,6 +41,7 @@ def _mount(app: FastAPI, channel: RasaRestChannel, settings: Settings) -> None:
     app.include_router(rasa_rest_router(channel))  # the channel webhook (Rasa REST)
     app.include_router(api_router)  # vault API, conversations, health
     app.include_router(export_router)  # export controls (docs/export.md)
+    app.include_router(subject_router)  # a person's erasure and export (docs/keys.md)
     app.include_router(ui_router)  # the log viewer at /ui/ (docs/ui.md)
     # /metrics, /ready, the endpoint test (docs/operations.md)
     app.include_router(ops_router(settings.bot_url))

@@ -37,17 +37,19 @@ from coatcheck.middleware.gateway.replies import Replies
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import Services
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.subjects import Subjects
 from coatcheck.middleware.gateway.sweeper import Sweeper
 from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
 from coatcheck.middleware.pipeline import Redactor
 from coatcheck.middleware.service.auth import Authenticator
-from coatcheck.middleware.service.bootstrap import bootstrap, master_key
+from coatcheck.middleware.service.bootstrap import bootstrap
 from coatcheck.middleware.service.keycache import KeyCache
 from coatcheck.middleware.service.logfilter import install_log_filter, remove_log_filter
 from coatcheck.middleware.service.readdb import make_read_engine, make_write_engine
 from coatcheck.middleware.settings import Settings
-from coatcheck.vault import GrantSigner, KeyRing, Vault
+from coatcheck.vault import GrantSigner, Vault
 from coatcheck.vault.db import make_engine
+from coatcheck.vault.keys import KeyProvider, open_provider
 
 __all__ = ["compose"]
 
@@ -85,7 +87,6 @@ class _Parts:
     settings: Settings
     config: CoatcheckConfig
     clock: Clock
-    key: bytes
     engine: Engine
     vault: Vault
     store: GatewayStore
@@ -140,7 +141,7 @@ def _services(
     )
     reveals = Reveals(
         p.vault,
-        GrantSigner(KeyRing.from_master_key(p.key)),
+        GrantSigner(p.vault.grant_key),
         external=external,
         refusals=refusals,
         mask_purpose=detector_redactor(p.detector),
@@ -155,6 +156,7 @@ def _services(
         clock=p.clock,
         rate_window=settings.rate_window_seconds,
         limiter=p.limiter,
+        verify_every=settings.audit_verify_seconds,
     )
     return Services(
         engine=p.engine,
@@ -171,6 +173,7 @@ def _services(
         records=ConversationRecords(p.store, p.vault),
         exporter=exporter,
         sweeper=sweeper,
+        subjects=Subjects(p.store, p.vault),
         clock=p.clock,
     )
 
@@ -189,11 +192,29 @@ async def compose(
     `channel` is the channel adapter's name (exports record it); `bot` None means the
     configured Rasa REST bot (`COATCHECK_BOT_URL`), or the echo bot without one.
     """
+    # The key provider first: a bad key setting stops the start before the database is
+    # touched (one line naming the setting); it outlives the engines and is closed last.
+    with open_provider(settings.provider_settings()) as provider:
+        domain = _domain(settings, config, provider, channel=channel, bot=bot, clock=clock)
+        async with domain as built:
+            yield built
+
+
+@asynccontextmanager
+async def _domain(
+    settings: Settings,
+    config: CoatcheckConfig,
+    provider: KeyProvider,
+    *,
+    channel: str,
+    bot: BotAdapter | None,
+    clock: Clock,
+) -> AsyncIterator[tuple[Services, Authenticator]]:
+    """`compose` on an open key provider: the engines, the vault on the provider, the rest."""
     engine = make_engine(settings.database_url)
     reader = make_read_engine(settings.database_url)
     writer = make_write_engine(settings.database_url, engine)
     try:
-        key = master_key(settings)
         created = bootstrap(settings, engine)
         if created is not None:
             log.warning("first run: starter API keys written to %s", created)
@@ -202,25 +223,20 @@ async def compose(
         recent = RecentValues()
         log_filter = install_log_filter(detector_redactor(detector, recent))
         try:
-            policies = config.policies()
             # Metered: the vault and the bot are timed and counted (`/metrics`), never a value.
             vault = MeteredVault(
-                engine, key, tenant=settings.tenant, clock=clock, policies=policies
+                engine,
+                provider,
+                tenant=settings.tenant,
+                clock=clock,
+                policies=config.policies(),
+                bucket_seconds=settings.kek_bucket_seconds,
+                grace_seconds=settings.kek_grace_seconds,
             )
             store = GatewayStore(writer, reader, clock)
             limiter = CapacityLimiter(_db_threads(settings, engine))
             parts = _Parts(
-                settings,
-                config,
-                clock,
-                key,
-                engine,
-                vault,
-                store,
-                detector,
-                detect,
-                recent,
-                limiter,
+                settings, config, clock, engine, vault, store, detector, detect, recent, limiter
             )
             async with (
                 aiohttp.ClientSession() as http,

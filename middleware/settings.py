@@ -7,12 +7,14 @@ naming the variable (`COATCHECK_PORT: ...`) and never its value.  The YAML file 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coatcheck.middleware.config.errors import ConfigError, error_message
+from coatcheck.vault.keys import KINDS, ProviderSettings
 
 __all__ = ["Settings", "load_settings"]
 
@@ -23,6 +25,26 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///coatcheck.db"
     master_key: SecretStr | None = None
     key_file: Path = Path("coatcheck.key")
+    # The key provider (docs/keys.md): file | env | pkcs11 | transit; unset: env when
+    # COATCHECK_MASTER_KEY is set, else the key file.  Older host roots (rotation, the move
+    # to PKCS#11): key files separated by os.pathsep, or an older master key.
+    key_provider: str | None = None
+    previous_key_files: str | None = None
+    previous_master_key: SecretStr | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_root_label: str = "coatcheck-root"
+    transit_addr: str | None = None
+    transit_token: SecretStr | None = None
+    transit_mount: str = "transit"
+    transit_key: str = "coatcheck-root"
+    # KEK buckets: a data key's KEK is destroyed once its bucket ended this long ago and
+    # nothing in it survives (the shredding bound: bucket + grace + one sweep).
+    kek_bucket_seconds: float = Field(default=86400.0, ge=60, le=366 * 86400)
+    kek_grace_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # How often each worker's sweeper verifies the audit chain (incrementally; 0: never).
+    audit_verify_seconds: float = Field(default=300.0, ge=0, le=86400)
     tenant: str = "default"
     config: Path | None = None
     bot_url: str | None = None
@@ -57,12 +79,42 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
 
+    @field_validator("key_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in KINDS:
+            raise ValueError(f"must be one of {', '.join(KINDS)}")
+        return value
+
     @field_validator("idle_timeout_seconds")
     @classmethod
     def _idle_floor(cls, value: float) -> float:
         if 0 < value < 60:
             raise ValueError("must be 0 (off) or at least 60 seconds")
         return value
+
+    def provider_settings(self) -> ProviderSettings:
+        """What `coatcheck.vault.keys.open_provider` needs (secrets unwrapped here only)."""
+
+        def secret(value: SecretStr | None) -> str | None:
+            return None if value is None else value.get_secret_value()
+
+        previous = self.previous_key_files or ""
+        return ProviderSettings(
+            kind=self.key_provider,
+            key_file=self.key_file,
+            master_key_b64=secret(self.master_key),
+            pkcs11_module=self.pkcs11_module,
+            pkcs11_token=self.pkcs11_token,
+            pkcs11_pin=secret(self.pkcs11_pin),
+            pkcs11_root_label=self.pkcs11_root_label,
+            transit_addr=self.transit_addr,
+            transit_token=secret(self.transit_token),
+            transit_mount=self.transit_mount,
+            transit_key=self.transit_key,
+            previous_key_files=tuple(Path(p) for p in previous.split(os.pathsep) if p),
+            previous_master_key_b64=secret(self.previous_master_key),
+        )
 
 
 def load_settings() -> Settings:

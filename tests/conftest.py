@@ -2,6 +2,11 @@
 
 PostgreSQL params run when `COATCHECK_TEST_PG_URL` is set (CI sets it and fails when the
 server is unreachable); otherwise they are skipped with a reason.
+
+`COATCHECK_TEST_KEY_PROVIDER=pkcs11` runs every vault built from the `master_key` fixture
+on a fresh SoftHSM2 token instead of a host root (CI runs the vault suite once that way):
+`master_key` is then a `Pkcs11KeyProvider`, and `key_spec` the picklable settings that
+open the same token in another process.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from coatcheck.vault import Vault, make_engine, upgrade
 from coatcheck.vault.db import normalise_url
+from coatcheck.vault.keys import KeyProvider, ProviderSettings, open_provider
 
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 BACKENDS = [
@@ -40,9 +46,38 @@ class FakeClock:
         return self.now
 
 
+KEY_PROVIDER = os.environ.get("COATCHECK_TEST_KEY_PROVIDER", "env")
+
+
 @pytest.fixture
-def master_key() -> bytes:
-    return os.urandom(32)
+def key_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes | ProviderSettings:
+    """Raw master-key bytes, or (PKCS#11 runs) the settings of a fresh SoftHSM2 token."""
+    if KEY_PROVIDER != "pkcs11":
+        return os.urandom(32)
+    from tests.keys.softhsm import init_token, missing
+
+    reason = missing()
+    if reason is not None:
+        pytest.fail(f"COATCHECK_TEST_KEY_PROVIDER=pkcs11 but {reason}")
+    token = init_token(tmp_path / "softhsm")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(token.conf))
+    return ProviderSettings(
+        kind="pkcs11", pkcs11_module=token.module, pkcs11_token=token.label, pkcs11_pin=token.pin
+    )
+
+
+def open_keys(spec: bytes | ProviderSettings) -> bytes | KeyProvider:
+    """What `Vault` takes for a `key_spec` (a provider opened here: close it when done)."""
+    return spec if isinstance(spec, bytes) else open_provider(spec)
+
+
+@pytest.fixture
+def master_key(key_spec: bytes | ProviderSettings) -> Iterator[bytes | KeyProvider]:
+    """The vault's keys: master-key bytes, or an open PKCS#11 provider (closed after)."""
+    keys = open_keys(key_spec)
+    yield keys
+    if isinstance(keys, KeyProvider):
+        keys.close()
 
 
 @pytest.fixture
@@ -97,5 +132,5 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def vault(engine: Engine, master_key: bytes, clock: FakeClock) -> Vault:
+def vault(engine: Engine, master_key: bytes | KeyProvider, clock: FakeClock) -> Vault:
     return Vault(engine, master_key, tenant="t1", clock=clock)

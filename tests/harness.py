@@ -50,6 +50,8 @@ VALID_BODIES: dict[str, Any] = {
     "/v1/conversations/{conversation_id}/context": {"expect": "PIN"},
     "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
     "/v1/config/export-redaction": {"type": "allow", "fields": []},
+    "/v1/subjects/erase": {"sender": "u1"},
+    "/v1/subjects/export": {"sender": "u1"},
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -5,11 +5,13 @@ Imports nothing from `middleware` or `actions`; knows no HTTP and no detection. 
 to the vault (nothing outside `vault/` imports them; tests may).
 """
 
+from coatcheck.vault._subjects import PSEUDONYM_RE
 from coatcheck.vault._transaction import Statement, Transaction, transaction
 from coatcheck.vault.audit import AuditRecord, AuditReport
 from coatcheck.vault.bootstrap import open_vault
 from coatcheck.vault.db import make_engine, upgrade
 from coatcheck.vault.errors import (
+    AuditChainTampered,
     ConcurrencyError,
     ConversationEnded,
     ConversationShredded,
@@ -28,10 +30,13 @@ from coatcheck.vault.keyfile import load_master_key, validate_master_key
 from coatcheck.vault.keyring import KeyRing
 from coatcheck.vault.lifecycle import (
     EndSummary,
+    ErasureSummary,
     ExpirySummary,
     Holdings,
     Policies,
     Retention,
+    SubjectValue,
+    UpkeepSummary,
     ValueState,
 )
 from coatcheck.vault.models import Base
@@ -45,9 +50,11 @@ from coatcheck.vault.predicates import (
     Regex,
     predicate_from_dict,
 )
-from coatcheck.vault.vault import RefInfo, Vault
+from coatcheck.vault.vault import RefInfo, RootRotation, Vault
 
 __all__ = [
+    "PSEUDONYM_RE",
+    "AuditChainTampered",
     "AuditRecord",
     "AuditReport",
     "Base",
@@ -58,6 +65,7 @@ __all__ = [
     "Digits",
     "EndSummary",
     "Equals",
+    "ErasureSummary",
     "ExpirySummary",
     "Grant",
     "GrantRefused",
@@ -76,9 +84,12 @@ __all__ = [
     "RefInfo",
     "Regex",
     "Retention",
+    "RootRotation",
     "Statement",
+    "SubjectValue",
     "Transaction",
     "UnknownReference",
+    "UpkeepSummary",
     "ValueExpired",
     "ValueState",
     "Vault",

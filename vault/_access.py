@@ -21,6 +21,7 @@ from coatcheck.vault.outcomes import Outcome
 __all__ = [
     "ENDED",
     "ERROR",
+    "KEY_GONE",
     "OK",
     "UNKNOWN",
     "Decide",
@@ -53,6 +54,7 @@ UNKNOWN = Verdict(Outcome.UNKNOWN)
 ENDED = Verdict(Outcome.ENDED)
 ERROR = Verdict(Outcome.ERROR)
 _SHREDDED = Verdict(Outcome.SHREDDED)
+KEY_GONE = _SHREDDED  # the epoch's KEK was destroyed: what it wrapped is shredded
 _EXPIRED = Verdict(Outcome.EXPIRED)
 
 # A caller's rule: a refusal for the found row, or None to let it through.

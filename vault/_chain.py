@@ -1,17 +1,29 @@
-"""The hash-chained audit log (private: only the vault appends; records in `audit.py`).
+"""The audit chain (private: only the vault appends; records in `audit.py`).
 
-Each row stores the previous row's hash and SHA-256 over a canonical JSON encoding of its
-own fields (id included), so editing, deleting or reordering a row breaks the chain, and
-`verify()` names the first bad row.  Appends are serialised through the single
-`audit_head` row, and happen in the caller's transaction so an action and its audit
-record commit together.  Rows never hold a value.
+Each row stores the previous row's link and its own: **HMAC-SHA256 under the audit key**
+(a sealed service key the database does not hold in clear) over a canonical JSON encoding
+of its fields (id included) and the previous link.  Without the key a database writer
+can neither edit a row, nor delete rows and renumber the rest, nor forge a head: every
+such rewrite breaks a link that only the key can make again (docs/keys.md, "Audit").
+Truncating the tail and moving the head back leaves a shorter chain that links; that is
+caught against something the writer cannot rewrite: the newest verification record (its
+own MAC) or, best, a signed checkpoint the operator keeps elsewhere.
 
-Speed: `Chain` remembers the head it last wrote and advances it with one conditional
-`UPDATE audit_head ... WHERE last_id = :old AND last_hash = :old_hash`.  The UPDATE takes
-the head's row lock (PostgreSQL) or runs under the write lock (SQLite's BEGIN IMMEDIATE),
-so when it matches one row this transaction owns the head; when another worker moved the
-head first it matches none, and the chain falls back to SELECT ... FOR UPDATE and
-recomputes.  A stale guess therefore costs one statement, never a fork in the chain.
+Databases written before key providers hold plain SHA-256 links: `audit_head.mac_from`
+is the id of the one `audit-format` event that switched the chain to MACs (appended in the
+same transaction that made the audit key).  Rows before it verify as SHA-256 links; the
+first MAC row binds their last hash, so they cannot be rewritten either.
+
+Appends are serialised through the single `audit_head` row and happen in the caller's
+transaction, so an action and its audit record commit together.  Speed: `Chain` remembers
+the head it last wrote and advances it with one conditional `UPDATE audit_head ... WHERE
+last_id = :old AND last_hash = :old_hash`; when another worker moved the head first it
+matches nothing, and the chain falls back to SELECT ... FOR UPDATE and recomputes.
+
+Verification never holds the write lock: it walks rows in chunks of `CHUNK`, each chunk a
+read transaction of its own (`read_transaction`), from the newest verification record
+whose MAC holds (incremental) or from row 1 (`full`, or against a checkpoint), then writes
+its own result in one short transaction.
 """
 
 from __future__ import annotations
@@ -19,25 +31,43 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
-from coatcheck.vault import _driver
+from coatcheck.vault import _crypto, _driver
 from coatcheck.vault.audit import AuditRecord, AuditReport
-from coatcheck.vault.models import AuditHead, AuditRow
+from coatcheck.vault.db import read_transaction
+from coatcheck.vault.errors import AuditChainTampered
+from coatcheck.vault.keys.checkpoint import Checkpoint
+from coatcheck.vault.models import AuditHead, AuditRow, AuditVerification
 
-__all__ = ["Chain", "Entry", "list_rows", "verify"]
+__all__ = [
+    "CHUNK",
+    "FORMAT_ACTION",
+    "Chain",
+    "Entry",
+    "Head",
+    "latest_report",
+    "list_rows",
+    "read_head",
+    "verify",
+]
 
 GENESIS = "0" * 64
+FORMAT_ACTION = "audit-format"
+CHUNK = 10_000
+_LINK_DOMAIN = b"coatcheck/audit-link/v1\n"
+_RESULT_DOMAIN = b"coatcheck/audit-verification/v1\n"
 _HEAD = cast(Table, AuditHead.__table__)
 _LOG = cast(Table, AuditRow.__table__)
+_RESULTS = cast(Table, AuditVerification.__table__)
 
 
-def _digest(record: AuditRecord, prev_hash: str) -> str:
+def _canonical(record: AuditRecord, prev: str) -> bytes:
     fields = [
         record.id,
         repr(record.at),
@@ -49,13 +79,27 @@ def _digest(record: AuditRecord, prev_hash: str) -> str:
         record.entity_type,
         record.purpose,
         record.outcome,
-        prev_hash,
+        prev,
     ]
-    canonical = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-_READ_HEAD = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+def sha_link(record: AuditRecord, prev: str) -> str:
+    """A link of the chain before key providers: SHA-256, no secret."""
+    return hashlib.sha256(_canonical(record, prev)).hexdigest()
+
+
+def mac_link(key: bytes | _crypto.Mac, record: AuditRecord, prev: str) -> str:
+    """A link under the audit key: HMAC-SHA256 over the row and the previous link."""
+    mac = key if isinstance(key, _crypto.Mac) else _crypto.Mac(key)
+    return mac.hexdigest(_LINK_DOMAIN + _canonical(record, prev))
+
+
+_READ_HEAD = (
+    select(_HEAD.c.last_id, _HEAD.c.last_hash, _HEAD.c.mac_from)
+    .where(_HEAD.c.id == 1)
+    .with_for_update()
+)
 _MOVE_HEAD = _driver.Statement(
     update(_HEAD)
     .where(
@@ -89,9 +133,21 @@ class Entry:
     purpose: str | None = None
 
 
-def _link(entries: Sequence[Entry], last_id: int, last_hash: str) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Head:
+    """The chain's head as stored: the last row's id and link, where MAC links start."""
+
+    last_id: int
+    last_hash: str
+    mac_from: int | None
+
+
+def _link(
+    key: bytes | _crypto.Mac, entries: Sequence[Entry], last_id: int, last_hash: str
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     prev = last_hash
+    mac = key if isinstance(key, _crypto.Mac) else _crypto.Mac(key)
     for offset, e in enumerate(entries, start=1):
         record = AuditRecord(
             last_id + offset,
@@ -105,7 +161,7 @@ def _link(entries: Sequence[Entry], last_id: int, last_hash: str) -> list[dict[s
             e.purpose,
             e.outcome,
         )
-        row_hash = _digest(record, prev)
+        row_hash = mac_link(mac, record, prev)
         rows.append({**record.__dict__, "prev_hash": prev, "row_hash": row_hash})
         prev = row_hash
     return rows
@@ -117,16 +173,54 @@ class Chain:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._head: tuple[int, str] | None = None
+        self._key: bytes | None = None
+        self._mac: _crypto.Mac | None = None
+
+    @property
+    def key(self) -> bytes:
+        assert self._key is not None, "the vault binds the audit key before any append"
+        return self._key
+
+    def bind(
+        self, conn: Connection, load_key: Callable[[], tuple[bytes, bool]], entry: Entry
+    ) -> None:
+        """Use the audit key for every link; switch a SHA-256 chain to MACs once.
+
+        In `conn`'s transaction, with the head locked first: `load_key()` returns the audit
+        key and whether it was made just now (in this transaction).  A new key means the
+        chain must not be MAC-linked yet, and the `audit-format` event `entry` starts the
+        MAC links (its own link is the first MAC, over the last SHA-256 hash); an empty
+        chain just starts with MACs (`mac_from` = 1).  An old key
+        with a chain that says "no MACs", or the reverse, is `AuditChainTampered`.
+        """
+        head = conn.execute(_READ_HEAD).one()
+        key, created = load_key()
+        if created != (head.mac_from is None):
+            raise AuditChainTampered()
+        self._key, self._mac = key, _crypto.Mac(key)
+        if created and head.last_id == 0:  # an empty chain: MAC links from its first row
+            conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(mac_from=1))
+        elif created:
+            rows = _link(key, [entry], head.last_id, head.last_hash)
+            new_id = rows[-1]["id"]
+            conn.execute(
+                update(_HEAD)
+                .where(_HEAD.c.id == 1)
+                .values(last_id=new_id, last_hash=rows[-1]["row_hash"], mac_from=new_id)
+            )
+            _INSERT.many(conn, rows)
 
     def append(self, conn: Connection, entries: Sequence[Entry]) -> None:
         """Append `entries` in order inside the caller's transaction."""
         if not entries:
             return
+        key = self._mac
+        assert key is not None, "the vault binds the audit key before any append"
         with self._lock:
             guess = self._head
         rows: list[dict[str, object]] | None = None
         if guess is not None:
-            rows = _link(entries, *guess)
+            rows = _link(key, entries, *guess)
             moved = _MOVE_HEAD.rowcount(
                 conn,
                 {
@@ -140,7 +234,7 @@ class Chain:
                 rows = None
         if rows is None:
             head = conn.execute(_READ_HEAD).one()
-            rows = _link(entries, head.last_id, head.last_hash)
+            rows = _link(key, entries, head.last_id, head.last_hash)
             conn.execute(_SET_HEAD, {"new_id": rows[-1]["id"], "new_hash": rows[-1]["row_hash"]})
         _INSERT.many(conn, rows)
         with self._lock:
@@ -152,22 +246,157 @@ def _record(row: object) -> AuditRecord:
     return AuditRecord(**{name: getattr(row, name) for name in AuditRecord.__dataclass_fields__})
 
 
-def verify(conn: Connection) -> AuditReport:
-    """Walk the chain; the first row whose link or hash is wrong is `first_bad`."""
-    prev, count, expected_id = GENESIS, 0, 1
-    for row in conn.execute(select(_LOG).order_by(_LOG.c.id)):
-        record = _record(row)
-        if (
-            record.id != expected_id
-            or row.prev_hash != prev
-            or _digest(record, prev) != row.row_hash
-        ):
-            return AuditReport(False, count, record.id)
-        prev, count, expected_id = row.row_hash, count + 1, expected_id + 1
-    head = conn.execute(select(_HEAD.c.last_id, _HEAD.c.last_hash)).one()
-    if head.last_hash != prev or head.last_id != count:
-        return AuditReport(False, count, count + 1)
-    return AuditReport(True, count, None)
+def read_head(conn: Connection) -> Head:
+    row = conn.execute(select(_HEAD.c.last_id, _HEAD.c.last_hash, _HEAD.c.mac_from)).one()
+    return Head(int(row.last_id), str(row.last_hash), row.mac_from)
+
+
+# -- verification -----------------------------------------------------------------------------
+
+
+def _result_mac(
+    key: bytes, at: float, seq: int, head: str, checked: int, ok: bool, bad: int | None
+) -> str:
+    canonical = json.dumps([repr(at), seq, head, checked, ok, bad], separators=(",", ":"))
+    return _crypto.hmac_sha256(key, _RESULT_DOMAIN + canonical.encode("ascii")).hex()
+
+
+def _report(key: bytes, row: Any) -> AuditReport:
+    """A stored verification as a report; one whose MAC fails is reported as a failure."""
+    ok = bool(row.ok)
+    expected = _result_mac(key, row.at, row.seq, row.head, row.checked, ok, row.first_bad)
+    if not _crypto.equal(expected, row.mac):
+        return AuditReport(False, 0, None, at=row.at, forged=True)
+    return AuditReport(
+        ok, int(row.seq), row.first_bad, at=row.at, head=row.head, checked=int(row.checked)
+    )
+
+
+def latest_report(conn: Connection, key: bytes) -> AuditReport | None:
+    """The newest stored verification (for the viewer): None before the first one."""
+    row = conn.execute(select(_RESULTS).order_by(_RESULTS.c.id.desc()).limit(1)).first()
+    return None if row is None else _report(key, row)
+
+
+def _anchor(conn: Connection, key: bytes) -> AuditReport | None:
+    """The newest good verification whose MAC holds (rows with a bad MAC are skipped)."""
+    query = select(_RESULTS).where(_RESULTS.c.ok.is_(True)).order_by(_RESULTS.c.id.desc())
+    for row in conn.execute(query.limit(50)):
+        report = _report(key, row)
+        if not report.forged:
+            return report
+    return None
+
+
+@dataclass
+class _Walk:
+    """Where a verification walk stands: the last good row and its link."""
+
+    seq: int
+    prev: str
+    checked: int = 0
+    first_bad: int | None = None
+
+
+def _link_ok(key: _crypto.Mac, head: Head, row: Any, prev: str) -> bool:
+    """Whether `row` links to `prev` the way its place in the chain demands."""
+    record = _record(row)
+    if head.mac_from is None or record.id < head.mac_from:
+        link = sha_link(record, prev)  # written before the audit key existed
+    elif record.id == head.mac_from > 1 and record.action != FORMAT_ACTION:
+        return False  # after SHA-256 rows, MAC links start with the format event only
+    else:
+        link = mac_link(key, record, prev)
+    return row.prev_hash == prev and _crypto.equal(link, row.row_hash)
+
+
+def _walk_chunk(conn: Connection, key: _crypto.Mac, head: Head, walk: _Walk) -> bool:
+    """Verify up to CHUNK rows after `walk.seq`; True while more rows remain to walk."""
+    query = (
+        select(_LOG)
+        .where(_LOG.c.id > walk.seq, _LOG.c.id <= head.last_id)
+        .order_by(_LOG.c.id)
+        .limit(CHUNK)
+    )
+    count = 0
+    for row in conn.execute(query):
+        count += 1
+        if row.id != walk.seq + 1 or not _link_ok(key, head, row, walk.prev):
+            walk.first_bad = int(row.id)  # a gap (deleted, renumbered) or a wrong link
+            return False
+        walk.seq, walk.prev, walk.checked = int(row.id), row.row_hash, walk.checked + 1
+    return count == CHUNK
+
+
+def verify(
+    engine: Engine,
+    key: bytes,
+    clock: Callable[[], float],
+    *,
+    full: bool = False,
+    checkpoints: Sequence[Checkpoint] = (),
+) -> AuditReport:
+    """Verify the chain without the write lock and record the result; the report.
+
+    Incremental from the newest good verification record unless `full` (or checkpoints
+    are given: then from row 1).  Fails when a link or MAC is wrong, an id is missing or
+    repeated, the head does not match the last row, or the row a checkpoint (or the newest
+    good verification record) pins no longer carries its link, or no longer exists: the
+    chain was truncated behind it and the head moved back.
+    """
+    full = full or bool(checkpoints)
+    with read_transaction(engine) as conn:
+        head = read_head(conn)
+        anchor = _anchor(conn, key)
+    # The newest good verification pins a point of the chain like a checkpoint does (its
+    # own MAC holds): an incremental walk starts there, a full one must pass through it.
+    pins = list(checkpoints)
+    if anchor is not None and anchor.head is not None:
+        pins.append(Checkpoint(anchor.rows, anchor.head, anchor.at or 0.0))
+    walk = _Walk(0, GENESIS)
+    if not full and anchor is not None and anchor.head is not None:
+        walk.first_bad = _against(engine, pins[-1], head)
+        if walk.first_bad is None:
+            walk = _Walk(anchor.rows, anchor.head)
+    more, mac = walk.first_bad is None, _crypto.Mac(key)
+    while more:
+        with read_transaction(engine) as conn:
+            more = _walk_chunk(conn, mac, head, walk)
+    if walk.first_bad is None and (walk.seq != head.last_id or walk.prev != head.last_hash):
+        walk.first_bad = walk.seq + 1  # the head names a row the chain does not end with
+    for pin in sorted(pins, key=lambda cp: cp.seq):
+        if walk.first_bad is None:
+            walk.first_bad = _against(engine, pin, head)
+    return _record_result(engine, key, clock(), walk)
+
+
+def _against(engine: Engine, checkpoint: Checkpoint, head: Head) -> int | None:
+    """Where the chain contradicts a (verified) checkpoint: its row, or None."""
+    if checkpoint.seq > head.last_id:
+        return head.last_id + 1  # truncated below the checkpoint
+    if checkpoint.seq == 0:
+        return None
+    with read_transaction(engine) as conn:
+        row = conn.execute(select(_LOG.c.row_hash).where(_LOG.c.id == checkpoint.seq)).first()
+    if row is None or not _crypto.equal(row.row_hash, checkpoint.head):
+        return checkpoint.seq
+    return None
+
+
+def _record_result(engine: Engine, key: bytes, at: float, walk: _Walk) -> AuditReport:
+    ok = walk.first_bad is None
+    values = {
+        "at": at,
+        "seq": walk.seq,
+        "head": walk.prev,
+        "checked": walk.checked,
+        "ok": ok,
+        "first_bad": walk.first_bad,
+    }
+    mac = _result_mac(key, at, walk.seq, walk.prev, walk.checked, ok, walk.first_bad)
+    with engine.begin() as conn:
+        conn.execute(insert(_RESULTS).values(**values, mac=mac))
+    return AuditReport(ok, walk.seq, walk.first_bad, at=at, head=walk.prev, checked=walk.checked)
 
 
 def list_rows(

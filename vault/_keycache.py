@@ -63,16 +63,15 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def open(self, conn: Connection, epoch: Any, conversation_id: str) -> EpochKeys:
-        """The keys of `epoch` (a row with id, epoch, kek_version, wrapped_dek)."""
+        """The keys of `epoch` (a row with id, epoch, kek_id, kek_version, wrapped_dek);
+        `KeyDestroyed` when its KEK was destroyed (a restored copy)."""
         key = (epoch.id, epoch.wrapped_dek)
         with self._lock:
             keys = self._keys.get(key)
             if keys is not None:
                 self._keys.move_to_end(key)
                 return keys
-        dek = self._keks.unwrap(
-            conn, epoch.wrapped_dek, conversation_id, epoch.epoch, epoch.kek_version
-        )
+        dek = self._keks.unwrap(conn, epoch, conversation_id)
         keys = EpochKeys(dek)
         with self._lock:
             self._keys[key] = keys

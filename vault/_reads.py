@@ -23,6 +23,7 @@ from coatcheck.vault._statements import FIND, FIND_ONE
 from coatcheck.vault._storage import Storage
 from coatcheck.vault.errors import DecryptionError, UnknownReference
 from coatcheck.vault.grants import Grant
+from coatcheck.vault.keys.errors import KeyDestroyed
 from coatcheck.vault.lifecycle import ValueState
 from coatcheck.vault.outcomes import Outcome
 from coatcheck.vault.predicates import Predicate
@@ -121,6 +122,8 @@ class Reader:
                         results.append((_access.OK, use(self._open(conn, conversation_id, row))))
                     except DecryptionError:
                         results.append((_access.ERROR, None))
+                    except KeyDestroyed:  # its KEK is gone (a copy restored from before)
+                        results.append((_access.KEY_GONE, None))
             ok = Outcome.OK
             failed = any(verdict.outcome is not ok for verdict, _ in results)
             if all_or_nothing and failed:

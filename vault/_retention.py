@@ -40,7 +40,7 @@ from coatcheck.vault.lifecycle import (
 )
 from coatcheck.vault.outcomes import Outcome
 
-__all__ = ["Retainer"]
+__all__ = ["Retainer", "shred_epochs"]
 
 
 class _EndPlan:
@@ -92,6 +92,32 @@ class _EndPlan:
             )
 
 
+def shred_epochs(conn: Connection, ids: list[int], now: float) -> None:
+    """Null the data keys, ciphertexts and blind indexes of these epochs; mark them ended."""
+    if not ids:
+        return
+    conn.execute(
+        update(CONV)
+        .where(CONV.c.id.in_(ids))
+        .values(
+            wrapped_dek=None,
+            shredded_at=now,
+            ended_at=func.coalesce(CONV.c.ended_at, now),
+            end_status=SHREDDED,
+            retain_until=None,
+        )
+    )
+    conn.execute(
+        update(VAL)
+        .where(VAL.c.conversation_pk.in_(ids))
+        .values(
+            ciphertext=None,
+            blind_index=None,
+            status=case((VAL.c.ciphertext.is_not(None), SHREDDED), else_=VAL.c.status),
+        )
+    )
+
+
 class Retainer:
     """shred, end, expire_due and holdings over one `Storage`."""
 
@@ -118,47 +144,29 @@ class Retainer:
         tenant = self._storage.tenant
         return Entry(now, tenant, actor, action, text, conversation_id, ref, entity_type, purpose)
 
-    def shred(self, conversation_id: str, actor: str) -> None:
+    def shred(
+        self, conversation_id: str, actor: str, action: str = "shred"
+    ) -> tuple[int, list[str]]:
+        """Destroy every epoch of the conversation; audited.  (Epochs shredded now, the KEK
+        ids that wrapped any epoch: for a caller that must destroy those too.)"""
         check_conversation(conversation_id)
         storage = self._storage
         now = storage.clock()
         with storage.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    select(CONV.c.id)
-                    .where(
-                        CONV.c.tenant == storage.tenant,
-                        CONV.c.conversation_id == conversation_id,
-                        CONV.c.wrapped_dek.is_not(None),
-                    )
-                    .with_for_update()
-                ).scalars()
-            )
-            if ids:
-                conn.execute(
-                    update(CONV)
-                    .where(CONV.c.id.in_(ids))
-                    .values(
-                        wrapped_dek=None,
-                        shredded_at=now,
-                        ended_at=func.coalesce(CONV.c.ended_at, now),
-                        end_status=SHREDDED,
-                        retain_until=None,
-                    )
-                )
-                conn.execute(
-                    update(VAL)
-                    .where(VAL.c.conversation_pk.in_(ids))
-                    .values(
-                        ciphertext=None,
-                        blind_index=None,
-                        status=case((VAL.c.ciphertext.is_not(None), SHREDDED), else_=VAL.c.status),
-                    )
-                )
+            epochs = conn.execute(
+                select(CONV.c.id, CONV.c.kek_id, CONV.c.wrapped_dek)
+                .where(CONV.c.tenant == storage.tenant, CONV.c.conversation_id == conversation_id)
+                .with_for_update()
+            ).all()
+            ids = [e.id for e in epochs if e.wrapped_dek is not None]
+            shred_epochs(conn, ids, now)
             outcome = Outcome.OK if ids else Outcome.NOOP
-            entry = self._entry(now, actor, "shred", outcome, conversation_id)
+            entry = self._entry(now, actor, action, outcome, conversation_id)
             storage.chain.append(conn, [entry])
+        if ids:
+            storage.unsettled = True
         self._keys.evict(conversation_id, ids)
+        return len(ids), sorted({e.kek_id for e in epochs if e.kek_id is not None})
 
     def end(
         self, conversation_id: str, actor: str, reason: str, tx: Transaction | None
@@ -167,6 +175,8 @@ class Retainer:
         with self._storage.within(tx) as conn:
             summary, shredded = self._end_tx(conn, conversation_id, actor, reason)
         self._keys.evict(conversation_id, shredded)
+        if summary.ended_epochs:
+            self._storage.unsettled = True
         return summary
 
     def _end_tx(
@@ -237,6 +247,8 @@ class Retainer:
         with self._storage.within(tx) as conn:
             summary, shredded = self._expire_tx(conn, actor, limit)
         self._keys.evict(None, shredded)
+        if summary.forgotten or summary.shredded_epochs:
+            self._storage.unsettled = True
         return summary
 
     def _expire_tx(

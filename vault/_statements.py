@@ -54,6 +54,7 @@ _FIND_FROM = (
         VAL.c.expires_at,
         CONV.c.id,
         CONV.c.epoch,
+        CONV.c.kek_id,
         CONV.c.kek_version,
         CONV.c.wrapped_dek,
         CONV.c.ended_at,
@@ -71,7 +72,14 @@ KNOWN = select(VAL.c.ref, VAL.c.entity_type, VAL.c.blind_index).where(
     VAL.c.conversation_pk == bindparam("pk"),
     VAL.c.blind_index.in_(bindparam("indexes", expanding=True)),
 )
-LIVE_COLS = (CONV.c.id, CONV.c.epoch, CONV.c.kek_version, CONV.c.wrapped_dek, CONV.c.ended_at)
+LIVE_COLS = (
+    CONV.c.id,
+    CONV.c.epoch,
+    CONV.c.kek_id,
+    CONV.c.kek_version,
+    CONV.c.wrapped_dek,
+    CONV.c.ended_at,
+)
 # The newest epoch, live or shredded, read in ONE statement: reading "the live epoch" and
 # then "the highest epoch" separately let a worker miss a live epoch committed between the
 # two reads (READ COMMITTED) and open a second epoch beside it.

@@ -30,7 +30,17 @@ _T = TypeVar("_T")
 class Storage:
     """One tenant's view of one engine, with the clock and the audit chain."""
 
-    __slots__ = ("chain", "clock", "engine", "pg", "retries", "sql", "tenant")
+    __slots__ = (
+        "chain",
+        "clock",
+        "engine",
+        "pg",
+        "retries",
+        "sql",
+        "tenant",
+        "unsettled",
+        "unvacuumed",
+    )
 
     def __init__(
         self, engine: Engine, tenant: str, clock: Callable[[], float], retries: int
@@ -42,6 +52,11 @@ class Storage:
         self.pg = engine.dialect.name == "postgresql"
         self.sql: DialectStatements = for_dialect(engine.dialect.name)
         self.chain = Chain()
+        # Shreds committed since the WAL was last checkpointed (SQLite), host-held KEK
+        # records erased since `kek_buckets` was last rewritten (PostgreSQL): what
+        # `Upkeep.settle` still owes the files.  Per process; the sweeper settles too.
+        self.unsettled = False
+        self.unvacuumed = False
 
     def retry(self, name: str, work: Callable[[Connection], _T]) -> _T:
         """Run `work` in a transaction; on a uniqueness race roll back and run it again."""

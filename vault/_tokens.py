@@ -13,25 +13,33 @@ on every call, never trusted.
 
 Key epochs: a conversation whose latest epoch was shredded or ended gets a new epoch
 (new data key, new references) on its next value; the old references keep answering as
-they ended.
+they ended.  A new epoch's data key is wrapped under the current `live` bucket KEK
+(`_keks.py`), fetched (or made) before the transaction opens; if that KEK was retired
+meanwhile the transaction is run again with the new one.  A live epoch whose KEK was
+destroyed (a database restored from before a shred) is shredded and replaced.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from coatcheck.vault import _crypto
 from coatcheck.vault._arguments import check_conversation, check_type, require
-from coatcheck.vault._keks import Keks
+from coatcheck.vault._chain import Entry
+from coatcheck.vault._keks import LIVE, BucketKek, KekRetired, Keks
 from coatcheck.vault._keycache import EpochKeys, Hint, KeyCache, value_aad
+from coatcheck.vault._retention import shred_epochs
 from coatcheck.vault._statements import CONV, INSERT_VALUES, KNOWN, LIVE_COLS, ROW_BY_ROW_PG
 from coatcheck.vault._storage import Storage
 from coatcheck.vault._transaction import Transaction
+from coatcheck.vault.errors import ConcurrencyError
+from coatcheck.vault.keys.errors import KeyDestroyed
 from coatcheck.vault.lifecycle import TEMPORARY, Policies
+from coatcheck.vault.outcomes import Outcome
 
 __all__ = ["Then", "Tokenizer"]
 
@@ -41,6 +49,7 @@ _REF_LEN = 10
 # The caller's rows for the same transaction (see Tokenizer.tokenize_many).
 Then = Callable[[Transaction, list[str]], None]
 _IndexKey = tuple[str, bytes]  # (entity type, blind index)
+_T = TypeVar("_T")
 
 
 class _Stale(Exception):
@@ -60,6 +69,12 @@ def _then(conn: Connection, refs: list[str], then: Then | None) -> list[str]:
     return refs
 
 
+def _under(
+    work: Callable[[Connection, BucketKek], _T], under: BucketKek
+) -> Callable[[Connection], _T]:
+    return lambda conn: work(conn, under)
+
+
 class Tokenizer:
     """tokenize_many and tokenize_temporary over one `Storage`."""
 
@@ -71,7 +86,7 @@ class Tokenizer:
         self._keys = keys
         self._policies = policies
 
-    def _live_epoch(self, conn: Connection, conversation_id: str) -> Any:
+    def _live_epoch(self, conn: Connection, conversation_id: str, under: BucketKek) -> Any:
         """The conversation's current epoch, creating it (or a new epoch after an end)."""
         storage = self._storage
         latest = conn.execute(
@@ -80,20 +95,53 @@ class Tokenizer:
         if latest is not None and latest.wrapped_dek is not None and latest.ended_at is None:
             return latest
         epoch = (latest.epoch if latest is not None else 0) + 1
-        version = self._keks.newest
-        wrapped = self._keks.wrap(_crypto.new_key(), conversation_id, epoch, version)
+        wrapped = self._keks.wrap(conn, under, _crypto.new_key(), conversation_id, epoch)
         return conn.execute(
             CONV.insert()
             .values(
                 tenant=storage.tenant,
                 conversation_id=conversation_id,
                 epoch=epoch,
-                kek_version=version,
+                kek_id=under.kek_id,
+                kek_version=0,
                 wrapped_dek=wrapped,
                 created_at=storage.clock(),
             )
             .returning(*LIVE_COLS)
         ).one()
+
+    def _open_live(self, conn: Connection, conversation_id: str, under: BucketKek) -> Any:
+        """(epoch, keys) of the live epoch; one whose KEK is gone is shredded and replaced."""
+        epoch = self._live_epoch(conn, conversation_id, under)
+        try:
+            return epoch, self._keys.open(conn, epoch, conversation_id)
+        except KeyDestroyed:
+            storage = self._storage
+            now = storage.clock()
+            shred_epochs(conn, [epoch.id], now)
+            text = Outcome.OK.audit_text()
+            entry = Entry(
+                now,
+                storage.tenant,
+                "vault",
+                "shred",
+                text,
+                conversation_id,
+                purpose="kek_destroyed",
+            )
+            storage.chain.append(conn, [entry])
+            epoch = self._live_epoch(conn, conversation_id, under)
+            return epoch, self._keys.open(conn, epoch, conversation_id)
+
+    def _wrapping(self, work: Callable[[Connection, BucketKek], _T]) -> _T:
+        """Run `work` with the current live KEK; again with a new one if it was retired."""
+        for _ in range(self._storage.retries):
+            under = self._keks.current(LIVE, self._storage.clock())
+            try:
+                return self._storage.retry("tokenize", _under(work, under))
+            except KekRetired:
+                continue
+        raise ConcurrencyError("tokenize")
 
     def _new_rows(
         self,
@@ -143,11 +191,14 @@ class Tokenizer:
         }
 
     def _slow_tx(
-        self, conn: Connection, conversation_id: str, items: Sequence[tuple[str, str]]
+        self,
+        conn: Connection,
+        conversation_id: str,
+        items: Sequence[tuple[str, str]],
+        under: BucketKek,
     ) -> tuple[list[str], Any]:
         """(Create and) lock the live epoch, look up known values, insert new ones."""
-        epoch = self._live_epoch(conn, conversation_id)
-        keys = self._keys.open(conn, epoch, conversation_id)
+        epoch, keys = self._open_live(conn, conversation_id, under)
         probe = [(t, keys.blind_index(t, v)) for t, v in items]
         known = self._known(conn, epoch.id, probe)
         index_keys, rows = self._new_rows(
@@ -218,11 +269,11 @@ class Tokenizer:
             except _Stale:
                 self._keys.forget(conversation_id)
 
-        def slow(conn: Connection) -> tuple[list[str], Any]:
-            refs, epoch = self._slow_tx(conn, conversation_id, batch)
+        def slow(conn: Connection, under: BucketKek) -> tuple[list[str], Any]:
+            refs, epoch = self._slow_tx(conn, conversation_id, batch, under)
             return _then(conn, refs, then), epoch
 
-        refs, epoch = storage.retry("tokenize", slow)
+        refs, epoch = self._wrapping(slow)
         self._keys.remember(conversation_id, epoch)
         return refs
 
@@ -238,9 +289,8 @@ class Tokenizer:
         limits = [t for t in (ttl_seconds, self._policies.ttl_for(entity_type)) if t is not None]
         storage = self._storage
 
-        def work(conn: Connection) -> tuple[str, float | None, Any]:
-            epoch = self._live_epoch(conn, conversation_id)
-            keys = self._keys.open(conn, epoch, conversation_id)
+        def work(conn: Connection, under: BucketKek) -> tuple[str, float | None, Any]:
+            epoch, keys = self._open_live(conn, conversation_id, under)
             now = storage.clock()
             expires = now + min(limits) if limits else None
             ref = _new_ref()
@@ -258,6 +308,6 @@ class Tokenizer:
             conn.execute(INSERT_VALUES, [row])
             return ref, expires, epoch
 
-        ref, expires, epoch = storage.retry("tokenize", work)
+        ref, expires, epoch = self._wrapping(work)
         self._keys.remember(conversation_id, epoch)
         return ref, expires

@@ -1,6 +1,6 @@
 """What the audit trail shows callers: its records and the chain's verification report.
 
-The chain itself (hashing, the head, appends, verification) is `vault/_chain.py`: only the
+The chain itself (MAC links, the head, appends, verification) is `vault/_chain.py`: only the
 vault appends, through its own operations and `Vault.audit_refusal`, so no caller holds
 a way to write rows of its own making.
 """
@@ -44,8 +44,18 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class AuditReport:
-    """`Vault.verify_audit`: whether every row links and hashes; the first bad row's id."""
+    """A verification of the chain: whether every row links, the first bad row's id.
+
+    `rows`: the chain is good up to this row id (every row when `ok`); `head`: that row's
+    link; `checked`: rows walked by this verification (an incremental one starts at the
+    previous good one); `at`: when it ran; `forged`: a stored verification record whose own
+    MAC fails (reported as a failure: someone wrote it without the audit key).
+    """
 
     ok: bool
     rows: int
     first_bad: int | None
+    at: float | None = None
+    head: str | None = None
+    checked: int = 0
+    forged: bool = False

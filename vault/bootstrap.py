@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from coatcheck.vault.db import make_engine, upgrade
-from coatcheck.vault.keyfile import load_master_key
+from coatcheck.vault.keys.config import ProviderSettings, open_provider
+from coatcheck.vault.lifecycle import Policies
 from coatcheck.vault.vault import Vault
 
 __all__ = ["open_vault"]
@@ -15,16 +15,21 @@ __all__ = ["open_vault"]
 
 def open_vault(
     database_url: str,
-    master_key_b64: str | None,
-    key_file: Path,
+    keys: ProviderSettings,
     tenant: str = "default",
     *,
     clock: Callable[[], float] = time.time,
     migrate: bool = True,
+    policies: Policies | None = None,
 ) -> Vault:
-    """Validate the master key, upgrade the schema (unless told not to) and build the vault."""
-    master = load_master_key(master_key_b64, key_file)
-    engine = make_engine(database_url)
-    if migrate:
-        upgrade(engine)
-    return Vault(engine, master, tenant=tenant, clock=clock)
+    """Open the key provider (its root validated: before the database is touched), upgrade
+    the schema (unless told not to) and build the vault; `Vault.close()` releases both."""
+    provider = open_provider(keys)
+    try:
+        engine = make_engine(database_url)
+        if migrate:
+            upgrade(engine)
+        return Vault(engine, provider, tenant=tenant, clock=clock, policies=policies, owns=True)
+    except BaseException:
+        provider.close()
+        raise

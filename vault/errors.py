@@ -13,7 +13,8 @@ The tree::
     ├── InvalidGrant                     grant token failed verification (opaque on purpose)
     ├── InvalidPredicate(name)           a check predicate was malformed
     ├── InvalidArgument(name)            a conversation id, entity type or value is malformed
-    └── ConcurrencyError(name)           retries exhausted on a write race
+    ├── ConcurrencyError(name)           retries exhausted on a write race
+    └── AuditChainTampered               the audit head and the audit key disagree
 
 Errors carry names (a setting, a reference id, a reason, a field) and never a value, so
 they are safe to log, render in an HTTP body or show in a traceback.
@@ -22,6 +23,7 @@ they are safe to log, render in an HTTP body or show in a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AuditChainTampered",
     "ConcurrencyError",
     "ConversationEnded",
     "ConversationShredded",
@@ -128,3 +130,14 @@ class InvalidArgument(VaultError):
     def __init__(self, name: str, message: str | None = None) -> None:
         self.name = name
         super().__init__(message or f"invalid argument {name!r}")
+
+
+class AuditChainTampered(VaultError):
+    """The audit key exists but the chain's head says it was never MAC-linked (or the
+    reverse): the head was rewritten.  Raised when a vault opens; names no row or value."""
+
+    default_message = (
+        "audit chain: the audit key and audit_head.mac_from disagree (the chain's head was "
+        "rewritten); restore the database, or check it with coatcheck audit verify "
+        "--checkpoint FILE"
+    )

@@ -1,9 +1,10 @@
 """Grants: what a caller may reveal, and signed tokens that carry them over HTTP.
 
 A token is `base64url(json) "." base64url(HMAC-SHA256)` under a key HKDF-derived from the
-master key.  The MAC is verified before the payload is parsed, and every failure
-(format, MAC, schema, expiry) is the same opaque `InvalidGrant`, so a probing caller
-learns nothing.
+vault's grant key (`Vault.grant_key`: a sealed service key, stable across root rotations;
+a legacy `KeyRing`'s master-derived key is still taken).  The MAC is verified before the
+payload is parsed, and every failure (format, MAC, schema, expiry) is the same opaque
+`InvalidGrant`, so a probing caller learns nothing.
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ def _parse(payload: Any) -> Grant:
 
 
 class GrantSigner:
-    """Issues and verifies grant tokens; keys come from the key ring."""
+    """Issues and verifies grant tokens under a grant key (`Vault.grant_key`)."""
 
-    def __init__(self, keyring: KeyRing) -> None:
-        self._key = _crypto.derive(keyring.grant_key, b"coatcheck/grant-token/v1")
+    def __init__(self, key: bytes | KeyRing) -> None:
+        grant_key = key.grant_key if isinstance(key, KeyRing) else key
+        self._key = _crypto.derive(grant_key, b"coatcheck/grant-token/v1")
 
     def __repr__(self) -> str:
         return "GrantSigner(<redacted>)"

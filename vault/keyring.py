@@ -31,6 +31,15 @@ class KeyRing:
     def from_master_key(cls, master: bytes) -> KeyRing:
         return cls(master)
 
+    def fresh(self) -> KeyRing:
+        """An empty ring on the same derived keys: one per tenant (versions are per tenant)."""
+        ring = KeyRing.__new__(KeyRing)
+        ring._kek_wrapper = self._kek_wrapper
+        ring._grant_key = self._grant_key
+        ring._keks = {}
+        ring._lock = threading.Lock()
+        return ring
+
     def __repr__(self) -> str:
         return f"KeyRing(versions={sorted(self._keks)})"
 

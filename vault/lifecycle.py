@@ -142,3 +142,42 @@ class ExpirySummary:
     forgotten: int = 0
     shredded_epochs: int = 0
     conversations: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UpkeepSummary:
+    """One key-maintenance pass (`Vault.maintain`; docs/keys.md, "Buckets").
+
+    `moved`: data keys re-wrapped (survivors of ending buckets, legacy epochs);
+    `destroyed`: KEKs destroyed; `legacy_left`: epochs still under a pre-provider KEK;
+    `settled`: the files hold no page from before the shreds so far (SQLite: the WAL was
+    checkpointed and truncated; PostgreSQL: `kek_buckets` was rewritten), False when it
+    must be retried (a reader held an old snapshot, a lock was busy).
+    """
+
+    moved: int = 0
+    destroyed: int = 0
+    legacy_left: int = 0
+    settled: bool = True
+
+
+@dataclass(frozen=True)
+class SubjectValue:
+    """One vaulted value handed to its own subject (`Vault.subject_export`)."""
+
+    conversation_id: str
+    ref: str
+    entity_type: str
+    created_at: float
+    status: str | None  # None (live), "temporary", "masked" or "retained"
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ErasureSummary:
+    """`Vault.subject_erase`: what was destroyed for one person."""
+
+    conversations: int  # conversation ids that held anything
+    epochs: int  # key epochs whose data key was destroyed now
+    keks_destroyed: int  # KEKs retired and destroyed so older copies open nothing
+    final: bool  # True when every KEK involved is one whose destroy is real (PKCS#11, transit)

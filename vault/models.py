@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Integer,
@@ -22,7 +23,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AuditHead", "AuditRow", "Base", "Conversation", "Kek", "StoredValue"]
+__all__ = [
+    "AuditHead",
+    "AuditRow",
+    "AuditVerification",
+    "Base",
+    "Conversation",
+    "Kek",
+    "KekBucket",
+    "KeyObject",
+    "StoredValue",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -40,13 +51,50 @@ class Base(DeclarativeBase):
 
 
 class Kek(Base):
-    """A key-encryption key version, wrapped under the master-derived key."""
+    """A legacy key-encryption key version, wrapped under the master-derived key.
+
+    Databases written before key providers hold these; the vault re-wraps their epochs
+    under bucket KEKs (`KekBucket`) and then deletes the rows (docs/keys.md).
+    """
 
     __tablename__ = "keks"
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class KekBucket(Base):
+    """A key-encryption key of one time bucket, held by the key provider (docs/keys.md).
+
+    `record` is what the provider needs to open it (a sealed KEK for the key file and the
+    environment, a pointer to a token or transit key otherwise); NULL once destroyed, the
+    row stays as a tombstone.  `state`: active -> retiring (no new wraps) -> destroying ->
+    destroyed.  `bucket_end` NULL: a bucket that never ends (masked values kept for good).
+    """
+
+    __tablename__ = "kek_buckets"
+    __table_args__ = (UniqueConstraint("tenant", "kind", "bucket_start", "generation"),)
+    kek_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    bucket_start: Mapped[float] = mapped_column(Float)
+    bucket_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    record: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    state: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[float] = mapped_column(Float)
+    destroyed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class KeyObject(Base):
+    """A service key (audit MAC, pseudonym, checkpoint, grant) sealed under the root key."""
+
+    __tablename__ = "key_objects"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    root_id: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class Conversation(Base):
@@ -58,7 +106,10 @@ class Conversation(Base):
     tenant: Mapped[str] = mapped_column(String(64))
     conversation_id: Mapped[str] = mapped_column(String(255))
     epoch: Mapped[int] = mapped_column(Integer)
-    kek_version: Mapped[int] = mapped_column(Integer)
+    # The bucket KEK that wraps (or last wrapped) the data key; NULL on epochs written
+    # before key providers, which `kek_version` names until they are re-wrapped (then 0).
+    kek_id: Mapped[str | None] = mapped_column(String(160), nullable=True, index=True)
+    kek_version: Mapped[int] = mapped_column(Integer, default=0)
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     shredded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -93,7 +144,11 @@ class StoredValue(Base):
 
 
 class AuditRow(Base):
-    """An append-only, hash-chained audit record; never holds a value."""
+    """An append-only, chained audit record; never holds a value.
+
+    `row_hash` is the link: HMAC-SHA256 under the audit key from row `audit_head.mac_from`
+    on, plain SHA-256 before it (rows written before key providers).
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
@@ -117,3 +172,24 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(_ID)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # The id of the first MAC-linked row (the `audit-format` event); NULL: SHA-256 only.
+    mac_from: Mapped[int | None] = mapped_column(_ID, nullable=True)
+
+
+class AuditVerification(Base):
+    """One verification of the chain: good up to row `seq` (link `head`), `checked` rows
+    walked this time, `first_bad` the first row that failed (None: ok).
+
+    `mac` is HMAC-SHA256 under the audit key over the other fields, so a database writer
+    cannot forge "verified up to N" (a row with a bad `mac` is ignored).
+    """
+
+    __tablename__ = "audit_verifications"
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    seq: Mapped[int] = mapped_column(_ID)
+    head: Mapped[str] = mapped_column(String(64))
+    checked: Mapped[int] = mapped_column(_ID)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    first_bad: Mapped[int | None] = mapped_column(_ID, nullable=True)
+    mac: Mapped[str] = mapped_column(String(64))

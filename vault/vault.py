@@ -1,10 +1,10 @@
 """The vault's front: `Vault`, one tenant's vault over one engine, composed of its parts.
 
 Envelope encryption: each conversation *epoch* has its own random data key (DEK), stored
-wrapped under the newest KEK; HKDF sub-keys of the DEK seal values (AES-256-GCM, AAD =
-tenant, conversation, epoch, reference, type) and key the blind index (HMAC-SHA256 of
-type + value), so equal values share a reference within a conversation and are unlinkable
-across conversations.
+wrapped under its time bucket's KEK, which the key provider holds (docs/keys.md); HKDF
+sub-keys of the DEK seal values (AES-256-GCM, AAD = tenant, conversation, epoch,
+reference, type) and key the blind index (HMAC-SHA256 of type + value), so equal values
+share a reference within a conversation and are unlinkable across conversations.
 
 Why a front over parts: the vault used to be one class of 52 methods mixing SQL building,
 the key cache, access decisions, lifecycle and rotation.  Each concern now has its own
@@ -15,16 +15,20 @@ one public surface (the contract is in docs/contracts.md):
 - `_reads.py`      lookup, reveal under a grant or a policy, checks (audited)
 - `_access.py`     the access decisions those reads make, as `Outcome`s (`outcomes.py`)
 - `_retention.py`  shred, end under the retention policy, expiry, holdings
-- `_rotation.py`   KEK rotation and re-wrapping
-- `_keks.py`       the KEK table and the key ring; `_keycache.py` unwrapped keys, hints
+- `_rotation.py`   KEK rotation, root rotation and provider migration
+- `_keks.py`       bucket KEKs from the key provider; `_keycache.py` unwrapped keys, hints
+- `_upkeep.py`     moving data keys between buckets, destroying KEKs, settling the files
+- `_subjects.py`   pseudonyms, a person's erasure and export
+- `_servicekeys.py` the sealed service keys' table (audit MAC, pseudonym, checkpoint, grant)
 - `_statements.py` the hot statements, built once; `_driver.py` runs them on the cursor
-- `_chain.py`      the audit hash chain; `_storage.py` what the parts share
+- `_chain.py`      the MAC-linked audit chain, its verification; `_storage.py` what the parts share
 - `_transaction.py` `Transaction`, the handle callers get instead of a connection
 - `_crypto.py`     the only module that touches cryptographic primitives
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -32,58 +36,134 @@ from sqlalchemy import Engine
 
 from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
-from coatcheck.vault._keks import Keks
+from coatcheck.vault._keks import LIVE, Keks
 from coatcheck.vault._keycache import KeyCache
 from coatcheck.vault._reads import Reader, RefInfo
 from coatcheck.vault._retention import Retainer
-from coatcheck.vault._rotation import Rotator
+from coatcheck.vault._rotation import RootRotation, Rotator
+from coatcheck.vault._servicekeys import DbKeyStore
 from coatcheck.vault._storage import Storage
+from coatcheck.vault._subjects import ErasureHook, Subjects
 from coatcheck.vault._tokens import Then, Tokenizer
 from coatcheck.vault._transaction import Transaction
+from coatcheck.vault._upkeep import Upkeep
 from coatcheck.vault.audit import AuditRecord, AuditReport
+from coatcheck.vault.db import read_transaction
 from coatcheck.vault.grants import Grant
-from coatcheck.vault.keyring import KeyRing
-from coatcheck.vault.lifecycle import EndSummary, ExpirySummary, Holdings, Policies, ValueState
+from coatcheck.vault.keys.checkpoint import Checkpoint, CheckpointSigner
+from coatcheck.vault.keys.host import EnvKeyProvider
+from coatcheck.vault.keys.provider import KeyProvider
+from coatcheck.vault.keys.service_keys import AUDIT_MAC, ServiceKeys
+from coatcheck.vault.lifecycle import (
+    EndSummary,
+    ErasureSummary,
+    ExpirySummary,
+    Holdings,
+    Policies,
+    SubjectValue,
+    UpkeepSummary,
+    ValueState,
+)
 from coatcheck.vault.outcomes import Outcome
 from coatcheck.vault.predicates import Predicate
 
-__all__ = ["RefInfo", "Vault"]
+__all__ = ["RefInfo", "RootRotation", "Vault"]
+
+DAY = 86_400.0
 
 
 class Vault:
-    """One tenant's vault over one engine; thread-safe; clock injected for expiry and audit."""
+    """One tenant's vault over one engine; thread-safe; clock injected for expiry and audit.
+
+    `keys` is the key provider (docs/keys.md) or, for tests and tools, raw master-key
+    bytes (a host provider like `COATCHECK_MASTER_KEY`'s).  The caller owns the provider
+    (closes it) unless `owns`: then `close()` closes it and disposes of the engine
+    (`open_vault`).  `bucket_seconds`: the KEK bucket length (a UTC day); `grace_seconds`:
+    how long after its bucket ended a KEK is destroyed (the shredding bound's slack).
+    """
 
     def __init__(
         self,
         engine: Engine,
-        master_key: bytes | KeyRing,
+        keys: bytes | KeyProvider,
         tenant: str = "default",
         clock: Callable[[], float] = time.time,
         *,
         cache_size: int = 4096,
         max_retries: int = 20,
         policies: Policies | None = None,
+        bucket_seconds: float = DAY,
+        grace_seconds: float = 3600.0,
+        owns: bool = False,
     ) -> None:
         require("tenant", isinstance(tenant, str) and 0 < len(tenant) <= 64)
+        require("bucket_seconds", bucket_seconds >= 60)
+        require("grace_seconds", grace_seconds >= 0)
         self._policies = policies if policies is not None else Policies()
-        self._keyring = master_key if isinstance(master_key, KeyRing) else KeyRing(master_key)
+        if not isinstance(keys, KeyProvider):
+            keys = EnvKeyProvider(base64.b64encode(keys).decode("ascii"))
+        self._provider = keys
+        self._owns = owns
         self._storage = storage = Storage(engine, tenant, clock, max_retries)
-        keks = Keks(storage, self._keyring)
-        keys = KeyCache(keks, cache_size)
-        self._tokens = Tokenizer(storage, keks, keys, self._policies)
-        self._reads = Reader(storage, keys)
-        self._retention = Retainer(storage, keys, self._policies)
-        self._rotation = Rotator(storage, keks)
-        storage.retry("kek", keks.ensure)
-        keks.sync()
+        keks = Keks(storage, keys, bucket_seconds)
+        cache = KeyCache(keks, cache_size)
+        self._tokens = Tokenizer(storage, keks, cache, self._policies)
+        self._reads = Reader(storage, cache)
+        self._retention = Retainer(storage, cache, self._policies)
+        self._upkeep = Upkeep(storage, keks, cache, grace_seconds)
+        keks.check_legacy()  # before anything is sealed under this root
+        store = DbKeyStore(engine, clock)
+        self._bind_audit(store)
+        self._service = service = ServiceKeys(keys, store)
+        self._grant_key = service.grant_key
+        self._signer = service.checkpoint_signer
+        self._subjects = Subjects(
+            storage, cache, self._retention, self._upkeep, service.pseudonym_key
+        )
+        self._rotation = Rotator(storage, keks, self._upkeep, service)
+        keks.current(LIVE, clock())  # today's KEK now, not on the first message's path
+
+    def _bind_audit(self, store: DbKeyStore) -> None:
+        """Load (or make) the audit key and switch the chain to MACs once (`_chain.py`)."""
+        storage, provider = self._storage, self._provider
+        at = storage.clock()
+        purpose = "links are HMAC-SHA256 under the audit key from this row on"
+        entry = _chain.Entry(
+            at, storage.tenant, "vault", _chain.FORMAT_ACTION, "ok", purpose=purpose
+        )
+        with storage.engine.begin() as conn:
+            here = store.within(conn)
+
+            def load() -> tuple[bytes, bool]:
+                created = here.get(AUDIT_MAC) is None
+                return ServiceKeys(provider, here).audit_mac_key, created
+
+            storage.chain.bind(conn, load, entry)
+
+    def close(self) -> None:
+        """Release the provider and the engine if this vault opened them (`open_vault`)."""
+        if self._owns:
+            self._owns = False
+            self._provider.close()
+            self._storage.engine.dispose()
 
     def __repr__(self) -> str:
         storage = self._storage
-        return f"Vault(tenant={storage.tenant!r}, dialect={storage.engine.dialect.name!r})"
+        return (
+            f"Vault(tenant={storage.tenant!r}, dialect={storage.engine.dialect.name!r}, "
+            f"root={self._provider.root_id!r})"
+        )
 
     @property
-    def keyring(self) -> KeyRing:
-        return self._keyring
+    def provider(self) -> KeyProvider:
+        """The key provider the vault runs on (its `root_id`, `destroy_is_final`)."""
+        return self._provider
+
+    @property
+    def grant_key(self) -> bytes:
+        """Key of grant tokens and viewer sessions: a sealed service key, stable across
+        root rotations and provider migrations."""
+        return self._grant_key
 
     @property
     def policies(self) -> Policies:
@@ -183,9 +263,11 @@ class Vault:
     def shred(self, conversation_id: str, actor: str) -> None:
         """Destroy the conversation's data key and ciphertexts now, whatever the policy.
 
-        Audited; idempotent.  Every epoch is shredded and marked ended.
+        Audited; idempotent.  Every epoch is shredded and marked ended; the live files are
+        settled at once (SQLite: the WAL is checkpointed and truncated).
         """
         self._retention.shred(conversation_id, actor)
+        self._upkeep.settle()
 
     def end(
         self,
@@ -232,18 +314,95 @@ class Vault:
         with `tx`, read in the caller's transaction (e.g. on a lock-free read engine)."""
         return self._retention.holdings(conversation_id, tx)
 
+    def settle(self) -> bool:
+        """Make the shreds committed so far final in the live database files (docs/keys.md).
+
+        SQLite: a TRUNCATE checkpoint of the WAL, so no WAL frame keeps a page from before
+        a shred (secure_delete zeroes freed cells); PostgreSQL: `kek_buckets` rewritten
+        after host-held KEK records were erased.  Cheap when nothing is owed; the vault's
+        own shreds settle themselves, a caller that ended conversations in its own
+        transaction (`end(tx=...)`) calls it after the commit.  False: a reader or a lock
+        was in the way; the next call (the sweeper's `maintain`) retries.
+        """
+        return self._upkeep.settle()
+
     # -- keys -----------------------------------------------------------------------------
 
-    def rotate(self, actor: str, batch: int = 500) -> int:
-        """Add a KEK version and re-wrap every live data key under it, in batches, online."""
+    def maintain(self, actor: str = "sweeper", *, limit: int = 500) -> UpkeepSummary:
+        """One key-maintenance pass (every sweep): move data keys out of ending buckets,
+        re-wrap pre-provider epochs, destroy KEKs nothing needs, settle the files."""
+        require("limit", isinstance(limit, int) and limit > 0)
+        return self._upkeep.run(actor, limit)
+
+    def rotate(self, actor: str, batch: int = 500) -> UpkeepSummary:
+        """Fresh KEKs for every data key, online: every active KEK is retired (its data keys
+        re-wrapped under a new generation of the same bucket, then destroyed)."""
+        require("batch", isinstance(batch, int) and batch > 0)
         return self._rotation.rotate(actor, batch)
+
+    def rotate_root(self, actor: str) -> RootRotation:
+        """Move everything sealed under an older root of a `ProviderChain` to its primary
+        (root rotation, key file -> PKCS#11); `left == 0` when the old root may go."""
+        return self._rotation.rotate_root(actor)
+
+    # -- a person's data --------------------------------------------------------------------
+
+    def pseudonym(self, sender_id: str) -> str:
+        """The pseudonym of a channel's sender id: `p_` + 26 characters of `[a-z2-7]`.
+
+        HMAC-SHA256 under the sealed pseudonym key over (tenant, sender id), base32: URL
+        safe, fits every conversation-id column, never shaped like a phone number or an
+        e-mail address, the same across root rotations and provider migrations.
+        """
+        return self._subjects.pseudonym(sender_id)
+
+    def subject_erase(
+        self, sender_id: str, actor: str, *, then: ErasureHook | None = None
+    ) -> ErasureSummary:
+        """Shred every conversation of one person (found under `pseudonym(sender_id)`, and
+        under the raw id for conversations stored before pseudonyms) and destroy every KEK
+        that wrapped one of them; audited under the pseudonym.
+
+        `then(tx, ids)`: the caller's own rows of those ids (the pseudonym, the raw id),
+        removed in the summary audit row's transaction; its answer (counts, no value) is
+        added to that row's purpose."""
+        return self._subjects.erase(sender_id, actor, then)
+
+    def subject_export(self, sender_id: str, actor: str) -> list[SubjectValue]:
+        """Every value still held for one person (live, masked or retained), each audited
+        (`subject_export`, purpose `subject_access`); for that person only."""
+        return self._subjects.export(sender_id, actor)
 
     # -- audit ----------------------------------------------------------------------------
 
-    def verify_audit(self) -> AuditReport:
-        """Walk the whole hash chain; the first row whose link or hash is wrong."""
-        with self._storage.engine.begin() as conn:
-            return _chain.verify(conn)
+    def verify_audit(
+        self, *, full: bool = False, checkpoints: Sequence[Checkpoint] = ()
+    ) -> AuditReport:
+        """Verify the chain without the write lock and record the result (docs/keys.md).
+
+        Incremental from the newest good verification unless `full`; with `checkpoints`
+        (already signature-checked: `verify_checkpoint`) from row 1, and each checkpoint's
+        row must still carry its head.
+        """
+        storage = self._storage
+        key = storage.chain.key
+        return _chain.verify(storage.engine, key, storage.clock, full=full, checkpoints=checkpoints)
+
+    def audit_status(self) -> AuditReport | None:
+        """The newest recorded verification (what the viewer shows); None before any."""
+        with read_transaction(self._storage.engine) as conn:
+            return _chain.latest_report(conn, self._storage.chain.key)
+
+    @property
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """Signs audit checkpoints; `.public_key` is what an operator pins."""
+        return self._signer
+
+    def audit_checkpoint(self) -> str:
+        """The chain's head now, signed: one JSON line for the operator to keep elsewhere."""
+        with read_transaction(self._storage.engine) as conn:
+            head = _chain.read_head(conn)
+        return self._signer.sign(Checkpoint(head.last_id, head.last_hash, self._storage.clock()))
 
     def audit_rows(
         self,
@@ -254,7 +413,7 @@ class Vault:
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Audit records, newest first, filtered by any of conversation, actor, action."""
-        with self._storage.engine.begin() as conn:
+        with read_transaction(self._storage.engine) as conn:
             return _chain.list_rows(
                 conn, conversation_id=conversation_id, actor=actor, action=action, limit=limit
             )

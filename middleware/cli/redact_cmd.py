@@ -207,8 +207,7 @@ def _file_size(stream: TextIO) -> int | None:
 def _embedded_vault(settings: Settings) -> TokenVault:
     from coatcheck.vault import open_vault
 
-    master = settings.master_key.get_secret_value() if settings.master_key else None
-    return open_vault(settings.database_url, master, settings.key_file, settings.tenant)
+    return open_vault(settings.database_url, settings.provider_settings(), settings.tenant)
 
 
 @app.command("redact", help=HELP)

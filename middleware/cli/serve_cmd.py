@@ -43,20 +43,20 @@ class LogFormat(StrEnum):
 
 def prepare() -> tuple[Settings, Engine]:
     """Validated settings and config (errors name the variable or the dotted path), the
-    key file, an engine.
+    key provider's root, an engine.
 
     The YAML file is parsed here, once, so a bad field is one line naming it and exit 2
     (not a traceback per worker while uvicorn's supervisor restarts them).
     """
     from coatcheck.middleware.config import load_config
-    from coatcheck.middleware.service.bootstrap import master_key
+    from coatcheck.middleware.service.bootstrap import check_keys
     from coatcheck.middleware.settings import load_settings
     from coatcheck.vault.db import make_engine
 
     with one_line_errors():
         settings = load_settings()
         load_config(settings.config)
-        master_key(settings)
+        check_keys(settings)  # the key provider before the database: one line if it fails
         engine = make_engine(settings.database_url)
     return settings, engine
 

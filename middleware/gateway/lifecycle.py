@@ -5,8 +5,9 @@ directive and the sweeper's idle timeout all call it.  In ONE transaction it cla
 conversation's state row (a conditional UPDATE: of two workers, one wins; the other's
 UPDATE waits for the winner's commit and then matches nothing), applies the per-type
 retention in the vault (`Vault.end` in the same `Transaction`, audited) and stores the
-outcome.  After the commit it tells its listeners (the export of the conversation's
-record).  Decisions: docs/lifecycle.md.
+outcome.  After the commit it settles the vault's files (`Vault.settle`: what the end
+shredded leaves the live database files; the sweeper's idle ends settle once per pass) and
+tells its listeners (the export of the conversation's record).  Decisions: docs/lifecycle.md.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Lifecycle:
         why = EndReason(reason)
         with self._store.transaction() as tx:
             result = self._end(tx, conversation_id, actor, why)
+        if why is not EndReason.IDLE:  # the sweeper settles once per pass (`Vault.maintain`)
+            self._vault.settle()  # what the end shredded leaves the live files now (docs/keys.md)
         if result.ended:  # after the commit: one place for every way a conversation ends
             for listener in self._listeners:
                 listener(result)

@@ -23,6 +23,7 @@ from coatcheck.middleware.gateway.refusals import RefusalAudit
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.gateway.store.db import Clock
+from coatcheck.middleware.gateway.subjects import Subjects
 from coatcheck.middleware.gateway.sweeper import Sweeper
 from coatcheck.vault import Vault
 
@@ -47,6 +48,7 @@ class Services:
     records: ConversationRecords
     exporter: Exporter
     sweeper: Sweeper
+    subjects: Subjects
     clock: Clock
 
 

@@ -16,9 +16,15 @@ Every worker runs `run_sweeper` (started in the app's lifespan, every
   -> audit head, and the expiry's audit append must stay its last lock).  Retained
   conversations past their deadline are re-synced on every pass, so a crash between the
   two leaves no stale status behind.
+- keys: `Vault.maintain` moves data keys out of buckets that ended, destroys KEKs nothing
+  needs any more and settles the files (docs/keys.md), so a shred is final within the
+  documented bound; each KEK destroy is claimed with a row lock, so once.
+- audit: every `COATCHECK_AUDIT_VERIFY_SECONDS` the chain is verified incrementally
+  (`verify_once`), without the write lock; the log viewer shows the newest result.
 
-Everything is audited by the vault (`end`, `expire`, `shred`, actor `sweeper`).  The clock
-is the gateway's (injected in tests); `Sweeper.sweep_once` is what tests call.
+Everything is audited by the vault (`end`, `expire`, `shred`, `kek_destroy`, actor
+`sweeper`).  The clock is the gateway's (injected in tests); `Sweeper.sweep_once` and
+`Sweeper.verify_once` are what tests call.
 """
 
 from __future__ import annotations
@@ -51,10 +57,12 @@ class SweepReport:
     forgotten: int = 0
     shredded_epochs: int = 0
     rate_rows_dropped: int = 0
+    keks_destroyed: int = 0
 
 
 class Sweeper:
-    """Idle ends, expiries and rate-window clean-up for one worker."""
+    """Idle ends, expiries, rate-window clean-up, key upkeep and audit verification for
+    one worker; `verify_every` seconds between verifications (0: never)."""
 
     def __init__(
         self,
@@ -65,6 +73,7 @@ class Sweeper:
         clock: Clock,
         rate_window: int,
         limiter: CapacityLimiter,
+        verify_every: float = 0.0,
     ) -> None:
         self._store = store
         self._vault = vault
@@ -72,10 +81,11 @@ class Sweeper:
         self._clock = clock
         self.rate_window = rate_window
         self._limiter = limiter
+        self.verify_every = verify_every
 
     def sweep_once(self, *, batch: int = _BATCH) -> SweepReport:
         """One pass: end idle conversations, forget due values and shred emptied epochs,
-        then drop the rate counters of past windows."""
+        drop the rate counters of past windows, then the keys' upkeep (`Vault.maintain`)."""
         ended = self._idle_ends(batch)
         forgotten = shredded = 0
         touched: set[str] = set()
@@ -96,7 +106,17 @@ class Sweeper:
         # sender id that ever wrote); several workers deleting the same rows is harmless.
         current = int(self._clock() // self.rate_window) * self.rate_window
         dropped = self._store.messages.drop_past_windows(current, batch, _MAX_ROUNDS)
-        return SweepReport(tuple(ended), forgotten, shredded, dropped)
+        upkeep = self._vault.maintain(SWEEPER, limit=batch)
+        return SweepReport(tuple(ended), forgotten, shredded, dropped, upkeep.destroyed)
+
+    def verify_once(self) -> bool:
+        """Verify the audit chain from the newest good verification (read transactions
+        only: no writer waits for it); the result is recorded for the log viewer.  Whether
+        it holds."""
+        report = self._vault.verify_audit()
+        if not report.ok:
+            log.error("audit chain BROKEN at row %s", report.first_bad)
+        return report.ok
 
     def _idle_ends(self, batch: int) -> list[str]:
         timeout = self._lifecycle.idle_timeout
@@ -120,15 +140,25 @@ class Sweeper:
         Each pass runs in a worker thread under the gateway's database limiter (on SQLite
         it queues with the messages instead of fighting them for the write lock).
         Cancelling waits for a running pass to finish, so the engines are never disposed
-        under it.
+        under it.  The audit chain is verified first when `verify_every` has passed: in its
+        own thread, outside the limiter (it only reads, and no writer waits for it).
         """
+        verified_at = self._clock()
         while True:
             await anyio.sleep(interval)
+            if self.verify_every > 0 and self._clock() - verified_at >= self.verify_every:
+                verified_at = self._clock()
+                try:
+                    await to_thread.run_sync(self.verify_once)
+                except Exception as exc:
+                    log.warning("audit verification failed: %s", type(exc).__name__)
             try:
                 report = await to_thread.run_sync(self.sweep_once, limiter=self._limiter)
             except Exception as exc:  # keep sweeping: the next pass retries what failed
                 log.warning("sweep failed: %s", type(exc).__name__)
                 continue
+            if report.keks_destroyed:
+                log.info("sweep: %d key-encryption keys destroyed", report.keks_destroyed)
             if report.ended or report.forgotten or report.shredded_epochs:
                 log.info(
                     "sweep: %d idle conversations ended, %d values forgotten, %d keys shredded",

@@ -1,4 +1,4 @@
-"""First-run set-up: master key file, schema upgrade, and a starter pair of API keys.
+"""First-run set-up: the key provider's root, schema upgrade, a starter pair of API keys.
 
 `coatcheck serve` runs this once before starting workers (so N workers do not race to
 create keys); each worker's lifespan runs it again, where it is a no-op.  The starter keys
@@ -15,16 +15,16 @@ from sqlalchemy import Engine
 from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.settings import Settings
-from coatcheck.vault import load_master_key
 from coatcheck.vault.db import upgrade
+from coatcheck.vault.keys import open_provider
 
-__all__ = ["bootstrap", "master_key"]
+__all__ = ["bootstrap", "check_keys"]
 
 
-def master_key(settings: Settings) -> bytes:
-    """The validated master key (the key file is created 0600 on first run)."""
-    env = settings.master_key.get_secret_value() if settings.master_key is not None else None
-    return load_master_key(env, settings.key_file)
+def check_keys(settings: Settings) -> None:
+    """Open and close the key provider once: its root is validated (a key file is made
+    0600 on first run, a token logged into); errors name the setting (`KeyConfigError`)."""
+    open_provider(settings.provider_settings()).close()
 
 
 def bootstrap(settings: Settings, engine: Engine) -> Path | None:

@@ -17,6 +17,7 @@ from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import services_of
+from coatcheck.middleware.gateway.subjects import Subjects
 from coatcheck.middleware.service.auth import require
 from coatcheck.vault import Vault
 
@@ -38,6 +39,7 @@ __all__ = [
     "RedactionDep",
     "RevealKey",
     "RevealsDep",
+    "SubjectsDep",
     "VaultDep",
 ]
 
@@ -79,6 +81,10 @@ async def _external(request: Request) -> ExternalValues:
     return services_of(request.app.state).external
 
 
+async def _subjects(request: Request) -> Subjects:
+    return services_of(request.app.state).subjects
+
+
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 RedactionDep = Annotated[RedactionService, Depends(_redaction)]
 RevealsDep = Annotated[Reveals, Depends(_reveals)]
@@ -88,6 +94,7 @@ ExporterDep = Annotated[Exporter, Depends(_exporter)]
 VaultDep = Annotated[Vault, Depends(_vault)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 ExternalDep = Annotated[ExternalValues, Depends(_external)]
+SubjectsDep = Annotated[Subjects, Depends(_subjects)]
 
 ChannelKey = Annotated[Caller, Depends(require(Role.CHANNEL))]
 RedactKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT, Role.ACTION_SERVER))]

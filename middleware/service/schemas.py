@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coatcheck.grammar import TYPE_NAME_RE
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId
 
-__all__ = ["CheckIn", "ContextIn", "GrantIn", "RedactIn", "RevealIn", "TemporaryIn"]
+__all__ = ["CheckIn", "ContextIn", "GrantIn", "RedactIn", "RevealIn", "SubjectIn", "TemporaryIn"]
 
 TypeName = Annotated[str, Field(pattern=rf"^{TYPE_NAME_RE.pattern}$")]
 
@@ -63,3 +63,9 @@ class TemporaryIn(_Body):
     type: TypeName = "TEMPORARY"
     value: Annotated[CleanStr, Field(min_length=1, max_length=4000)]
     ttl_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] | None = None
+
+
+class SubjectIn(_Body):
+    """A person, by the sender id their channel uses (hashed to its pseudonym)."""
+
+    sender: ConversationId

@@ -59,7 +59,7 @@ class SignIn:
 
 async def _sign_in(request: Request) -> SignIn:
     services = services_of(request.app.state)
-    codec = Codec(services.vault.keyring.grant_key)
+    codec = Codec(services.vault.grant_key)
     return SignIn(codec, services.store.keys, services.store.ui_sessions, services.clock)
 
 

@@ -55,6 +55,8 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/v1/config/export-redaction"): frozenset(),
     ("PUT", "/v1/config/export-redaction"): frozenset(),
     ("DELETE", "/v1/config/export-redaction"): frozenset(),
+    ("POST", "/v1/subjects/erase"): frozenset(),
+    ("POST", "/v1/subjects/export"): frozenset(),
 }
 # Roles that pass the key check but whose answer the route decides by other rules.
 STAFF_REVEAL = {("POST", "/v1/reveal"): frozenset({Role.AGENT, Role.AUDITOR})}

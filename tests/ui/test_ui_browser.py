@@ -140,8 +140,9 @@ def test_auditor_needs_a_purpose_and_the_audit_view_shows_it(
     expect(shown).to_have_attribute("data-state", "wiped", timeout=(REVEAL_SECONDS + 10) * 1000)
     _no_canary(auditor)
 
+    live.verify_audit()
     auditor.click("header nav a:text('Audit')")
-    expect(auditor.locator("#chain")).to_contain_text("Chain verifies")
+    expect(auditor.locator("#chain")).to_contain_text("Chain verified")
     auditor.fill("#audit-filter input[name=conversation]", cid)
     auditor.fill("#audit-filter input[name=action]", "reveal")
     auditor.click("#audit-filter button[type=submit]")

@@ -131,8 +131,9 @@ def test_reveal_rules_and_audit(live: Live) -> None:
         purpose = "ticket 42, asked by someone.else@example.org"
         ok = auditor.post(url, data={"reference": reference, "csrf": token, "purpose": purpose})
         assert ok.status_code == 200 and ok.json()["value"] == CANARY_EMAIL
+        live.verify_audit()
         audit = auditor.get("/ui/audit", params={"conversation": cid, "action": "reveal"}).text
-        assert "Chain verifies" in audit
+        assert "Chain verified" in audit and "every link holds" in audit
         assert audit.count('<tr class="outcome-') >= 3  # viewer refused, auditor refused, ok
         assert "someone.else@example.org" not in audit  # the purpose is masked before audit
         assert "ticket 42" in audit

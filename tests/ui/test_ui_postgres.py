@@ -29,4 +29,5 @@ def test_list_reveal_end_and_audit_on_postgres(live_pg: Live) -> None:
         live_pg.end(cid)
         refused = agent.post(url, data=form)
         assert refused.status_code in (403, 410) and CANARY_EMAIL not in refused.text
-        assert "Chain verifies" in agent.get("/ui/audit", params={"conversation": cid}).text
+        live_pg.verify_audit()
+        assert "Chain verified" in agent.get("/ui/audit", params={"conversation": cid}).text

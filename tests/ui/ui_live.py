@@ -50,6 +50,17 @@ class Live:
     url: str
     keys: dict[str, str]  # role value -> API key
     log: Path
+    env: dict[str, str]  # the server's environment (for the CLI on the same database)
+
+    def verify_audit(self) -> str:
+        """`coatcheck audit verify` on the server's database (what the sweeper runs every
+        few minutes): the audit page shows the newest result, it never verifies itself."""
+        cmd = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
+        done = subprocess.run(
+            [*cmd, "audit", "verify"], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def seed(self, prefix: str = "ui") -> str:
         """A new conversation with both canaries, in both directions (the echo bot)."""
@@ -129,7 +140,7 @@ def serve(tmp: Path, database_url: str) -> Iterator[Live]:
         for role in (*STAFF, Role.BOT):
             keys[role.value] = store.keys.create(role)
         engine.dispose()
-        yield Live(url, keys, log)
+        yield Live(url, keys, log, env)
     finally:
         proc.terminate()
         try:

@@ -7,8 +7,9 @@ import os
 import pytest
 from sqlalchemy import Engine, select, update
 
-from coatcheck.vault import DecryptionError, Grant, KeyRing, Vault, make_engine
+from coatcheck.vault import DecryptionError, Grant, Vault, make_engine
 from coatcheck.vault._crypto import NONCE_BYTES, Sealer, aad, new_key
+from coatcheck.vault.keys import UnknownRoot
 from coatcheck.vault.models import StoredValue
 from tests.conftest import FakeClock
 
@@ -67,5 +68,6 @@ def test_ciphertext_swapped_between_rows_fails(
 
 def test_wrong_master_key_cannot_open_the_vault(vault: Vault, db_url: str) -> None:
     vault.tokenize("c1", "EMAIL", "a@x.io")
-    with pytest.raises(DecryptionError):
-        Vault(make_engine(db_url), KeyRing(os.urandom(32)), tenant="t1")
+    with pytest.raises(UnknownRoot) as err:  # the service keys name the root they need
+        Vault(make_engine(db_url), os.urandom(32), tenant="t1")
+    assert err.value.root_id == vault.provider.root_id

@@ -21,6 +21,7 @@ from coatcheck.vault.keys.provider import Kek, KeyProvider
 from coatcheck.vault.keys.service_keys import (
     AUDIT_MAC,
     CHECKPOINT,
+    GRANT,
     PSEUDONYM,
     MemoryKeyStore,
     SealedKeyStore,
@@ -30,6 +31,7 @@ from coatcheck.vault.keys.service_keys import (
 __all__ = [
     "AUDIT_MAC",
     "CHECKPOINT",
+    "GRANT",
     "KINDS",
     "PSEUDONYM",
     "Checkpoint",

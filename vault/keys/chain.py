@@ -9,8 +9,13 @@ configuration.  No downtime: every worker can read both generations throughout.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from coatcheck.vault.keys.errors import UnknownRoot
 from coatcheck.vault.keys.provider import Kek, KeyProvider, root_of
+
+if TYPE_CHECKING:
+    from coatcheck.vault.keyring import KeyRing
 
 __all__ = ["ProviderChain"]
 
@@ -33,8 +38,16 @@ class ProviderChain(KeyProvider):
         return self._providers[0]
 
     @property
+    def providers(self) -> tuple[KeyProvider, ...]:
+        """Every generation, the primary first."""
+        return self._providers
+
+    @property
     def root_id(self) -> str:
         return self.primary.root_id
+
+    def legacy_keyring(self) -> KeyRing | None:
+        return next((k for p in self._providers if (k := p.legacy_keyring()) is not None), None)
 
     def owner(self, blob: bytes) -> KeyProvider:
         """The provider whose root made `blob`; `UnknownRoot` if none of them did."""

@@ -6,6 +6,12 @@
 OpenBao transit engine: `COATCHECK_TRANSIT_ADDR`, `COATCHECK_TRANSIT_TOKEN`,
 `COATCHECK_TRANSIT_MOUNT`, `COATCHECK_TRANSIT_KEY`).  Unset, it is `env` when
 `COATCHECK_MASTER_KEY` is set and `file` otherwise: today's behaviour.
+
+Rotation and migration (docs/keys.md): `COATCHECK_PREVIOUS_KEY_FILES` (paths separated by
+`os.pathsep`) and `COATCHECK_PREVIOUS_MASTER_KEY` name older host roots; with either set,
+the provider is a `ProviderChain(configured, *previous)` that seals with the configured
+root and still opens what the older ones sealed, until `coatcheck keys rotate-root` has
+moved everything.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coatcheck.vault.errors import KeyConfigError
+from coatcheck.vault.keys.chain import ProviderChain
 from coatcheck.vault.keys.host import EnvKeyProvider, FileKeyProvider
 from coatcheck.vault.keys.provider import KeyProvider
 
@@ -37,6 +44,8 @@ class ProviderSettings:
     transit_token: str | None = field(default=None, repr=False)
     transit_mount: str = "transit"
     transit_key: str = "coatcheck-root"
+    previous_key_files: tuple[Path, ...] = ()
+    previous_master_key_b64: str | None = field(default=None, repr=False)
 
 
 def _required(value: str | None, setting: str) -> str:
@@ -46,7 +55,29 @@ def _required(value: str | None, setting: str) -> str:
 
 
 def open_provider(settings: ProviderSettings) -> KeyProvider:
-    """The configured provider, its root key validated (the key file made 0600 if absent)."""
+    """The configured provider, its root key validated (the key file made 0600 if absent);
+    a `ProviderChain` when older roots are configured."""
+    primary = _open_primary(settings)
+    older: list[KeyProvider] = []
+    try:
+        for path in settings.previous_key_files:
+            if not path.exists():  # an old root is never made up: it must be there
+                raise KeyConfigError(
+                    "COATCHECK_PREVIOUS_KEY_FILES",
+                    f"COATCHECK_PREVIOUS_KEY_FILES: no key file {path}",
+                )
+            older.append(FileKeyProvider(path, "COATCHECK_PREVIOUS_KEY_FILES"))
+        if settings.previous_master_key_b64 is not None:
+            older.append(
+                EnvKeyProvider(settings.previous_master_key_b64, "COATCHECK_PREVIOUS_MASTER_KEY")
+            )
+    except BaseException:
+        primary.close()
+        raise
+    return ProviderChain(primary, *older) if older else primary
+
+
+def _open_primary(settings: ProviderSettings) -> KeyProvider:
     kind = settings.kind or ("env" if settings.master_key_b64 is not None else "file")
     if kind == "file":
         return FileKeyProvider(settings.key_file)

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from coatcheck.vault.errors import DecryptionError
 from coatcheck.vault.keys.errors import UnknownRoot
+
+if TYPE_CHECKING:
+    from coatcheck.vault.keyring import KeyRing
 
 __all__ = [
     "SEALED",
@@ -156,6 +159,11 @@ class KeyProvider(ABC):
             raise UnknownRoot(root_id)
         head, _, body = split(blob, tag)
         return head, body
+
+    def legacy_keyring(self) -> KeyRing | None:
+        """The key ring of databases written before key providers, if this root can open
+        it (host providers: the same master key); None otherwise."""
+        return None
 
     def close(self) -> None:  # noqa: B027  (optional hook: most providers hold nothing)
         """Release sessions; the provider is unusable afterwards."""

@@ -25,6 +25,7 @@ from coatcheck.vault.keys.provider import KeyProvider
 __all__ = [
     "AUDIT_MAC",
     "CHECKPOINT",
+    "GRANT",
     "PSEUDONYM",
     "MemoryKeyStore",
     "SealedKeyStore",
@@ -34,6 +35,7 @@ __all__ = [
 AUDIT_MAC = "audit-mac/v1"
 PSEUDONYM = "pseudonym/v1"
 CHECKPOINT = "checkpoint-ed25519/v1"
+GRANT = "grant/v1"
 
 
 class SealedKeyStore(Protocol):
@@ -105,6 +107,11 @@ class ServiceKeys:
     def pseudonym_key(self) -> bytes:
         """HMAC-SHA256 key that turns a channel's sender id into its pseudonym."""
         return self.key(PSEUDONYM)
+
+    @property
+    def grant_key(self) -> bytes:
+        """HMAC key of grant tokens and viewer sessions (the same on every root)."""
+        return self.key(GRANT)
 
     @property
     def checkpoint_signer(self) -> CheckpointSigner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store.db import Db
@@ -121,6 +121,10 @@ class Conversations:
             .where(STATE.c.conversation_id == conversation_id)
             .values(status=status, retain_until=retain_until)
         )
+
+    def forget(self, tx: Transaction, ids: tuple[str, ...]) -> int:
+        """Delete the state rows of the conversations `ids` (a subject's erasure)."""
+        return tx.execute(delete(STATE).where(STATE.c.conversation_id.in_(ids))).rowcount
 
     def end_state(self, tx: Transaction, conversation_id: str) -> Row[*tuple[Any, ...]] | None:
         """`(status, ended_at, retain_until)` of the row, or None."""

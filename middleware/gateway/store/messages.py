@@ -162,6 +162,14 @@ class Messages:
             for r in rows
         ]
 
+    def forget_rates(self, tx: Transaction, keys: tuple[str, ...]) -> int:
+        """Delete every rate counter of the rate keys `keys` (a subject's erasure)."""
+        return tx.execute(delete(RATE).where(RATE.c.sender.in_(keys))).rowcount
+
+    def forget_history(self, tx: Transaction, ids: tuple[str, ...]) -> int:
+        """Delete every history line of the conversations `ids` (a subject's erasure)."""
+        return tx.execute(delete(HISTORY).where(HISTORY.c.conversation_id.in_(ids))).rowcount
+
     def drop_past_windows(self, current_start: int, batch: int, rounds: int) -> int:
         """Delete rate counters of windows before `current_start`, in batches of short
         transactions (a backlog never holds the write lock for long)."""
