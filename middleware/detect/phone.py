@@ -3,7 +3,11 @@
 A candidate is a validated PHONE_NUMBER when it is valid in a numbering plan: any plan with
 `+` or an international prefix, else the plan of any configured region ("0171 94028383" is
 German, "06 12 34 56 78" French, "(11) 91234-5678" Brazilian), the conversation's region
-first. Any other 7-17 digit candidate counts only right after phone words in a configured
+first. Where a North American region is configured, a number written in the plan's own
+shapes ("415-555-0199", "(415) 555-0199", "+1 415 555 0199") is a phone number even when
+the plan data rejects it (an unassigned area code, the fictional 555-01xx lines): nothing
+else is written that way, and a number that is not dialable is still personal-looking
+data. Any other 7-17 digit candidate counts only right after phone words in a configured
 language ("Handynummer", "portable", "celular"), as a weaker, unvalidated match. A
 candidate whose nearest preceding words belong to another type ("account number",
 "CPF", "Kontonummer") is left to that type. Scanning with our regex first and validating
@@ -31,6 +35,13 @@ _CANDIDATE = re.compile(
     re.IGNORECASE,
 )
 _WINDOW = 40
+# The North American plan's written shapes: NXX-NXX-XXXX with one separator (dash or dot),
+# (NXX) NXX-XXXX, either after "+1" or "1-", and +1 NXX NXX XXXX with any one separator
+# or none (area code and exchange never start with 0 or 1).
+_NANP_SHAPE = re.compile(
+    r"(?:\+1[ .-]?|1-)?(?:[2-9]\d\d([.-])[2-9]\d\d\1|\([2-9]\d\d\) ?[2-9]\d\d[.-])\d{4}"
+    r"|\+1([ .-]?)[2-9]\d\d\2[2-9]\d\d\2\d{4}"
+)
 _DIGIT = re.compile(r"\d")
 _LETTER = re.compile(r"[^\W\d_]")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
@@ -260,6 +271,7 @@ class PhoneFinder:
             else None
         )
         self._pruner = pruner
+        self._nanp = any(phonenumbers.country_code_for_region(r) == 1 for r in self.regions)
 
     def find(
         self, text: str, region: str | None = None, extra: str | None = None
@@ -279,10 +291,13 @@ class PhoneFinder:
             if self._pruner.invalid(text, start, end):
                 continue
             phone_start, phone_end = self._last(self._context, text, start)
-            rival_end = self._last(self._rival, text, start)[1]
+            rival_start, rival_end = self._last(self._rival, text, start)
             # The other type's word is the last said, or runs into the phone word
-            # ("passport number", "account number"): the number is that type's.
-            if rival_end >= 0 and rival_end >= phone_start - 1 and not value.startswith("+"):
+            # ("passport number", "account number"): the number is that type's. A rival
+            # word that is the start of a longer phone word is part of it ("conta" in
+            # "contact", "contato").
+            inside = phone_start <= rival_start and rival_end < phone_end
+            if rival_end >= max(0, phone_start - 1) and not inside and not value.startswith("+"):
                 continue
             has_context = phone_end >= 0 or (
                 self._label is not None and self._label.match(text, end) is not None
@@ -290,6 +305,10 @@ class PhoneFinder:
             if _valid_somewhere(value, digits, regions):
                 score = 0.8 + 0.1 * has_context
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", True, score)
+            elif self._nanp and _NANP_SHAPE.fullmatch(value) is not None:
+                yield Candidate(
+                    start, end, "PHONE_NUMBER", "PHONE_NUMBER", False, 0.6 + 0.1 * has_context
+                )
             elif has_context:  # a foreign national format: the words say it is a phone
                 yield Candidate(start, end, "PHONE_NUMBER", "PHONE_NUMBER", False, 0.5)
 
