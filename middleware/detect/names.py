@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 
 from coatcheck.middleware.detect.locales import (
@@ -72,6 +72,7 @@ _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _GAP = re.compile(r"[ \t]+")
 # Words as cue phrases start them ("i'm", "c'est", "sr.", "m'appelle"): where a cue may begin.
 _TOKEN = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
+_NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.g.")
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
 _CAPS_RUN = re.compile(
@@ -147,6 +148,7 @@ class NameFinder:
             *_variants(lexicon.titles),
         )
         self._first_words = frozenset(cue.split()[0].lower() for cue in cues if cue.split())
+        self.cue_words: tuple[str, ...] = tuple(cues)
         # Where a cue can start: one scan of the lower-cased message for any cue word (the
         # titles lower-cased too: their case is checked by `_cue` at each hit). Most
         # messages have none, or one or two, instead of a test at each of ~20 word starts.
@@ -156,19 +158,23 @@ class NameFinder:
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
-    def find(self, text: str, folded: str | bool | None = False) -> Iterator[Candidate]:
+    def find(
+        self, text: str, folded: str | bool | None = False, starts: list[int] | None = None
+    ) -> Iterator[Candidate]:
         """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
-        has it; False: not given)."""
+        has it, False: not given; `starts`: where the caller's `WordIndex` found one of
+        `cue_words`, None: not given)."""
         if folded is False:
             folded = fold(text)
         # Cue words found in the lower-cased copy start where a word starts (`_TOKEN`); the
         # old walk over every word start is kept for text that cannot be folded.
-        starts = (
-            (m.start() for m in self._cue_start.finditer(folded))
-            if isinstance(folded, str)
-            else (m.start() for m in _TOKEN.finditer(text))
-        )
-        for start in starts:
+        if not isinstance(folded, str):
+            cues: Iterable[int] = (m.start() for m in _TOKEN.finditer(text))
+        elif starts is None:
+            cues = (m.start() for m in self._cue_start.finditer(folded))
+        else:  # the index's word starts: not after a word character; nor after these
+            cues = (p for p in starts if not p or folded[p - 1] not in _NOT_BEFORE_CUE)
+        for start in cues:
             token = _TOKEN.match(text, start)
             if token is None or token.group().lower() not in self._first_words:
                 continue

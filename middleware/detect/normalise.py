@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["DASHES", "Normalised", "defang", "normalise"]
 
@@ -32,10 +32,10 @@ _NOT_NFKC_ONLY = re.compile("(?![0-9])\\d|[" + "".join(sorted(_ZERO_WIDTH | DASH
 _DIGIT_GAP = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
 
-@dataclass(frozen=True, slots=True)
-class Normalised:
+class Normalised(NamedTuple):
     """Normalised text plus, per normalised char, the original index it came from
-    (`origin=None`: identity, the common all-ASCII case, kept cheap)."""
+    (`origin=None`: identity, the common all-ASCII case, kept cheap; a named tuple: one is
+    made per message)."""
 
     text: str
     origin: tuple[int, ...] | None

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.scan import DIGIT_RUN, Scan, digit_count
+from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count
 from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
@@ -39,9 +40,9 @@ __all__ = [
 _CONTEXT_WINDOW = 48
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A pattern hit in normalised text, before overlap resolution."""
+class Candidate(NamedTuple):
+    """A pattern hit in normalised text, before overlap resolution (a named tuple: every
+    finder makes several per message, and a tuple is the cheapest immutable record)."""
 
     start: int
     end: int
@@ -69,9 +70,12 @@ class Recognizer:
     # and substrings of which at least one must occur (e.g. "@" for e-mail addresses).
     min_digits: int = 0
     min_run: int = 0  # fewest digits in one run joined by single " ", "." or "-" (DIGIT_RUN)
+    max_run: int = 0  # most digits of that run, when a pattern bounds it (0: no bound)
     requires: tuple[str, ...] = ()
     requires_casefold: bool = False  # `requires` tested against the lower-cased text
-    min_token: int = 0  # fewest characters of the longest run without white space
+    # Every match lies inside a run without white space of at least this many characters
+    # (0: no such bound; else at least `LONG_TOKEN`, what `Scan.long_tokens` keeps).
+    min_token: int = 0
     # Any other necessary condition, on the message's `Scan` (e.g. letters before digits).
     gate: Callable[[Scan], bool] | None = field(default=None, compare=False, repr=False)
     # Per pattern (patterns then weak_patterns, by position): substrings of which one must
@@ -86,6 +90,9 @@ class Recognizer:
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _context_lower: tuple[str, ...] = field(init=False, repr=False)
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
+    _plans: tuple[tuple[re.Pattern[str], bool, bool, tuple[str, ...]], ...] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
@@ -95,6 +102,13 @@ class Recognizer:
         object.__setattr__(self, "_value_group", groups)
         gates = self.pattern_requires + ((),) * (len(groups) - len(self.pattern_requires))
         object.__setattr__(self, "_gates", gates[: len(groups)])
+        # (regex, counts only after a context word, reports group "value", needles), the
+        # context-required recognizer's patterns counting as weak ones
+        plans = tuple(
+            (regex, weak or self.context_required, group, gate)
+            for (regex, weak), group, gate in zip(strong + weak, groups, self._gates, strict=True)
+        )
+        object.__setattr__(self, "_plans", plans)
         words = words_regex(self.context)
         context_re = re.compile(rf"(?<!\w)(?:{words})", re.IGNORECASE) if words else None
         object.__setattr__(self, "_context_re", context_re)
@@ -105,6 +119,8 @@ class Recognizer:
         # One search for "any of these substrings" (the e-mail words are ~40 needles).
         needles = words_regex(self.requires, casefold=False)
         object.__setattr__(self, "_requires_re", re.compile(needles) if needles else None)
+        if 0 < self.min_token < LONG_TOKEN:
+            raise ValueError("min_token below LONG_TOKEN: Scan.long_tokens would miss it")
 
     @property
     def needs_context(self) -> bool:
@@ -114,14 +130,18 @@ class Recognizer:
     def could_match(self, scan: Scan) -> bool:
         """False when the cheap gates rule this recognizer out for the message (no regex run).
 
-        The digit count, the longest digit run and the longest token come from the
-        message's `Scan`, shared by all recognizers.
+        The digit count and the digit runs come from the message's `Scan`, shared by all
+        recognizers.
         """
         if scan.digits < self.min_digits or (self.needs_digit and scan.digits == 0):
             return False
-        if scan.longest < self.min_run:
+        if self.min_run and not any(self.fits_run(n) for _, _, n in scan.runs):
             return False
         return self.passes_text_gates(scan)
+
+    def fits_run(self, digits: int) -> bool:
+        """A digit run with this many digits can hold a match (`min_run`, `max_run`)."""
+        return self.min_run <= digits and (not self.max_run or digits <= self.max_run)
 
     @property
     def has_text_gates(self) -> bool:
@@ -129,21 +149,20 @@ class Recognizer:
         return bool(self.min_token) or self.gate is not None or self._requires_re is not None
 
     def passes_text_gates(self, scan: Scan) -> bool:
-        """The gates beyond the digit counts: the longest token, `gate`, `requires`."""
-        if self.min_token and scan.longest_token < self.min_token:
+        """The gates beyond the digit counts: `min_token`, `requires`, then `gate`."""
+        if self.min_token and not any(len(t) >= self.min_token for t in scan.long_tokens):
             return False
-        if self.gate is not None and not self.gate(scan):
-            return False
-        if self._requires_re is None:
-            return True
-        text = scan.text
-        if self.requires_casefold:
-            text = scan.folded or text.lower()
-        return self._requires_re.search(text) is not None
+        if self._requires_re is not None:
+            text = scan.text
+            if self.requires_casefold:
+                text = scan.folded or text.lower()
+            if self._requires_re.search(text) is None:
+                return False
+        return self.gate is None or self.gate(scan)
 
     def find(
         self, text: str, expected: bool = False, context_anywhere: bool | None = None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """Candidates in `text` that pass the validator, the context test and `invalidate`.
 
         A context word must precede a weak or context-required hit, so when no context word
@@ -155,11 +174,11 @@ class Recognizer:
         context word.
         """
         any_context: bool | None = True if expected else context_anywhere
-        patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
-        for (regex, weak), value_group, gate in patterns:
+        found = []
+        for regex, weak, value_group, gate in self._plans:
             if gate and not any(needle in text for needle in gate):
                 continue
-            if weak or self.context_required:
+            if weak:
                 if any_context is None:
                     any_context = self._has_context_anywhere(text)
                 if not any_context:
@@ -168,7 +187,8 @@ class Recognizer:
                 start, end = match.span("value") if value_group else match.span()
                 candidate = self._check(text, start, end, weak, expected)
                 if candidate is not None:
-                    yield candidate
+                    found.append(candidate)
+        return found
 
     def _has_context_anywhere(self, text: str) -> bool:
         # Plain substring tests on the lower-cased text first (C speed, no regex scan);
@@ -252,6 +272,57 @@ def _iban_gate(scan: Scan) -> bool:
     return scan.letters_before_run(2)
 
 
+def _ip_gate(scan: Scan) -> bool:
+    """IPv6 has two colons at least; IPv4's four numbers lie in one run with three dots."""
+    text = scan.text
+    return text.count(":") >= 2 or any(
+        n >= 4 and text.count(".", start, end) >= 3 for start, end, n in scan.runs
+    )
+
+
+def _crypto_gate(scan: Scan) -> bool:
+    """A base58 address is a whole word of 26-35 characters starting with 1 or 3, a bech32
+    one a whole word of 14-74 starting with bc1 (the patterns are bounded by non-word
+    characters on both sides)."""
+    return any(
+        (word[0] in "13" and 26 <= len(word) <= 35)
+        or (word[:3] in ("bc1", "BC1") and len(word) <= 74)
+        for word in scan.long_words
+    )
+
+
+def _fiscal_code_gate(scan: Scan) -> bool:
+    """A codice fiscale is a whole word of 16 characters."""
+    return any(len(word) == 16 for word in scan.long_words)
+
+
+def _nif_gate(scan: Scan) -> bool:
+    """A DNI's eight digits end their run, and a letter follows (after one blank or dash
+    at most)."""
+    text = scan.text
+    for _, end, n in scan.runs:
+        if n >= 8 and text[end - 8 : end].isdigit():
+            after = text[end : end + 1]
+            if after in (" ", "-"):
+                after = text[end + 1 : end + 2]
+            if after.isalpha():
+                return True
+    return False
+
+
+def _nie_gate(scan: Scan) -> bool:
+    """A NIE's seven digits are a run of their own, without separators."""
+    return any(n == 7 and end - start == 7 for start, end, n in scan.runs)
+
+
+def _nir_gate(scan: Scan) -> bool:
+    """A NIR's fifteen digits are one run, unless a Corsican department (2A, 2B) parts it."""
+    if scan.longest >= 15:
+        return True
+    folded = scan.folded or scan.text.lower()
+    return "2a" in folded or "2b" in folded
+
+
 # The patterns of every built-in type; context words come from the locale files.
 _GLOBAL: tuple[Recognizer, ...] = (
     Recognizer(
@@ -297,7 +368,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
         ),
         validator="ip",
         min_digits=1,
-        requires=(".", ":"),
+        gate=_ip_gate,
         pattern_requires=((".",), (":",)),
     ),
     Recognizer(
@@ -309,7 +380,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
         validator="btc",
         prune=False,
         min_digits=1,
-        min_token=14,
+        gate=_crypto_gate,
         pattern_requires=((), ("bc1", "BC1")),
     ),
     Recognizer(
@@ -388,6 +459,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=6,
             min_run=6,
+            max_run=6,  # the two letters and the suffix letter end the run on both sides
         ),
         Recognizer(
             "UK_SORT_CODE",
@@ -410,6 +482,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             flags=re.IGNORECASE,
             score=0.7,
             min_digits=13,
+            gate=_nir_gate,
         ),
     ),
     "ES": (
@@ -422,6 +495,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=8,
             min_run=8,
+            gate=_nif_gate,
         ),
         Recognizer(
             "ES_NIE",
@@ -432,6 +506,8 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=7,
             min_run=7,
+            max_run=7,
+            gate=_nie_gate,
         ),
     ),
     "IT": (
@@ -447,7 +523,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             score=0.7,
             prune=False,
             needs_digit=False,
-            min_token=16,
+            gate=_fiscal_code_gate,
         ),
     ),
     "NL": (
@@ -532,6 +608,10 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
     label = r"[^\W_][\w-]{0,62}"
     at_sep = rf"[ \t]*[\[({{<][ \t]*(?:{at}|@)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{at})[ \t]+"
     dot_sep = rf"[ \t]*[\[({{<][ \t]*(?:{dot}|\.)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{dot})[ \t]+|\."
+    # Every match holds an at-word, a domain label and at least one dot: most texts with an
+    # at-word ("look at the map") have no such tail, and the tail is far cheaper to look
+    # for than the whole pattern (which tries a local part at every word).
+    tail = re.compile(rf"(?i:{at_sep}){label}(?:(?i:{dot_sep}){label}){{1,6}}(?![\w-])")
     return Recognizer(
         "EMAIL_ADDRESS",
         (
@@ -545,6 +625,7 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
         requires=tuple(f" {w} " for w in lexicon.email_at)
         + tuple(f"{b}{w}" for w in (*lexicon.email_at, "@") for b in "[({<"),
         requires_casefold=True,
+        gate=lambda scan: tail.search(scan.text) is not None,
     )
 
 
