@@ -24,7 +24,12 @@ from coatcheck.middleware.detect.names import NameFinder
 from coatcheck.middleware.detect.normalise import Normalised, normalise
 from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, PhoneFinder
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.recognizers import Candidate, Recognizer, build_recognizers
+from coatcheck.middleware.detect.recognizers import (
+    EMAIL_AT_WORDS,
+    Candidate,
+    Recognizer,
+    build_recognizers,
+)
 from coatcheck.middleware.detect.resolve import resolve_overlaps
 from coatcheck.middleware.detect.scan import Key, Scan, WordIndex
 from coatcheck.middleware.detect.spans import Context, Span
@@ -155,6 +160,7 @@ class Detector:
         if self._secrets:
             lists[SECRET_WORDS_KEY] = ASSIGNMENT_WORDS
         lists.update(self._phones.word_lists)
+        lists[EMAIL_AT_WORDS] = lexicon.email_at
         self._index = WordIndex(lists)
         # ... and the lists a message without digits can need (most street words are short
         # and common: their hits cost more than the scan, and addresses need a digit).
@@ -162,7 +168,7 @@ class Detector:
             {
                 key: words
                 for key, words in lists.items()
-                if key in (_NAMES, SECRET_WORDS_KEY)
+                if key in (_NAMES, SECRET_WORDS_KEY, EMAIL_AT_WORDS)
                 or (isinstance(key, int) and not self._recognizers[key].needs_digit)
             }
         )

@@ -75,9 +75,11 @@ _TOKEN = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
 _NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.g.")
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
+# (Led by its capital, the lookbehind after it, so the engine skips to capitals; a word
+# never gives back characters: a blank or the end must follow it.)
 _CAPS_RUN = re.compile(
-    r"(?<![\w'\u2019-])[^\W\d_a-z][\w'\u2019-]*(?:[ \t]+(?:(?:de|da|do|dos|das|di|del|van"
-    r"|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*){1,3}"
+    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
 
 
@@ -257,6 +259,9 @@ class NameFinder:
 
     def _gazetteer_run(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         """A known first name followed by capitalised words, inside a run of capitals."""
+        # (most runs hold no known first name before their last word: one look at each)
+        if not any(word in self._names for word in text[start:end].lower().split()[:-1]):
+            return None
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):
             word = match.group()

@@ -22,12 +22,13 @@ from typing import NamedTuple
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count
+from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count, leading
 from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
     "BUILTIN_RECOGNIZERS",
     "DIGIT_RUN",
+    "EMAIL_AT_WORDS",
     "REGION_TYPES",
     "Candidate",
     "Recognizer",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _CONTEXT_WINDOW = 48
+# The detector's word-index list of the at-words of spelled e-mail addresses.
+EMAIL_AT_WORDS = "email at words"
 
 
 class Candidate(NamedTuple):
@@ -90,6 +93,7 @@ class Recognizer:
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _context_lower: tuple[str, ...] = field(init=False, repr=False)
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
+    _requires_few: tuple[str, ...] = field(init=False, repr=False)
     _plans: tuple[tuple[re.Pattern[str], bool, bool, tuple[str, ...]], ...] = field(
         init=False, repr=False
     )
@@ -119,6 +123,9 @@ class Recognizer:
         # One search for "any of these substrings" (the e-mail words are ~40 needles).
         needles = words_regex(self.requires, casefold=False)
         object.__setattr__(self, "_requires_re", re.compile(needles) if needles else None)
+        # (one or two needles: `in` tests are cheaper than the regex)
+        few = () if self.requires_casefold or len(self.requires) > 2 else self.requires
+        object.__setattr__(self, "_requires_few", few)
         if 0 < self.min_token < LONG_TOKEN:
             raise ValueError("min_token below LONG_TOKEN: Scan.long_tokens would miss it")
 
@@ -152,7 +159,10 @@ class Recognizer:
         """The gates beyond the digit counts: `min_token`, `requires`, then `gate`."""
         if self.min_token and not any(len(t) >= self.min_token for t in scan.long_tokens):
             return False
-        if self._requires_re is not None:
+        if self._requires_few:
+            if not any(needle in scan.text for needle in self._requires_few):
+                return False
+        elif self._requires_re is not None:
             text = scan.text
             if self.requires_casefold:
                 text = scan.folded or text.lower()
@@ -259,6 +269,8 @@ def _lead(first: str, not_after: str) -> str:
 _END = r"(?![\w]|[.,/_-]\d)"
 _START = r"(?<![\w.,/_-])"
 _D = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
+# After a first digit: the area is not 000 or 666 (`(?!000|666)` before it).
+_NOT_000_666 = r"(?!(?<=0)00|(?<=6)66)"
 _CARD_SEP = r"[ ._/-]?"
 _IPV4_LEAD = _lead(r"\d", r"[\w.]")
 _B58_LEAD = _lead("[13]", r"\w")  # what \b before [13] says
@@ -273,17 +285,25 @@ def _iban_gate(scan: Scan) -> bool:
 
 
 def _ip_gate(scan: Scan) -> bool:
-    """IPv6 has two colons at least; IPv4's four numbers lie in one run with three dots."""
+    """IPv4's four numbers lie in one run with three dots; IPv6 has two colons with at most
+    four hex digits between them ("::", ":db8:")."""
     text = scan.text
-    return text.count(":") >= 2 or any(
-        n >= 4 and text.count(".", start, end) >= 3 for start, end, n in scan.runs
-    )
+    for start, end, n in scan.runs:
+        if n >= 4 and text.count(".", start, end) >= 3:
+            return True
+    return text.count(":") >= 2 and _V6_COLONS.search(text) is not None
+
+
+_V6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
 def _crypto_gate(scan: Scan) -> bool:
     """A base58 address is a whole word of 26-35 characters starting with 1 or 3, a bech32
     one a whole word of 14-74 starting with bc1 (the patterns are bounded by non-word
     characters on both sides)."""
+    text = scan.text  # (either starts a digit run with 1 or 3: a cheaper look first)
+    if not any(text[start] in "13" for start, _, _ in scan.runs):
+        return False
     return any(
         (word[0] in "13" and 26 <= len(word) <= 35)
         or (word[:3] in ("bc1", "BC1") and len(word) <= 74)
@@ -292,7 +312,9 @@ def _crypto_gate(scan: Scan) -> bool:
 
 
 def _fiscal_code_gate(scan: Scan) -> bool:
-    """A codice fiscale is a whole word of 16 characters."""
+    """A codice fiscale is a whole word of 16 characters (so a token of 16 at least)."""
+    if not any(len(token) >= 16 for token in scan.long_tokens):
+        return False
     return any(len(word) == 16 for word in scan.long_words)
 
 
@@ -423,8 +445,11 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             # Written with separators, a 9xx area is still taken: it is an ITIN (issued to
             # taxpayers without an SSN, the same shape and as personal) or a test value
             # standing in for an SSN; only the bare 9-digit form needs the issued ranges.
-            (rf"{_START}(?!000|666)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
-            weak_patterns=(rf"{_START}(?!000|666|9\d\d)\d{{3}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",),
+            # (`_D`: led by its first digit; "not 000 or 666" read from that digit on)
+            (rf"{_D}{_NOT_000_666}\d{{2}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
+            weak_patterns=(
+                rf"{_D}{_NOT_000_666}(?!(?<=9)\d\d)\d{{2}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",
+            ),
             context=("ssn", "social security"),
             score=0.5,
             min_digits=9,
@@ -608,10 +633,12 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
     label = r"[^\W_][\w-]{0,62}"
     at_sep = rf"[ \t]*[\[({{<][ \t]*(?:{at}|@)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{at})[ \t]+"
     dot_sep = rf"[ \t]*[\[({{<][ \t]*(?:{dot}|\.)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{dot})[ \t]+|\."
-    # Every match holds an at-word, a domain label and at least one dot: most texts with an
-    # at-word ("look at the map") have no such tail, and the tail is far cheaper to look
-    # for than the whole pattern (which tries a local part at every word).
-    tail = re.compile(rf"(?i:{at_sep}){label}(?:(?i:{dot_sep}){label}){{1,6}}(?![\w-])")
+    # Every match holds a whole at-word (or "@"), a domain label and at least one dot: most
+    # texts have no at-word, most with one ("look at the map") no such tail, and the tail
+    # is far cheaper to look for than the whole pattern (which tries a local part at every
+    # word).
+    # (it starts with a blank or a bracket: only those positions are tried)
+    tail = leading(r"[ \t\[({<]", rf"(?i:{at_sep}){label}(?:(?i:{dot_sep}){label}){{1,6}}(?![\w-])")
     return Recognizer(
         "EMAIL_ADDRESS",
         (
@@ -622,11 +649,24 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
         score=0.6,
         prune=False,
         needs_digit=False,
-        requires=tuple(f" {w} " for w in lexicon.email_at)
-        + tuple(f"{b}{w}" for w in (*lexicon.email_at, "@") for b in "[({<"),
-        requires_casefold=True,
-        gate=lambda scan: tail.search(scan.text) is not None,
+        # an at-word (from the word index) or "@", then the tail
+        gate=lambda scan: _has_tail(scan, tail),
     )
+
+
+def _has_tail(scan: Scan, tail: re.Pattern[str]) -> bool:
+    """A spelled address's tail, looked for from its first possible start: before the first
+    whole at-word (the word index) or "@", the blanks and bracket that may lead it."""
+    text = scan.text
+    start = scan.first_word(EMAIL_AT_WORDS)
+    at_sign = text.find("@")
+    if start < 0 or 0 <= at_sign < start:
+        start = at_sign
+    if start < 0:
+        return False
+    while start and text[start - 1] in " \t[({<":
+        start -= 1
+    return tail.search(text, start) is not None
 
 
 def build_recognizers(lexicon: Lexicon) -> tuple[Recognizer, ...]:

@@ -134,7 +134,11 @@ class WordIndex:
         }
         self._lengths: dict[Key, dict[str, tuple[int, ...]]] = {}
         alternation = words_regex(tuple(words))
-        self._regex = re.compile(rf"(?<!\w)(?=({alternation}))") if alternation else None
+        # (tried only where a listed word can start: `leading`; group 1 is the word)
+        first = "".join(sorted({word[0] for word in words}))
+        self._regex = (
+            leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{alternation})") if alternation else None
+        )
 
     @property
     def keys(self) -> frozenset[Key]:
@@ -205,8 +209,9 @@ class Scan:
             (m.start(), m.end(), len(m.group().translate(_DROP_SEPARATORS)))
             for m in DIGIT_RUN.finditer(text)
         ]
-        self.digits = sum(n for _, _, n in self.runs)
-        self.longest = max((n for _, _, n in self.runs), default=0)
+        counts = [n for _, _, n in self.runs]
+        self.digits = sum(counts)
+        self.longest = max(counts) if counts else 0
         self._index = plain if plain is not None and not self.digits else index
         self._folded: str | bool | None = False  # False: not computed yet
         self._tokens: list[str] | None = None
@@ -271,6 +276,22 @@ class Scan:
             self._context = frozenset(found)
         return key in self._context
 
+    def first_word(self, key: Key) -> int:
+        """Where a word of list `key` first occurs whole: at a word start (as `has_context`)
+        and not followed by a word character; -1: nowhere; 0 when the index cannot tell."""
+        hits = self.word_hits
+        if hits is None or self._index is None or key not in self._index.keys:
+            return 0
+        lengths = self._index.lengths(key)
+        folded: str = self.folded  # type: ignore[assignment]  # (hits imply a folded text)
+        size = len(folded)
+        for at, word in hits:
+            for length in lengths.get(word, ()):
+                end = at + length
+                if end == size or not (folded[end].isalnum() or folded[end] == "_"):
+                    return at
+        return -1
+
     def key_bits(self) -> int:
         """The numbered lists with a word in the message, one bit each (bit k: list k); all
         bits (-1) when the hits cannot tell."""
@@ -317,6 +338,7 @@ class Scan:
     def letters_before_run(self, count: int) -> bool:
         """Some digit run starts right after `count` letters ("DE89...", "GB82 ...")."""
         text = self.text
-        return any(
-            start >= count and text[start - count : start].isalpha() for start, _, _ in self.runs
-        )
+        for start, _, _ in self.runs:
+            if start >= count and text[start - count : start].isalpha():
+                return True
+        return False
