@@ -185,7 +185,6 @@ class Scan:
     """The cheap facts about one normalised message that the gates ask for."""
 
     __slots__ = (
-        "_context",
         "_folded",
         "_hits",
         "_index",
@@ -217,7 +216,6 @@ class Scan:
         self._tokens: list[str] | None = None
         self._words: list[str] | None = None
         self._hits: list[tuple[int, str]] | None = None
-        self._context: frozenset[Key] | None = None
 
     @property
     def folded(self) -> str | None:
@@ -265,16 +263,11 @@ class Scan:
         when the index has no such list: nothing to rule it out with)."""
         if self._index is None or key not in self._index.keys:
             return True
-        if self._context is None:
-            hits = self.word_hits
-            if hits is None:
-                return True  # nothing to rule it out with
-            keys_of = self._index.keys_of
-            found: set[Key] = set()
-            for _, word in hits:
-                found |= keys_of[word]
-            self._context = frozenset(found)
-        return key in self._context
+        hits = self.word_hits
+        if hits is None:
+            return True  # nothing to rule it out with
+        keys_of = self._index.keys_of
+        return any(key in keys_of[word] for _, word in hits)
 
     def first_word(self, key: Key) -> int:
         """Where a word of list `key` first occurs whole: at a word start (as `has_context`)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
+from coatcheck.middleware.detect.normalise import _fold_each
 from coatcheck.middleware.detect.numbering import decide
 from coatcheck.middleware.detect.phone import (
     _has_trunk_prefix,
@@ -300,3 +301,42 @@ def test_plan_decision_on_every_example_number(region: str) -> None:
                 and form == phonenumbers.PhoneNumberFormat.INTERNATIONAL
             ):
                 raise AssertionError((value, region, "not decided"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "é",
+                "Ω",
+                "\u2126",
+                "\u2013",
+                "\u2212",
+                "\u0663",
+                "\uff14",
+                "\u200b",
+                "\ufeff",
+                "e\u0301",
+                "ﬁ",
+                "7",
+                " ",
+                "  ",
+                "\t",
+                "-",
+                "Ł",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_normalise_fast_paths_are_the_per_character_fold(text: str) -> None:
+    """The shortcuts (ASCII, NFKC text with only dashes and digits to change) give the text
+    and the offsets the per-character fold gives."""
+    fast, slow = normalise(text), _fold_each(text)
+    assert fast.text == slow.text
+    size = len(fast.text)
+    for start in range(size + 1):
+        for end in range(start, size + 1):
+            assert fast.span(start, end) == slow.span(start, end), (text, start, end)
