@@ -1,10 +1,11 @@
 """What every finder asks of a message, worked out once per message.
 
 Detection runs ~40 recognizers, the phone, name and address finders on every chat message,
-and most messages hold none of their values: the cost is in ruling them out. A `Scan` holds
-the cheap facts the gates need (digit runs, the longest token, a lower-cased copy, which
-recognizers' context words occur anywhere), each computed at most once and only when a gate
-asks for it.
+and most messages hold none of their values: the cost is in ruling them out, and in CPython
+it is counted in regex calls and Python steps. A `Scan` holds the cheap facts the gates need
+(digit runs, long tokens and words, a lower-cased copy, and where the words of every list
+the finders ask about occur: one `WordIndex` scan), each computed at most once and only
+when a gate asks for it.
 
 The gates of the digit-led recognizers read the digit runs: a pattern whose digits are joined
 by at most one separator lies inside one run, and most such patterns say how many digits
@@ -114,7 +115,8 @@ class WordIndex:
     takes the longest listed word there; every listed word that is a prefix of it occurs
     there too, so each longest word maps to all the lists that one of its prefixes is in.
     The detector gives it every list it asks about (each recognizer's context words, the
-    name cues, the street words, the secrets' key words): one scan serves all the finders.
+    name cues, the street words, the phone words and their rivals, the secrets' key words,
+    the spelled e-mail at-words): one scan serves all the finders.
     """
 
     def __init__(self, lists: Mapping[Key, tuple[str, ...]]) -> None:

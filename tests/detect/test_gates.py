@@ -41,6 +41,17 @@ _PIECES = (
     "12/03/1990",
     "3 March 1990",
     "x@y.com",
+    "AB 12 34 56 C",  # NINO: a run of exactly six digits
+    "X1234567L",  # NIE: seven digits of their own
+    "12345678Z",  # DNI: eight digits ending a run before a letter
+    "rccmnl83s18d969h",  # codice fiscale: a word of 16
+    "2 84 05 75 111 222 84",  # NIR: fifteen digits in one run
+    "2A",
+    " at ",
+    " [at] ",
+    "example",
+    " dot ",
+    ".com",
     "ssn",
     "card",
     "passport",
