@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
@@ -64,6 +63,9 @@ _PARTICLE = (
     r"|d['\u2019])"
 )
 _NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+# A house number that starts a shape: `(?<![\w.,/-]){_NUMBER}` written so that the regex
+# engine skips to digits (the lookbehind after the first digit; see `recognizers._lead`).
+_LEAD_NUMBER = r"\d(?<![\w.,/-]\d)\d{0,5}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
 _BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
 # Postcodes of the shipped regions (one alternation: a postcode is only taken right after
 # a street, where a wrong region's shape costs nothing). A Brazilian CEP is typed with its
@@ -99,6 +101,7 @@ _TAIL = (
 
 
 _LETTERS = re.compile(r"[^\W\d_]+")
+_AFTER_ENDING = -1  # `AddressFinder._starts_at`: from before the first street ending
 
 
 class AddressFinder:
@@ -120,10 +123,9 @@ class AddressFinder:
         unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
         patterns = (
             # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
-            rf"(?<![\w.,/-]){_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?"
-            rf"{unit_tail}{_TAIL}",
+            rf"{_LEAD_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?{unit_tail}{_TAIL}",
             # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
-            rf"(?<![\w.,/-]){_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
+            rf"{_LEAD_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
             # Via Tasso 129 / Calle de Alcalá, 50 / Rua das Flores, 123 / ul. Słowicza 10
             # ... or the street and its postcode and town, no house number ("boulevard de
@@ -155,40 +157,113 @@ class AddressFinder:
         # Which word each shape needs (bits: 1 suffix, 2 prefix, 4 unit, 8 "Apt"-like,
         # 16 "box"); shapes 3 and 4 need an ending before blanks and a digit (bit 32).
         self._needs = (1, 2, 2, 32, 32, 1 | 4, 8, 16)
+        # Where a shape's matches can start, when the gate knows: at a word of this bit
+        # (shapes that start with their street word), or not before the first street ending
+        # (the ending shapes: `_AFTER_ENDING`); 0: anywhere.
+        self._starts_at = (0, 0, 2, _AFTER_ENDING, _AFTER_ENDING, 4, 8, 0)
+        # (the longest ending, and what an ending shape holds before its ending)
+        self._before_ending = max(map(len, lexicon.street_endings + _BASE_ENDINGS)) + 42
         self._word_bits: dict[str, int] = {}
         for bit, words in ((1, suffix_runs), (2, prefix_runs), (4, unit_runs), (8, apt_runs)):
             for word in words:
                 self._word_bits[word] = self._word_bits.get(word, 0) | bit
         self._word_bits["box"] = self._word_bits.get("box", 0) | 16
         self._gate_words = frozenset(self._word_bits)
-        self._ending = re.compile(rf"(?:{endings})[ \t]+\d")
+        self._endings = tuple(_lower(w) for w in lexicon.street_endings + _BASE_ENDINGS)
 
-    def find(self, text: str, scan: Scan | None = None) -> Iterator[Candidate]:
+    @property
+    def gate_words(self) -> tuple[str, ...]:
+        """The words whose letter runs the shapes need (for the detector's `WordIndex`)."""
+        return tuple(sorted(self._gate_words))
+
+    def find(
+        self, text: str, scan: Scan | None = None, starts: list[int] | None = None
+    ) -> Iterator[Candidate]:
         """ADDRESS candidates in normalised text (`scan`: the message's, when the caller has
-        it); every shape needs a digit and a street word, so most messages run no pattern."""
+        it; `starts`: where its `WordIndex` found one of `gate_words`); every shape needs a
+        digit and a street word, so most messages run no pattern."""
         if scan is None:
             scan = Scan(text)
         if not scan.digits:
             return
         folded = scan.folded
+        words: list[tuple[int, int]] | None = None  # (start, bits) of the street words
+        ending = -1
         if folded is None:
             have = 63  # cannot fold: every shape runs
         else:
-            have = 0
-            for word in self._gate_words.intersection(_LETTERS.findall(folded)):
-                have |= self._word_bits[word]
-            if self._ending.search(folded) is not None:
+            have, words = self._words_present(folded, starts)
+            ending = self._ending_before_run(folded, scan)
+            if ending >= 0:
                 have |= 32
             if not have:
                 return
-        for regex, needs in zip(self._compiled, self._needs, strict=True):
+        for regex, needs, starts_at in zip(
+            self._compiled, self._needs, self._starts_at, strict=True
+        ):
             if have & needs != needs:
                 continue
-            for match in regex.finditer(text):
+            if starts_at == _AFTER_ENDING and ending >= 0:
+                found: Iterable[re.Match[str]] = regex.finditer(
+                    text, max(0, ending - self._before_ending)
+                )
+            elif starts_at and words is not None:
+                found = _matches_at(regex, text, [p for p, bits in words if bits & starts_at])
+            else:
+                found = regex.finditer(text)
+            for match in found:
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
                     end -= 1
                 yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+
+    def _words_present(
+        self, folded: str, starts: list[int] | None
+    ) -> tuple[int, list[tuple[int, int]] | None]:
+        """The bits of the street words whose whole letter run occurs in the text, and
+        (start, bits) of each: at the word starts where the index saw one (`starts`), else
+        anywhere (then with no starts)."""
+        bits = self._word_bits
+        have = 0
+        if starts is None:
+            for run in self._gate_words.intersection(_LETTERS.findall(folded)):
+                have |= bits[run]
+            return have, None
+        words = []
+        for p in starts:
+            match = _LETTERS.match(folded, p)
+            if match is not None and (found := bits.get(match.group(), 0)):
+                have |= found
+                words.append((p, found))
+        return have, words
+
+    def _ending_before_run(self, folded: str, scan: Scan) -> int:
+        """Where the first street ending ends that blanks and a digit follow (the shapes
+        that end a word with a street ending, "Heirstraat 58", need one), or -1; a digit
+        after blanks after a letter starts a digit run, so only the runs' starts are
+        looked at."""
+        for start, _, _ in scan.runs:
+            end = start
+            while end and folded[end - 1] in " \t":
+                end -= 1
+            if end < start and folded.endswith(self._endings, 0, end):
+                return end
+        return -1
+
+
+def _matches_at(regex: re.Pattern[str], text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+    """What `regex.finditer(text)` finds when every match starts at one of `starts` (in
+    order): the match at each start, skipping starts inside the previous match."""
+    last = 0
+    for start in starts:
+        if start >= last and (match := regex.match(text, start)) is not None:
+            yield match
+            last = match.end()
+
+
+def _lower(word: str) -> str:
+    """Lower case, one character for one (what the gate's folded text holds)."""
+    return "".join(low if len(low := char.lower()) == 1 else char for char in word)
 
 
 def _first_runs(words: tuple[str, ...]) -> frozenset[str]:
@@ -226,7 +301,7 @@ def absorb_places(text: str, kept: list[Candidate]) -> list[Candidate]:
             and out[-1].rule == ADDRESS_TYPE
             and _PLACE_GAP.fullmatch(text, out[-1].end, candidate.start)
         ):
-            out[-1] = replace(out[-1], end=candidate.end)
+            out[-1] = out[-1]._replace(end=candidate.end)
             continue
         out.append(candidate)
     return out

@@ -6,7 +6,6 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,16 +13,25 @@ from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, abs
 from coatcheck.middleware.detect.cards import NearCard
 from coatcheck.middleware.detect.config import DetectConfig, load_config
 from coatcheck.middleware.detect.context_rules import apply_rule, resolve_rule
-from coatcheck.middleware.detect.credentials import SECRET_TYPES
+from coatcheck.middleware.detect.credentials import (
+    ASSIGNMENT_WORDS,
+    SECRET_TYPES,
+    SECRET_WORDS_KEY,
+)
 from coatcheck.middleware.detect.language import Language, guess_language, parse_language
-from coatcheck.middleware.detect.locales import lexicon_for, words_regex
+from coatcheck.middleware.detect.locales import lexicon_for
 from coatcheck.middleware.detect.names import NameFinder
 from coatcheck.middleware.detect.normalise import Normalised, normalise
 from coatcheck.middleware.detect.phone import PHONE_MIN_DIGITS, PhoneFinder
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.recognizers import Candidate, Recognizer, build_recognizers
+from coatcheck.middleware.detect.recognizers import (
+    EMAIL_AT_WORDS,
+    Candidate,
+    Recognizer,
+    build_recognizers,
+)
 from coatcheck.middleware.detect.resolve import resolve_overlaps
-from coatcheck.middleware.detect.scan import Scan, WordIndex
+from coatcheck.middleware.detect.scan import Key, Scan, WordIndex
 from coatcheck.middleware.detect.spans import Context, Span
 
 if TYPE_CHECKING:
@@ -51,14 +59,12 @@ _PHONE_RIVALS = (
 )
 
 
-# (position in the recognizer list, recognizer, has text gates, needs a context word)
-_Eligible = tuple[int, Recognizer, bool, bool]
-
-
-def _needles(needles: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One search for any of these substrings (None: no substring)."""
-    alternation = words_regex(needles, casefold=False)
-    return re.compile(alternation) if alternation else None
+# (recognizer, has text gates, a context word occurs: None when it does not ask)
+_Eligible = tuple[Recognizer, bool, bool | None]
+# Digit counts at or above this one gate alike (no recognizer bounds a count this high).
+_CAP = 40
+# The finders' lists in the word index (beside the recognizers' positions).
+_NAMES, _STREETS = "name cues", "street words"
 
 
 def _drop_house_numbers(candidates: list[Candidate]) -> list[Candidate]:
@@ -104,21 +110,31 @@ class Detector:
         if not detection.secrets:
             builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
         self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
+        self._secrets_by_token = tuple(sorted(self._secrets, key=lambda r: r.min_token))
         self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
-        # One scan per message tells every recognizer whose patterns need a context word
-        # whether one of its words occurs at all (keys: positions in `_recognizers`).
-        self._context_index = WordIndex(
-            {i: r.context for i, r in enumerate(self._recognizers) if r.needs_context}
+        # Which recognizers a message's digits allow, as bit masks over `_recognizers`: one
+        # per digit count of a run (the recognizers whose run bounds admit it, and those
+        # with no run bound), one per total digit count (`min_digits`, `needs_digit`).
+        recognizers = self._recognizers
+        free = sum(1 << i for i, r in enumerate(recognizers) if not r.min_run)
+        self._no_run_mask = free
+        self._run_masks = tuple(
+            free | sum(1 << i for i, r in enumerate(recognizers) if r.min_run and r.fits_run(n))
+            for n in range(_CAP + 1)
         )
-        self._by_digits: dict[tuple[int, int], tuple[_Eligible, ...]] = {}
-        # One search for the whole secret family before any of its gates runs (each secret
-        # needs one of its needles: a prefix such as "AKIA", or a word such as "password").
-        self._secret_hint = _needles(
-            tuple(n for r in self._secrets if not r.requires_casefold for n in r.requires)
+        self._digit_masks = tuple(
+            sum(
+                1 << i
+                for i, r in enumerate(recognizers)
+                if d >= r.min_digits and not (r.needs_digit and d == 0)
+            )
+            for d in range(_CAP + 1)
         )
-        self._secret_hint_cf = _needles(
-            tuple(n for r in self._secrets if r.requires_casefold for n in r.requires)
-        )
+        # Recognizers that read context words: all of whose patterns need one (skipped
+        # without one), and those with weak patterns too.
+        self._required_mask = sum(1 << i for i, r in enumerate(recognizers) if r.context_required)
+        self._context_mask = sum(1 << i for i, r in enumerate(recognizers) if r.needs_context)
+        self._by_mask: dict[tuple[int, int], tuple[_Eligible, ...]] = {}
         phone_words = {w.lower() for w in lexicon.context_for("PHONE_NUMBER")}
         rivals = tuple(
             word
@@ -131,6 +147,31 @@ class Detector:
         self._near_card = NearCard(lexicon)
         self._names = NameFinder(lexicon) if detection.names else None
         self._addresses = AddressFinder(lexicon) if detection.addresses_on else None
+        # One scan of the lower-cased message finds every word a finder asks about: the
+        # context words of each recognizer that needs one (keys: positions in
+        # `_recognizers`), the name cues, the street words, the secrets' key words.
+        lists: dict[Key, tuple[str, ...]] = {
+            i: r.context for i, r in enumerate(self._recognizers) if r.needs_context
+        }
+        if self._names is not None:
+            lists[_NAMES] = self._names.cue_words
+        if self._addresses is not None:
+            lists[_STREETS] = self._addresses.gate_words
+        if self._secrets:
+            lists[SECRET_WORDS_KEY] = ASSIGNMENT_WORDS
+        lists.update(self._phones.word_lists)
+        lists[EMAIL_AT_WORDS] = lexicon.email_at
+        self._index = WordIndex(lists)
+        # ... and the lists a message without digits can need (most street words are short
+        # and common: their hits cost more than the scan, and addresses need a digit).
+        self._plain_index = WordIndex(
+            {
+                key: words
+                for key, words in lists.items()
+                if key in (_NAMES, SECRET_WORDS_KEY, EMAIL_AT_WORDS)
+                or (isinstance(key, int) and not self._recognizers[key].needs_digit)
+            }
+        )
         self._presidio: PresidioPlugin | None = None
         if detection.presidio is not None:
             from coatcheck.middleware.detect.presidio_plugin import PresidioPlugin as _Plugin
@@ -210,7 +251,7 @@ class Detector:
         analysis: Analysis | None,
         hint: Language | None,
     ) -> list[Span]:
-        candidates = _drop_house_numbers(list(self._global(norm.text, analysis, hint)))
+        candidates = _drop_house_numbers(self._global(norm.text, analysis, hint))
         if context is not None:
             rule = resolve_rule(self.config, context)
             candidates.extend(apply_rule(norm.text, context.expect, rule))
@@ -249,67 +290,73 @@ class Detector:
                     return locale.region
         return self._default_region
 
-    def _any_secret_hint(self, scan: Scan) -> bool:
-        if self._secret_hint is not None and self._secret_hint.search(scan.text):
-            return True
-        if self._secret_hint_cf is None:
-            return False
-        return self._secret_hint_cf.search(scan.folded or scan.text.lower()) is not None
+    def _find_secrets(self, text: str, scan: Scan) -> Iterator[Candidate]:
+        """Most secrets are a long token (most messages have none: one look at the tokens
+        rules them all out); the others (a key assignment, a private key) have gates of
+        their own."""
+        longest = max(map(len, scan.long_tokens), default=0)
+        for recognizer in self._secrets_by_token:
+            if recognizer.min_token > longest:
+                break
+            if recognizer.passes_text_gates(scan):
+                yield from recognizer.find(text)
 
-    def _digit_eligible(self, digits: int, longest: int) -> tuple[_Eligible, ...]:
-        """The recognizers whose digit gates pass for these counts (cached per pair: the
-        gates are thresholds, so counts beyond the highest one give the same list), with
-        what else to ask of each: its text gates, its context words."""
-        key = (min(digits, 32), min(longest, 32))
-        found = self._by_digits.get(key)
+    def _eligible(self, scan: Scan) -> tuple[_Eligible, ...]:
+        """The recognizers the message's digits and words allow (`Recognizer.min_digits`,
+        `min_run`, `max_run`: each run's digit count is looked up once; a recognizer all
+        of whose patterns need a context word needs one in the message), with what else to
+        ask of each: its text gates, whether a context word occurs. The list per pair of
+        masks is built once (a mask is a set of recognizers, so there are few)."""
+        runs = self._run_masks
+        mask = self._no_run_mask
+        for _, _, n in scan.runs:
+            mask |= runs[n if n < _CAP else _CAP]
+        digits = scan.digits
+        mask &= self._digit_masks[digits if digits < _CAP else _CAP]
+        words = 0
+        if mask & self._context_mask:
+            words = scan.key_bits() & self._context_mask
+            mask &= ~self._required_mask | words
+            words &= mask
+        key = (mask, words)
+        found = self._by_mask.get(key)
         if found is None:
             found = tuple(
-                (i, r, r.has_text_gates, r.needs_context)
+                (r, r.has_text_gates, bool(words >> i & 1) if r.needs_context else None)
                 for i, r in enumerate(self._recognizers)
-                if digits >= r.min_digits
-                and longest >= r.min_run
-                and not (r.needs_digit and digits == 0)
+                if mask >> i & 1
             )
-            self._by_digits[key] = found
+            self._by_mask[key] = found
         return found
 
     def _global(
         self, text: str, analysis: Analysis | None, hint: Language | None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         # One scan of digit runs gates every recognizer: half of chat messages have too few
         # digits for any digit-bearing type (then only the e-mail pattern runs, if "@"), and
         # scattered digits (an address, a date) rule out card, SSN, NHS and passport numbers.
-        scan = Scan(text, self._context_index)
+        scan = Scan(text, self._index, self._plain_index)
         digits = scan.digits
-        cards: list[Candidate] = []
-        for index, recognizer, text_gates, needs_context in self._digit_eligible(
-            digits, scan.longest
-        ):
+        found: list[Candidate] = []
+        for recognizer, text_gates, anywhere in self._eligible(scan):
             if text_gates and not recognizer.passes_text_gates(scan):
                 continue
-            anywhere = scan.has_context(index) if needs_context else None
-            if recognizer.context_required and not anywhere:
-                continue  # no pattern of it counts without a context word
-            for candidate in recognizer.find(text, context_anywhere=anywhere):
-                if candidate.entity_type == "CREDIT_CARD":
-                    cards.append(candidate)
-                yield candidate
-        if cards:
-            yield from self._near_card.find(text, cards)
-        if self._secrets and self._any_secret_hint(scan):
-            for recognizer in self._secrets:
-                if recognizer.could_match(scan):
-                    yield from recognizer.find(text)
+            found += recognizer.find(text, context_anywhere=anywhere)
+        if any(c.entity_type == "CREDIT_CARD" for c in found):
+            found += self._near_card.find(text, found)
+        if self._secrets:
+            found += self._find_secrets(text, scan)
         if digits >= PHONE_MIN_DIGITS:
-            yield from self._phones.find(text, self._region(hint), self._default_region)
+            found += self._phones.find(text, self._region(hint), self._default_region, scan)
         if self._addresses is not None and digits:
-            yield from self._addresses.find(text, scan)
+            found += self._addresses.find(text, scan, scan.starts(_STREETS))
         if self._names is not None:
-            yield from self._names.find(text, scan.folded)
+            found += self._names.find(text, scan.folded, scan.starts(_NAMES))
         if self._presidio is not None:
-            yield from self._presidio.find(text)
+            found += self._presidio.find(text)
         if analysis is not None:
-            found, others = analysis
-            yield from found
+            entities, others = analysis
+            found += entities
             if self._places is not None:
-                yield from self._places.find(text, others)
+                found += self._places.find(text, others)
+        return found

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 
 from coatcheck.middleware.detect.locales import (
@@ -74,11 +74,14 @@ _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _GAP = re.compile(r"[ \t]+")
 # Words as cue phrases start them ("i'm", "c'est", "sr.", "m'appelle"): where a cue may begin.
 _TOKEN = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
+_NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.g.")
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
+# (Led by its capital, the lookbehind after it, so the engine skips to capitals; a word
+# never gives back characters: a blank or the end must follow it.)
 _CAPS_RUN = re.compile(
-    r"(?<![\w'\u2019-])[^\W\d_a-z][\w'\u2019-]*(?:[ \t]+(?:(?:de|da|do|dos|das|di|del|van"
-    r"|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*){1,3}"
+    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
 
 
@@ -149,6 +152,7 @@ class NameFinder:
             *_variants(lexicon.titles),
         )
         self._first_words = frozenset(cue.split()[0].lower() for cue in cues if cue.split())
+        self.cue_words: tuple[str, ...] = tuple(cues)
         # Where a cue can start: one scan of the lower-cased message for any cue word (the
         # titles lower-cased too: their case is checked by `_cue` at each hit). Most
         # messages have none, or one or two, instead of a test at each of ~20 word starts.
@@ -158,19 +162,23 @@ class NameFinder:
         after = words_regex(lexicon.name_after)
         self._after = re.compile(rf"[ \t]*,?[ \t]*(?i:{after})(?!\w)") if after else None
 
-    def find(self, text: str, folded: str | bool | None = False) -> Iterator[Candidate]:
+    def find(
+        self, text: str, folded: str | bool | None = False, starts: list[int] | None = None
+    ) -> Iterator[Candidate]:
         """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
-        has it; False: not given)."""
+        has it, False: not given; `starts`: where the caller's `WordIndex` found one of
+        `cue_words`, None: not given)."""
         if folded is False:
             folded = fold(text)
         # Cue words found in the lower-cased copy start where a word starts (`_TOKEN`); the
         # old walk over every word start is kept for text that cannot be folded.
-        starts = (
-            (m.start() for m in self._cue_start.finditer(folded))
-            if isinstance(folded, str)
-            else (m.start() for m in _TOKEN.finditer(text))
-        )
-        for start in starts:
+        if not isinstance(folded, str):
+            cues: Iterable[int] = (m.start() for m in _TOKEN.finditer(text))
+        elif starts is None:
+            cues = (m.start() for m in self._cue_start.finditer(folded))
+        else:  # the index's word starts: not after a word character; nor after these
+            cues = (p for p in starts if not p or folded[p - 1] not in _NOT_BEFORE_CUE)
+        for start in cues:
             token = _TOKEN.match(text, start)
             if token is None or token.group().lower() not in self._first_words:
                 continue
@@ -253,6 +261,9 @@ class NameFinder:
 
     def _gazetteer_run(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         """A known first name followed by capitalised words, inside a run of capitals."""
+        # (most runs hold no known first name before their last word: one look at each)
+        if not any(word in self._names for word in text[start:end].lower().split()[:-1]):
+            return None
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):
             word = match.group()

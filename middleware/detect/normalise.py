@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["DASHES", "Normalised", "defang", "normalise"]
 
@@ -32,10 +32,10 @@ _NOT_NFKC_ONLY = re.compile("(?![0-9])\\d|[" + "".join(sorted(_ZERO_WIDTH | DASH
 _DIGIT_GAP = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
 
-@dataclass(frozen=True, slots=True)
-class Normalised:
+class Normalised(NamedTuple):
     """Normalised text plus, per normalised char, the original index it came from
-    (`origin=None`: identity, the common all-ASCII case, kept cheap)."""
+    (`origin=None`: identity, the common all-ASCII case, kept cheap; a named tuple: one is
+    made per message)."""
 
     text: str
     origin: tuple[int, ...] | None
@@ -48,17 +48,6 @@ class Normalised:
         if start >= len(self.origin):
             return self.original_length, self.original_length
         return self.origin[start], self.origin[end - 1] + 1 if end > start else self.origin[start]
-
-
-def _is_identity(text: str) -> bool:
-    """True when normalising would change nothing (accented names, most non-ASCII text).
-
-    A string that is NFKC-normalised as a whole contains no character with NFKC quick-check
-    "No", so each of its characters is also unchanged by NFKC on its own; with no digit of
-    another script, no dash and no zero-width character present the per-character pass is
-    then the identity, and the C-level checks are far cheaper than walking the text.
-    """
-    return unicodedata.is_normalized("NFKC", text) and _NOT_NFKC_ONLY.search(text) is None
 
 
 def _fold(char: str) -> str:
@@ -78,20 +67,38 @@ def _fold(char: str) -> str:
     )
 
 
+def _one_for_one(match: re.Match[str]) -> str:
+    """A dash, or a digit of another script, in text that is NFKC already (`_fold`)."""
+    char = match.group()
+    return "-" if char in DASHES else str(unicodedata.decimal(char))
+
+
 def normalise(text: str) -> Normalised:
     """Fold per character (see the module docstring), collapse digit gaps, keep offsets."""
-    if text.isascii() or _is_identity(text):
-        # (a gap is two blanks or a tab: two substring tests spare most texts the regex)
-        if ("  " not in text and "\t" not in text) or _DIGIT_GAP.search(text) is None:
-            return Normalised(text, None, len(text))
-        out, origin = list(text), list(range(len(text)))
-    else:
-        out, origin = [], []
-        for index, char in enumerate(text):
-            folded = char if ord(char) < 128 else _fold(char)
-            for piece in folded:
-                out.append(piece)
-                origin.append(index)
+    if not text.isascii():
+        if not unicodedata.is_normalized("NFKC", text) or _ZERO_WIDTH_RE.search(text):
+            return _fold_each(text)
+        # A string that is NFKC as a whole has no character that NFKC changes on its own
+        # (quick-check "No"), so with nothing to drop the per-character pass changes only
+        # dashes and digits of other scripts, one character for one: the offsets stay the
+        # identity, and the C-level checks are far cheaper than walking the text.
+        if _NOT_NFKC_ONLY.search(text) is not None:
+            text = _NOT_NFKC_ONLY.sub(_one_for_one, text)
+    # (a gap is two blanks or a tab: two substring tests spare most texts the regex)
+    if ("  " not in text and "\t" not in text) or _DIGIT_GAP.search(text) is None:
+        return Normalised(text, None, len(text))
+    return _collapse_gaps(list(text), list(range(len(text))), len(text))
+
+
+def _fold_each(text: str) -> Normalised:
+    """The per-character fold with its offset map (text that is not NFKC, or holds
+    zero-width characters)."""
+    out, origin = [], []
+    for index, char in enumerate(text):
+        folded = char if ord(char) < 128 else _fold(char)
+        for piece in folded:
+            out.append(piece)
+            origin.append(index)
     return _collapse_gaps(out, origin, len(text))
 
 

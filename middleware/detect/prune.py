@@ -39,11 +39,22 @@ class Pruner:
             r"|[#$€£¥]\s*|R\$\s*|\bv)$",
             re.IGNORECASE,
         )
+        # The same language read backwards, for the reversed window: a match ending at the
+        # window's end (`$`: or before a final line break) is a match of this at its start,
+        # tried once instead of at each of the window's positions (lookarounds mirrored:
+        # `(?!\w)` after a filler is `(?<!\w)` before it; `\b` stays `\b`).
+        backwards = words_regex(tuple(w[::-1] for w in lexicon.prune))
+        backwards_fillers = words_regex(tuple(w[::-1] for w in lexicon.fillers))
+        self._prefix_reversed = re.compile(
+            rf"\n?(?:{_SEP}*(?:\.?(?<!\w)(?:{backwards_fillers}){_SEP}+){{0,3}}"
+            rf"\w*(?:{backwards})\b|\s*[#$€£¥]|\s*\$R|v\b)",
+            re.IGNORECASE,
+        )
         self._suffix = re.compile(rf"^(?:\s*(?:{units})(?!\w)|[.,]\d)", re.IGNORECASE)
 
     def invalid(self, text: str, start: int, end: int) -> bool:
         """True when a candidate is an order/ticket id, amount, version, time or count."""
-        if self._prefix.search(text[max(0, start - _WINDOW) : start]):
+        if self._prefix_reversed.match(text[max(0, start - _WINDOW) : start][::-1]):
             return True
         if start > 1 and text[start - 1] in "-/_" and text[start - 2].isalnum():
             return True  # INV-2024-0001: the number is a tail of an identifier

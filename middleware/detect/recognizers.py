@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.scan import DIGIT_RUN, Scan, digit_count
+from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count, leading
 from coatcheck.middleware.detect.validators import VALIDATORS
 
 __all__ = [
     "BUILTIN_RECOGNIZERS",
     "DIGIT_RUN",
+    "EMAIL_AT_WORDS",
     "REGION_TYPES",
     "Candidate",
     "Recognizer",
@@ -37,11 +39,13 @@ __all__ = [
 ]
 
 _CONTEXT_WINDOW = 48
+# The detector's word-index list of the at-words of spelled e-mail addresses.
+EMAIL_AT_WORDS = "email at words"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A pattern hit in normalised text, before overlap resolution."""
+class Candidate(NamedTuple):
+    """A pattern hit in normalised text, before overlap resolution (a named tuple: every
+    finder makes several per message, and a tuple is the cheapest immutable record)."""
 
     start: int
     end: int
@@ -69,9 +73,12 @@ class Recognizer:
     # and substrings of which at least one must occur (e.g. "@" for e-mail addresses).
     min_digits: int = 0
     min_run: int = 0  # fewest digits in one run joined by single " ", "." or "-" (DIGIT_RUN)
+    max_run: int = 0  # most digits of that run, when a pattern bounds it (0: no bound)
     requires: tuple[str, ...] = ()
     requires_casefold: bool = False  # `requires` tested against the lower-cased text
-    min_token: int = 0  # fewest characters of the longest run without white space
+    # Every match lies inside a run without white space of at least this many characters
+    # (0: no such bound; else at least `LONG_TOKEN`, what `Scan.long_tokens` keeps).
+    min_token: int = 0
     # Any other necessary condition, on the message's `Scan` (e.g. letters before digits).
     gate: Callable[[Scan], bool] | None = field(default=None, compare=False, repr=False)
     # Per pattern (patterns then weak_patterns, by position): substrings of which one must
@@ -86,6 +93,10 @@ class Recognizer:
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _context_lower: tuple[str, ...] = field(init=False, repr=False)
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
+    _requires_few: tuple[str, ...] = field(init=False, repr=False)
+    _plans: tuple[tuple[re.Pattern[str], bool, bool, tuple[str, ...]], ...] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
@@ -95,6 +106,13 @@ class Recognizer:
         object.__setattr__(self, "_value_group", groups)
         gates = self.pattern_requires + ((),) * (len(groups) - len(self.pattern_requires))
         object.__setattr__(self, "_gates", gates[: len(groups)])
+        # (regex, counts only after a context word, reports group "value", needles), the
+        # context-required recognizer's patterns counting as weak ones
+        plans = tuple(
+            (regex, weak or self.context_required, group, gate)
+            for (regex, weak), group, gate in zip(strong + weak, groups, self._gates, strict=True)
+        )
+        object.__setattr__(self, "_plans", plans)
         words = words_regex(self.context)
         context_re = re.compile(rf"(?<!\w)(?:{words})", re.IGNORECASE) if words else None
         object.__setattr__(self, "_context_re", context_re)
@@ -105,6 +123,11 @@ class Recognizer:
         # One search for "any of these substrings" (the e-mail words are ~40 needles).
         needles = words_regex(self.requires, casefold=False)
         object.__setattr__(self, "_requires_re", re.compile(needles) if needles else None)
+        # (one or two needles: `in` tests are cheaper than the regex)
+        few = () if self.requires_casefold or len(self.requires) > 2 else self.requires
+        object.__setattr__(self, "_requires_few", few)
+        if 0 < self.min_token < LONG_TOKEN:
+            raise ValueError("min_token below LONG_TOKEN: Scan.long_tokens would miss it")
 
     @property
     def needs_context(self) -> bool:
@@ -114,14 +137,18 @@ class Recognizer:
     def could_match(self, scan: Scan) -> bool:
         """False when the cheap gates rule this recognizer out for the message (no regex run).
 
-        The digit count, the longest digit run and the longest token come from the
-        message's `Scan`, shared by all recognizers.
+        The digit count and the digit runs come from the message's `Scan`, shared by all
+        recognizers.
         """
         if scan.digits < self.min_digits or (self.needs_digit and scan.digits == 0):
             return False
-        if scan.longest < self.min_run:
+        if self.min_run and not any(self.fits_run(n) for _, _, n in scan.runs):
             return False
         return self.passes_text_gates(scan)
+
+    def fits_run(self, digits: int) -> bool:
+        """A digit run with this many digits can hold a match (`min_run`, `max_run`)."""
+        return self.min_run <= digits and (not self.max_run or digits <= self.max_run)
 
     @property
     def has_text_gates(self) -> bool:
@@ -129,21 +156,23 @@ class Recognizer:
         return bool(self.min_token) or self.gate is not None or self._requires_re is not None
 
     def passes_text_gates(self, scan: Scan) -> bool:
-        """The gates beyond the digit counts: the longest token, `gate`, `requires`."""
-        if self.min_token and scan.longest_token < self.min_token:
+        """The gates beyond the digit counts: `min_token`, `requires`, then `gate`."""
+        if self.min_token and not any(len(t) >= self.min_token for t in scan.long_tokens):
             return False
-        if self.gate is not None and not self.gate(scan):
-            return False
-        if self._requires_re is None:
-            return True
-        text = scan.text
-        if self.requires_casefold:
-            text = scan.folded or text.lower()
-        return self._requires_re.search(text) is not None
+        if self._requires_few:
+            if not any(needle in scan.text for needle in self._requires_few):
+                return False
+        elif self._requires_re is not None:
+            text = scan.text
+            if self.requires_casefold:
+                text = scan.folded or text.lower()
+            if self._requires_re.search(text) is None:
+                return False
+        return self.gate is None or self.gate(scan)
 
     def find(
         self, text: str, expected: bool = False, context_anywhere: bool | None = None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """Candidates in `text` that pass the validator, the context test and `invalidate`.
 
         A context word must precede a weak or context-required hit, so when no context word
@@ -155,11 +184,11 @@ class Recognizer:
         context word.
         """
         any_context: bool | None = True if expected else context_anywhere
-        patterns = zip(self._compiled, self._value_group, self._gates, strict=True)
-        for (regex, weak), value_group, gate in patterns:
+        found = []
+        for regex, weak, value_group, gate in self._plans:
             if gate and not any(needle in text for needle in gate):
                 continue
-            if weak or self.context_required:
+            if weak:
                 if any_context is None:
                     any_context = self._has_context_anywhere(text)
                 if not any_context:
@@ -168,7 +197,8 @@ class Recognizer:
                 start, end = match.span("value") if value_group else match.span()
                 candidate = self._check(text, start, end, weak, expected)
                 if candidate is not None:
-                    yield candidate
+                    found.append(candidate)
+        return found
 
     def _has_context_anywhere(self, text: str) -> bool:
         # Plain substring tests on the lower-cased text first (C speed, no regex scan);
@@ -239,6 +269,8 @@ def _lead(first: str, not_after: str) -> str:
 _END = r"(?![\w]|[.,/_-]\d)"
 _START = r"(?<![\w.,/_-])"
 _D = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
+# After a first digit: the area is not 000 or 666 (`(?!000|666)` before it).
+_NOT_000_666 = r"(?!(?<=0)00|(?<=6)66)"
 _CARD_SEP = r"[ ._/-]?"
 _IPV4_LEAD = _lead(r"\d", r"[\w.]")
 _B58_LEAD = _lead("[13]", r"\w")  # what \b before [13] says
@@ -250,6 +282,67 @@ _DATE_LEAD = _lead(r"\d", r"[\w.,/-]")
 def _iban_gate(scan: Scan) -> bool:
     """An IBAN's check digits follow its two-letter country code."""
     return scan.letters_before_run(2)
+
+
+def _ip_gate(scan: Scan) -> bool:
+    """IPv4's four numbers lie in one run with three dots; IPv6 has two colons with at most
+    four hex digits between them ("::", ":db8:")."""
+    text = scan.text
+    for start, end, n in scan.runs:
+        if n >= 4 and text.count(".", start, end) >= 3:
+            return True
+    return text.count(":") >= 2 and _V6_COLONS.search(text) is not None
+
+
+_V6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
+
+def _crypto_gate(scan: Scan) -> bool:
+    """A base58 address is a whole word of 26-35 characters starting with 1 or 3, a bech32
+    one a whole word of 14-74 starting with bc1 (the patterns are bounded by non-word
+    characters on both sides)."""
+    text = scan.text  # (either starts a digit run with 1 or 3: a cheaper look first)
+    if not any(text[start] in "13" for start, _, _ in scan.runs):
+        return False
+    return any(
+        (word[0] in "13" and 26 <= len(word) <= 35)
+        or (word[:3] in ("bc1", "BC1") and len(word) <= 74)
+        for word in scan.long_words
+    )
+
+
+def _fiscal_code_gate(scan: Scan) -> bool:
+    """A codice fiscale is a whole word of 16 characters (so a token of 16 at least)."""
+    if not any(len(token) >= 16 for token in scan.long_tokens):
+        return False
+    return any(len(word) == 16 for word in scan.long_words)
+
+
+def _nif_gate(scan: Scan) -> bool:
+    """A DNI's eight digits end their run, and a letter follows (after one blank or dash
+    at most)."""
+    text = scan.text
+    for _, end, n in scan.runs:
+        if n >= 8 and text[end - 8 : end].isdigit():
+            after = text[end : end + 1]
+            if after in (" ", "-"):
+                after = text[end + 1 : end + 2]
+            if after.isalpha():
+                return True
+    return False
+
+
+def _nie_gate(scan: Scan) -> bool:
+    """A NIE's seven digits are a run of their own, without separators."""
+    return any(n == 7 and end - start == 7 for start, end, n in scan.runs)
+
+
+def _nir_gate(scan: Scan) -> bool:
+    """A NIR's fifteen digits are one run, unless a Corsican department (2A, 2B) parts it."""
+    if scan.longest >= 15:
+        return True
+    folded = scan.folded or scan.text.lower()
+    return "2a" in folded or "2b" in folded
 
 
 # The patterns of every built-in type; context words come from the locale files.
@@ -297,7 +390,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
         ),
         validator="ip",
         min_digits=1,
-        requires=(".", ":"),
+        gate=_ip_gate,
         pattern_requires=((".",), (":",)),
     ),
     Recognizer(
@@ -309,7 +402,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
         validator="btc",
         prune=False,
         min_digits=1,
-        min_token=14,
+        gate=_crypto_gate,
         pattern_requires=((), ("bc1", "BC1")),
     ),
     Recognizer(
@@ -352,8 +445,11 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             # Written with separators, a 9xx area is still taken: it is an ITIN (issued to
             # taxpayers without an SSN, the same shape and as personal) or a test value
             # standing in for an SSN; only the bare 9-digit form needs the issued ranges.
-            (rf"{_START}(?!000|666)\d{{3}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
-            weak_patterns=(rf"{_START}(?!000|666|9\d\d)\d{{3}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",),
+            # (`_D`: led by its first digit; "not 000 or 666" read from that digit on)
+            (rf"{_D}{_NOT_000_666}\d{{2}}([- .])(?!00)\d{{2}}\1(?!0000)\d{{4}}{_END}",),
+            weak_patterns=(
+                rf"{_D}{_NOT_000_666}(?!(?<=9)\d\d)\d{{2}}(?!00)\d{{2}}(?!0000)\d{{4}}{_END}",
+            ),
             context=("ssn", "social security"),
             score=0.5,
             min_digits=9,
@@ -388,6 +484,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=6,
             min_run=6,
+            max_run=6,  # the two letters and the suffix letter end the run on both sides
         ),
         Recognizer(
             "UK_SORT_CODE",
@@ -410,6 +507,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             flags=re.IGNORECASE,
             score=0.7,
             min_digits=13,
+            gate=_nir_gate,
         ),
     ),
     "ES": (
@@ -422,6 +520,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=8,
             min_run=8,
+            gate=_nif_gate,
         ),
         Recognizer(
             "ES_NIE",
@@ -432,6 +531,8 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             prune=False,
             min_digits=7,
             min_run=7,
+            max_run=7,
+            gate=_nie_gate,
         ),
     ),
     "IT": (
@@ -447,7 +548,7 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             score=0.7,
             prune=False,
             needs_digit=False,
-            min_token=16,
+            gate=_fiscal_code_gate,
         ),
     ),
     "NL": (
@@ -532,6 +633,12 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
     label = r"[^\W_][\w-]{0,62}"
     at_sep = rf"[ \t]*[\[({{<][ \t]*(?:{at}|@)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{at})[ \t]+"
     dot_sep = rf"[ \t]*[\[({{<][ \t]*(?:{dot}|\.)[ \t]*[\])}}>][ \t]*|[ \t]+(?:{dot})[ \t]+|\."
+    # Every match holds a whole at-word (or "@"), a domain label and at least one dot: most
+    # texts have no at-word, most with one ("look at the map") no such tail, and the tail
+    # is far cheaper to look for than the whole pattern (which tries a local part at every
+    # word).
+    # (it starts with a blank or a bracket: only those positions are tried)
+    tail = leading(r"[ \t\[({<]", rf"(?i:{at_sep}){label}(?:(?i:{dot_sep}){label}){{1,6}}(?![\w-])")
     return Recognizer(
         "EMAIL_ADDRESS",
         (
@@ -542,10 +649,24 @@ def _spelled_email(lexicon: Lexicon) -> Recognizer:
         score=0.6,
         prune=False,
         needs_digit=False,
-        requires=tuple(f" {w} " for w in lexicon.email_at)
-        + tuple(f"{b}{w}" for w in (*lexicon.email_at, "@") for b in "[({<"),
-        requires_casefold=True,
+        # an at-word (from the word index) or "@", then the tail
+        gate=lambda scan: _has_tail(scan, tail),
     )
+
+
+def _has_tail(scan: Scan, tail: re.Pattern[str]) -> bool:
+    """A spelled address's tail, looked for from its first possible start: before the first
+    whole at-word (the word index) or "@", the blanks and bracket that may lead it."""
+    text = scan.text
+    start = scan.first_word(EMAIL_AT_WORDS)
+    at_sign = text.find("@")
+    if start < 0 or 0 <= at_sign < start:
+        start = at_sign
+    if start < 0:
+        return False
+    while start and text[start - 1] in " \t[({<":
+        start -= 1
+    return tail.search(text, start) is not None
 
 
 def build_recognizers(lexicon: Lexicon) -> tuple[Recognizer, ...]:

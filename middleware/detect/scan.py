@@ -1,10 +1,16 @@
 """What every finder asks of a message, worked out once per message.
 
 Detection runs ~40 recognizers, the phone, name and address finders on every chat message,
-and most messages hold none of their values: the cost is in ruling them out. A `Scan` holds
-the cheap facts the gates need (digit runs, the longest token, a lower-cased copy, which
-recognizers' context words occur anywhere), each computed at most once and only when a gate
-asks for it.
+and most messages hold none of their values: the cost is in ruling them out, and in CPython
+it is counted in regex calls and Python steps. A `Scan` holds the cheap facts the gates need
+(digit runs, long tokens and words, a lower-cased copy, and where the words of every list
+the finders ask about occur: one `WordIndex` scan), each computed at most once and only
+when a gate asks for it.
+
+The gates of the digit-led recognizers read the digit runs: a pattern whose digits are joined
+by at most one separator lies inside one run, and most such patterns say how many digits
+that run holds (a National Insurance number's run holds exactly six), so the runs' digit
+counts pick the recognizers worth running (`Detector._eligible`).
 
 `fold` gives the lower-cased copy on which a pattern of lower-cased words, compiled without
 IGNORECASE, matches exactly where the IGNORECASE pattern matches the original (several times
@@ -18,16 +24,34 @@ dotless i, micro sign, some Greek and Cyrillic letters, two ligatures).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from coatcheck.middleware.detect.locales import words_regex
 
-__all__ = ["DIGIT_RUN", "Scan", "WordIndex", "digit_count", "fold"]
+__all__ = [
+    "DIGIT_RUN",
+    "LONG_TOKEN",
+    "LONG_WORD",
+    "Key",
+    "Scan",
+    "WordIndex",
+    "digit_count",
+    "fold",
+    "leading",
+    "spans",
+]
 
 # Digits joined by at most one separator: every digit-group pattern (cards, SSNs, NHS and
 # passport numbers...) lies inside one such run, so its digit count is a safe gate.
 DIGIT_RUN = re.compile(r"\d(?:[ ./_-]?\d)*")
 _SEPARATORS = " ./_-"
+_DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+# Words at least this long are kept (`Scan.long_words`): the shortest word pattern (a
+# bech32 address) needs 14 word characters; the shortest token secret (a Slack token) 13
+# characters without white space (`Scan.long_tokens`).
+LONG_WORD = 14
+LONG_TOKEN = 13
+_LONG_WORD = re.compile(rf"\w{{{LONG_WORD},}}")
 # Characters on which lower-casing and IGNORECASE disagree (see the module docstring).
 _FOLD_UNSAFE = re.compile(
     "[\u0130\u03a3\u00b5\u0131\u017f\u0345\u0390\u03b0\u03b2\u03b5\u03b8\u03b9\u03ba\u03bc"
@@ -37,9 +61,36 @@ _FOLD_UNSAFE = re.compile(
 )
 
 
+def leading(first: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`pattern`, tried only where the text has a character of the class `first` (which
+    must admit every character a match of `pattern` can start with); read its matches
+    with `spans`.
+
+    The regex engine skips ahead to a candidate first character only when the pattern
+    itself starts with a character class; a pattern that starts with a lookbehind or an
+    optional part is tried at every position of the text. Here each match is that first
+    character alone, and `pattern` (lookbehind included) is tested from it inside a
+    lookahead whose group 1 holds its match. `pattern` must have no numbered
+    backreferences (its groups move up by one).
+    """
+    return re.compile(rf"{first}(?<=(?=({pattern})).)", flags)
+
+
+def spans(regex: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
+    """The spans `finditer` of the original pattern gives, from a `leading` regex: every
+    position where the pattern matches is seen, so skipping those that start inside the
+    previous match leaves exactly the non-overlapping, left-to-right matches."""
+    last = 0
+    for match in regex.finditer(text):
+        start, end = match.span(1)
+        if start >= last:
+            yield start, end
+            last = end
+
+
 def digit_count(run: str) -> int:
     """Digits in a `DIGIT_RUN` match (its length minus its separators)."""
-    return len(run) - sum(run.count(sep) for sep in _SEPARATORS)
+    return len(run.translate(_DROP_SEPARATORS))
 
 
 def fold(text: str) -> str | None:
@@ -53,38 +104,79 @@ def fold(text: str) -> str | None:
     return lowered
 
 
+Key = int | str  # a word list's key: a recognizer's position, or a finder's name
+
+
 class WordIndex:
-    """Which of several word lists has a word anywhere in a text, in one scan.
+    """Where the words of several lists occur, in one scan of the lower-cased text.
 
     A word counts at a word start, in any case, as a prefix ("card" in "cardholder"): what
     `(?<!\\w)(?:words)` with IGNORECASE finds. The scan looks at every word start once and
     takes the longest listed word there; every listed word that is a prefix of it occurs
     there too, so each longest word maps to all the lists that one of its prefixes is in.
+    The detector gives it every list it asks about (each recognizer's context words, the
+    name cues, the street words, the phone words and their rivals, the secrets' key words,
+    the spelled e-mail at-words): one scan serves all the finders.
     """
 
-    def __init__(self, lists: Mapping[int, tuple[str, ...]]) -> None:
-        words = {_lower(w) for ws in lists.values() for w in ws if w}
-        self._keys: dict[str, frozenset[int]] = {
+    def __init__(self, lists: Mapping[Key, tuple[str, ...]]) -> None:
+        self._lists = {key: {_lower(w) for w in ws if w} for key, ws in lists.items()}
+        words = set().union(*self._lists.values())
+        self.keys_of: dict[str, frozenset[Key]] = {
             word: frozenset(
-                key for key, ws in lists.items() for w in ws if w and word.startswith(_lower(w))
+                key for key, ws in self._lists.items() if any(word.startswith(w) for w in ws)
             )
             for word in words
         }
         self._all = frozenset(lists)
+        # the lists keyed by numbers (a detector's recognizers), as one bit each
+        self.bits_of: dict[str, int] = {
+            word: sum(1 << key for key in keys if isinstance(key, int))
+            for word, keys in self.keys_of.items()
+        }
+        self._lengths: dict[Key, dict[str, tuple[int, ...]]] = {}
         alternation = words_regex(tuple(words))
-        self._regex = re.compile(rf"(?<!\w)(?=({alternation}))") if alternation else None
+        # (tried only where a listed word can start: `leading`; group 1 is the word)
+        first = "".join(sorted({word[0] for word in words}))
+        self._regex = (
+            leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{alternation})") if alternation else None
+        )
 
-    def keys_in(self, folded: str | None) -> frozenset[int]:
+    @property
+    def keys(self) -> frozenset[Key]:
+        """Every list's key."""
+        return self._all
+
+    def hits(self, folded: str) -> list[tuple[int, str]]:
+        """(start, longest listed word there) for each word start of the text (`fold` of
+        it) where a listed word occurs, in order; `keys_of` maps the word to its lists."""
+        if self._regex is None:
+            return []
+        return [(match.start(), match.group(1)) for match in self._regex.finditer(folded)]
+
+    def keys_in(self, folded: str | None) -> frozenset[Key]:
         """The keys of the lists with a word in the text (`fold` of it); every key when the
         text could not be folded (the callers' own patterns then decide)."""
-        if self._regex is None:
-            return frozenset()
         if folded is None:
             return self._all
-        found: set[int] = set()
-        for match in self._regex.finditer(folded):
-            found |= self._keys[match.group(1)]
+        found: set[Key] = set()
+        for _, word in self.hits(folded):
+            found |= self.keys_of[word]
         return frozenset(found)
+
+    def lengths(self, key: Key) -> dict[str, tuple[int, ...]]:
+        """For each hit word, the lengths of list `key`'s words it starts with, longest
+        first (what that list's own regex could match there)."""
+        found = self._lengths.get(key)
+        if found is None:
+            own = self._lists[key]
+            found = {
+                word: tuple(sorted((len(w) for w in own if word.startswith(w)), reverse=True))
+                for word, keys in self.keys_of.items()
+                if key in keys
+            }
+            self._lengths[key] = found
+        return found
 
 
 def _lower(word: str) -> str:
@@ -94,19 +186,38 @@ def _lower(word: str) -> str:
 class Scan:
     """The cheap facts about one normalised message that the gates ask for."""
 
-    __slots__ = ("_context", "_folded", "_index", "_token", "digits", "longest", "runs", "text")
+    __slots__ = (
+        "_folded",
+        "_hits",
+        "_index",
+        "_tokens",
+        "_words",
+        "digits",
+        "longest",
+        "runs",
+        "text",
+    )
 
-    def __init__(self, text: str, index: WordIndex | None = None) -> None:
+    def __init__(
+        self, text: str, index: WordIndex | None = None, plain: WordIndex | None = None
+    ) -> None:
+        """`index`: the word lists the finders ask about; `plain`: those a message without
+        digits can need (used for such a message when given)."""
         self.text = text
-        # (start, digits) of each digit run; the gates need the count, the longest run and,
-        # for a few patterns, what stands right before a run.
-        self.runs = [(m.start(), digit_count(m.group())) for m in DIGIT_RUN.finditer(text)]
-        self.digits = sum(n for _, n in self.runs)
-        self.longest = max((n for _, n in self.runs), default=0)
-        self._index = index
+        # (start, end, digits) of each digit run; the gates need the counts and, for a few
+        # patterns, what stands right before or after a run.
+        self.runs = [
+            (m.start(), m.end(), len(m.group().translate(_DROP_SEPARATORS)))
+            for m in DIGIT_RUN.finditer(text)
+        ]
+        counts = [n for _, _, n in self.runs]
+        self.digits = sum(counts)
+        self.longest = max(counts) if counts else 0
+        self._index = plain if plain is not None and not self.digits else index
         self._folded: str | bool | None = False  # False: not computed yet
-        self._token = -1
-        self._context: frozenset[int] | None = None
+        self._tokens: list[str] | None = None
+        self._words: list[str] | None = None
+        self._hits: list[tuple[int, str]] | None = None
 
     @property
     def folded(self) -> str | None:
@@ -116,23 +227,113 @@ class Scan:
         return self._folded  # type: ignore[return-value]
 
     @property
-    def longest_token(self) -> int:
-        """Characters in the longest run without white space."""
-        if self._token < 0:
-            self._token = max(map(len, self.text.split()), default=0)
-        return self._token
+    def long_tokens(self) -> list[str]:
+        """The tokens (runs without white space) of at least `LONG_TOKEN` characters, in
+        order (computed once: every secret but a key assignment is one of them or inside
+        one)."""
+        if self._tokens is None:
+            self._tokens = [token for token in self.text.split() if len(token) >= LONG_TOKEN]
+        return self._tokens
 
-    def has_context(self, key: int) -> bool:
-        """Whether list `key` of the detector's `WordIndex` has a word in the message."""
-        if self._index is None:
+    @property
+    def long_words(self) -> list[str]:
+        """The maximal runs of word characters (`\\w`) of at least `LONG_WORD` characters,
+        in order (computed once: a token pattern bounded by non-word characters on both
+        sides, such as a fiscal code or a wallet address, is one of them)."""
+        if self._words is None:
+            self._words = [
+                word
+                for token in self.long_tokens
+                if len(token) >= LONG_WORD
+                for word in _LONG_WORD.findall(token)
+            ]
+        return self._words
+
+    @property
+    def word_hits(self) -> list[tuple[int, str]] | None:
+        """The `WordIndex` hits of the message (computed once); None when the text could
+        not be folded or there is no index (the callers' own patterns then decide)."""
+        if self._hits is None:
+            folded = self.folded
+            if folded is None or self._index is None:
+                return None
+            self._hits = self._index.hits(folded)
+        return self._hits
+
+    def has_context(self, key: Key) -> bool:
+        """Whether list `key` of the detector's `WordIndex` has a word in the message (True
+        when the index has no such list: nothing to rule it out with)."""
+        if self._index is None or key not in self._index.keys:
+            return True
+        hits = self.word_hits
+        if hits is None:
             return True  # nothing to rule it out with
-        if self._context is None:
-            self._context = self._index.keys_in(self.folded)
-        return key in self._context
+        keys_of = self._index.keys_of
+        return any(key in keys_of[word] for _, word in hits)
+
+    def first_word(self, key: Key) -> int:
+        """Where a word of list `key` first occurs whole: at a word start (as `has_context`)
+        and not followed by a word character; -1: nowhere; 0 when the index cannot tell."""
+        hits = self.word_hits
+        if hits is None or self._index is None or key not in self._index.keys:
+            return 0
+        lengths = self._index.lengths(key)
+        folded: str = self.folded  # type: ignore[assignment]  # (hits imply a folded text)
+        size = len(folded)
+        for at, word in hits:
+            for length in lengths.get(word, ()):
+                end = at + length
+                if end == size or not (folded[end].isalnum() or folded[end] == "_"):
+                    return at
+        return -1
+
+    def key_bits(self) -> int:
+        """The numbered lists with a word in the message, one bit each (bit k: list k); all
+        bits (-1) when the hits cannot tell."""
+        hits = self.word_hits
+        if hits is None or self._index is None:
+            return -1
+        bits_of = self._index.bits_of
+        bits = 0
+        for _, word in hits:
+            bits |= bits_of[word]
+        return bits
+
+    def starts(self, key: Key) -> list[int] | None:
+        """Where list `key` has a word, in order (None: see `word_hits`)."""
+        hits = self.word_hits
+        if hits is None or self._index is None:
+            return None
+        keys_of = self._index.keys_of
+        return [start for start, word in hits if key in keys_of[word]]
+
+    def last_word(self, key: Key, start: int, end: int) -> tuple[int, int] | None:
+        """The span of the last match that list `key`'s own regex (`(?<!\\w)(?:words)`,
+        IGNORECASE) finds from `start` to `end` (`finditer(text, start, end)`: left to
+        right, no overlaps, each the longest word that ends by `end`); (-1, -1) for none,
+        None when the hits cannot tell (see `word_hits`)."""
+        hits = self.word_hits
+        if hits is None or self._index is None:
+            return None
+        lengths = self._index.lengths(key)
+        last = (-1, -1)
+        pos = start
+        for at, word in hits:
+            if at >= end:
+                break
+            if at < pos or word not in lengths:
+                continue
+            for size in lengths[word]:
+                if at + size <= end:
+                    last = (at, at + size)
+                    pos = at + size
+                    break
+        return last
 
     def letters_before_run(self, count: int) -> bool:
         """Some digit run starts right after `count` letters ("DE89...", "GB82 ...")."""
         text = self.text
-        return any(
-            start >= count and text[start - count : start].isalpha() for start, _ in self.runs
-        )
+        for start, _, _ in self.runs:
+            if start >= count and text[start - count : start].isalpha():
+                return True
+        return False

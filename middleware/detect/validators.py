@@ -25,13 +25,16 @@ __all__ = ["VALIDATORS", "Validator", "digits_only"]
 
 Validator = Callable[[str], bool]
 
+_NON_DIGIT = re.compile(r"\D")
+_SEPARATOR = re.compile(r"[\s./-]")
+_NUMBER = re.compile(r"\d+")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
 def digits_only(value: str) -> str:
     """The digits of a value, separators dropped."""
-    return re.sub(r"\D", "", value)
+    return _NON_DIGIT.sub("", value)
 
 
 def _luhn(value: str) -> bool:
@@ -45,7 +48,7 @@ def _iban(value: str) -> bool:
 
 def _compact(value: str) -> str:
     """Upper case, separators (space, dot, dash, slash) dropped."""
-    return re.sub(r"[\s./-]", "", value).upper()
+    return _SEPARATOR.sub("", value).upper()
 
 
 def _stdnum(module: object) -> Validator:
@@ -81,7 +84,7 @@ def _spelled_email(value: str) -> bool:
 def _date(value: str) -> bool:
     """A calendar date read day-month-year, month-day-year or year-month-day (2- or
     4-digit years): "123-45-6789" (an SSN) is no date in any order."""
-    parts = [int(p) for p in re.findall(r"\d+", value)]
+    parts = [int(p) for p in _NUMBER.findall(value)]
     if len(parts) == 2:  # "14 March 1985": a day and a year around a month name
         day, year = parts
         return 1 <= day <= 31 and _is_date(1, 1, year)

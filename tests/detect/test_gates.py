@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
-from coatcheck.middleware.detect.phone import _has_trunk_prefix, _plausible, _valid
+from coatcheck.middleware.detect.normalise import _fold_each
+from coatcheck.middleware.detect.numbering import decide
+from coatcheck.middleware.detect.phone import (
+    _has_trunk_prefix,
+    _parse_and_validate,
+    _plausible,
+    _valid,
+)
 from coatcheck.middleware.detect.recognizers import Candidate
 from coatcheck.middleware.detect.scan import Scan, WordIndex
 
@@ -34,6 +41,17 @@ _PIECES = (
     "12/03/1990",
     "3 March 1990",
     "x@y.com",
+    "AB 12 34 56 C",  # NINO: a run of exactly six digits
+    "X1234567L",  # NIE: seven digits of their own
+    "12345678Z",  # DNI: eight digits ending a run before a letter
+    "rccmnl83s18d969h",  # codice fiscale: a word of 16
+    "2 84 05 75 111 222 84",  # NIR: fifteen digits in one run
+    "2A",
+    " at ",
+    " [at] ",
+    "example",
+    " dot ",
+    ".com",
     "ssn",
     "card",
     "passport",
@@ -188,3 +206,148 @@ def test_normalise_identity_fast_path(text: str, identity: bool) -> None:
     assert (norm.origin is None) == identity
     if identity:
         assert norm.text == text
+
+
+_WINDOW_PIECES = (
+    "order",
+    "Bestellnummer",
+    "commande",
+    "n°",
+    "nº",
+    "n.",
+    "d'",
+    "number",
+    "no",
+    "is",
+    "#",
+    " ",
+    "  ",
+    "\n",
+    ":",
+    ".",
+    "-",
+    "'",
+    "\u2019",
+    "°",
+    "v",
+    "V",
+    "R$",
+    "$",
+    "€",
+    "ab",
+    "x",
+    "12",
+    "é",
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WINDOW_PIECES), max_size=10).map("".join))
+def test_reversed_prune_prefix_is_the_window_search(window: str) -> None:
+    """The pruner reads its prefix backwards from the candidate: one anchored match of the
+    reversed window, exactly where the forward pattern matches at the window's end."""
+    pruner = BUILTIN_RECOGNIZERS[1].pruner
+    assert pruner is not None
+    forward = pruner._prefix.search(window) is not None
+    assert (pruner._prefix_reversed.match(window[::-1]) is not None) == forward, window
+
+
+# Numbers as people type them: a national or international start, digit groups and the
+# separators `decide` reads itself (and some it leaves to `parse`).
+_typed = st.tuples(
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "00",
+            "+",
+            "+1 ",
+            "+44 ",
+            "+49 ",
+            "+33 ",
+            "+55 ",
+            "+7 ",
+            "+41 (0)",
+            "(0",
+            "1-",
+            "011 ",
+            "+800 ",
+        ]
+    ),
+    st.lists(st.text("0123456789", min_size=1, max_size=5), min_size=1, max_size=5),
+    st.sampled_from([" ", "-", ".", "/", "", ") ", "\t"]),
+).map(lambda t: t[0] + t[2].join(t[1]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_typed, st.sampled_from(_PLAN_REGIONS))
+def test_plan_decision_is_what_parse_says(value: str, region: str) -> None:
+    """Where the plan data decides a number (most candidates), it says what `parse` and
+    `is_valid_number` say; elsewhere it defers (None)."""
+    digits = "".join(c for c in value if c.isdigit())
+    decided = decide(value, digits, region)
+    if decided is not None:
+        assert decided == _parse_and_validate(value, region), (value, region)
+
+
+@pytest.mark.parametrize("region", [*_PLAN_REGIONS, "CH", "SE", "RU", "KZ", "CA", "IM", "AU"])
+def test_plan_decision_on_every_example_number(region: str) -> None:
+    """Each plan's example numbers of every type, typed nationally and internationally,
+    decided as `parse` decides them (and decided at all in the default regions)."""
+    for kind in phonenumbers.PhoneNumberType.values():
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is None:
+            continue
+        for form in (
+            phonenumbers.PhoneNumberFormat.NATIONAL,
+            phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        ):
+            value = phonenumbers.format_number(example, form)
+            digits = "".join(c for c in value if c.isdigit())
+            decided = decide(value, digits, region)
+            if decided is not None:
+                assert decided == _parse_and_validate(value, region), (value, region)
+            elif (
+                region in ("US", "GB", "DE", "FR", "ES", "IT", "NL")
+                and form == phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            ):
+                raise AssertionError((value, region, "not decided"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "é",
+                "Ω",
+                "\u2126",
+                "\u2013",
+                "\u2212",
+                "\u0663",
+                "\uff14",
+                "\u200b",
+                "\ufeff",
+                "e\u0301",
+                "ﬁ",
+                "7",
+                " ",
+                "  ",
+                "\t",
+                "-",
+                "Ł",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_normalise_fast_paths_are_the_per_character_fold(text: str) -> None:
+    """The shortcuts (ASCII, NFKC text with only dashes and digits to change) give the text
+    and the offsets the per-character fold gives."""
+    fast, slow = normalise(text), _fold_each(text)
+    assert fast.text == slow.text
+    size = len(fast.text)
+    for start in range(size + 1):
+        for end in range(start, size + 1):
+            assert fast.span(start, end) == slow.span(start, end), (text, start, end)

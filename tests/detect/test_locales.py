@@ -22,6 +22,8 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
         [("ADDRESS", "Hauptstraße 5, 10115 Berlin")],
     ),
     ("de-DE", "Bestellnummer 2024-118-553, Betrag 1.234,56 €", []),
+    ("de-DE", "Kontakt: 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
+    ("de-DE", "Konto 99 1234 5678", []),
     ("de-DE", "Termin am 14.03.2025 um 10:30 Uhr, Artikel AB-12345", []),
     ("de-DE", "Steuer-ID 36 574 261 808", []),  # wrong check digit
     # fr-FR
@@ -39,6 +41,7 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     ("fr-FR", "commande n° 2024-118-553 de 49,90 €", []),
     ("fr-FR", "rendez-vous le 14/03/2025 à 14h30", []),
+    ("fr-FR", "contact : 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
     # es-ES
     (
         "es-ES",
@@ -66,6 +69,7 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     ("nl-NL", "mijn BSN is 111222333", [("NL_BSN", "111222333")]),
     ("nl-NL", "ticket 111222333 staat open", []),  # 11-test passes, but no BSN words
+    ("nl-NL", "contact: 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
     (
         "nl-NL",
         "Kalverstraat 12, 1012 NX Amsterdam",
@@ -77,6 +81,9 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("pt-BR", "CPF 123.456.789-09", [("BR_CPF", "123.456.789-09")]),
     ("pt-BR", "CNPJ 11.222.333/0001-81", [("BR_CNPJ", "11.222.333/0001-81")]),
     ("pt-BR", "CPF 123.456.789-00", []),  # wrong check digits
+    # "conta" (account) starts "contato" (contact): the longer phone word is what was said
+    ("pt-BR", "contato 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
+    ("pt-BR", "conta 99 1234 5678", []),
     ("pt-BR", "pedido 2024-118-553 no valor de R$ 1.234,56", []),
     # en-GB
     ("en-GB", "my NI number is AB 12 34 56 C", [("UK_NINO", "AB 12 34 56 C")]),

@@ -25,6 +25,30 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("uk office +44 20 7946 0958", [("PHONE_NUMBER", "+44 20 7946 0958")]),
     ("ticket 98765432 is open", []),
     ("I have 12 apples", []),
+    # the North American plan's written shapes are phones even where the plan data says no
+    # (unassigned area codes, the fictional 555-01xx lines); without them, words decide
+    ("contact 415-555-0199 now", [("PHONE_NUMBER", "415-555-0199")]),
+    (
+        "lines 299-555-0123 and 299.555.0142",
+        [("PHONE_NUMBER", "299-555-0123"), ("PHONE_NUMBER", "299.555.0142")],
+    ),
+    (
+        "see (299) 555-0123 or (299)555-0123",
+        [("PHONE_NUMBER", "(299) 555-0123"), ("PHONE_NUMBER", "(299)555-0123")],
+    ),
+    (
+        "dial +1 299 555 0123, +1-299-555-0123 or +12995550123",
+        [
+            ("PHONE_NUMBER", "+1 299 555 0123"),
+            ("PHONE_NUMBER", "+1-299-555-0123"),
+            ("PHONE_NUMBER", "+12995550123"),
+        ],
+    ),
+    ("order number 299-555-0123", []),
+    ("tracking 415-555-0199 arrives", []),
+    ("account number 299-555-0123", []),
+    ("ref 199-555-0123 and 299-055-0123", []),  # area code and exchange start with 2-9
+    ("serial 299-555.0123 or 299 555 0123", []),  # mixed separators; blanks need +1
     # CREDIT_CARD
     ("card 4111 1111 1111 1111 ok", [("CREDIT_CARD", "4111 1111 1111 1111")]),
     ("card 4111-1111-1111-1111", [("CREDIT_CARD", "4111-1111-1111-1111")]),
@@ -83,7 +107,8 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Apt. 023 09306 8 Circle Way", [("ADDRESS", "Apt. 023"), ("ADDRESS", "8 Circle Way")]),
     # a line label after the number says "phone" as a phone word before it does
     ("Jane Roe, 250-293-9941 office", [("PERSON", "Jane Roe"), ("PHONE_NUMBER", "250-293-9941")]),
-    ("250-293-9941", []),  # not valid in a configured plan, no phone word: unclaimed
+    ("250-293-9941", [("PHONE_NUMBER", "250-293-9941")]),  # Canada: the plan's shape
+    ("250 293 9941", []),  # not valid in a configured plan, no phone word: unclaimed
 ]
 
 

@@ -48,8 +48,9 @@ def test_word_index_finds_what_each_list_regex_finds(text: str) -> None:
         assert scan.has_context(key) == (own.search(text) is not None), (key, text)
 
 
-def test_letters_before_run_and_longest_token() -> None:
-    scan = Scan("iban DE89 3704 0044 and a-very-long-token")
+def test_letters_before_run_and_long_words() -> None:
+    scan = Scan("iban DE89 3704 0044 and a-very-long-token, bc1qar0srrr7xfkvy5l643l.")
     assert scan.letters_before_run(2)
-    assert scan.longest_token == len("a-very-long-token")
+    assert scan.long_words == ["bc1qar0srrr7xfkvy5l643l"]  # a run of word characters
     assert not Scan("call 0171 1234567").letters_before_run(2)
+    assert Scan("ab 12 34-5 x").runs == [(3, 10, 5)]  # (start, end, digits)
