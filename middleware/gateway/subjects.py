@@ -1,9 +1,10 @@
 """A person's data on request: erase or export everything coatcheck holds of one sender.
 
-The admin routes (`POST /v1/subjects/erase`, `/v1/subjects/export`) and nothing else call
-this.  The person is named by the sender id their channel uses; the vault finds their
-conversations under its pseudonym (`Vault.pseudonym`) and, until every edge stores
-pseudonyms, under the raw id too (docs/keys.md, "A person's data").
+The admin routes (`POST /v1/subjects/erase`, `/v1/subjects/export`) and the CLI's
+`coatcheck subject erase|export` call this.  The person is named by the sender id their
+channel uses; the vault finds their conversations under its pseudonym (`Vault.pseudonym`)
+and, until every edge stores pseudonyms, under the raw id too (docs/keys.md, "A person's
+data").
 
 An erasure is more than the vault's values: the gateway's own rows are keyed by the
 conversation id, which is personal itself (a phone number, an e-mail address), even
@@ -29,9 +30,9 @@ __all__ = ["GatewayRowsForgotten", "SubjectErasure", "SubjectExport", "Subjects"
 class GatewayRowsForgotten:
     """The gateway's rows of one person that an erasure deleted."""
 
-    history_lines: int = 0
-    states: int = 0
-    rate_rows: int = 0
+    history_lines: int
+    states: int
+    rate_rows: int
 
     def audit_text(self) -> str:
         """What the summary audit row adds to its purpose: counts only."""
@@ -112,7 +113,7 @@ class Subjects:
             done.epochs,
             done.keks_destroyed,
             done.final,
-            forgotten[-1] if forgotten else GatewayRowsForgotten(),
+            forgotten[-1],  # the hook ran in the vault's last transaction
         )
 
     def export(self, sender: str, actor: str) -> SubjectExport:
