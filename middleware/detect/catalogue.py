@@ -15,7 +15,7 @@ from coatcheck.middleware.detect.config import DetectionSettings
 from coatcheck.middleware.detect.context_rules import DEFAULT_RULES
 from coatcheck.middleware.detect.names import PERSON_TYPE
 from coatcheck.middleware.detect.ner import NER_TYPES
-from coatcheck.middleware.detect.phone import PHONE_TYPE
+from coatcheck.middleware.detect.phone import ID_NUMBER_TYPE, PHONE_TYPE
 from coatcheck.middleware.detect.places import PLACE_TYPE
 from coatcheck.middleware.detect.recognizers import BUILTIN_RECOGNIZERS, REGION_TYPES
 
@@ -24,7 +24,7 @@ __all__ = ["BUILTIN_TYPES", "known_types"]
 BUILTIN_TYPES: frozenset[str] = frozenset(
     {r.entity_type for r in BUILTIN_RECOGNIZERS}
     | {r.entity_type for regional in REGION_TYPES.values() for r in regional}
-    | {PHONE_TYPE, PERSON_TYPE, ADDRESS_TYPE, PLACE_TYPE}
+    | {PHONE_TYPE, ID_NUMBER_TYPE, PERSON_TYPE, ADDRESS_TYPE, PLACE_TYPE}
     | NER_TYPES
     | set(DEFAULT_RULES)
 )

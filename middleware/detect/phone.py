@@ -28,9 +28,20 @@ from coatcheck.middleware.detect.prune import Pruner
 from coatcheck.middleware.detect.recognizers import Candidate
 from coatcheck.middleware.detect.scan import Scan, leading, spans
 
-__all__ = ["PHONE_MIN_DIGITS", "PHONE_RIVALS", "PHONE_TYPE", "PHONE_WORDS", "PhoneFinder"]
+__all__ = [
+    "ID_NUMBER_TYPE",
+    "PHONE_MIN_DIGITS",
+    "PHONE_RIVALS",
+    "PHONE_TYPE",
+    "PHONE_WORDS",
+    "PhoneFinder",
+]
 
 PHONE_TYPE = "PHONE_NUMBER"
+# A number the words call some other identifier ("passport number", "CCC", "driver's
+# licence"): that type's recognizer should claim it; where none does, it is still vaulted,
+# under this type, rather than passed to the bot because it was not a phone.
+ID_NUMBER_TYPE = "ID_NUMBER"
 
 # (a candidate starts with "+", "(" or a digit: only those positions are tried)
 _CANDIDATE = leading(
@@ -207,6 +218,8 @@ class PhoneFinder:
             # "contact", "contato").
             inside = phone_start <= rival_start and rival_end < phone_end
             if rival_end >= max(0, phone_start - 1) and not inside and not value.startswith("+"):
+                # Ranked below every pattern ("fallback"): the rival type wins where it matches.
+                yield Candidate(start, end, ID_NUMBER_TYPE, "fallback", False, 0.3)
                 continue
             has_context = phone_end >= 0 or (
                 self._label is not None and self._label.match(text, end) is not None

@@ -13,7 +13,9 @@ from coatcheck.middleware.detect.recognizers import Candidate
 __all__ = ["resolve_overlaps"]
 
 # The "names and places" tier: the model's entities and gazetteer hits, below any pattern.
-_STATISTICAL = frozenset({"ner", "gazetteer", "names"})
+# A phone-shaped number that context words give to another type ranks with them: any
+# pattern that claims the span wins, and it is vaulted only where nothing else matches.
+_STATISTICAL = frozenset({"ner", "gazetteer", "names", "fallback"})
 
 
 def _rank(candidate: Candidate) -> int:

@@ -23,9 +23,14 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     ("de-DE", "Bestellnummer 2024-118-553, Betrag 1.234,56 €", []),
     ("de-DE", "Kontakt: 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
-    ("de-DE", "Konto 99 1234 5678", []),
+    (
+        "de-DE",
+        "Konto 99 1234 5678",
+        [("ID_NUMBER", "99 1234 5678")],
+    ),  # an account: vaulted, not a phone
     ("de-DE", "Termin am 14.03.2025 um 10:30 Uhr, Artikel AB-12345", []),
-    ("de-DE", "Steuer-ID 36 574 261 808", []),  # wrong check digit
+    # a wrong check digit is no Steuer-ID, but still a number the words call an id: vaulted
+    ("de-DE", "Steuer-ID 36 574 261 808", [("ID_NUMBER", "36 574 261 808")]),
     # fr-FR
     ("fr-FR", "mon portable 06 12 34 56 78", [("PHONE_NUMBER", "06 12 34 56 78")]),
     ("fr-FR", "je m'appelle Marie Dubois", [("PERSON", "Marie Dubois")]),
@@ -80,10 +85,10 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("pt-BR", "Meu nome é João da Silva", [("PERSON", "João da Silva")]),
     ("pt-BR", "CPF 123.456.789-09", [("BR_CPF", "123.456.789-09")]),
     ("pt-BR", "CNPJ 11.222.333/0001-81", [("BR_CNPJ", "11.222.333/0001-81")]),
-    ("pt-BR", "CPF 123.456.789-00", []),  # wrong check digits
+    ("pt-BR", "CPF 123.456.789-00", [("ID_NUMBER", "123.456.789-00")]),  # wrong check digits
     # "conta" (account) starts "contato" (contact): the longer phone word is what was said
     ("pt-BR", "contato 99 1234 5678", [("PHONE_NUMBER", "99 1234 5678")]),
-    ("pt-BR", "conta 99 1234 5678", []),
+    ("pt-BR", "conta 99 1234 5678", [("ID_NUMBER", "99 1234 5678")]),  # an account, no phone
     ("pt-BR", "pedido 2024-118-553 no valor de R$ 1.234,56", []),
     # en-GB
     ("en-GB", "my NI number is AB 12 34 56 C", [("UK_NINO", "AB 12 34 56 C")]),

@@ -46,7 +46,7 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ),
     ("order number 299-555-0123", []),
     ("tracking 415-555-0199 arrives", []),
-    ("account number 299-555-0123", []),
+    ("account number 299-555-0123", [("ID_NUMBER", "299-555-0123")]),  # not a phone: an id
     ("ref 199-555-0123 and 299-055-0123", []),  # area code and exchange start with 2-9
     ("serial 299-555.0123 or 299 555 0123", []),  # mixed separators; blanks need +1
     # CREDIT_CARD
@@ -57,8 +57,8 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("order #4111111111111111 shipped", []),
     # US_SSN
     ("my ssn is 123-45-6780", [("US_SSN", "123-45-6780")]),
-    ("ssn 000-12-3456", []),
-    ("ssn 666-12-3456", []),
+    ("ssn 000-12-3456", [("ID_NUMBER", "000-12-3456")]),  # no SSN, no phone: still vaulted
+    ("ssn 666-12-3456", [("ID_NUMBER", "666-12-3456")]),
     ("mixed 123-45 6780", []),
     # IBAN_CODE
     ("iban DE89 3704 0044 0532 0130 00 thanks", [("IBAN_CODE", "DE89 3704 0044 0532 0130 00")]),
@@ -75,7 +75,7 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("code 912803456 only", []),
     # UK_NHS
     ("my NHS number is 943 476 5919", [("UK_NHS", "943 476 5919")]),
-    ("NHS 123-456-7890", []),
+    ("NHS 123-456-7890", [("ID_NUMBER", "123-456-7890")]),  # fails the NHS checksum
     # CRYPTO
     (
         "send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
@@ -101,7 +101,8 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("upgrade to v10.0.1 or 1.2.3.4.5", []),
     ("invoice INV-2024-000123456 and case 123-45-6780", []),
     # numbers that look like phones but are something else
-    ("My driver's license number is 6116603304", []),  # an identifier we have no type for
+    # an identifier we have no type for: not a phone, vaulted as an id
+    ("My driver's license number is 6116603304", [("ID_NUMBER", "6116603304")]),
     ("On 2000-02-03 09:02:02.801284 the server restarted", []),  # the seconds of a time
     ("I live in 84164 1266 Cheriton Dr now", [("ADDRESS", "1266 Cheriton Dr")]),
     ("Apt. 023 09306 8 Circle Way", [("ADDRESS", "Apt. 023"), ("ADDRESS", "8 Circle Way")]),
