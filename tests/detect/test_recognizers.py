@@ -47,6 +47,8 @@ ROWS: list[tuple[str, list[tuple[str, str]]]] = [
     ("order number 299-555-0123", []),
     ("tracking 415-555-0199 arrives", []),
     ("account number 299-555-0123", [("ID_NUMBER", "299-555-0123")]),  # not a phone: an id
+    # a rival word never lets a phone-shaped number through (a Spanish "CCC" hid it)
+    ("CCC hi (212) 456-7890", [("ID_NUMBER", "(212) 456-7890")]),
     ("ref 199-555-0123 and 299-055-0123", []),  # area code and exchange start with 2-9
     ("serial 299-555.0123 or 299 555 0123", []),  # mixed separators; blanks need +1
     # CREDIT_CARD
