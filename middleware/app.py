@@ -67,17 +67,18 @@ def create_app(
         ):
             app.state.services = services
             app.state.auth = auth
-            sweeper = None
+            tasks = [asyncio.create_task(services.outbox.run())]  # export delivery
             if settings.sweep_interval_seconds > 0:
                 sweep = services.sweeper.run(settings.sweep_interval_seconds)
-                sweeper = asyncio.create_task(sweep)
+                tasks.append(asyncio.create_task(sweep))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+                        await task
 
     app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)

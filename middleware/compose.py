@@ -20,13 +20,14 @@ from sqlalchemy import Engine
 from coatcheck.middleware.adapters import EchoBot, RasaRestBot
 from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
-from coatcheck.middleware.export import ExportSink, build_sinks
+from coatcheck.middleware.export import ExportSection, ExportSink, build_sinks, sink_key
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
 from coatcheck.middleware.gateway.masking import detector_redactor
+from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.ports import BotAdapter
 from coatcheck.middleware.gateway.ratelimit import RateLimit
 from coatcheck.middleware.gateway.recent import RecentValues
@@ -107,19 +108,31 @@ def _services(
     parts: _Parts,
     *,
     bot: BotAdapter,
-    sinks: Sequence[ExportSink],
+    export: ExportSection,
     external: ExternalValues,
     channel: str,
 ) -> Services:
     """The domain graph: each service with exactly the collaborators it uses."""
     p, settings = parts, parts.settings
-    exporter = Exporter(p.store, sinks, tenant=settings.tenant, channel=channel, limiter=p.limiter)
+    sinks: Sequence[ExportSink] = build_sinks(export)
+    keys = tuple(sink_key(spec) for spec in export.sinks)
+    exporter = Exporter(
+        p.store, sinks, tenant=settings.tenant, channel=channel, limiter=p.limiter, sink_keys=keys
+    )
+    outbox = OutboxWorker(
+        p.store,
+        dict(zip(keys, sinks, strict=True)),
+        export.outbox,
+        clock=p.clock,
+        limiter=p.limiter,
+    )
     lifecycle = Lifecycle(
         p.store,
         p.vault,
         clock=p.clock,
         idle_timeout=settings.idle_timeout_seconds,
-        listeners=(exporter.at_end,),
+        listeners=(outbox.nudge,),
+        in_end=(exporter.record_at_end,),
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
     refusals = RefusalAudit(p.vault)
@@ -157,6 +170,8 @@ def _services(
         rate_window=settings.rate_window_seconds,
         limiter=p.limiter,
         verify_every=settings.audit_verify_seconds,
+        tenant=settings.tenant,
+        idempotency_window=p.config.idempotency.window_seconds,
     )
     return Services(
         engine=p.engine,
@@ -172,6 +187,7 @@ def _services(
         lifecycle=lifecycle,
         records=ConversationRecords(p.store, p.vault),
         exporter=exporter,
+        outbox=outbox,
         sweeper=sweeper,
         subjects=Subjects(p.store, p.vault),
         clock=p.clock,
@@ -245,7 +261,7 @@ async def _domain(
                 services = _services(
                     parts,
                     bot=MeteredBot(bot if bot is not None else _bot(settings, http)),
-                    sinks=build_sinks(config.export),
+                    export=config.export,
                     external=ExternalValues(vault, resolver),
                     channel=channel,
                 )

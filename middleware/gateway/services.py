@@ -17,6 +17,7 @@ from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
 from coatcheck.middleware.gateway.refusals import RefusalAudit
@@ -47,6 +48,7 @@ class Services:
     lifecycle: Lifecycle
     records: ConversationRecords
     exporter: Exporter
+    outbox: OutboxWorker
     sweeper: Sweeper
     subjects: Subjects
     clock: Clock

@@ -143,6 +143,32 @@ class Messages:
                 ],
             )
 
+    def bump(self, tx: Transaction, limits: tuple[tuple[str, RateLimit], ...]) -> None:
+        """Count one use against each `(key, limit)` in the caller's transaction; the
+        first over its limit raises `RateLimited` (rolling back the caller's work)."""
+        now = self._db.clock()
+        for key, rate in limits:
+            self._count(tx, key, rate, now)
+
+    def epoch_history(
+        self, tx: Transaction, conversation_id: str, since: float | None
+    ) -> list[dict[str, Any]]:
+        """The redacted lines since `since` (the ended session's turns), oldest first, in
+        the caller's transaction (the end's: what it exports is what it ended)."""
+        query = (
+            select(
+                HISTORY.c.direction, HISTORY.c.text, HISTORY.c.created_at, HISTORY.c.entities_json
+            )
+            .where(HISTORY.c.conversation_id == conversation_id)
+            .order_by(HISTORY.c.id)
+        )
+        if since is not None:
+            query = query.where(HISTORY.c.created_at >= since)
+        return [
+            {"direction": r.direction, "text": r.text, "at": r.created_at, "entities": []}
+            for r in tx.execute(query).all()
+        ]
+
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The redacted transcript, both directions, oldest first (lock-free read)."""
         rows = self._db.read(

@@ -21,6 +21,8 @@ from coatcheck.middleware.models import (
     ConversationState,
     ExportRedaction,
     HistoryEntry,
+    IdempotentMessage,
+    OutboxRecord,
     RateCounter,
     UiSession,
 )
@@ -30,7 +32,9 @@ from coatcheck.vault.models import Base
 __all__ = [
     "EXPORT",
     "HISTORY",
+    "IDEMPOTENCY",
     "KEYS",
+    "OUTBOX",
     "RATE",
     "READ_STATE",
     "REPLY_LINES",
@@ -53,6 +57,8 @@ RATE = _table(RateCounter)
 KEYS = _table(ApiKey)
 EXPORT = _table(ExportRedaction)
 SESSIONS = _table(UiSession)
+OUTBOX = _table(OutboxRecord)
+IDEMPOTENCY = _table(IdempotentMessage)
 
 
 def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
