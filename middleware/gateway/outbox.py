@@ -17,6 +17,7 @@ was committed with the end, and is deleted only after a sink's 2xx (or its fsync
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -135,8 +136,6 @@ class OutboxWorker:
                     pass  # a backlog: keep going
             except Exception as exc:  # keep draining: the next pass retries
                 log.warning("outbox pass failed: %s", type(exc).__name__)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()

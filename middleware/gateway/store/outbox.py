@@ -95,7 +95,11 @@ class Outboxes:
                     OUTBOX.c.attempts,
                 )
             ).all()
-        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+        claimed = [
+            Claimed(int(r.id), str(r.conversation_id), str(r.sink), str(r.record_json), r.attempts)
+            for r in rows
+        ]
+        return sorted(claimed, key=lambda c: c.id)
 
     def delivered(self, row_id: int) -> None:
         """The sink took the record: the row goes."""
@@ -104,7 +108,7 @@ class Outboxes:
 
     def failed(self, row_id: int, attempts: int, retry_at: float | None, reason: str) -> None:
         """Record a failed attempt: due again at `retry_at`, or (None) a dead letter."""
-        values = {
+        values: dict[str, object] = {
             "attempts": attempts,
             "lease_until": None,
             "last_error": reason[:200],
