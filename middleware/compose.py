@@ -25,14 +25,15 @@ from coatcheck.middleware.external import EndpointConfig, ExternalResolver
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
+from coatcheck.middleware.gateway.idempotency import MessageDigests
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
 from coatcheck.middleware.gateway.masking import detector_redactor
 from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.ports import BotAdapter
-from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.ratelimit import RateLimit, ValueCap
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.records import ConversationRecords
-from coatcheck.middleware.gateway.redaction import RedactionService
+from coatcheck.middleware.gateway.redaction import RedactionService, RedactLimits
 from coatcheck.middleware.gateway.refusals import RefusalAudit
 from coatcheck.middleware.gateway.replies import Replies
 from coatcheck.middleware.gateway.reveals import Reveals
@@ -136,6 +137,8 @@ def _services(
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
     refusals = RefusalAudit(p.vault)
+    limits = p.config.limits
+    cap = ValueCap(limits.values_per_conversation, settings.tenant)
     conversations = ConversationService(
         store=p.store,
         redactor=redactor,
@@ -148,9 +151,13 @@ def _services(
         limits=TurnLimits(
             settings.max_message_chars,
             RateLimit(settings.rate_limit, settings.rate_window_seconds),
+            key_rate=RateLimit(limits.messages_per_key, limits.window_seconds, "api_key"),
+            cap=cap,
+            id_window=p.config.idempotency.window_seconds,
         ),
         limiter=p.limiter,
         clock=p.clock,
+        digests=MessageDigests(p.vault.grant_key),
     )
     reveals = Reveals(
         p.vault,
@@ -167,7 +174,7 @@ def _services(
         p.vault,
         lifecycle,
         clock=p.clock,
-        rate_window=settings.rate_window_seconds,
+        rate_window=max(settings.rate_window_seconds, limits.window_seconds),
         limiter=p.limiter,
         verify_every=settings.audit_verify_seconds,
         tenant=settings.tenant,
@@ -179,7 +186,16 @@ def _services(
         vault=p.vault,
         conversations=conversations,
         redaction=RedactionService(
-            store=p.store, redactor=redactor, vault=p.vault, lifecycle=lifecycle, recent=p.recent
+            store=p.store,
+            redactor=redactor,
+            vault=p.vault,
+            lifecycle=lifecycle,
+            recent=p.recent,
+            limits=RedactLimits(
+                RateLimit(limits.redact_per_key, limits.window_seconds, "api_key"),
+                RateLimit(limits.redact_per_conversation, limits.window_seconds, "conversation"),
+                cap,
+            ),
         ),
         reveals=reveals,
         external=external,

@@ -153,7 +153,8 @@ REPLY_LINES = Statement(
     )
 )
 
-# The pending rule (by conversation) and this window's count (by rate key), one round-trip.
+# The pending rule (by conversation) and this window's counts (the rate key's, the API
+# key's), one round-trip.
 READ_STATE = Statement(
     select(
         select(STATE.c.context_json)
@@ -164,5 +165,9 @@ READ_STATE = Statement(
         .where(RATE.c.sender == bindparam("sender"), RATE.c.window_start == bindparam("start"))
         .scalar_subquery()
         .label("count"),
+        select(RATE.c.count)
+        .where(RATE.c.sender == bindparam("key"), RATE.c.window_start == bindparam("kstart"))
+        .scalar_subquery()
+        .label("key_count"),
     )
 )
