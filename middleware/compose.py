@@ -22,6 +22,7 @@ from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
 from coatcheck.middleware.export import ExportSection, ExportSink, build_sinks, sink_key
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -207,6 +208,7 @@ def _services(
         sweeper=sweeper,
         subjects=Subjects(p.store, p.vault),
         clock=p.clock,
+        audit_roles=frozenset(Role(r) for r in p.config.ui.audit_roles) | {Role.ADMIN},
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -52,6 +53,9 @@ class Services:
     sweeper: Sweeper
     subjects: Subjects
     clock: Clock
+    # Staff roles that open the log viewer's audit view (config `ui.audit_roles`; admin
+    # always may).
+    audit_roles: frozenset[Role] = frozenset({Role.AUDITOR, Role.ADMIN})
 
 
 def services_of(state: Any) -> Services:
