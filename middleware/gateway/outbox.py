@@ -120,6 +120,17 @@ class OutboxWorker:
         except Exception as exc:
             log.warning("outbox settlement failed: %s", type(exc).__name__)
 
+    def counts(self) -> dict[str, int]:
+        """Records waiting (`pending`) and dead letters (`dead`)."""
+        return self._outbox.counts()
+
+    def requeue_dead(self) -> int:
+        """Give every dead letter a fresh attempt budget, due now; how many."""
+        requeued = self._outbox.requeue_dead()
+        if requeued:
+            log.info("outbox: %d dead letters requeued", requeued)
+        return requeued
+
     def nudge(self, result: EndResult) -> None:
         """A `Lifecycle` listener: a conversation ended, so look at the outbox now rather
         than at the next poll (thread-safe; a no-op before `run` starts)."""
