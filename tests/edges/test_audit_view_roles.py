@@ -75,8 +75,7 @@ def test_an_unknown_audit_role_is_refused_at_start(tmp_path: Path) -> None:
 def _planted(live: Live, cid: str, mail: str) -> str:
     answer = live.say(cid, f"mail {mail}")
     assert answer.status_code == 200
-    with live.services.store.transaction() as tx:
-        history = live.services.store.messages.epoch_history(tx, cid, None)
+    history = live.services.store.messages.history(cid)
     ref = re.search(r"CC_EMAIL_ADDRESS_[0-9a-z]{10}", history[0]["text"])
     assert ref is not None
     return ref.group(0)
