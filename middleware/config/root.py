@@ -76,9 +76,11 @@ class LimitsSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_seconds: int = Field(default=60, ge=1, le=86400, strict=True)
-    messages_per_key: int = Field(default=6000, ge=1, strict=True)
-    redact_per_key: int = Field(default=600, ge=1, strict=True)
-    redact_per_conversation: int = Field(default=120, ge=1, strict=True)
+    # A channel key carries a whole channel's traffic: its default is a ceiling against a
+    # runaway or stolen key (2,000 messages/s), not a per-user limit.
+    messages_per_key: int = Field(default=120_000, ge=1, strict=True)
+    redact_per_key: int = Field(default=60_000, ge=1, strict=True)
+    redact_per_conversation: int = Field(default=600, ge=1, strict=True)
     values_per_conversation: int = Field(default=5000, ge=1, strict=True)
 
 
