@@ -228,7 +228,6 @@ class ConversationService:
         vaulted: bool = False,
     ) -> None:
         """The message's rows in `tx`; raising rolls back the values vaulted with them."""
-        key = self._key_limit(turn)
         self._messages.record_inbound(
             tx,
             turn.conversation_id,
@@ -237,7 +236,6 @@ class ConversationService:
             self._limits.rate,
             consume,
             _entities_json(result),
-            () if key is None else (key,),
         )
         self._claim(tx, turn, digest)
         cap = self._limits.cap
@@ -245,6 +243,9 @@ class ConversationService:
             held = self._store.conversations.live_values(tx, cap.tenant, turn.conversation_id)
             if held > cap.limit:
                 raise TooManyValues("conversation_id")
+        key = self._key_limit(turn)
+        if key is not None:  # last: every message of the key updates this one row, so its
+            self._messages.bump(tx, (key,))  # lock is held only until the commit
 
     def _claim(self, tx: Transaction, turn: InboundTurn, digest: str | None) -> None:
         """Claim the message id with the message's own rows: of two attempts racing, the
