@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from coatcheck import __version__
@@ -34,6 +35,8 @@ from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
 
 __all__ = ["create_app"]
+
+_DRAIN_ON_STOP = 5.0  # seconds a graceful stop spends delivering the outbox's due records
 
 
 def _mount(app: FastAPI, channel: RasaRestChannel, settings: Settings) -> None:
@@ -74,6 +77,10 @@ def create_app(
             try:
                 yield
             finally:
+                # A graceful stop first delivers what is due (bounded): records the outbox
+                # still holds afterwards are sent by the next start.
+                with anyio.move_on_after(_DRAIN_ON_STOP):
+                    await services.outbox.drain_once()
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
