@@ -14,12 +14,11 @@ from sqlalchemy import Row, and_, delete, func, or_, select, update
 
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store.db import Db
-from coatcheck.middleware.gateway.store.statements import STATE, new_state_row
+from coatcheck.middleware.gateway.store.statements import LIVE_VALUES, STATE, new_state_row
 from coatcheck.vault import Transaction
-from coatcheck.vault.models import Conversation, StoredValue
+from coatcheck.vault.models import Conversation
 
 _EPOCHS = Conversation.__table__
-_VALUES = StoredValue.__table__
 
 __all__ = ["Conversations"]
 
@@ -159,19 +158,8 @@ class Conversations:
 
     def live_values(self, tx: Transaction, tenant: str, conversation_id: str) -> int:
         """How many values the conversation's live key epoch holds (the per-conversation
-        cap), in the caller's transaction."""
-        live = (
-            select(_EPOCHS.c.id)
-            .where(
-                _EPOCHS.c.tenant == tenant,
-                _EPOCHS.c.conversation_id == conversation_id,
-                _EPOCHS.c.ended_at.is_(None),
-            )
-            .scalar_subquery()
-        )
-        count = tx.execute(
-            select(func.count()).select_from(_VALUES).where(_VALUES.c.conversation_pk.in_(live))
-        ).scalar()
+        cap), in the caller's transaction (prebuilt: it runs with every message)."""
+        (count,) = tx.scalars(LIVE_VALUES, {"tenant": tenant, "cid": conversation_id})
         return int(count or 0)
 
     def status(self, tx: Transaction, conversation_id: str) -> str | None:
