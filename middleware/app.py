@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from coatcheck import __version__
@@ -34,6 +35,8 @@ from coatcheck.middleware.settings import Settings, load_settings
 from coatcheck.middleware.ui import router as ui_router
 
 __all__ = ["create_app"]
+
+_DRAIN_ON_STOP = 5.0  # seconds a graceful stop spends delivering the outbox's due records
 
 
 def _mount(app: FastAPI, channel: RasaRestChannel, settings: Settings) -> None:
@@ -67,17 +70,22 @@ def create_app(
         ):
             app.state.services = services
             app.state.auth = auth
-            sweeper = None
+            tasks = [asyncio.create_task(services.outbox.run())]  # export delivery
             if settings.sweep_interval_seconds > 0:
                 sweep = services.sweeper.run(settings.sweep_interval_seconds)
-                sweeper = asyncio.create_task(sweep)
+                tasks.append(asyncio.create_task(sweep))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
+                # A graceful stop first delivers what is due (bounded): records the outbox
+                # still holds afterwards are sent by the next start.
+                with anyio.move_on_after(_DRAIN_ON_STOP):
+                    await services.outbox.drain_once()
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+                        await task
 
     app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)

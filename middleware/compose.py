@@ -20,18 +20,21 @@ from sqlalchemy import Engine
 from coatcheck.middleware.adapters import EchoBot, RasaRestBot
 from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
-from coatcheck.middleware.export import ExportSink, build_sinks
+from coatcheck.middleware.export import ExportSection, ExportSink, build_sinks, sink_key
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
+from coatcheck.middleware.gateway.idempotency import MessageDigests
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
 from coatcheck.middleware.gateway.masking import detector_redactor
+from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.ports import BotAdapter
-from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.ratelimit import RateLimit, ValueCap
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.records import ConversationRecords
-from coatcheck.middleware.gateway.redaction import RedactionService
+from coatcheck.middleware.gateway.redaction import RedactionService, RedactLimits
 from coatcheck.middleware.gateway.refusals import RefusalAudit
 from coatcheck.middleware.gateway.replies import Replies
 from coatcheck.middleware.gateway.reveals import Reveals
@@ -107,22 +110,36 @@ def _services(
     parts: _Parts,
     *,
     bot: BotAdapter,
-    sinks: Sequence[ExportSink],
+    export: ExportSection,
     external: ExternalValues,
     channel: str,
 ) -> Services:
     """The domain graph: each service with exactly the collaborators it uses."""
     p, settings = parts, parts.settings
-    exporter = Exporter(p.store, sinks, tenant=settings.tenant, channel=channel, limiter=p.limiter)
+    sinks: Sequence[ExportSink] = build_sinks(export)
+    keys = tuple(sink_key(spec) for spec in export.sinks)
+    exporter = Exporter(
+        p.store, sinks, tenant=settings.tenant, channel=channel, limiter=p.limiter, sink_keys=keys
+    )
+    outbox = OutboxWorker(
+        p.store,
+        dict(zip(keys, sinks, strict=True)),
+        export.outbox,
+        clock=p.clock,
+        limiter=p.limiter,
+    )
     lifecycle = Lifecycle(
         p.store,
         p.vault,
         clock=p.clock,
         idle_timeout=settings.idle_timeout_seconds,
-        listeners=(exporter.at_end,),
+        listeners=(outbox.nudge,),
+        in_end=(exporter.record_at_end,),
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
     refusals = RefusalAudit(p.vault)
+    limits = p.config.limits
+    cap = ValueCap(limits.values_per_conversation, settings.tenant)
     conversations = ConversationService(
         store=p.store,
         redactor=redactor,
@@ -135,9 +152,13 @@ def _services(
         limits=TurnLimits(
             settings.max_message_chars,
             RateLimit(settings.rate_limit, settings.rate_window_seconds),
+            key_rate=RateLimit(limits.messages_per_key, limits.window_seconds, "api_key"),
+            cap=cap,
+            id_window=p.config.idempotency.window_seconds,
         ),
         limiter=p.limiter,
         clock=p.clock,
+        digests=MessageDigests(p.vault.grant_key),
     )
     reveals = Reveals(
         p.vault,
@@ -154,9 +175,11 @@ def _services(
         p.vault,
         lifecycle,
         clock=p.clock,
-        rate_window=settings.rate_window_seconds,
+        rate_window=max(settings.rate_window_seconds, limits.window_seconds),
         limiter=p.limiter,
         verify_every=settings.audit_verify_seconds,
+        tenant=settings.tenant,
+        idempotency_window=p.config.idempotency.window_seconds,
     )
     return Services(
         engine=p.engine,
@@ -164,7 +187,16 @@ def _services(
         vault=p.vault,
         conversations=conversations,
         redaction=RedactionService(
-            store=p.store, redactor=redactor, vault=p.vault, lifecycle=lifecycle, recent=p.recent
+            store=p.store,
+            redactor=redactor,
+            vault=p.vault,
+            lifecycle=lifecycle,
+            recent=p.recent,
+            limits=RedactLimits(
+                RateLimit(limits.redact_per_key, limits.window_seconds, "api_key"),
+                RateLimit(limits.redact_per_conversation, limits.window_seconds, "conversation"),
+                cap,
+            ),
         ),
         reveals=reveals,
         external=external,
@@ -172,9 +204,11 @@ def _services(
         lifecycle=lifecycle,
         records=ConversationRecords(p.store, p.vault),
         exporter=exporter,
+        outbox=outbox,
         sweeper=sweeper,
         subjects=Subjects(p.store, p.vault),
         clock=p.clock,
+        audit_roles=frozenset(Role(r) for r in p.config.ui.audit_roles) | {Role.ADMIN},
     )
 
 
@@ -245,7 +279,7 @@ async def _domain(
                 services = _services(
                     parts,
                     bot=MeteredBot(bot if bot is not None else _bot(settings, http)),
-                    sinks=build_sinks(config.export),
+                    export=config.export,
                     external=ExternalValues(vault, resolver),
                     channel=channel,
                 )

@@ -17,6 +17,8 @@ __all__ = [
     "ConversationState",
     "ExportRedaction",
     "HistoryEntry",
+    "IdempotentMessage",
+    "OutboxRecord",
     "RateCounter",
     "UiSession",
 ]
@@ -115,3 +117,50 @@ class UiSession(Base):
     key_prefix: Mapped[str] = mapped_column(String(16), index=True, nullable=False)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     expires_at: Mapped[float] = mapped_column(Float, index=True, nullable=False)
+
+
+class OutboxRecord(Base):
+    """One export record waiting for one sink (the durable outbox, docs/export.md).
+
+    Written in the transaction that ends the conversation, so an end and its record commit
+    together (a crash loses neither); the outbox worker claims due rows with a lease
+    (`lease_until`), delivers outside the request path and the database limiter, deletes a
+    delivered row, and on failure backs off (`next_attempt_at`) until `max_attempts`, then
+    keeps the row as `dead` (a dead letter, requeued by an admin).  `record_json` is the
+    filtered record built from redacted history (bare references, never a value);
+    `last_error` a sink's reason (a status or an error class name), never content.
+    """
+
+    __tablename__ = "gw_export_outbox"
+    __table_args__ = (Index("ix_gw_export_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(255), index=True, nullable=False)
+    sink: Mapped[str] = mapped_column(String(64), nullable=False)
+    record_json: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class IdempotentMessage(Base):
+    """A channel's message id, seen once (docs/service.md, "Idempotent delivery").
+
+    `id` is a keyed digest of (channel, conversation, message id): the client's id is never
+    stored.  `state` is `pending` from the transaction that records the message until the
+    replies are stored (then `done`, with `replies_json`: the bot's replies in reference
+    form, as history keeps them, never a revealed value).  A pending row whose worker died
+    stays pending: a repeat gets 409, never a second delivery.  Rows older than the window
+    are dropped by the sweeper.
+    """
+
+    __tablename__ = "gw_idempotency"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(255), index=True, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, index=True, nullable=False)
+    replies_json: Mapped[str | None] = mapped_column(Text, nullable=True)

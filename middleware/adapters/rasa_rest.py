@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from coatcheck.middleware.gateway.errors import BadText, BotUnavailable
 from coatcheck.middleware.gateway.rules import ContextRule
-from coatcheck.middleware.gateway.text import CleanStr, ConversationId
+from coatcheck.middleware.gateway.text import CleanStr, ConversationId, clean_field
 from coatcheck.middleware.gateway.turns import (
     EMPTY,
     BotAnswer,
@@ -90,10 +91,28 @@ def render_reply(recipient: str, reply: BotReply) -> Reply:
     return out
 
 
+_MAX_MESSAGE_ID = 255
+
+
 def _language(request: RasaMessage) -> str | None:
     """The channel's `metadata.language` (Rasa's convention for a locale), when it is one."""
     hint = (request.metadata or {}).get("language")
     return hint if isinstance(hint, str) and 0 < len(hint) <= _MAX_LANGUAGE else None
+
+
+def message_id(request: RasaMessage) -> str | None:
+    """Rasa's `metadata.message_id` (the channel's id for the message, idempotent
+    delivery), when it is a usable one: 1 to 255 printable characters; a number is taken
+    as its decimal form.  Anything else is `BadText` (422) rather than silently ignored:
+    a channel that sends ids expects them to protect it."""
+    raw = (request.metadata or {}).get("message_id")
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not 0 < len(raw) <= _MAX_MESSAGE_ID:
+        raise BadText("metadata.message_id", "must be a string of 1 to 255 characters")
+    return clean_field(raw, "metadata.message_id")
 
 
 class RasaRestChannel:
@@ -102,9 +121,11 @@ class RasaRestChannel:
     name = CHANNEL
 
     def to_turn(self, request: RasaMessage) -> InboundTurn:
-        return InboundTurn.user_says(
+        turn = InboundTurn.user_says(
             request.sender, request.message, channel=self.name, language=_language(request)
         )
+        found = message_id(request)
+        return turn if found is None else replace(turn, message_id=found)
 
     def render(self, request: RasaMessage, replies: Sequence[BotReply]) -> list[Reply]:
         return [render_reply(request.sender, reply) for reply in replies]

@@ -10,7 +10,7 @@ name under `types:` must be a type coatcheck knows, an external type must be fin
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,15 @@ from coatcheck.middleware.external import EndpointConfig
 from coatcheck.vault import Policies
 from coatcheck.vault import Retention as VaultRetention
 
-__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "builtin_types"]
+__all__ = [
+    "ActionName",
+    "CoatcheckConfig",
+    "GrantsSection",
+    "IdempotencySection",
+    "LimitsSection",
+    "UiSection",
+    "builtin_types",
+]
 
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -55,6 +63,46 @@ class GrantsSection(BaseModel):
     ttl_seconds: float = Field(default=30.0, gt=0, le=3600, strict=True)
 
 
+class LimitsSection(BaseModel):
+    """`limits:` — what one API key and one conversation may use (docs/operations.md).
+
+    The per-sender limit stays `COATCHECK_RATE_LIMIT`; these bound what rotating senders
+    cannot dodge: messages per channel key, `/v1/redact` calls per key and per
+    conversation, all in fixed windows of `window_seconds`, counted in the database (they
+    hold across workers).  `values_per_conversation` caps the values vaulted in one key
+    epoch (a message or redact that would pass it is refused, 429, nothing vaulted).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_seconds: int = Field(default=60, ge=1, le=86400, strict=True)
+    # A channel key carries a whole channel's traffic: its default is a ceiling against a
+    # runaway or stolen key (2,000 messages/s), not a per-user limit.
+    messages_per_key: int = Field(default=120_000, ge=1, strict=True)
+    redact_per_key: int = Field(default=60_000, ge=1, strict=True)
+    redact_per_conversation: int = Field(default=600, ge=1, strict=True)
+    values_per_conversation: int = Field(default=5000, ge=1, strict=True)
+
+
+class IdempotencySection(BaseModel):
+    """`idempotency:` — how long a channel's message id is remembered (docs/service.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_seconds: float = Field(default=86400.0, ge=60, le=30 * 86400, strict=True)
+
+
+StaffRole = Literal["viewer", "agent", "auditor", "admin"]
+
+
+class UiSection(BaseModel):
+    """`ui:` — which staff roles open the audit view (docs/ui.md); admin always may."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    audit_roles: frozenset[StaffRole] = frozenset({"auditor", "admin"})
+
+
 class CoatcheckConfig(BaseModel):
     """The whole file.  Fields are checked in this order (later checks read earlier ones)."""
 
@@ -68,6 +116,9 @@ class CoatcheckConfig(BaseModel):
     grants: GrantsSection = GrantsSection()
     export: ExportSection = ExportSection()
     external: dict[TypeName, EndpointConfig] = {}
+    limits: LimitsSection = LimitsSection()
+    idempotency: IdempotencySection = IdempotencySection()
+    ui: UiSection = UiSection()
 
     @model_validator(mode="before")
     @classmethod

@@ -16,12 +16,19 @@ from coatcheck.middleware.export.config import (
     PRIVACY_FIRST,
     ExportConfig,
     ExportSection,
+    OutboxSettings,
     SinkSpec,
 )
 from coatcheck.middleware.export.errors import ExportError, ExportSinkError
 from coatcheck.middleware.export.record import ConversationRecord, EntityRef, Turn
 from coatcheck.middleware.export.redact import apply_export_config
-from coatcheck.middleware.export.sinks import ExportSink, JsonlSink, WebhookSink, build_sinks
+from coatcheck.middleware.export.sinks import (
+    ExportSink,
+    JsonlSink,
+    WebhookSink,
+    build_sinks,
+    sink_key,
+)
 
 __all__ = [
     "MANDATORY_FIELDS",
@@ -34,9 +41,11 @@ __all__ = [
     "ExportSink",
     "ExportSinkError",
     "JsonlSink",
+    "OutboxSettings",
     "SinkSpec",
     "Turn",
     "WebhookSink",
     "apply_export_config",
     "build_sinks",
+    "sink_key",
 ]

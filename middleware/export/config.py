@@ -13,7 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-__all__ = ["MANDATORY_FIELDS", "PRIVACY_FIRST", "ExportConfig", "ExportSection", "SinkSpec"]
+__all__ = [
+    "MANDATORY_FIELDS",
+    "PRIVACY_FIRST",
+    "ExportConfig",
+    "ExportSection",
+    "OutboxSettings",
+    "SinkSpec",
+]
 
 MANDATORY_FIELDS: frozenset[str] = frozenset({"conversation_id", "tenant", "ended_at"})
 """Top-level fields every exported record keeps: without them a record cannot be joined,
@@ -84,9 +91,36 @@ class SinkSpec(BaseModel):
         return self
 
 
+class OutboxSettings(BaseModel):
+    """`export.outbox:` — how the outbox worker retries a sink (docs/export.md).
+
+    A failed delivery waits `backoff_seconds * 2**(attempts-1)` (at most
+    `max_backoff_seconds`) before the next attempt; after `max_attempts` the record is a
+    dead letter.  A claimed row is someone else's for `lease_seconds` (longer than any
+    sink's timeout): a worker that dies mid-delivery leaves it to be retried after that.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    batch: int = Field(default=50, ge=1, le=1000)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_seconds: float = Field(default=5.0, gt=0, le=3600)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    lease_seconds: float = Field(default=120.0, ge=1, le=3600)
+
+
 class ExportSection(BaseModel):
     """The YAML `export:` section: where exported records go (the filter lives in the DB)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sinks: tuple[SinkSpec, ...] = Field(default=(), max_length=16)
+    outbox: OutboxSettings = OutboxSettings()
+
+    @model_validator(mode="after")
+    def _lease_outlives_timeouts(self) -> ExportSection:
+        longest = max((s.timeout_seconds for s in self.sinks), default=0.0)
+        if self.outbox.lease_seconds <= longest:
+            raise ValueError("outbox.lease_seconds must be longer than every sink's timeout")
+        return self

@@ -14,6 +14,7 @@ checked after resolution, on the very addresses the connection uses (no re-resol
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import os
@@ -29,10 +30,10 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from coatcheck.middleware.export.config import ExportSection
+from coatcheck.middleware.export.config import ExportSection, SinkSpec
 from coatcheck.middleware.export.errors import ExportSinkError
 
-__all__ = ["ExportSink", "JsonlSink", "WebhookSink", "build_sinks"]
+__all__ = ["ExportSink", "JsonlSink", "WebhookSink", "build_sinks", "sink_key"]
 
 
 def _json_default(value: object) -> str:
@@ -200,3 +201,18 @@ def build_sinks(section: ExportSection) -> tuple[ExportSink, ...]:
                 )
             )
     return tuple(sinks)
+
+
+def sink_key(spec: SinkSpec) -> str:
+    """A stable name for a configured sink (the outbox's rows name it): its kind and a
+    digest of its destination, so a row outlives a restart and a reordered config, and a
+    row whose sink was removed from the config is recognised as such."""
+    kind, target = (
+        ("jsonl", str(spec.jsonl))
+        if spec.jsonl is not None
+        else (
+            "webhook",
+            str(spec.webhook),
+        )
+    )
+    return f"{kind}:{hashlib.sha256(target.encode()).hexdigest()[:32]}"

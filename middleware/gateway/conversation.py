@@ -21,9 +21,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.grammar import parse_references
 from coatcheck.middleware.detect import Context, UnknownTypeError
-from coatcheck.middleware.gateway.errors import BadText, StorageUnavailable
+from coatcheck.middleware.gateway.errors import (
+    BadText,
+    DeliveryUnknown,
+    StorageUnavailable,
+    TooManyValues,
+)
+from coatcheck.middleware.gateway.idempotency import MessageDigests
 from coatcheck.middleware.gateway.ports import BotAdapter
-from coatcheck.middleware.gateway.ratelimit import RateLimit
+from coatcheck.middleware.gateway.ratelimit import RateLimit, ValueCap, key_counter
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.replies import Replies
 from coatcheck.middleware.gateway.rules import ContextRule
@@ -48,10 +54,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class TurnLimits:
-    """The per-turn limits: message length (422) and messages per rate key (429)."""
+    """The per-turn limits: message length (422), messages per rate key and per API key
+    (429), values per conversation (429), and how long a message id is remembered."""
 
     max_message_chars: int
     rate: RateLimit
+    key_rate: RateLimit | None = None
+    cap: ValueCap | None = None
+    id_window: float = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class _Inbound:
 
     turn: BotTurn | None = None
     answer: list[BotReply] | None = None
+    digest: str | None = None  # the message id's, when the turn carried one
 
 
 def _entities_json(result: RedactResult) -> str | None:
@@ -94,8 +105,11 @@ class ConversationService:
         limits: TurnLimits,
         limiter: CapacityLimiter,
         clock: Clock,
+        digests: MessageDigests | None = None,
     ) -> None:
         self._store = store
+        self._ids = store.message_ids
+        self._digests = digests
         self._messages = store.messages
         self._redactor = redactor
         self._vault = vault
@@ -124,21 +138,55 @@ class ConversationService:
         assert inbound.turn is not None
         answer = await self._bot.send(inbound.turn)
         return await to_thread.run_sync(
-            self._replies.apply, turn.conversation_id, answer, limiter=self._limiter
+            self._replies.apply, turn.conversation_id, answer, inbound.digest, limiter=self._limiter
         )
 
-    def _inbound(self, turn: InboundTurn, text: str) -> _Inbound:
-        """Read the pending rule and rate count (no lock), vault, then commit the record.
+    def _digest(self, turn: InboundTurn) -> str | None:
+        if turn.message_id is None or self._digests is None:
+            return None
+        return self._digests.of(turn.channel, turn.conversation_id, turn.message_id)
 
-        The rate pre-check refuses a key already over the limit before anything is
-        vaulted; the authoritative count is bumped in the same transaction as the history
-        line.
+    def _repeat(self, turn: InboundTurn, digest: str) -> _Inbound | None:
+        """A message id seen within the window: its stored replies (`done`), or 409 when
+        the first attempt's outcome is unknown; None for a new id."""
+        seen = self._ids.seen(digest, self._clock() - self._limits.id_window)
+        if seen is None:
+            return None
+        state, replies = seen
+        if state != "done" or replies is None:
+            raise DeliveryUnknown("message_id")
+        return _Inbound(answer=self._replies.replay(turn.conversation_id, replies))
+
+    def _key_limit(self, turn: InboundTurn) -> tuple[str, RateLimit] | None:
+        rate = self._limits.key_rate
+        if rate is None or turn.client is None:
+            return None
+        return key_counter("messages", turn.client), rate
+
+    def _inbound(self, turn: InboundTurn, text: str) -> _Inbound:
+        """Read the pending rule and rate counts (no lock), vault, then commit the record.
+
+        A repeated message id is answered from its stored replies (or refused) before
+        anything else.  The rate pre-checks refuse a sender or API key already over its
+        limit before anything is vaulted; the authoritative counts are bumped in the same
+        transaction as the history line (and the message id's claim).
         """
         cid = turn.conversation_id
-        rule, count = self._messages.read_state(cid, turn.rate_key, self._limits.rate)
-        self._limits.rate.precheck(count, self._clock())
+        digest = self._digest(turn)
+        if digest is not None:
+            repeat = self._repeat(turn, digest)
+            if repeat is not None:
+                return repeat
+        key = self._key_limit(turn)
+        rule, count, key_count = self._messages.read_state(
+            cid, turn.rate_key, self._limits.rate, key
+        )
+        now = self._clock()
+        self._limits.rate.precheck(count, now)
+        if key is not None:
+            key[1].precheck(key_count, now)
         if rule is not None and rule.secure:
-            return self._secure_capture(turn, text, rule)
+            return self._secure_capture(turn, text, rule, digest)
         context = None if rule is None else rule.context()
         consume = rule is not None
 
@@ -146,9 +194,9 @@ class ConversationService:
             # Inside the vault's tokenize transaction: values, rate count, state and history
             # line commit together (one durable write before the bot, not two).
             if tx is None:
-                self._record_inbound(turn, result, consume)
+                self._record_inbound(turn, result, consume, digest)
             else:
-                self._record_in(tx, turn, result, consume)
+                self._record_in(tx, turn, result, consume, digest, vaulted=True)
 
         language = turn.language  # the channel's hint: numbering plans, NER model
         try:
@@ -160,16 +208,26 @@ class ConversationService:
         except SQLAlchemyError:
             raise StorageUnavailable("database") from None
         self._remember(text, result)
-        return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)))
+        return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)), digest=digest)
 
-    def _record_inbound(self, turn: InboundTurn, result: RedactResult, consume: bool) -> None:
+    def _record_inbound(
+        self, turn: InboundTurn, result: RedactResult, consume: bool, digest: str | None
+    ) -> None:
         """One transaction: count the message, consume the rule it used, store its line."""
         with self._store.transaction() as tx:
-            self._record_in(tx, turn, result, consume)
+            self._record_in(tx, turn, result, consume, digest)
 
     def _record_in(
-        self, tx: Transaction, turn: InboundTurn, result: RedactResult, consume: bool
+        self,
+        tx: Transaction,
+        turn: InboundTurn,
+        result: RedactResult,
+        consume: bool,
+        digest: str | None,
+        *,
+        vaulted: bool = False,
     ) -> None:
+        """The message's rows in `tx`; raising rolls back the values vaulted with them."""
         self._messages.record_inbound(
             tx,
             turn.conversation_id,
@@ -179,6 +237,24 @@ class ConversationService:
             consume,
             _entities_json(result),
         )
+        self._claim(tx, turn, digest)
+        cap = self._limits.cap
+        if vaulted and cap is not None:
+            held = self._store.conversations.live_values(tx, cap.tenant, turn.conversation_id)
+            if held > cap.limit:
+                raise TooManyValues("conversation_id")
+        key = self._key_limit(turn)
+        if key is not None:  # last: every message of the key updates this one row, so its
+            self._messages.bump(tx, (key,))  # lock is held only until the commit
+
+    def _claim(self, tx: Transaction, turn: InboundTurn, digest: str | None) -> None:
+        """Claim the message id with the message's own rows: of two attempts racing, the
+        second finds it taken and rolls back everything it vaulted (409)."""
+        if digest is None:
+            return
+        since = self._clock() - self._limits.id_window
+        if not self._ids.claim(tx, digest, turn.conversation_id, since):
+            raise DeliveryUnknown("message_id")
 
     def _remember(self, text: str, result: RedactResult) -> None:
         """Feed the log filter the blind forms of what was just vaulted (offsets index
@@ -186,7 +262,9 @@ class ConversationService:
         for entity in result.entities:
             self._recent.add(text[entity.start : entity.end])
 
-    def _secure_capture(self, turn: InboundTurn, text: str, rule: ContextRule) -> _Inbound:
+    def _secure_capture(
+        self, turn: InboundTurn, text: str, rule: ContextRule, digest: str | None
+    ) -> _Inbound:
         """Vault the whole message; the bot gets only the check result (and the reference)."""
         cid = turn.conversation_id
         result = self._redactor.redact(cid, text, Context(rule.expect, "whole"))
@@ -204,8 +282,12 @@ class ConversationService:
                 result.text,
                 _entities_json(result),
                 rule.retried(),
+                then=lambda tx: self._claim(tx, turn, digest),
             )
-            return _Inbound(answer=[BotReply(text=rule.retry_text)])
-        self._record_inbound(turn, result, True)
+            answer = [BotReply(text=rule.retry_text)]
+            if digest is not None:  # a repeat gets the same retry prompt, not a new attempt
+                self._replies.remember(digest, answer)
+            return _Inbound(answer=answer)
+        self._record_inbound(turn, result, True, digest)
         capture = CaptureResult(rule.expect, ok, refs[0].reference if ok else None)
-        return _Inbound(BotTurn(cid, capture=capture))
+        return _Inbound(BotTurn(cid, capture=capture), digest=digest)

@@ -7,13 +7,15 @@ log viewer (`ui/errors.py` subclasses the root) map them the same way.
     ├── AuthError                     401 unauthorized   (missing / unknown key)
     │   └── RoleForbidden             403 forbidden      (key lacks the role)
     ├── RevealRefused(code)           403 <code>         (staff reveal refused: lifecycle rules)
-    ├── ConversationClosed            409 conversation_ended (temporary value for an ended one)
+    ├── ConversationClosed            409 conversation_ended (a value for an ended one)
+    ├── DeliveryUnknown               409 duplicate_message (a repeat of a message in flight)
     ├── RequestRejected               400 bad_request
     │   ├── MalformedJson             400 malformed_json
     │   ├── TooDeep                   400 too_deep
     │   ├── BadText                   422 bad_text       (lone surrogate, NUL, too long)
     │   ├── PayloadTooLarge           413 too_large
-    │   └── RateLimited               429 rate_limited   (+ Retry-After)
+    │   ├── RateLimited               429 rate_limited   (+ Retry-After)
+    │   └── TooManyValues             429 too_many_values (the conversation's cap)
     ├── StorageUnavailable            503 storage_unavailable (fail closed)
     ├── BotUnavailable                502 bot_unavailable
     ├── ConversationNotFound          404 unknown_conversation (export of an unknown id)
@@ -34,6 +36,7 @@ __all__ = [
     "BotUnavailable",
     "ConversationClosed",
     "ConversationNotFound",
+    "DeliveryUnknown",
     "GatewayError",
     "MalformedJson",
     "PayloadTooLarge",
@@ -43,6 +46,7 @@ __all__ = [
     "RoleForbidden",
     "StorageUnavailable",
     "TooDeep",
+    "TooManyValues",
     "UnsupportedTurn",
 ]
 
@@ -95,6 +99,18 @@ class ConversationClosed(GatewayError):
     default_message = "the conversation has ended"
 
 
+class DeliveryUnknown(GatewayError):
+    """A repeated message id whose first attempt has no known outcome (still in flight,
+    or its worker died): not delivered again, so the bot acts at most once."""
+
+    status = 409
+    code = "duplicate_message"
+    default_message = (
+        "a message with this id was received before and its outcome is unknown; it was not "
+        "delivered again (use a new message id to send it as a new message)"
+    )
+
+
 class RequestRejected(GatewayError):
     status = 400
     code = "bad_request"
@@ -127,10 +143,23 @@ class RateLimited(RequestRejected):
     status = 429
     code = "rate_limited"
     default_message = "too many messages for this sender; retry later"
+    messages = {
+        "api_key": "too many requests for this API key; retry later",
+        "conversation": "too many requests for this conversation; retry later",
+    }
 
     def __init__(self, retry_after: int, name: str | None = None) -> None:
-        super().__init__(name)
+        super().__init__(name, self.messages.get(name or ""))
         self.retry_after = retry_after
+
+
+class TooManyValues(RequestRejected):
+    status = 429
+    code = "too_many_values"
+    default_message = (
+        "this conversation holds the most values allowed; nothing was stored "
+        "(end it to start a new one)"
+    )
 
 
 class StorageUnavailable(GatewayError):

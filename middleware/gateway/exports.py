@@ -2,7 +2,9 @@
 
 The config lives in one database row per tenant with a version, read on every export (one
 primary-key lookup), so a change made through any worker applies to the very next record
-on every worker without a restart or a cache to invalidate.  Records are built from the
+on every worker without a restart or a cache to invalidate.  A conversation's end writes
+its record to the outbox in the end's own transaction (`record_at_end`); the outbox worker
+(`outbox.py`) delivers it.  Records are built from the
 redacted history only: the vault is never opened, and display forms are cut down to bare
 references (`mask` would otherwise hand part of a value to a third party).
 """
@@ -10,6 +12,7 @@ references (`mask` would otherwise hand part of a value to a third party).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from coatcheck.middleware.export import (
 from coatcheck.middleware.gateway.errors import ConversationNotFound
 from coatcheck.middleware.gateway.lifecycle import EndResult
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.vault import Transaction
 
 __all__ = ["Exporter", "Status", "StoredConfig", "build_record"]
 
@@ -117,7 +121,8 @@ def build_record(
 class Exporter:
     """Builds, filters (newest stored config) and delivers records to the sinks.
 
-    `channel` is the channel adapter's name, recorded in every record.
+    `channel` is the channel adapter's name, recorded in every record; `sink_keys` name
+    the configured sinks (`sink_key`) for the outbox rows written at each end.
     """
 
     def __init__(
@@ -128,9 +133,11 @@ class Exporter:
         tenant: str,
         channel: str,
         limiter: CapacityLimiter,
+        sink_keys: Sequence[str] = (),
     ) -> None:
         self._store = store
         self._sinks = tuple(sinks)
+        self._sink_keys = tuple(sink_keys)
         self._tenant = tenant
         self._channel = channel
         self._limiter = limiter
@@ -234,23 +241,27 @@ class Exporter:
             raise failure
         return delivered
 
-    def at_end(self, result: EndResult) -> None:
-        """Export the record of a conversation that just ended (a `Lifecycle` listener).
+    def record_at_end(self, tx: Transaction, result: EndResult) -> None:
+        """Put the ended session's record in the outbox, one row per sink (a `Lifecycle`
+        hook: runs inside the end's transaction, so the end and its record commit together
+        and a crash loses neither).
 
-        Runs in the worker thread that ended it, which may hold the worker's database
-        limiter: so the record is read right here (not through the limiter, which would
-        deadlock) and only the delivery hops to the event loop.  The end is already
-        committed: a failed delivery is logged (sink name only) and can be repeated with
-        the export route.
+        The record holds the turns of the ended key epoch only (the history lines since
+        the session started), filtered by the config stored at this moment.  Nothing is
+        sent here: the outbox worker delivers, outside the request path and the database
+        limiter.
         """
-        if not self._sinks:
+        if not self._sink_keys:
             return
-        stored, history = self._load(result.conversation_id)
+        since = self._store.conversations.started_at(tx, result.conversation_id)
+        history = self._store.messages.epoch_history(tx, result.conversation_id, since)
         if not history:
             return
         status = cast(Status, result.status) if result.status in get_args(Status) else "ended"
-        filtered = self._filtered(stored, result.conversation_id, history, status, result.ended_at)
-        try:
-            anyio.from_thread.run(self._deliver, filtered)
-        except ExportSinkError as exc:
-            log.warning("export at conversation end failed: sink=%s", exc.sink)
+        filtered = self._filtered(
+            self.stored_config(), result.conversation_id, history, status, result.ended_at
+        )
+        payload = json.dumps(filtered, ensure_ascii=False, separators=(",", ":"))
+        self._store.outbox.enqueue(
+            tx, result.conversation_id, [(key, payload) for key in self._sink_keys]
+        )

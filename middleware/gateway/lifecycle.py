@@ -5,9 +5,14 @@ directive and the sweeper's idle timeout all call it.  In ONE transaction it cla
 conversation's state row (a conditional UPDATE: of two workers, one wins; the other's
 UPDATE waits for the winner's commit and then matches nothing), applies the per-type
 retention in the vault (`Vault.end` in the same `Transaction`, audited) and stores the
-outcome.  After the commit it settles the vault's files (`Vault.settle`: what the end
-shredded leaves the live database files; the sweeper's idle ends settle once per pass) and
-tells its listeners (the export of the conversation's record).  Decisions: docs/lifecycle.md.
+outcome, and, in that same transaction, whatever must commit with the end (`in_end`: the
+export outbox's record of the ended session, so a crash loses neither).  After the commit
+it settles the vault's files (`Vault.settle`: what the end shredded leaves the live
+database files; the sweeper's idle ends settle once per pass) and tells its listeners
+(the outbox worker, woken).  A conversation's lifecycle owns every key epoch: nothing is
+vaulted into an ended conversation except through a message (which reopens it), and the
+sweeper ends any live epoch without an active state row (`EndReason.ORPHAN`).
+Decisions: docs/lifecycle.md.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.gateway.store.db import Clock
 from coatcheck.vault import Transaction, Vault
 
-__all__ = ["EndListener", "EndReason", "EndResult", "Lifecycle"]
+__all__ = ["EndHook", "EndListener", "EndReason", "EndResult", "Lifecycle"]
 
 
 class EndReason(StrEnum):
     API = "api"  # POST /v1/conversations/{id}/end
     BOT = "bot"  # the bot's {"end": true} directive
     IDLE = "idle"  # the sweeper: no message for COATCHECK_IDLE_TIMEOUT_SECONDS
+    ORPHAN = "orphan"  # the sweeper: a live key epoch whose conversation is not active
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class EndResult:
 
 
 EndListener = Callable[[EndResult], None]
+EndHook = Callable[[Transaction, EndResult], None]
 
 
 class Lifecycle:
@@ -60,6 +67,7 @@ class Lifecycle:
         clock: Clock,
         idle_timeout: float,
         listeners: Sequence[EndListener] = (),
+        in_end: Sequence[EndHook] = (),
     ) -> None:
         self._store = store
         self._states = store.conversations
@@ -67,6 +75,7 @@ class Lifecycle:
         self._clock = clock
         self.idle_timeout = idle_timeout
         self._listeners = tuple(listeners)
+        self._in_end = tuple(in_end)
 
     def end(self, conversation_id: str, actor: str, reason: str) -> EndResult:
         """End the conversation now (or, for `idle`, only if it is still idle); one
@@ -78,7 +87,10 @@ class Lifecycle:
         why = EndReason(reason)
         with self._store.transaction() as tx:
             result = self._end(tx, conversation_id, actor, why)
-        if why is not EndReason.IDLE:  # the sweeper settles once per pass (`Vault.maintain`)
+            if result.ended:  # committed with the end, or not at all
+                for hook in self._in_end:
+                    hook(tx, result)
+        if why not in (EndReason.IDLE, EndReason.ORPHAN):  # the sweeper settles once a pass
             self._vault.settle()  # what the end shredded leaves the live files now (docs/keys.md)
         if result.ended:  # after the commit: one place for every way a conversation ends
             for listener in self._listeners:
@@ -92,7 +104,12 @@ class Lifecycle:
             if self.idle_timeout <= 0:
                 return self._unchanged(tx, conversation_id, why)
             cutoff = now - self.idle_timeout
-        claimed = self._states.claim_end(tx, conversation_id, why.value, now, cutoff)
+        if why is EndReason.ORPHAN:
+            if self._states.lock(tx, conversation_id) == "active":
+                return self._unchanged(tx, conversation_id, why)  # the idle timeout's
+            claimed = False
+        else:
+            claimed = self._states.claim_end(tx, conversation_id, why.value, now, cutoff)
         if not claimed:
             if why is EndReason.IDLE:
                 return self._unchanged(tx, conversation_id, why)
@@ -131,6 +148,12 @@ class Lifecycle:
             if holdings.status == "active":
                 return
             self._states.set_status(tx, conversation_id, holdings.status, holdings.retain_until)
+
+    def open_for_values(self, tx: Transaction, conversation_id: str) -> bool:
+        """In the transaction that vaults values outside the message path (`/v1/redact`):
+        start a never-seen conversation (state row, idle timeout, retention) and lock its
+        row; False when it has ended (the caller rolls back: nothing is vaulted)."""
+        return self._states.open_for_values(tx, conversation_id, self._clock())
 
     def ensure_active(self, conversation_id: str) -> str:
         """The conversation's status, starting it if the gateway never saw it (before

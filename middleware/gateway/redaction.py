@@ -1,21 +1,44 @@
 """The calls bots and action servers make besides the turn itself: redact a text for a
-conversation, set the rule for its next message, vault a temporary value."""
+conversation, set the rule for its next message, vault a temporary value.
+
+`/v1/redact` vaults under the conversation's lifecycle: in the vault's own transaction it
+starts a never-seen conversation (a state row: the idle timeout and retention apply) or
+finds it active; into an ended one nothing is vaulted (409), since only a message starts
+a new session.  Calls are counted per API key and per conversation (429), and the values
+of a conversation's live key epoch are capped (429, nothing stored).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from coatcheck.middleware.detect import Capture, Context, UnknownTypeError
 from coatcheck.middleware.detect.context_rules import resolve_rule
-from coatcheck.middleware.gateway.errors import BadText, ConversationClosed
+from coatcheck.middleware.gateway.errors import BadText, ConversationClosed, TooManyValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.ratelimit import (
+    RateLimit,
+    ValueCap,
+    key_counter,
+    redact_counter,
+)
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.pipeline import Redactor, RedactResult
-from coatcheck.vault import Vault
+from coatcheck.vault import Transaction, Vault
 
-__all__ = ["RedactionService"]
+__all__ = ["RedactLimits", "RedactionService"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedactLimits:
+    """`/v1/redact` calls per API key and per conversation, and the values cap."""
+
+    per_key: RateLimit
+    per_conversation: RateLimit
+    cap: ValueCap
 
 
 class RedactionService:
@@ -29,8 +52,10 @@ class RedactionService:
         vault: Vault,
         lifecycle: Lifecycle,
         recent: RecentValues,
+        limits: RedactLimits | None = None,
     ) -> None:
         self._store = store
+        self._limits = limits
         self._redactor = redactor
         self._vault = vault
         self._lifecycle = lifecycle
@@ -42,17 +67,49 @@ class RedactionService:
         text: str,
         expect: str | None = None,
         capture: Capture | Literal["secure"] | None = None,
+        *,
+        client: str | None = None,
     ) -> RedactResult:
-        """`text` redacted for the conversation, optionally under a context rule."""
+        """`text` redacted for the conversation, optionally under a context rule; `client`
+        is the calling API key's public prefix (its rate limit)."""
         context = None
         if expect is not None:
             if capture == "secure":
                 raise BadText("context.capture", "secure capture is for the webhook only")
             context = Context(expect, capture)
+        self._count(conversation_id, client)
+
+        def record(tx: Transaction | None, _: RedactResult) -> None:
+            if tx is not None:  # values were vaulted: only into a live conversation
+                self._admit(tx, conversation_id)
+
         try:
-            return self._redactor.redact(conversation_id, text, context)
+            return self._redactor.redact(conversation_id, text, context, record=record)
         except UnknownTypeError:
             raise BadText("context.expect", "unknown entity type") from None
+
+    def _count(self, conversation_id: str, client: str | None) -> None:
+        """One call against the key's and the conversation's windows (its own short
+        transaction: a refused call costs no detection)."""
+        if self._limits is None:
+            return
+        limits = (
+            (key_counter("redact", client), self._limits.per_key),
+            (redact_counter(conversation_id), self._limits.per_conversation),
+        )
+        with self._store.transaction() as tx:
+            self._store.messages.bump(tx, limits)
+
+    def _admit(self, tx: Transaction, conversation_id: str) -> None:
+        """In the vault's transaction, after the values: the conversation must be (or
+        now start) active, and under its cap; raising rolls the values back."""
+        if not self._lifecycle.open_for_values(tx, conversation_id):
+            raise ConversationClosed("conversation_id")
+        if self._limits is not None:
+            cap = self._limits.cap
+            held = self._store.conversations.live_values(tx, cap.tenant, conversation_id)
+            if held > cap.limit:
+                raise TooManyValues("conversation_id")
 
     def set_rule(self, conversation_id: str, raw: dict[str, object]) -> ContextRule:
         """Check and store the rule for the conversation's next user message."""

@@ -9,9 +9,11 @@ gets the goodbye; a rule set in the same answer is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from coatcheck.grammar import ParsedReference, replace_references
+from coatcheck.middleware.gateway.idempotency import replies_from_json, replies_to_json
 from coatcheck.middleware.gateway.lifecycle import EndReason, Lifecycle
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.middleware.gateway.store.db import Clock
@@ -45,16 +47,41 @@ class Replies:
         self._confirm_types = confirm_types
         self._clock = clock
 
-    def apply(self, conversation_id: str, answer: BotAnswer) -> list[BotReply]:
+    def apply(
+        self, conversation_id: str, answer: BotAnswer, digest: str | None = None
+    ) -> list[BotReply]:
         """The replies for the channel (values revealed where allowed), after storing the
-        reference-form lines and the next rule."""
+        reference-form lines and the next rule (and, for a message that carried an id
+        with digest `digest`, the replies a repeat of it gets: same transaction)."""
+        channel = self._render(conversation_id, answer.replies)
+        lines = [reply.text for reply in answer.replies if reply.text is not None]
+        rule = None if answer.end else answer.rule
+        if lines or rule is not None or digest is not None:
+            with self._store.transaction() as tx:
+                if lines or rule is not None:
+                    self._store.messages.record_replies(tx, conversation_id, lines, rule)
+                if digest is not None:
+                    self._store.message_ids.complete(tx, digest, replies_to_json(answer.replies))
+        if answer.end:
+            self._lifecycle.end(conversation_id, "bot", EndReason.BOT)
+        return channel
+
+    def replay(self, conversation_id: str, stored: str) -> list[BotReply]:
+        """A repeated message's replies, rendered again from their stored reference form
+        (nothing stored, nothing ended, no bot call)."""
+        return self._render(conversation_id, replies_from_json(stored))
+
+    def remember(self, digest: str, replies: list[BotReply]) -> None:
+        """Store the replies a repeat of a message gets (answered by the gateway itself)."""
+        with self._store.transaction() as tx:
+            self._store.message_ids.complete(tx, digest, replies_to_json(replies))
+
+    def _render(self, conversation_id: str, replies: Sequence[BotReply]) -> list[BotReply]:
         channel: list[BotReply] = []
-        lines: list[str] = []
-        for reply in answer.replies:
+        for reply in replies:
             if reply.text is None:
                 channel.append(reply)
                 continue
-            lines.append(reply.text)
             if reply.confirm:  # a confirmation prompt: every reference of this conversation
                 channel.append(BotReply(text=self._reveal(conversation_id, reply.text)))
             elif self._confirm_types:
@@ -62,12 +89,6 @@ class Replies:
                 channel.append(replace(reply, text=text))
             else:
                 channel.append(reply)
-        rule = None if answer.end else answer.rule
-        if lines or rule is not None:
-            with self._store.transaction() as tx:
-                self._store.messages.record_replies(tx, conversation_id, lines, rule)
-        if answer.end:
-            self._lifecycle.end(conversation_id, "bot", EndReason.BOT)
         return channel
 
     def _reveal(self, conversation_id: str, text: str, types: frozenset[str] | None = None) -> str:

@@ -172,8 +172,41 @@ class Reveals:
                 entity_type=entity_type,
             )
             raise
+        self._within_grant(caller, verified, conversation_id, ref_id, entity_type)
         opened = self._vault.reveal(conversation_id, ref_id, verified)
         return self._external.value(conversation_id, ref_id, entity_type, opened), entity_type
+
+    def _within_grant(
+        self, caller: Caller, grant: Grant, conversation_id: str, ref_id: str, entity_type: str
+    ) -> None:
+        """Refuse a valid grant presented for another conversation or type here, audited
+        under the key that presented it (the vault would name the grant's action: whoever
+        misused a grant must be the one the audit trail names).  The stored type is looked
+        up (no value, no audit), so a reference string naming a granted type over a value
+        of another type is caught too; an unknown reference is the vault's to audit."""
+        reason = None
+        if grant.conversation_id != conversation_id:
+            reason = "conversation"
+        elif entity_type not in grant.entity_types:
+            reason = "entity_type"
+        else:
+            try:
+                stored = self._vault.lookup(conversation_id, ref_id).entity_type
+            except UnknownReference:
+                return
+            if stored not in grant.entity_types:
+                reason = "entity_type"
+        if reason is None:
+            return
+        self._refusals.record(
+            actor=caller.role_actor,
+            action="reveal",
+            reason=reason,
+            conversation_id=conversation_id,
+            ref=ref_id,
+            entity_type=entity_type,
+        )
+        raise GrantRefused(reason)
 
     def staff_reveal(
         self,

@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
 from coatcheck.middleware.gateway.refusals import RefusalAudit
@@ -47,9 +49,13 @@ class Services:
     lifecycle: Lifecycle
     records: ConversationRecords
     exporter: Exporter
+    outbox: OutboxWorker
     sweeper: Sweeper
     subjects: Subjects
     clock: Clock
+    # Staff roles that open the log viewer's audit view (config `ui.audit_roles`; admin
+    # always may).
+    audit_roles: frozenset[Role] = frozenset({Role.AUDITOR, Role.ADMIN})
 
 
 def services_of(state: Any) -> Services:

@@ -103,6 +103,10 @@ class Subjects:
             rates = messages.forget_rates(tx, ids)
             state_rows = states.forget(tx, ids)
             rows = GatewayRowsForgotten(messages.forget_history(tx, ids), state_rows, rates)
+            # Records waiting for a sink and message ids of those conversations go too
+            # (not counted in the audit text: neither holds a value or a raw id).
+            self._store.outbox.forget(tx, ids)
+            self._store.message_ids.forget(tx, ids)
             forgotten.append(rows)
             return rows.audit_text()
 

@@ -58,6 +58,8 @@ class SweepReport:
     shredded_epochs: int = 0
     rate_rows_dropped: int = 0
     keks_destroyed: int = 0
+    orphans_ended: tuple[str, ...] = ()
+    message_ids_dropped: int = 0
 
 
 class Sweeper:
@@ -74,6 +76,8 @@ class Sweeper:
         rate_window: int,
         limiter: CapacityLimiter,
         verify_every: float = 0.0,
+        tenant: str = "default",
+        idempotency_window: float = 86400.0,
     ) -> None:
         self._store = store
         self._vault = vault
@@ -82,11 +86,14 @@ class Sweeper:
         self.rate_window = rate_window
         self._limiter = limiter
         self.verify_every = verify_every
+        self._tenant = tenant
+        self._idempotency_window = idempotency_window
 
     def sweep_once(self, *, batch: int = _BATCH) -> SweepReport:
         """One pass: end idle conversations, forget due values and shred emptied epochs,
         drop the rate counters of past windows, then the keys' upkeep (`Vault.maintain`)."""
         ended = self._idle_ends(batch)
+        orphans = self._orphan_ends(batch)
         forgotten = shredded = 0
         touched: set[str] = set()
         for _ in range(_MAX_ROUNDS):
@@ -106,8 +113,20 @@ class Sweeper:
         # sender id that ever wrote); several workers deleting the same rows is harmless.
         current = int(self._clock() // self.rate_window) * self.rate_window
         dropped = self._store.messages.drop_past_windows(current, batch, _MAX_ROUNDS)
+        ids = self._store.message_ids.drop_before(self._clock() - self._idempotency_window, batch)
         upkeep = self._vault.maintain(SWEEPER, limit=batch)
-        return SweepReport(tuple(ended), forgotten, shredded, dropped, upkeep.destroyed)
+        return SweepReport(
+            tuple(ended), forgotten, shredded, dropped, upkeep.destroyed, tuple(orphans), ids
+        )
+
+    def _orphan_ends(self, batch: int) -> list[str]:
+        """End every live key epoch whose conversation is not active (or has no state
+        row): nothing else would ever end it (docs/lifecycle.md, "Every epoch has an end")."""
+        ended = []
+        for conversation_id in self._store.conversations.orphans(self._tenant, batch):
+            self._lifecycle.end(conversation_id, SWEEPER, EndReason.ORPHAN)
+            ended.append(conversation_id)
+        return ended
 
     def verify_once(self) -> bool:
         """Verify the audit chain from the newest good verification (read transactions
@@ -159,6 +178,8 @@ class Sweeper:
                 continue
             if report.keks_destroyed:
                 log.info("sweep: %d key-encryption keys destroyed", report.keks_destroyed)
+            if report.orphans_ended:
+                log.warning("sweep: %d orphaned key epochs ended", len(report.orphans_ended))
             if report.ended or report.forgotten or report.shredded_epochs:
                 log.info(
                     "sweep: %d idle conversations ended, %d values forgotten, %d keys shredded",

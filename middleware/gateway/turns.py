@@ -95,6 +95,9 @@ class InboundTurn:
     counts (the same sender, or a client, an API key...); `channel` names the adapter;
     `language` is the channel's hint of the conversation's language (`de-DE`, `fr`), which
     detection uses for numbering plans and NER (malformed or unknown hints are ignored).
+    `client` is the public prefix of the API key that presented the turn (its own rate
+    limit, whatever senders it rotates through); `message_id` the channel's id for the
+    message, if it gave one (a repeat acts once: idempotent delivery).
     """
 
     conversation_id: str
@@ -102,6 +105,8 @@ class InboundTurn:
     channel: str
     messages: tuple[Message, ...]
     language: str | None = None
+    client: str | None = None
+    message_id: str | None = None
 
     @classmethod
     def user_says(

@@ -13,6 +13,7 @@ from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
 from coatcheck.middleware.gateway.reveals import Reveals
@@ -34,6 +35,7 @@ __all__ = [
     "HistoryKey",
     "LifecycleDep",
     "MonitorKey",
+    "OutboxDep",
     "RecordsDep",
     "RedactKey",
     "RedactionDep",
@@ -69,6 +71,10 @@ async def _exporter(request: Request) -> Exporter:
     return services_of(request.app.state).exporter
 
 
+async def _outbox(request: Request) -> OutboxWorker:
+    return services_of(request.app.state).outbox
+
+
 async def _vault(request: Request) -> Vault:
     return services_of(request.app.state).vault
 
@@ -91,6 +97,7 @@ RevealsDep = Annotated[Reveals, Depends(_reveals)]
 LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]
 RecordsDep = Annotated[ConversationRecords, Depends(_records)]
 ExporterDep = Annotated[Exporter, Depends(_exporter)]
+OutboxDep = Annotated[OutboxWorker, Depends(_outbox)]
 VaultDep = Annotated[Vault, Depends(_vault)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 ExternalDep = Annotated[ExternalValues, Depends(_external)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path
 
 from coatcheck.middleware.export import ExportConfig
 from coatcheck.middleware.gateway.text import clean_field
-from coatcheck.middleware.service.deps import AdminKey, ExporterDep
+from coatcheck.middleware.service.deps import AdminKey, ExporterDep, OutboxDep
 
 __all__ = ["CONFIG_PATH", "router"]
 
@@ -43,3 +43,15 @@ async def export_route(
     exporter: ExporterDep, _: AdminKey, conversation_id: str = Path(min_length=1, max_length=255)
 ) -> dict[str, Any]:
     return await exporter.export(clean_field(conversation_id, "conversation_id"))
+
+
+@router.get("/v1/exports/outbox")
+def outbox_counts(outbox: OutboxDep, _: AdminKey) -> dict[str, int]:
+    """Records waiting for a sink and dead letters (docs/export.md, "The outbox")."""
+    return outbox.counts()
+
+
+@router.post("/v1/exports/outbox/requeue")
+def outbox_requeue(outbox: OutboxDep, _: AdminKey) -> dict[str, int]:
+    """Every dead letter due again with a fresh attempt budget (after fixing a sink)."""
+    return {"requeued": outbox.requeue_dead()}

@@ -53,13 +53,14 @@ def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
 
 
 @router.post("/v1/redact")
-def redact(body: RedactIn, redaction: RedactionDep, _: RedactKey) -> dict[str, Any]:
+def redact(body: RedactIn, redaction: RedactionDep, caller: RedactKey) -> dict[str, Any]:
     context = body.context
     result = redaction.redact(
         body.conversation_id,
         body.text,
         None if context is None else context.expect,
         None if context is None else context.capture,
+        client=caller.prefix,
     )
     return {"text": result.text, "entities": [e.as_dict() for e in result.entities]}
 

@@ -33,6 +33,11 @@ class SignIn:
     keys: ApiKeys
     sessions: UiSessions
     clock: Clock
+    audit_roles: frozenset[Role] = frozenset({Role.AUDITOR, Role.ADMIN})
+
+    def may_audit(self, staff: StaffSession) -> bool:
+        """Whether this staff member's role opens the audit view (config `ui.audit_roles`)."""
+        return staff.role in self.audit_roles
 
     def staff(self, request: Request) -> StaffSession | None:
         """The signed-in staff member, or None (no live session, or a role not for the
@@ -60,7 +65,9 @@ class SignIn:
 async def _sign_in(request: Request) -> SignIn:
     services = services_of(request.app.state)
     codec = Codec(services.vault.grant_key)
-    return SignIn(codec, services.store.keys, services.store.ui_sessions, services.clock)
+    return SignIn(
+        codec, services.store.keys, services.store.ui_sessions, services.clock, services.audit_roles
+    )
 
 
 async def _records(request: Request) -> ConversationRecords:

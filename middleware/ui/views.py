@@ -164,7 +164,14 @@ def conversations(
         until=day_bounds(until, end=True),
     )
     filters = {"search": search[:255], "status": status, "since": since, "until": until}
-    return _page("conversations.html", staff=staff, rows=rows, filters=filters, statuses=STATUSES)
+    return _page(
+        "conversations.html",
+        staff=staff,
+        can_audit=sign_in.may_audit(staff),
+        rows=rows,
+        filters=filters,
+        statuses=STATUSES,
+    )
 
 
 def _may_reveal(role: Role, status: str) -> bool:
@@ -189,6 +196,7 @@ def conversation(
     return _page(
         "conversation.html",
         staff=staff,
+        can_audit=sign_in.may_audit(staff),
         cid=cid,
         status=status,
         lines=lines,
@@ -232,6 +240,8 @@ def audit(
     staff = sign_in.staff(request)
     if staff is None:
         return _to_login()
+    if not sign_in.may_audit(staff):  # the audit trail names every actor and conversation
+        return _page("forbidden.html", 403, staff=staff, can_audit=False)
     try:
         rows = vault.audit_rows(
             conversation_id=conversation.strip()[:255] or None,
@@ -243,7 +253,9 @@ def audit(
     except SQLAlchemyError:
         raise StorageUnavailable("database") from None
     filters = {"conversation": conversation[:255], "actor": actor[:255], "action": action[:32]}
-    return _page("audit.html", staff=staff, rows=rows, report=report, filters=filters)
+    return _page(
+        "audit.html", staff=staff, can_audit=True, rows=rows, report=report, filters=filters
+    )
 
 
 @router.get("/static/{name}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,14 @@ def export(gw: Harness, conv: str = "conv-1") -> dict[str, Any]:
 
 def put(gw: Harness, config: Any, role: Role | None = Role.ADMIN) -> Any:
     return gw.call("PUT", CONFIG_URL, role, json=config)
+
+
+def settled(gw: Harness, timeout: float = 10.0) -> None:
+    """Wait until the outbox worker has delivered (or parked) every record of an end."""
+    deadline = time.monotonic() + timeout
+    while gw.services.store.outbox.counts()["pending"]:
+        assert time.monotonic() < deadline, "the outbox was not drained"
+        time.sleep(0.05)
 
 
 def delivered(rec: Receiver, jsonl: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -373,6 +382,7 @@ def test_ending_a_conversation_exports_its_record_once(
     assert put(gw, {"type": "deny", "fields": []}).status_code == 200
     response = gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT)
     assert response.status_code == 200, response.text
+    settled(gw)
     file_record, hook_record = delivered(rec, jsonl)
     assert file_record == hook_record
     assert file_record["conversation_id"] == "conv-1"
@@ -383,6 +393,7 @@ def test_ending_a_conversation_exports_its_record_once(
         assert canary.encode() not in jsonl.read_bytes()
     # Ending again changes nothing and sends nothing more.
     assert gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT).status_code == 200
+    settled(gw)
     assert len(jsonl.read_text("utf-8").splitlines()) == 1 and len(rec.bodies) == 1
 
 
@@ -394,6 +405,9 @@ def test_a_failing_sink_does_not_undo_the_end(gateways: GatewayFactory, tmp_path
     gw.say("conv-9", MESSAGES[0])
     response = gw.call("POST", "/v1/conversations/conv-9/end", Role.BOT)
     assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 10
+    while not jsonl.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(jsonl.read_text("utf-8").splitlines()) == 1  # the other sink still got it
     status = gw.call("GET", "/v1/conversations/conv-9/history", Role.AUDITOR)
     assert status.status_code == 200

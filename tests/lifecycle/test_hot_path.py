@@ -33,14 +33,18 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
             event.remove(engine, "begin", begin)
             event.remove(engine, "before_cursor_execute", statement)
     # Two write transactions per message: the vault's tokenize, which also carries the
-    # gateway's inbound record (rate counter, then the history line with the state upsert:
-    # on PostgreSQL as a CTE of the history INSERT), and the reply lines.
+    # gateway's inbound record (the sender's rate counter, the history line with the state
+    # upsert: on PostgreSQL as a CTE of the history INSERT; the count of the live epoch's
+    # values, the per-conversation cap; last the channel key's counter, the one row every
+    # message of the key updates), and the reply lines.
     assert len(transactions) == 2
     inbound, replies = transactions
     assert any(sql.startswith("INSERT INTO stored_values") for sql in inbound), inbound
     rate = [i for i, sql in enumerate(inbound) if sql.startswith("INSERT INTO gw_rate_counters")]
     history = [i for i, sql in enumerate(inbound) if "INSERT INTO gw_history" in sql]
-    assert len(rate) == 1 and len(history) == 1 and rate[0] < history[0]
+    assert len(rate) == 2 and len(history) == 1 and rate[0] < history[0] < rate[1]
+    assert inbound[-2].startswith("SELECT count(*)"), inbound  # the cap
+    assert inbound[-1].startswith("INSERT INTO gw_rate_counters")  # the key's row, last
     if gw.store.writer.dialect.name == "postgresql":
         assert inbound[history[0]].startswith("WITH touch AS (INSERT INTO gw_conversation_state")
     else:

@@ -55,7 +55,7 @@ def test_exports_and_viewer_pages_hold_no_canary(tmp_path: Path, bot: RecordingB
                     assert done.json()["delivered"] == 2
                 assert done.status_code == 200, done.text
 
-            app.ui_sign_in(Role.VIEWER)
+            app.ui_sign_in(Role.AUDITOR)  # the audit view is an auditor's
             paths = ["/ui/", "/ui/audit", *[f"/ui/conversations/{conv}" for conv in convs]]
             pages = [app.client.get(path) for path in paths]
             assert [page.status_code for page in pages] == [200] * len(paths)

@@ -30,4 +30,6 @@ def test_list_reveal_end_and_audit_on_postgres(live_pg: Live) -> None:
         refused = agent.post(url, data=form)
         assert refused.status_code in (403, 410) and CANARY_EMAIL not in refused.text
         live_pg.verify_audit()
-        assert "Chain verified" in agent.get("/ui/audit", params={"conversation": cid}).text
+        assert agent.get("/ui/audit").status_code == 403  # the audit view is an auditor's
+    with live_pg.sign_in(Role.AUDITOR) as auditor:
+        assert "Chain verified" in auditor.get("/ui/audit", params={"conversation": cid}).text

@@ -6,6 +6,8 @@
     store.keys           API keys
     store.exports        the export redaction config
     store.ui_sessions    the log viewer's live sessions
+    store.outbox         export records waiting for their sinks
+    store.message_ids    the channel's message ids (idempotent delivery)
     store.transaction()  a transaction on the writer (503 on failure)
 
 Nothing here holds a raw value: history is redacted text, keys are digests.  The writer
@@ -24,8 +26,10 @@ from sqlalchemy import Engine
 from coatcheck.middleware.gateway.store.conversations import Conversations
 from coatcheck.middleware.gateway.store.db import Clock, Db, healthy
 from coatcheck.middleware.gateway.store.exports import ExportConfigs
+from coatcheck.middleware.gateway.store.idempotency import MessageIds
 from coatcheck.middleware.gateway.store.keys import ApiKeys, KeyListing, KeyRow, Revoked
 from coatcheck.middleware.gateway.store.messages import Messages
+from coatcheck.middleware.gateway.store.outbox import Outboxes
 from coatcheck.middleware.gateway.store.sessions import UiSessions
 from coatcheck.vault import Transaction
 
@@ -44,6 +48,8 @@ class GatewayStore:
         self.keys = ApiKeys(self.db)
         self.exports = ExportConfigs(self.db)
         self.ui_sessions = UiSessions(self.db)
+        self.outbox = Outboxes(self.db)
+        self.message_ids = MessageIds(self.db)
 
     def __repr__(self) -> str:
         return f"GatewayStore({self.db.writer.dialect.name})"

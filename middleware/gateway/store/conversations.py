@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, and_, delete, func, or_, select, update
 
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store.db import Db
-from coatcheck.middleware.gateway.store.statements import STATE, new_state_row
+from coatcheck.middleware.gateway.store.statements import LIVE_VALUES, STATE, new_state_row
 from coatcheck.vault import Transaction
+from coatcheck.vault.models import Conversation
+
+_EPOCHS = Conversation.__table__
 
 __all__ = ["Conversations"]
 
@@ -134,6 +137,31 @@ class Conversations:
             )
         ).first()
 
+    def started_at(self, tx: Transaction, conversation_id: str) -> float | None:
+        """When the conversation's current session started (its key epoch's turns are the
+        history lines since), in the caller's transaction."""
+        started = tx.execute(
+            select(STATE.c.started_at).where(STATE.c.conversation_id == conversation_id)
+        ).scalar()
+        return None if started is None else float(started)
+
+    def open_for_values(self, tx: Transaction, conversation_id: str, now: float) -> bool:
+        """Start a never-seen conversation (an `active` row, the idle timeout applies) and
+        lock its row; False when it exists and is not active (ended: nothing may be vaulted
+        into it outside the message path), in the caller's transaction."""
+        tx.execute(
+            new_state_row(tx.dialect, conversation_id, now).on_conflict_do_nothing(
+                index_elements=[STATE.c.conversation_id]
+            )
+        )
+        return self.lock(tx, conversation_id) == "active"
+
+    def live_values(self, tx: Transaction, tenant: str, conversation_id: str) -> int:
+        """How many values the conversation's live key epoch holds (the per-conversation
+        cap), in the caller's transaction (prebuilt: it runs with every message)."""
+        (count,) = tx.scalars(LIVE_VALUES, {"tenant": tenant, "cid": conversation_id})
+        return int(count or 0)
+
     def status(self, tx: Transaction, conversation_id: str) -> str | None:
         """The status in `tx` (on the reader), None when the gateway never saw it."""
         status = tx.execute(
@@ -202,6 +230,26 @@ class Conversations:
             )
             found.update(self._db.scalars(query))
         return found
+
+    def orphans(self, tenant: str, limit: int) -> list[str]:
+        """Conversations with a live key epoch but no active state row (none at all, or
+        ended): epochs that nothing else would end.  Opened by `/v1/redact` before it
+        checked the lifecycle (or by a crash between two writes); the sweeper ends them."""
+        query = (
+            select(_EPOCHS.c.conversation_id)
+            .select_from(
+                _EPOCHS.outerjoin(STATE, STATE.c.conversation_id == _EPOCHS.c.conversation_id)
+            )
+            .where(
+                _EPOCHS.c.tenant == tenant,
+                _EPOCHS.c.ended_at.is_(None),
+                _EPOCHS.c.wrapped_dek.is_not(None),
+                or_(STATE.c.status.is_(None), and_(STATE.c.status != "active")),
+            )
+            .distinct()
+            .limit(limit)
+        )
+        return [str(cid) for cid in self._db.scalars(query)]
 
     def retained_past(self, now: float, limit: int) -> set[str]:
         """Retained conversations whose deadline has passed."""

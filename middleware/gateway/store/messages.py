@@ -7,6 +7,7 @@ driver; everything here is Core, no ORM unit of work.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -36,22 +37,30 @@ class Messages:
         self._db = db
 
     def read_state(
-        self, conversation_id: str, rate_key: str, rate: RateLimit
-    ) -> tuple[ContextRule | None, int]:
-        """The pending rule and this window's message count, read without any write lock.
+        self,
+        conversation_id: str,
+        rate_key: str,
+        rate: RateLimit,
+        key: tuple[str, RateLimit] | None = None,
+    ) -> tuple[ContextRule | None, int, int]:
+        """The pending rule and this window's counts (the rate key's, and the API key's
+        `key` counter), read without any write lock.
 
-        One round-trip (two indexed scalar subqueries) on the read-only engine; the count is
-        only a pre-check (the authoritative bump happens with the message's history line).
+        One round-trip (three indexed scalar subqueries) on the read-only engine; the counts
+        are only pre-checks (the authoritative bumps happen with the message's history line).
         """
+        now = self._db.clock()
         params = {
             "cid": conversation_id,
             "sender": rate_key,
-            "start": rate.window_start(self._db.clock()),
+            "start": rate.window_start(now),
+            "key": "" if key is None else key[0],
+            "kstart": 0 if key is None else key[1].window_start(now),
         }
         with self._db.reading() as tx:
-            ((context, count),) = tx.rows(READ_STATE, params)
+            ((context, count, key_count),) = tx.rows(READ_STATE, params)
         rule = None if context is None else ContextRule.from_json(context)
-        return rule, int(count or 0)
+        return rule, int(count or 0), int(key_count or 0)
 
     def record_inbound(
         self,
@@ -62,6 +71,7 @@ class Messages:
         rate: RateLimit,
         consume: bool,
         entities: str | None = None,
+        also: tuple[tuple[str, RateLimit], ...] = (),
     ) -> None:
         """Count the message, touch the conversation (consuming the rule it used), store its
         line, in the caller's transaction.
@@ -73,6 +83,8 @@ class Messages:
         """
         now = self._db.clock()
         self._count(tx, rate_key, rate, now)
+        for key, limit in also:  # the API key's counter
+            self._count(tx, key, limit, now)
         params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
         for stmt in record_statements(tx.dialect, consume):
             tx.rowcount(stmt, params)
@@ -112,10 +124,14 @@ class Messages:
         line: str,
         entities: str | None,
         rule: ContextRule,
+        then: Callable[[Transaction], None] | None = None,
     ) -> None:
         """A failed secure-capture attempt with retries left: count it, keep the (retried)
-        rule, store the user's line and the gateway's retry answer, one transaction."""
+        rule, store the user's line and the gateway's retry answer, one transaction
+        (`then(tx)` last in it: the message id's claim)."""
         with self._db.transaction() as tx:
+            if then is not None:
+                then(tx)
             now = self._db.clock()
             self._count(tx, rate_key, rate, now)
             payload = rule.to_json()
@@ -142,6 +158,32 @@ class Messages:
                     )
                 ],
             )
+
+    def bump(self, tx: Transaction, limits: tuple[tuple[str, RateLimit], ...]) -> None:
+        """Count one use against each `(key, limit)` in the caller's transaction; the
+        first over its limit raises `RateLimited` (rolling back the caller's work)."""
+        now = self._db.clock()
+        for key, rate in limits:
+            self._count(tx, key, rate, now)
+
+    def epoch_history(
+        self, tx: Transaction, conversation_id: str, since: float | None
+    ) -> list[dict[str, Any]]:
+        """The redacted lines since `since` (the ended session's turns), oldest first, in
+        the caller's transaction (the end's: what it exports is what it ended)."""
+        query = (
+            select(
+                HISTORY.c.direction, HISTORY.c.text, HISTORY.c.created_at, HISTORY.c.entities_json
+            )
+            .where(HISTORY.c.conversation_id == conversation_id)
+            .order_by(HISTORY.c.id)
+        )
+        if since is not None:
+            query = query.where(HISTORY.c.created_at >= since)
+        return [
+            {"direction": r.direction, "text": r.text, "at": r.created_at, "entities": []}
+            for r in tx.execute(query).all()
+        ]
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The redacted transcript, both directions, oldest first (lock-free read)."""

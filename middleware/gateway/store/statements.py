@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, case, insert, select
+from sqlalchemy import Insert, Table, bindparam, case, func, insert, select
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -21,16 +21,21 @@ from coatcheck.middleware.models import (
     ConversationState,
     ExportRedaction,
     HistoryEntry,
+    IdempotentMessage,
+    OutboxRecord,
     RateCounter,
     UiSession,
 )
 from coatcheck.vault import Statement
-from coatcheck.vault.models import Base
+from coatcheck.vault.models import Base, Conversation, StoredValue
 
 __all__ = [
     "EXPORT",
     "HISTORY",
+    "IDEMPOTENCY",
     "KEYS",
+    "LIVE_VALUES",
+    "OUTBOX",
     "RATE",
     "READ_STATE",
     "REPLY_LINES",
@@ -53,6 +58,8 @@ RATE = _table(RateCounter)
 KEYS = _table(ApiKey)
 EXPORT = _table(ExportRedaction)
 SESSIONS = _table(UiSession)
+OUTBOX = _table(OutboxRecord)
+IDEMPOTENCY = _table(IdempotentMessage)
 
 
 def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
@@ -147,7 +154,8 @@ REPLY_LINES = Statement(
     )
 )
 
-# The pending rule (by conversation) and this window's count (by rate key), one round-trip.
+# The pending rule (by conversation) and this window's counts (the rate key's, the API
+# key's), one round-trip.
 READ_STATE = Statement(
     select(
         select(STATE.c.context_json)
@@ -158,5 +166,28 @@ READ_STATE = Statement(
         .where(RATE.c.sender == bindparam("sender"), RATE.c.window_start == bindparam("start"))
         .scalar_subquery()
         .label("count"),
+        select(RATE.c.count)
+        .where(RATE.c.sender == bindparam("key"), RATE.c.window_start == bindparam("kstart"))
+        .scalar_subquery()
+        .label("key_count"),
+    )
+)
+
+_EPOCHS = _table(Conversation)
+_VALUES = _table(StoredValue)
+
+# How many values the conversation's live key epoch holds (`tenant`, `cid`): the
+# per-conversation cap, checked in the message's own transaction.
+LIVE_VALUES = Statement(
+    select(func.count().label("held"))
+    .select_from(_VALUES)
+    .where(
+        _VALUES.c.conversation_pk.in_(
+            select(_EPOCHS.c.id).where(
+                _EPOCHS.c.tenant == bindparam("tenant"),
+                _EPOCHS.c.conversation_id == bindparam("cid"),
+                _EPOCHS.c.ended_at.is_(None),
+            )
+        )
     )
 )
