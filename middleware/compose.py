@@ -22,6 +22,7 @@ from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
 from coatcheck.middleware.export import ExportSink, build_sinks
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -123,11 +124,20 @@ def _services(
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
     refusals = RefusalAudit(p.vault)
+    checks = Checks(
+        p.vault,
+        p.store,
+        refusals,
+        declared=p.config.checks.declared,
+        budget=p.config.checks.budget_per_reference,
+    )
+    signer = GrantSigner(p.vault.grant_key)
     conversations = ConversationService(
         store=p.store,
         redactor=redactor,
         vault=p.vault,
         bot=bot,
+        checks=checks,
         replies=Replies(
             p.store, p.vault, lifecycle, confirm_types=p.detect.confirm_types(), clock=p.clock
         ),
@@ -141,7 +151,7 @@ def _services(
     )
     reveals = Reveals(
         p.vault,
-        GrantSigner(p.vault.grant_key),
+        signer,
         external=external,
         refusals=refusals,
         mask_purpose=detector_redactor(p.detector),
@@ -164,9 +174,17 @@ def _services(
         vault=p.vault,
         conversations=conversations,
         redaction=RedactionService(
-            store=p.store, redactor=redactor, vault=p.vault, lifecycle=lifecycle, recent=p.recent
+            store=p.store,
+            redactor=redactor,
+            vault=p.vault,
+            lifecycle=lifecycle,
+            recent=p.recent,
+            checks=checks,
+            signer=signer,
+            clock=p.clock,
         ),
         reveals=reveals,
+        checks=checks,
         external=external,
         refusals=refusals,
         lifecycle=lifecycle,

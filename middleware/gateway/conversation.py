@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.grammar import parse_references
 from coatcheck.middleware.detect import Context, UnknownTypeError
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.errors import BadText, StorageUnavailable
 from coatcheck.middleware.gateway.ports import BotAdapter
 from coatcheck.middleware.gateway.ratelimit import RateLimit
@@ -39,7 +40,7 @@ from coatcheck.middleware.gateway.turns import (
     TextPart,
 )
 from coatcheck.middleware.pipeline import Redactor, RedactResult
-from coatcheck.vault import Transaction, Vault, predicate_from_dict
+from coatcheck.vault import Transaction, Vault
 
 __all__ = ["ConversationService", "TurnLimits"]
 
@@ -89,6 +90,7 @@ class ConversationService:
         redactor: Redactor,
         vault: Vault,
         bot: BotAdapter,
+        checks: Checks,
         replies: Replies,
         recent: RecentValues,
         limits: TurnLimits,
@@ -96,6 +98,7 @@ class ConversationService:
         clock: Clock,
     ) -> None:
         self._store = store
+        self._checks = checks
         self._messages = store.messages
         self._redactor = redactor
         self._vault = vault
@@ -194,8 +197,13 @@ class ConversationService:
         refs = parse_references(result.text)
         ok = bool(refs)
         if ok and rule.check is not None:
-            predicate = predicate_from_dict(dict(rule.check))
-            ok = self._vault.check(cid, refs[0].ref_id, predicate, "gateway", "secure_capture")
+            predicate = self._checks.capture_predicate(rule.check, rule.expect)
+            if predicate is None:
+                log.warning("secure capture failed: its check is not declared for the type")
+                ok = False
+            else:
+                purpose = f"secure_capture:{rule.check}"
+                ok = self._vault.check(cid, refs[0].ref_id, predicate, "gateway", purpose)
         if not ok and rule.retries > 0:
             self._messages.record_retry(
                 cid,

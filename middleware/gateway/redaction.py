@@ -1,5 +1,21 @@
 """The calls bots and action servers make besides the turn itself: redact a text for a
-conversation, set the rule for its next message, vault a temporary value."""
+conversation, set the rule for its next message, vault a temporary value.
+
+Redact into a conversation is an equality oracle if it answers "same value, same
+reference" to anyone: a bot key could guess a value and compare the reference it gets
+with the one it saw (an SSN in 3 calls), and each wrong guess would be stored in the
+victim's vault.  So the existing reference goes back only to a caller who already holds
+the value legitimately (`redact`):
+
+- the channel (and admin): it sent the user's text; values are vaulted as on the webhook;
+- an action server with a valid grant for this conversation: values of the grant's types
+  are vaulted and keep their references (what an action hands back re-tokenises to the
+  reference it revealed);
+- everyone else, and other types: each value is replaced by `[TYPE]`, nothing is stored,
+  no reference is given (an unlinkable answer).
+
+Every call is audited (action `redact`, purpose `linked`, `granted` or `unlinked`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +23,17 @@ from typing import Literal
 
 from coatcheck.middleware.detect import Capture, Context, UnknownTypeError
 from coatcheck.middleware.detect.context_rules import resolve_rule
+from coatcheck.middleware.gateway.apikeys import Caller, Role
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.errors import BadText, ConversationClosed
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.db import Clock
 from coatcheck.middleware.pipeline import Redactor, RedactResult
-from coatcheck.vault import Vault
+from coatcheck.vault import GrantSigner, Vault
+from coatcheck.vault.errors import InvalidGrant
 
 __all__ = ["RedactionService"]
 
@@ -29,34 +49,72 @@ class RedactionService:
         vault: Vault,
         lifecycle: Lifecycle,
         recent: RecentValues,
+        checks: Checks,
+        signer: GrantSigner,
+        clock: Clock,
     ) -> None:
         self._store = store
         self._redactor = redactor
         self._vault = vault
         self._lifecycle = lifecycle
         self._recent = recent
+        self._checks = checks
+        self._signer = signer
+        self._clock = clock
 
     def redact(
         self,
+        caller: Caller,
         conversation_id: str,
         text: str,
         expect: str | None = None,
         capture: Capture | Literal["secure"] | None = None,
+        grant: str | None = None,
     ) -> RedactResult:
-        """`text` redacted for the conversation, optionally under a context rule."""
+        """`text` redacted for the conversation, optionally under a context rule; which
+        values keep their references depends on the caller (module docstring); audited."""
         context = None
         if expect is not None:
             if capture == "secure":
                 raise BadText("context.capture", "secure capture is for the webhook only")
             context = Context(expect, capture)
+        linked, purpose = self._linkable(caller, conversation_id, grant)
         try:
-            return self._redactor.redact(conversation_id, text, context)
+            if linked is None:
+                result = self._redactor.redact(conversation_id, text, context)
+            else:
+                result = self._redactor.redact_limited(conversation_id, text, context, linked)
         except UnknownTypeError:
             raise BadText("context.expect", "unknown entity type") from None
+        self._vault.audit_access(
+            actor=caller.role_actor,
+            action="redact",
+            conversation_id=conversation_id,
+            purpose=f"{purpose}:{len(result.entities)}",
+        )
+        return result
+
+    def _linkable(
+        self, caller: Caller, conversation_id: str, grant: str | None
+    ) -> tuple[frozenset[str] | None, str]:
+        """(types that keep their references, None = all; the audit purpose)."""
+        if caller.role in (Role.CHANNEL, Role.ADMIN):
+            return None, "linked"
+        if caller.role is not Role.ACTION_SERVER or grant is None:
+            return frozenset(), "unlinked"
+        try:
+            verified = self._signer.verify(grant, self._clock())
+        except InvalidGrant:
+            return frozenset(), "unlinked_invalid_grant"
+        if verified.conversation_id != conversation_id:
+            return frozenset(), "unlinked_foreign_grant"
+        return verified.entity_types, "granted"
 
     def set_rule(self, conversation_id: str, raw: dict[str, object]) -> ContextRule:
         """Check and store the rule for the conversation's next user message."""
         rule = ContextRule.parse(raw)
+        if rule.check is not None and not self._checks.knows(rule.check):
+            raise BadText("check", "not a declared check without operand (checks.declared)")
         if not rule.secure:
             try:
                 resolve_rule(self._redactor.config, rule.context())

@@ -102,6 +102,7 @@ class Subjects:
             messages, states = self._store.messages, self._store.conversations
             rates = messages.forget_rates(tx, ids)
             state_rows = states.forget(tx, ids)
+            self._store.check_budgets.forget(tx, ids)
             rows = GatewayRowsForgotten(messages.forget_history(tx, ids), state_rows, rates)
             forgotten.append(rows)
             return rows.audit_text()

@@ -6,6 +6,7 @@
     store.keys           API keys
     store.exports        the export redaction config
     store.ui_sessions    the log viewer's live sessions
+    store.check_budgets  checks asked per reference (declared checks' budget)
     store.transaction()  a transaction on the writer (503 on failure)
 
 Nothing here holds a raw value: history is redacted text, keys are digests.  The writer
@@ -21,6 +22,7 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy import Engine
 
+from coatcheck.middleware.gateway.store.checks import CheckBudgets
 from coatcheck.middleware.gateway.store.conversations import Conversations
 from coatcheck.middleware.gateway.store.db import Clock, Db, healthy
 from coatcheck.middleware.gateway.store.exports import ExportConfigs
@@ -44,6 +46,7 @@ class GatewayStore:
         self.keys = ApiKeys(self.db)
         self.exports = ExportConfigs(self.db)
         self.ui_sessions = UiSessions(self.db)
+        self.check_budgets = CheckBudgets(self.db)
 
     def __repr__(self) -> str:
         return f"GatewayStore({self.db.writer.dialect.name})"

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from coatcheck.middleware.models import (
     ApiKey,
+    CheckBudget,
     ConversationState,
     ExportRedaction,
     HistoryEntry,
@@ -28,6 +29,7 @@ from coatcheck.vault import Statement
 from coatcheck.vault.models import Base
 
 __all__ = [
+    "CHECKS",
     "EXPORT",
     "HISTORY",
     "KEYS",
@@ -53,6 +55,7 @@ RATE = _table(RateCounter)
 KEYS = _table(ApiKey)
 EXPORT = _table(ExportRedaction)
 SESSIONS = _table(UiSession)
+CHECKS = _table(CheckBudget)
 
 
 def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
