@@ -81,11 +81,12 @@ def test_directives_are_parsed_in_the_adapter(caplog: pytest.LogCaptureFixture) 
 
 
 def test_secure_directive_becomes_a_checked_rule() -> None:
-    directive = {"expect": "CARD_PIN", "capture": "secure", "check": {"op": "digits"}}
+    directive = {"expect": "CARD_PIN", "capture": "secure", "check": "pin_digits"}
     answer = parse_answer([{"custom": {"coatcheck": {**directive, "retries": 2}}}])
-    assert answer.rule == ContextRule("CARD_PIN", "secure", {"op": "digits"}, 2)
-    stored_in_clear = {**directive, "check": {"op": "equals", "value": "1234"}}
-    assert parse_answer([{"custom": {"coatcheck": stored_in_clear}}]).rule is None
+    assert answer.rule == ContextRule("CARD_PIN", "secure", "pin_digits", 2)
+    # a predicate (the old form) is no check name: the directive is ignored
+    for check in ({"op": "equals", "value": "1234"}, {"op": "digits"}, "Pin Digits"):
+        assert parse_answer([{"custom": {"coatcheck": {**directive, "check": check}}}]).rule is None
 
 
 def test_what_the_bot_is_sent() -> None:
