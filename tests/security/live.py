@@ -46,7 +46,9 @@ class Gateway:
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def post(self, path: str, body: dict[str, Any], role: Role) -> httpx.Response:
-        return self.http.post(path, json=body, headers={"Authorization": f"Bearer {self.keys[role]}"})
+        return self.http.post(
+            path, json=body, headers={"Authorization": f"Bearer {self.keys[role]}"}
+        )
 
     def say(self, sender: str, message: str) -> httpx.Response:
         """One user message through the channel webhook (the echo bot answers)."""

@@ -10,8 +10,7 @@ has a budget of checks (all callers together) whose refusals are audited.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,6 +20,7 @@ from tests.security.live import Gateway, live_gateway
 CARD = "4539 1488 0343 6467"
 CHARSET = "0123456789 -"
 BUDGET = 4
+Ask = Callable[[str], bool | None]
 
 # What main accepts too: no declared checks, so the old request form is all a bot has.
 PLAIN: dict[str, object] = {}
@@ -57,7 +57,9 @@ def card_reference(gateway: Gateway, conversation: str) -> str:
     return str(entity["ref"])
 
 
-def regex_oracle(gateway: Gateway, conversation: str, ref: str, role: Role):  # type: ignore[no-untyped-def]
+def regex_oracle(
+    gateway: Gateway, conversation: str, ref: str, role: Role
+) -> tuple[Ask, list[int]]:
     """The old request form: `{"predicate": {"op": "regex", "pattern": ...}}`; True, False,
     or None when the gateway does not answer the question."""
     statuses: list[int] = []
@@ -75,7 +77,7 @@ def regex_oracle(gateway: Gateway, conversation: str, ref: str, role: Role):  # 
     return ask, statuses
 
 
-def binary_search(ask, limit: int = 24) -> str:  # type: ignore[no-untyped-def]
+def binary_search(ask: Ask, limit: int = 24) -> str:
     """Rebuild the value one character at a time, halving the charset per question."""
     known = ""
     for _ in range(limit):
@@ -111,7 +113,9 @@ def test_declared_checks_are_budgeted_per_reference_and_audited(declared: Gatewa
     for guess in range(12):
         role = Role.BOT if guess % 2 else Role.ACTION_SERVER
         body = {"conversation_id": conversation, "ref": ref, "check": "card_is"}
-        response = declared.post("/v1/check", {**body, "value": f"4539 1488 0343 64{guess:02d}"}, role)
+        response = declared.post(
+            "/v1/check", {**body, "value": f"4539 1488 0343 64{guess:02d}"}, role
+        )
         answers.append((response.status_code, response.json()))
     assert [status for status, _ in answers] == [200] * BUDGET + [403] * (12 - BUDGET)
     assert all(body == {"result": False} for _, body in answers[:BUDGET])

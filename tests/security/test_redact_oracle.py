@@ -40,13 +40,20 @@ def victim(gateway: Gateway, conversation: str) -> str:
 
 def grant(gateway: Gateway, conversation: str, action: str) -> str:
     types = ["EMAIL_ADDRESS"] if action == "action_send_mail" else ["CREDIT_CARD"]
-    body = {"conversation_id": conversation, "entity_types": types, "purpose": "p", "action": action}
+    body = {
+        "conversation_id": conversation,
+        "entity_types": types,
+        "purpose": "p",
+        "action": action,
+    }
     response = gateway.post("/v1/grants", body, Role.ACTION_SERVER)
     assert response.status_code == 200, response.text
     return str(response.json()["grant"])
 
 
-def guess(gateway: Gateway, conversation: str, role: Role, value: str, token: str | None) -> list:  # type: ignore[type-arg]
+def guess(
+    gateway: Gateway, conversation: str, role: Role, value: str, token: str | None
+) -> list[str | None]:
     body = {"text": value, "conversation_id": conversation}
     if token is not None:
         body["grant"] = token
