@@ -153,3 +153,11 @@ def test_the_channel_language_hint(metadata: dict[str, Any] | None, language: st
 def test_shapes_the_conversation_service_does_not_take_yet(messages: tuple[Message, ...]) -> None:
     with pytest.raises(UnsupportedTurn):
         InboundTurn("c", "c", "openai", messages).user_text()
+
+
+def test_a_rule_stored_with_a_predicate_by_an_older_release_fails_closed() -> None:
+    """Before issue 14 a secure rule stored its predicate; read back, it names no check."""
+    old = '{"expect": "PIN", "capture": "secure", "check": {"op": "digits"}, "retries": 1}'
+    rule = ContextRule.from_json(old)
+    assert rule.check is not None and not rule.check.isidentifier()  # matches no name
+    assert ContextRule.from_json(rule.to_json()) == rule
