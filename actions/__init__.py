@@ -10,11 +10,6 @@ from coatcheck.actions.checks import (
     accepts_reference,
     check_reference,
     check_slot,
-    digits,
-    equals,
-    length,
-    luhn,
-    regex,
 )
 from coatcheck.actions.client import CoatcheckClient, GrantToken
 from coatcheck.actions.errors import (
@@ -65,14 +60,9 @@ __all__ = [
     "check_reference",
     "check_slot",
     "confirmation",
-    "digits",
-    "equals",
     "find_references",
     "is_reference",
-    "length",
-    "luhn",
     "parse_reference",
-    "regex",
     "request_capture",
     "reveals",
     "utter_capture",

@@ -1,4 +1,10 @@
-"""Transition checks without reveal: predicates run in the vault, a boolean comes back.
+"""Transition checks without reveal: a declared check runs in the vault, a boolean comes back.
+
+Checks are declared in coatcheck's config (`checks.declared`: a name, the type it applies
+to, the predicate) and named here; no predicate travels from the action server.  Only an
+`equals` check takes a value (`operand`).  Each reference has a check budget
+(`checks.budget_per_reference`, default 5) shared by every caller: a spent budget is
+`ServiceError` with code `check_budget`.
 
 For `FormValidationAction.validate_<slot>`: `check_slot` keeps the reference in the slot
 and sets a non-PII flag slot (`card_valid: true`); `accepts_reference` lets a validator
@@ -18,55 +24,23 @@ from rasa_sdk.executor import CollectingDispatcher
 from coatcheck.actions._references import is_reference, parse_reference
 from coatcheck.actions.client import CoatcheckClient
 
-__all__ = [
-    "accepts_reference",
-    "check_reference",
-    "check_slot",
-    "digits",
-    "equals",
-    "length",
-    "luhn",
-    "regex",
-]
+__all__ = ["accepts_reference", "check_reference", "check_slot"]
 
-Predicate = dict[str, Any]
 Validator = Callable[..., Awaitable[dict[str, Any]] | dict[str, Any]]
 
 
-def luhn() -> Predicate:
-    return {"op": "luhn"}
-
-
-def regex(pattern: str) -> Predicate:
-    return {"op": "regex", "pattern": pattern}
-
-
-def length(min_len: int | None = None, max_len: int | None = None) -> Predicate:
-    predicate: Predicate = {"op": "length"}
-    if min_len is not None:
-        predicate["min"] = min_len
-    if max_len is not None:
-        predicate["max"] = max_len
-    return predicate
-
-
-def digits() -> Predicate:
-    return {"op": "digits"}
-
-
-def equals(value: str) -> Predicate:
-    """Compare with a backend value inside the vault (the value goes in, only a bool out)."""
-    return {"op": "equals", "value": value}
-
-
 async def check_reference(
-    client: CoatcheckClient, conversation_id: str, value: Any, predicate: Predicate
+    client: CoatcheckClient,
+    conversation_id: str,
+    value: Any,
+    check: str,
+    operand: str | None = None,
 ) -> bool:
-    """The predicate's result for a reference; False for anything that is not one."""
+    """The declared check's result for a reference; False for anything that is not one."""
     ref = parse_reference(value)
     if ref is None:
         return False
-    return await client.check(conversation_id, ref.token, predicate)
+    return await client.check(conversation_id, ref.token, check, operand)
 
 
 async def check_slot(
@@ -74,14 +48,15 @@ async def check_slot(
     tracker: Tracker,
     slot: str,
     value: Any,
-    predicate: Predicate,
+    check: str,
     flag_slot: str,
 ) -> dict[str, Any]:
-    """Slot updates for a validator: the reference stays, `flag_slot` gets the result.
+    """Slot updates for a validator: the reference stays, `flag_slot` gets the result of
+    the declared check `check`.
 
     On failure the slot is cleared so the form asks again.
     """
-    ok = await check_reference(client, tracker.sender_id, value, predicate)
+    ok = await check_reference(client, tracker.sender_id, value, check)
     return {slot: value if ok else None, flag_slot: ok}
 
 

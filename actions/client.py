@@ -117,22 +117,39 @@ class CoatcheckClient:
         data = await self._post("/v1/reveal", body, refused=RevealRefused)
         return str(data["value"]), str(data["type"])
 
-    async def check(self, conversation_id: str, ref: str, predicate: Mapping[str, Any]) -> bool:
-        """Run a predicate inside the vault; only the boolean comes back."""
-        body = {"conversation_id": conversation_id, "ref": ref, "predicate": dict(predicate)}
+    async def check(
+        self, conversation_id: str, ref: str, check: str, value: str | None = None
+    ) -> bool:
+        """Run the declared check `check` inside the vault; only the boolean comes back.
+
+        `value` is the operand of an `equals` check (and of no other).  Each reference has
+        a check budget (403 `check_budget` once spent, raised as `ServiceError`).
+        """
+        body: dict[str, Any] = {"conversation_id": conversation_id, "ref": ref, "check": check}
+        if value is not None:
+            body["value"] = value
         data = await self._post("/v1/check", body)
         return bool(data["result"])
 
     async def redact(
-        self, conversation_id: str, text: str, context: Mapping[str, Any] | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        context: Mapping[str, Any] | None = None,
+        grant: GrantToken | None = None,
     ) -> str:
         """`text` with every PII span replaced by its reference rendering.
 
         `context` (`{"expect": TYPE, "capture": "pattern" | "whole"}`) vaults by rule.
+        With a `grant` for this conversation, values of its types are vaulted and keep
+        their references; every other value comes back as `[TYPE]` and is stored nowhere
+        (an action server may not learn which values a conversation holds).
         """
         body: dict[str, Any] = {"text": text, "conversation_id": conversation_id}
         if context is not None:
             body["context"] = dict(context)
+        if grant is not None:
+            body["grant"] = grant.token
         data = await self._post("/v1/redact", body)
         return str(data["text"])
 

@@ -12,7 +12,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from coatcheck.actions.checks import accepts_reference, check_slot, luhn
+from coatcheck.actions.checks import accepts_reference, check_slot
 from coatcheck.actions.client import CoatcheckClient
 from coatcheck.actions.prompts import utter_confirmation
 from coatcheck.actions.reveal import RevealedView, RevealingAction, reveals
@@ -72,7 +72,10 @@ class ValidatePaymentForm(FormValidationAction):  # type: ignore[misc]
         domain: dict[str, Any],
     ) -> dict[str, Any]:
         async with CoatcheckClient.from_env() as client:
-            return await check_slot(client, tracker, "card_number", value, luhn(), "card_valid")
+            # `card_luhn`: declared in coatcheck's config (config/coatcheck.example.yaml)
+            return await check_slot(
+                client, tracker, "card_number", value, "card_luhn", "card_valid"
+            )
 
     @accepts_reference("EMAIL_ADDRESS")
     def validate_email(

@@ -42,11 +42,15 @@ def utter_confirmation(dispatcher: CollectingDispatcher, text: str) -> None:
 
 def capture_directive(
     entity_type: str,
-    check: Mapping[str, Any] | None = None,
+    check: str | None = None,
     retries: int = 2,
     retry_text: str | None = None,
 ) -> dict[str, Any]:
-    """The secure-capture directive: the next user message is vaulted whole as `entity_type`."""
+    """The secure-capture directive: the next user message is vaulted whole as `entity_type`.
+
+    `check` names a check declared in coatcheck's config for that type (no `equals`);
+    a failed check answers `ok: false` (after `retries`).
+    """
     if retries < 0:
         raise ValueError("retries must be >= 0")
     directive: dict[str, Any] = {
@@ -57,14 +61,14 @@ def capture_directive(
     if retry_text is not None:
         directive["retry_text"] = retry_text
     if check is not None:
-        directive["check"] = dict(check)
+        directive["check"] = check
     return directive
 
 
 def utter_capture(
     dispatcher: CollectingDispatcher,
     entity_type: str,
-    check: Mapping[str, Any] | None = None,
+    check: str | None = None,
     retries: int = 2,
     retry_text: str | None = None,
 ) -> None:
@@ -77,7 +81,7 @@ async def request_capture(
     client: CoatcheckClient,
     conversation_id: str,
     entity_type: str,
-    check: Mapping[str, Any] | None = None,
+    check: str | None = None,
     retries: int = 2,
     retry_text: str | None = None,
 ) -> None:

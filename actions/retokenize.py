@@ -2,7 +2,9 @@
 
 Runs at the end of an opted-in `run`: values the action saw are put back as their
 references locally (exact match, no detector guesswork), then the remaining text goes
-through `/v1/redact` so new PII the action produced is vaulted too. Existing references
+through `/v1/redact` with the run's grant, so new PII of the granted types the action
+produced is vaulted too (same value, same reference); any other type comes back as
+`[TYPE]` and is stored nowhere (docs/actions.md). Existing references
 are never sent through the detector (the gateway defangs look-alike tokens).
 
 Everything is walked: every key and value of every dict at any depth (no key is trusted
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from coatcheck.actions._references import find_references
-from coatcheck.actions.client import CoatcheckClient
+from coatcheck.actions.client import CoatcheckClient, GrantToken
 from coatcheck.actions.errors import UnsupportedValue
 
 __all__ = ["Retokenizer"]
@@ -33,10 +35,15 @@ class Retokenizer:
     """
 
     def __init__(
-        self, client: CoatcheckClient, conversation_id: str, revealed: Mapping[str, str]
+        self,
+        client: CoatcheckClient,
+        conversation_id: str,
+        revealed: Mapping[str, str],
+        grant: GrantToken | None = None,
     ) -> None:
         self._client = client
         self._conversation_id = conversation_id
+        self._grant = grant
         self._known = {value: ref for value, ref in revealed.items() if value}
         # One alternation, longest value first, applied in a single pass: a replacement
         # is never rescanned, so a short value cannot match inside an inserted reference.
@@ -88,7 +95,9 @@ class Retokenizer:
             return part
         pending = self._redacted.get(part)
         if pending is None:
-            pending = asyncio.ensure_future(self._client.redact(self._conversation_id, part))
+            pending = asyncio.ensure_future(
+                self._client.redact(self._conversation_id, part, grant=self._grant)
+            )
             self._redacted[part] = pending
         return await pending
 

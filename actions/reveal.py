@@ -26,7 +26,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection
 
 from coatcheck.actions._references import parse_reference
 from coatcheck.actions.client import CoatcheckClient, GrantToken
-from coatcheck.actions.errors import ActionFailed, ConfigurationError
+from coatcheck.actions.errors import ActionFailed, ConfigurationError, GrantRefused
 from coatcheck.actions.retokenize import Retokenizer
 
 __all__ = ["RevealedView", "RevealingAction", "reveals"]
@@ -96,12 +96,23 @@ class RevealingAction(Action, ABC):  # type: ignore[misc]  # rasa_sdk is untyped
             events = await self._run_guarded(own, tracker, domain, view)
             if own.is_streaming_active:  # an unclosed stream: its chunks become messages
                 await own.stream_end()
-            retok = Retokenizer(client, conversation, _inverse(view.by_reference))
+            grant = await self._retokenize_grant(client, conversation)
+            retok = Retokenizer(client, conversation, _inverse(view.by_reference), grant)
             messages, result = await asyncio.gather(
                 retok.walk(own.messages), retok.walk(list(events))
             )
             dispatcher.messages.extend(messages)
             return list(result)
+
+    async def _retokenize_grant(
+        self, client: CoatcheckClient, conversation: str
+    ) -> GrantToken | None:
+        """A fresh grant for re-tokenising (the reveal's may have expired while the action
+        ran); without one (not allow-listed) new values come back as `[TYPE]`."""
+        try:
+            return await client.grant(conversation, self.reveal_types, self.name(), self.purpose)
+        except GrantRefused:
+            return None
 
     async def _run_guarded(
         self,

@@ -23,6 +23,7 @@ from coatcheck.middleware.detect import DetectConfig, Detector
 from coatcheck.middleware.export import ExportSection, ExportSink, build_sinks, sink_key
 from coatcheck.middleware.external import EndpointConfig, ExternalResolver
 from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.conversation import ConversationService, TurnLimits
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -140,11 +141,20 @@ def _services(
     refusals = RefusalAudit(p.vault)
     limits = p.config.limits
     cap = ValueCap(limits.values_per_conversation, settings.tenant)
+    checks = Checks(
+        p.vault,
+        p.store,
+        refusals,
+        declared=p.config.checks.declared,
+        budget=p.config.checks.budget_per_reference,
+    )
+    signer = GrantSigner(p.vault.grant_key)
     conversations = ConversationService(
         store=p.store,
         redactor=redactor,
         vault=p.vault,
         bot=bot,
+        checks=checks,
         replies=Replies(
             p.store, p.vault, lifecycle, confirm_types=p.detect.confirm_types(), clock=p.clock
         ),
@@ -162,7 +172,7 @@ def _services(
     )
     reveals = Reveals(
         p.vault,
-        GrantSigner(p.vault.grant_key),
+        signer,
         external=external,
         refusals=refusals,
         mask_purpose=detector_redactor(p.detector),
@@ -197,8 +207,12 @@ def _services(
                 RateLimit(limits.redact_per_conversation, limits.window_seconds, "conversation"),
                 cap,
             ),
+            checks=checks,
+            signer=signer,
+            clock=p.clock,
         ),
         reveals=reveals,
+        checks=checks,
         external=external,
         refusals=refusals,
         lifecycle=lifecycle,

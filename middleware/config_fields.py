@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from coatcheck.grammar import DISPLAY_RE, TYPE_NAME_RULE, is_type_name
+from coatcheck.saferegex import UnsafePattern, safe_compile
 
 __all__ = [
     "AtPath",
@@ -55,12 +56,14 @@ TypeName = Annotated[str, AfterValidator(_type_name)]
 
 
 def check_regex(value: str) -> str:
-    """A pattern that compiles and cannot match empty text (an empty match vaults nothing
-    and, found at every position, floods the detector)."""
+    """A pattern that compiles, on RE2 or (lookaround) on `regex` with a time limit
+    (`coatcheck.saferegex`: the engine is chosen here, once), and cannot match empty text
+    (an empty match vaults nothing and, found at every position, floods the detector)."""
     try:
         re.compile(value)
-    except re.error:
-        raise ValueError("not a valid regular expression") from None
+        safe_compile(value)
+    except (re.error, UnsafePattern):
+        raise ValueError("not a valid regular expression (RE2, or regex for lookaround)") from None
     if _PARSER.parse(value).getwidth()[0] == 0:
         raise ValueError("the regular expression can match empty text")
     return value

@@ -14,6 +14,7 @@ from coatcheck.vault.models import Base
 
 __all__ = [
     "ApiKey",
+    "CheckBudget",
     "ConversationState",
     "ExportRedaction",
     "HistoryEntry",
@@ -85,6 +86,17 @@ class RateCounter(Base):
     sender: Mapped[str] = mapped_column(String(255), nullable=False)
     window_start: Mapped[int] = mapped_column(Integer, nullable=False)
     count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CheckBudget(Base):
+    """Checks asked about one reference (`gateway/checks.py`): the budget holds across
+    workers because the count is taken and raised in one conditional UPDATE."""
+
+    __tablename__ = "gw_check_budget"
+
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class ExportRedaction(Base):

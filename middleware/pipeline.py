@@ -38,7 +38,7 @@ class Entity:
     type: str
     start: int
     end: int
-    ref: str
+    ref: str | None  # None: not vaulted, shown as `[TYPE]` (`Redactor.redact_limited`)
     display: str
     rule: str
 
@@ -120,6 +120,66 @@ class Redactor:
 
         self.vault.tokenize_many(conversation_id, items, then=then)
         return rendered[0]
+
+    def redact_limited(
+        self,
+        conversation_id: str,
+        text: str,
+        context: Context | None,
+        vault_types: frozenset[str],
+        *,
+        record: Callable[[Transaction | None, RedactResult], None] | None = None,
+    ) -> RedactResult:
+        """Like `redact`, but only values of `vault_types` are vaulted (and get their
+        existing reference back); every other value is replaced by `[TYPE]` and stored
+        nowhere.  For callers who may not learn which values a conversation holds
+        (`gateway/redaction.py`); off the per-message path.  `record` as for `redact`."""
+        safe = defang(text)
+        spans = self.detector.detect(safe, context)
+        kept = [span for span in spans if span.entity_type in vault_types]
+        if not kept:
+            result = self._render_limited(safe, spans, vault_types, [])
+            if record is not None:
+                record(None, result)
+            return result
+        rendered: list[RedactResult] = []
+
+        def then(tx: Transaction, refs: list[str]) -> None:
+            rendered[:] = [self._render_limited(safe, spans, vault_types, refs)]
+            if record is not None:
+                record(tx, rendered[0])
+
+        items = [(s.entity_type, s.value) for s in kept]
+        self.vault.tokenize_many(conversation_id, items, then=then)
+        return rendered[0]
+
+    def _render_limited(
+        self, safe: str, spans: list[Span], vault_types: frozenset[str], refs: list[str]
+    ) -> RedactResult:
+        """`safe` with kept spans as references (in order, from `refs`), others `[TYPE]`."""
+        kept_refs = iter(refs)
+        pieces: list[str] = []
+        entities: list[Entity] = []
+        last = 0
+        for span in spans:
+            pieces.append(safe[last : span.start])
+            last = span.end
+            if span.entity_type not in vault_types:
+                shown = f"[{span.entity_type}]"
+                pieces.append(shown)
+                entities.append(
+                    Entity(span.entity_type, span.start, span.end, None, shown, span.rule)
+                )
+                continue
+            ref_id = next(kept_refs)
+            display = display_for(span.value, ref_id, self.config.settings_for(span.entity_type))
+            pieces.append(format_reference(span.entity_type, ref_id, display))
+            reference = format_reference(span.entity_type, ref_id)
+            entities.append(
+                Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
+            )
+        pieces.append(safe[last:])
+        return RedactResult("".join(pieces), entities)
 
     def _render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
         pieces: list[str] = []

@@ -45,7 +45,7 @@ VALID_BODIES: dict[str, Any] = {
     "/v1/check": {
         "conversation_id": "u1",
         "ref": "CC_EMAIL_ADDRESS_0123456789",
-        "predicate": {"op": "length", "min": 1},
+        "check": "email_nonempty",
     },
     "/v1/conversations/{conversation_id}/context": {"expect": "PIN"},
     "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},

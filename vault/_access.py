@@ -115,9 +115,16 @@ def grant_failure(conversation_id: str, grant: Grant, now: float, verdict: Verdi
     return verdict
 
 
-def check_decider(now: float) -> Decide:
-    """Checks, like grants, reach only values of a live conversation."""
-    return lambda row: ENDED if _ended(row, now) else None
+def check_decider(now: float, entity_type: str | None = None) -> Decide:
+    """Checks, like grants, reach only values of a live conversation; with `entity_type`,
+    only values of that type (any other is answered as unknown)."""
+
+    def decide(row: Any) -> Verdict | None:
+        if entity_type is not None and row.entity_type != entity_type:
+            return UNKNOWN
+        return ENDED if _ended(row, now) else None
+
+    return decide
 
 
 def policy_decider(policy: Callable[[ValueState], str | None], now: float) -> Decide:

@@ -198,7 +198,13 @@ class Reader:
         return cast(str, value)
 
     def check(
-        self, conversation_id: str, ref_id: str, predicate: Predicate, actor: str, purpose: str
+        self,
+        conversation_id: str,
+        ref_id: str,
+        predicate: Predicate,
+        actor: str,
+        purpose: str,
+        entity_type: str | None = None,
     ) -> bool:
         check_conversation(conversation_id)
         check_ref(ref_id)
@@ -209,7 +215,7 @@ class Reader:
             action="check",
             actor=actor,
             purpose=purpose,
-            decide=_access.check_decider(now),
+            decide=_access.check_decider(now, entity_type),
             use=predicate,
         )
         _raise(verdict, ref_id)

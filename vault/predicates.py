@@ -1,19 +1,20 @@
 """Transition checks: predicates that run inside the vault so only a boolean leaves.
 
-Patterns are capped in length and compiled once; values longer than `MAX_VALUE_CHARS` are
-never matched, bounding the cost of a backtracking pattern.  `Equals` compares with
+Patterns are capped in length and compiled once, on RE2 (linear time) or, for lookaround,
+on `regex` with a time limit per match (`coatcheck.saferegex`); a match past its limit
+answers False.  Values longer than `MAX_VALUE_CHARS` are never matched.  `Equals` compares with
 `hmac.compare_digest`.  Predicates that hold a secret never show it in their repr.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stdnum import luhn
 
+from coatcheck.saferegex import RegexTimeout, SafePattern, SafeRegexError, safe_compile
 from coatcheck.vault.errors import InvalidPredicate
 
 __all__ = [
@@ -39,19 +40,24 @@ class Predicate(Protocol):
 @dataclass(frozen=True)
 class Regex:
     pattern: str
-    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _compiled: SafePattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.pattern, str) or not 0 < len(self.pattern) <= MAX_PATTERN_CHARS:
             raise InvalidPredicate("pattern")
         try:
-            compiled = re.compile(self.pattern)
-        except (re.error, RecursionError, OverflowError):
+            compiled = safe_compile(self.pattern)
+        except SafeRegexError:
             raise InvalidPredicate("pattern") from None
         object.__setattr__(self, "_compiled", compiled)
 
     def __call__(self, value: str) -> bool:
-        return len(value) <= MAX_VALUE_CHARS and self._compiled.fullmatch(value) is not None
+        if len(value) > MAX_VALUE_CHARS:
+            return False
+        try:
+            return self._compiled.fullmatch(value)
+        except RegexTimeout:
+            return False
 
 
 @dataclass(frozen=True)

@@ -250,13 +250,22 @@ class Vault:
         )
 
     def check(
-        self, conversation_id: str, ref_id: str, predicate: Predicate, actor: str, purpose: str
+        self,
+        conversation_id: str,
+        ref_id: str,
+        predicate: Predicate,
+        actor: str,
+        purpose: str,
+        *,
+        entity_type: str | None = None,
     ) -> bool:
         """Run `predicate` on the value inside the vault; only the boolean leaves; audited.
 
         Like grants, checks reach only values of a live conversation (`ConversationEnded`).
+        With `entity_type`, a value stored under another type is an unknown reference (a
+        check declared for one type never runs on another).
         """
-        return self._reads.check(conversation_id, ref_id, predicate, actor, purpose)
+        return self._reads.check(conversation_id, ref_id, predicate, actor, purpose, entity_type)
 
     # -- retention ------------------------------------------------------------------------
 
@@ -444,6 +453,26 @@ class Vault:
             conversation_id[:255] if conversation_id else None,
             ref,
             entity_type,
+        )
+        with storage.engine.begin() as conn:
+            storage.chain.append(conn, [entry])
+
+    def audit_access(
+        self, *, actor: str, action: str, conversation_id: str, purpose: str | None = None
+    ) -> None:
+        """Audit a request the caller served itself (`/v1/redact` into a conversation):
+        outcome `ok`, the purpose saying how it was answered; never a value."""
+        storage = self._storage
+        entry = _chain.Entry(
+            storage.clock(),
+            storage.tenant,
+            actor[:255],
+            action,
+            Outcome.OK.audit_text(),
+            conversation_id[:255],
+            None,
+            None,
+            purpose[:255] if purpose else None,
         )
         with storage.engine.begin() as conn:
             storage.chain.append(conn, [entry])

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from coatcheck.middleware.config.checks import ChecksSection
 from coatcheck.middleware.config_fields import AtPath, TypeName
 from coatcheck.middleware.detect import (
     BUILTIN_TYPES,
@@ -114,6 +115,7 @@ class CoatcheckConfig(BaseModel):
     # The allow-list of opt-in reveals: {action name: [TYPE, ...]} (docs/actions.md).
     actions: dict[ActionName, frozenset[TypeName]] = {}
     grants: GrantsSection = GrantsSection()
+    checks: ChecksSection = ChecksSection()
     export: ExportSection = ExportSection()
     external: dict[TypeName, EndpointConfig] = {}
     limits: LimitsSection = LimitsSection()

@@ -9,7 +9,6 @@ uses that recognizer, with the expectation standing in for its context words.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from coatcheck.grammar import TYPE_NAME_RE as _TYPE_NAME
@@ -17,6 +16,7 @@ from coatcheck.middleware.detect.config import DetectConfig
 from coatcheck.middleware.detect.errors import UnknownTypeError
 from coatcheck.middleware.detect.recognizers import BUILTIN_RECOGNIZERS, Candidate, Recognizer
 from coatcheck.middleware.detect.spans import Capture, Context
+from coatcheck.saferegex import safe_compile
 
 __all__ = ["DEFAULT_RULES", "Rule", "apply_rule", "resolve_rule"]
 
@@ -88,7 +88,7 @@ def apply_rule(text: str, entity_type: str, rule: Rule) -> list[Candidate]:
             for c in rule.recognizer.find(text, expected=True)
         ]
     assert rule.pattern is not None
-    regex = re.compile(rule.pattern)
+    regex = safe_compile(rule.pattern)  # config or built-in: RE2, or `regex` time-limited
     found: list[Candidate] = []
     for match in regex.finditer(text):
         start, end = match.span("value") if "value" in regex.groupindex else match.span()

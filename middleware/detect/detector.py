@@ -103,6 +103,7 @@ class Detector:
                 context_required=c.context_required,
                 prune=False,
                 needs_digit=False,
+                safe=True,
             )
             for c in config.custom_types
         )

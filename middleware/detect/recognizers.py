@@ -24,6 +24,7 @@ from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_rege
 from coatcheck.middleware.detect.prune import Pruner
 from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count, leading
 from coatcheck.middleware.detect.validators import VALIDATORS
+from coatcheck.saferegex import Finder, safe_compile
 
 __all__ = [
     "BUILTIN_RECOGNIZERS",
@@ -87,20 +88,21 @@ class Recognizer:
     # Decides the look-alikes (order numbers, amounts...) when `prune` is set; None = the
     # default locales' pruner. Set by `build_recognizers` from the configured locales.
     pruner: Pruner | None = field(default=None, compare=False, repr=False)
-    _compiled: tuple[tuple[re.Pattern[str], bool], ...] = field(init=False, repr=False)
+    # Patterns from config run on `coatcheck.saferegex` (RE2, or `regex` with a time limit):
+    # a user's text must not stall the worker on a customer's pattern.
+    safe: bool = False
+    _compiled: tuple[tuple[Finder, bool], ...] = field(init=False, repr=False)
     _context_re: re.Pattern[str] | None = field(init=False, repr=False)
     _value_group: tuple[bool, ...] = field(init=False, repr=False)
     _gates: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _context_lower: tuple[str, ...] = field(init=False, repr=False)
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
     _requires_few: tuple[str, ...] = field(init=False, repr=False)
-    _plans: tuple[tuple[re.Pattern[str], bool, bool, tuple[str, ...]], ...] = field(
-        init=False, repr=False
-    )
+    _plans: tuple[tuple[Finder, bool, bool, tuple[str, ...]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        strong = tuple((re.compile(p, self.flags), False) for p in self.patterns)
-        weak = tuple((re.compile(p, self.flags), True) for p in self.weak_patterns)
+        strong = tuple((self._compile(p), False) for p in self.patterns)
+        weak = tuple((self._compile(p), True) for p in self.weak_patterns)
         object.__setattr__(self, "_compiled", strong + weak)
         groups = tuple("value" in regex.groupindex for regex, _ in strong + weak)
         object.__setattr__(self, "_value_group", groups)
@@ -128,6 +130,13 @@ class Recognizer:
         object.__setattr__(self, "_requires_few", few)
         if 0 < self.min_token < LONG_TOKEN:
             raise ValueError("min_token below LONG_TOKEN: Scan.long_tokens would miss it")
+
+    def _compile(self, pattern: str) -> Finder:
+        if self.safe:
+            if self.flags:
+                raise ValueError("safe patterns carry their flags inline")
+            return safe_compile(pattern)
+        return re.compile(pattern, self.flags)
 
     @property
     def needs_context(self) -> bool:

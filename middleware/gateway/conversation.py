@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.grammar import parse_references
 from coatcheck.middleware.detect import Context, UnknownTypeError
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.errors import (
     BadText,
     DeliveryUnknown,
@@ -45,7 +46,7 @@ from coatcheck.middleware.gateway.turns import (
     TextPart,
 )
 from coatcheck.middleware.pipeline import Redactor, RedactResult
-from coatcheck.vault import Transaction, Vault, predicate_from_dict
+from coatcheck.vault import Transaction, Vault
 
 __all__ = ["ConversationService", "TurnLimits"]
 
@@ -100,6 +101,7 @@ class ConversationService:
         redactor: Redactor,
         vault: Vault,
         bot: BotAdapter,
+        checks: Checks,
         replies: Replies,
         recent: RecentValues,
         limits: TurnLimits,
@@ -110,6 +112,7 @@ class ConversationService:
         self._store = store
         self._ids = store.message_ids
         self._digests = digests
+        self._checks = checks
         self._messages = store.messages
         self._redactor = redactor
         self._vault = vault
@@ -272,8 +275,13 @@ class ConversationService:
         refs = parse_references(result.text)
         ok = bool(refs)
         if ok and rule.check is not None:
-            predicate = predicate_from_dict(dict(rule.check))
-            ok = self._vault.check(cid, refs[0].ref_id, predicate, "gateway", "secure_capture")
+            predicate = self._checks.capture_predicate(rule.check, rule.expect)
+            if predicate is None:
+                log.warning("secure capture failed: its check is not declared for the type")
+                ok = False
+            else:
+                purpose = f"secure_capture:{rule.check}"
+                ok = self._vault.check(cid, refs[0].ref_id, predicate, "gateway", purpose)
         if not ok and rule.retries > 0:
             self._messages.record_retry(
                 cid,

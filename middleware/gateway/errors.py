@@ -7,6 +7,9 @@ log viewer (`ui/errors.py` subclasses the root) map them the same way.
     ├── AuthError                     401 unauthorized   (missing / unknown key)
     │   └── RoleForbidden             403 forbidden      (key lacks the role)
     ├── RevealRefused(code)           403 <code>         (staff reveal refused: lifecycle rules)
+    ├── CheckRefused(code)            403 <code>         (check_type, check_budget; audited)
+    ├── UnknownCheck                  422 unknown_check  (not a declared check; audited)
+    ├── PatternTimeout                422 pattern_timeout (a lookaround pattern hit its limit)
     ├── ConversationClosed            409 conversation_ended (a value for an ended one)
     ├── DeliveryUnknown               409 duplicate_message (a repeat of a message in flight)
     ├── RequestRejected               400 bad_request
@@ -34,11 +37,13 @@ __all__ = [
     "AuthError",
     "BadText",
     "BotUnavailable",
+    "CheckRefused",
     "ConversationClosed",
     "ConversationNotFound",
     "DeliveryUnknown",
     "GatewayError",
     "MalformedJson",
+    "PatternTimeout",
     "PayloadTooLarge",
     "RateLimited",
     "RequestRejected",
@@ -47,6 +52,7 @@ __all__ = [
     "StorageUnavailable",
     "TooDeep",
     "TooManyValues",
+    "UnknownCheck",
     "UnsupportedTurn",
 ]
 
@@ -91,6 +97,36 @@ class RevealRefused(GatewayError):
     def __init__(self, reason: str) -> None:
         super().__init__(None, self.messages.get(reason, "the reveal was refused"))
         self.code = reason if reason in self.messages else "reveal_refused"
+
+
+class CheckRefused(GatewayError):
+    """A declared check refused before the vault ran it (`gateway/checks.py`); audited."""
+
+    status = 403
+    code = "check_refused"
+    messages = {
+        "check_type": "this check is declared for another entity type",
+        "check_budget": "this reference's check budget is spent",
+    }
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, self.messages.get(reason, "the check was refused"))
+        self.code = reason if reason in self.messages else "check_refused"
+
+
+class UnknownCheck(GatewayError):
+    status = 422
+    code = "unknown_check"
+    default_message = "not a check declared in the config (checks.declared)"
+
+
+class PatternTimeout(GatewayError):
+    """A configured lookaround pattern ran past its time limit on this text: nothing was
+    stored or forwarded (fail closed)."""
+
+    status = 422
+    code = "pattern_timeout"
+    default_message = "a configured pattern took too long on this text; nothing was processed"
 
 
 class ConversationClosed(GatewayError):

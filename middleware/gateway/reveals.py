@@ -1,5 +1,5 @@
 """The doors values come out through (besides confirmations): grants for actions, granted
-reveals, staff reveals under the lifecycle rules, and checks.  Every attempt is audited:
+reveals, staff reveals under the lifecycle rules (checks: `checks.py`).  Every attempt is audited:
 by the vault when it decides, by `RefusalAudit` when refused before the vault.
 
 Staff reveals (docs/lifecycle.md) are checked inside the vault's reveal transaction
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from coatcheck.grammar import REFERENCE_RE
 from coatcheck.middleware.gateway.apikeys import Caller, Role
@@ -37,7 +36,6 @@ from coatcheck.vault import (
     UnknownReference,
     ValueState,
     Vault,
-    predicate_from_dict,
 )
 from coatcheck.vault.errors import InvalidGrant
 from coatcheck.vault.lifecycle import MASKED
@@ -81,7 +79,7 @@ class IssuedGrant:
 
 
 class Reveals:
-    """Grants, reveals and checks; `actions` is the config's allow-list, `mask_purpose`
+    """Grants and reveals; `actions` is the config's allow-list, `mask_purpose`
     masks typed purposes (the detector) before they reach the audit chain."""
 
     def __init__(
@@ -237,11 +235,3 @@ class Reveals:
             raise RevealRefused(exc.reason) from None
         # An externally held type stores the customer's id: staff see the fetched value too.
         return self._external.value(conversation_id, ref_id, entity_type, opened)
-
-    def check(
-        self, caller: Caller, conversation_id: str, reference: str, predicate: dict[str, Any]
-    ) -> bool:
-        """A named predicate run inside the vault on the value; only the boolean leaves."""
-        _, ref_id = parse_reference(reference)
-        parsed = predicate_from_dict(predicate)
-        return self._vault.check(conversation_id, ref_id, parsed, caller.role.value, "check")

@@ -4,38 +4,42 @@ A rule comes from a bot directive (parsed by the bot adapter), from
 `POST /v1/conversations/{id}/context`, or from a secure capture's retry; it is stored in the
 conversation's state row (workers are stateless) and applies to one message.  `parse`
 checks a rule from outside; `from_json` reads back one stored earlier (trusted, lenient).
-A secure rule is stored in clear, so its check may not carry a value (`equals`).
+A secure rule's `check` names a declared check (`checks.declared`, no operand); it is
+resolved when the capture runs, and a name that does not resolve fails the capture.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from coatcheck.grammar import TYPE_NAME_RULE, is_type_name
+from coatcheck.middleware.config import CHECK_NAME
 from coatcheck.middleware.detect import Context
 from coatcheck.middleware.gateway.errors import BadText
-from coatcheck.vault import predicate_from_dict
 
 __all__ = ["DEFAULT_RETRY_TEXT", "ContextRule"]
 
 DEFAULT_RETRY_TEXT = "That did not work, please try again."
 RuleCapture = Literal["pattern", "whole", "secure"]
+_CHECK_NAME = re.compile(CHECK_NAME)
+_LEGACY_CHECK = "<predicate>"  # never a declared name
 
 
 @dataclass(frozen=True, slots=True)
 class ContextRule:
     """`expect` a type; `capture` how (None: the type's configured capture).
 
-    Secure captures only: `check` (a predicate the captured value must pass), `retries`
-    left, and the `retry_text` the gateway answers a failed attempt with.
+    Secure captures only: `check` (the name of a declared check the captured value must
+    pass), `retries` left, and the `retry_text` the gateway answers a failed attempt with.
     """
 
     expect: str
     capture: RuleCapture | None = None
-    check: Mapping[str, Any] | None = None
+    check: str | None = None
     retries: int = 0
     retry_text: str = DEFAULT_RETRY_TEXT
 
@@ -45,7 +49,7 @@ class ContextRule:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> ContextRule:
-        """A rule checked enough to be stored; `BadText` / `InvalidPredicate` name the field."""
+        """A rule checked enough to be stored; `BadText` names the field."""
         expect, capture = raw.get("expect"), raw.get("capture")
         if not isinstance(expect, str) or not is_type_name(expect):
             raise BadText("expect", TYPE_NAME_RULE)
@@ -54,10 +58,8 @@ class ContextRule:
         if capture != "secure":
             return cls(expect, capture)
         check = raw.get("check")
-        if check is not None:
-            predicate_from_dict(check)  # raises InvalidPredicate naming the field
-            if check.get("op") == "equals":  # the rule is stored in clear: no values in it
-                raise BadText("check.op", "equals cannot be used in a stored rule")
+        if check is not None and not (isinstance(check, str) and _CHECK_NAME.fullmatch(check)):
+            raise BadText("check", "must name a declared check (checks.declared)")
         retries = raw.get("retries", 0)
         if not isinstance(retries, int) or not 0 <= retries <= 10:
             raise BadText("retries", "must be an integer from 0 to 10")
@@ -68,10 +70,13 @@ class ContextRule:
     def from_json(cls, text: str) -> ContextRule:
         """A rule as stored by `to_json` (or by an older release: same keys)."""
         data: dict[str, Any] = json.loads(text)
+        check = data.get("check")
+        if check is not None and not isinstance(check, str):
+            check = _LEGACY_CHECK  # a predicate stored by an older release: fails closed
         return cls(
             data["expect"],
             data.get("capture"),
-            data.get("check"),
+            check,
             int(data.get("retries", 0)),
             str(data.get("retry_text") or DEFAULT_RETRY_TEXT),
         )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -44,6 +45,7 @@ class Services:
     conversations: ConversationService
     redaction: RedactionService
     reveals: Reveals
+    checks: Checks
     external: ExternalValues
     refusals: RefusalAudit
     lifecycle: Lifecycle

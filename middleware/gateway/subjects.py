@@ -102,6 +102,7 @@ class Subjects:
             messages, states = self._store.messages, self._store.conversations
             rates = messages.forget_rates(tx, ids)
             state_rows = states.forget(tx, ids)
+            self._store.check_budgets.forget(tx, ids)
             rows = GatewayRowsForgotten(messages.forget_history(tx, ids), state_rows, rates)
             # Records waiting for a sink and message ids of those conversations go too
             # (not counted in the audit text: neither holds a value or a raw id).

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from coatcheck.middleware.gateway.apikeys import Caller, Role
+from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
@@ -26,6 +27,7 @@ __all__ = [
     "AdminKey",
     "BotSideKey",
     "ChannelKey",
+    "ChecksDep",
     "ConversationsDep",
     "EndKey",
     "EngineDep",
@@ -57,6 +59,10 @@ async def _redaction(request: Request) -> RedactionService:
 
 async def _reveals(request: Request) -> Reveals:
     return services_of(request.app.state).reveals
+
+
+async def _checks(request: Request) -> Checks:
+    return services_of(request.app.state).checks
 
 
 async def _lifecycle(request: Request) -> Lifecycle:
@@ -94,6 +100,7 @@ async def _subjects(request: Request) -> Subjects:
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
 RedactionDep = Annotated[RedactionService, Depends(_redaction)]
 RevealsDep = Annotated[Reveals, Depends(_reveals)]
+ChecksDep = Annotated[Checks, Depends(_checks)]
 LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]
 RecordsDep = Annotated[ConversationRecords, Depends(_records)]
 ExporterDep = Annotated[Exporter, Depends(_exporter)]

@@ -30,9 +30,15 @@ from coatcheck.middleware.external import (
     ExternalError,
     ReferenceNotFound,
 )
-from coatcheck.middleware.gateway.errors import GatewayError, RateLimited, RoleForbidden
+from coatcheck.middleware.gateway.errors import (
+    GatewayError,
+    PatternTimeout,
+    RateLimited,
+    RoleForbidden,
+)
 from coatcheck.middleware.gateway.services import services_of
 from coatcheck.middleware.service.auth import bearer_prefix
+from coatcheck.saferegex import RegexTimeout
 from coatcheck.vault.errors import (
     ConcurrencyError,
     ConversationEnded,
@@ -142,6 +148,12 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
+async def _on_regex_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """A configured lookaround pattern hit its time limit (`coatcheck.saferegex`)."""
+    log.warning("pattern time limit reached on %s", request.url.path)
+    return await _on_gateway_error(request, PatternTimeout())
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled %s", type(exc).__name__)
     return error_response(500, "internal", "internal error")
@@ -156,6 +168,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(ExternalError, _on_external_error)
     app.add_exception_handler(ExportError, _on_export_error)
+    app.add_exception_handler(RegexTimeout, _on_regex_timeout)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

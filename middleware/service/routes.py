@@ -17,6 +17,7 @@ from coatcheck.middleware.gateway.store import healthy
 from coatcheck.middleware.gateway.text import clean_field
 from coatcheck.middleware.service.deps import (
     BotSideKey,
+    ChecksDep,
     EndKey,
     EngineDep,
     GrantKey,
@@ -54,13 +55,15 @@ def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
 
 @router.post("/v1/redact")
 def redact(body: RedactIn, redaction: RedactionDep, caller: RedactKey) -> dict[str, Any]:
+    """Existing references only to a caller who holds the value (docs/service.md)."""
     context = body.context
     result = redaction.redact(
+        caller,
         body.conversation_id,
         body.text,
         None if context is None else context.expect,
         None if context is None else context.capture,
-        client=caller.prefix,
+        body.grant,
     )
     return {"text": result.text, "entities": [e.as_dict() for e in result.entities]}
 
@@ -82,8 +85,9 @@ def reveal(body: RevealIn, reveals: RevealsDep, caller: RevealKey) -> dict[str, 
 
 
 @router.post("/v1/check")
-def check(body: CheckIn, reveals: RevealsDep, caller: BotSideKey) -> dict[str, bool]:
-    return {"result": reveals.check(caller, body.conversation_id, body.ref, body.predicate)}
+def check(body: CheckIn, checks: ChecksDep, caller: BotSideKey) -> dict[str, bool]:
+    """A declared check, by name, under the reference's budget (docs/service.md)."""
+    return {"result": checks.ask(caller, body.conversation_id, body.ref, body.check, body.value)}
 
 
 @router.post("/v1/conversations/{conversation_id}/context")

@@ -5,11 +5,12 @@ The channel webhook's body belongs to its adapter (`adapters/rasa_rest.py`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coatcheck.grammar import TYPE_NAME_RE
+from coatcheck.middleware.config import CheckName
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId
 
 __all__ = ["CheckIn", "ContextIn", "GrantIn", "RedactIn", "RevealIn", "SubjectIn", "TemporaryIn"]
@@ -26,15 +27,19 @@ class ContextIn(_Body):
 
     expect: TypeName
     capture: Literal["pattern", "whole", "secure"] | None = None
-    check: dict[str, Any] | None = None
+    check: CheckName | None = None  # a declared check without operand (secure capture)
     retries: int = Field(default=0, ge=0, le=10)
     retry_text: Annotated[CleanStr, Field(max_length=1000)] | None = None
 
 
 class RedactIn(_Body):
+    """`grant`: an action server's grant for this conversation (docs/service.md, "Redact
+    into a conversation"): values of its types get their existing references back."""
+
     text: CleanStr
     conversation_id: ConversationId
     context: ContextIn | None = None
+    grant: Annotated[str, Field(max_length=4096)] | None = None
 
 
 class GrantIn(_Body):
@@ -52,9 +57,14 @@ class RevealIn(_Body):
 
 
 class CheckIn(_Body):
+    """A declared check by name (`checks.declared`); `value` only for an `equals` check.
+
+    No predicate travels in a request: the old `predicate` field is refused (422)."""
+
     conversation_id: ConversationId
     ref: Annotated[str, Field(max_length=200)]
-    predicate: dict[str, Any]
+    check: CheckName
+    value: Annotated[CleanStr, Field(max_length=1000)] | None = None
 
 
 class TemporaryIn(_Body):

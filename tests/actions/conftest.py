@@ -39,6 +39,10 @@ ACTIONS_ALLOW = {
 }
 
 
+# `validate_payment_form` (actions/examples.py) and the secure-capture test name these.
+CHECKS_DECLARED = {"card_luhn": {"type": "CREDIT_CARD", "op": "luhn"}}
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -122,7 +126,13 @@ def coatcheck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coatcheck]:
     tmp = tmp_path_factory.mktemp("coatcheck")
     config = tmp / "coatcheck.yaml"
     config.write_text(
-        yaml.safe_dump({"actions": ACTIONS_ALLOW, "grants": {"ttl_seconds": GRANT_TTL}}),
+        yaml.safe_dump(
+            {
+                "actions": ACTIONS_ALLOW,
+                "grants": {"ttl_seconds": GRANT_TTL},
+                "checks": {"declared": CHECKS_DECLARED},
+            }
+        ),
         encoding="utf-8",
     )
     database_url = f"sqlite:///{tmp / 'cc.db'}"
@@ -246,3 +256,21 @@ def webhook_payload(
     )
     domain["forms"].update(forms or {})
     return payload
+
+
+async def seed_text(cc: Coatcheck, conversation: str, text: str, entity_type: str) -> str:
+    """`text` vaulted whole as `entity_type` through `/v1/redact` with the channel's key:
+    the leg that holds user values (an action server's key gets `[TYPE]` back without a
+    grant, issue 14); the redacted text."""
+    body = {
+        "text": text,
+        "conversation_id": conversation,
+        "context": {"expect": entity_type, "capture": "whole"},
+    }
+    async with httpx.AsyncClient(base_url=cc.url, timeout=10) as http:
+        response = await http.post(
+            "/v1/redact", json=body, headers={"Authorization": f"Bearer {cc.channel_key}"}
+        )
+    assert response.status_code == 200, response.text
+    redacted: str = response.json()["text"]
+    return redacted

@@ -12,6 +12,7 @@ from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from coatcheck.actions import ActionFailed, CoatcheckClient, RevealedView, RevealingAction, reveals
 from coatcheck.actions.examples import ActionSendReceipt, sent_receipts
+from tests.actions.conftest import seed_text
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio
@@ -56,10 +57,7 @@ class _Peek(_Live, RevealingAction):
 
 
 async def _seed(service: Coatcheck, conversation: str, value: str) -> str:
-    async with CoatcheckClient(service.url, service.action_key) as client:
-        return await client.redact(
-            conversation, value, context={"expect": "EMAIL_ADDRESS", "capture": "whole"}
-        )
+    return await seed_text(service, conversation, value, "EMAIL_ADDRESS")
 
 
 def _executor(action: Any, service: Coatcheck) -> ActionExecutor:

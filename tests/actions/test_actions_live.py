@@ -1,7 +1,8 @@
 """Live: the real rasa-sdk action server beside a live coatcheck, both on loopback.
 
 Payloads are shaped like Rasa 3.6's webhook requests (from a captured sample). Each test
-uses its own conversation, seeds values through `/v1/redact`, and asserts on what leaves
+uses its own conversation, seeds values through `/v1/redact` with the channel's key (the
+leg that holds user values), and asserts on what leaves
 the action server and on the vault's audit rows.
 """
 
@@ -20,10 +21,10 @@ from coatcheck.actions import (
     RevealRefused,
     ServiceError,
     find_references,
-    luhn,
     request_capture,
 )
 from coatcheck.vault import AuditRecord, Vault
+from tests.actions.conftest import seed_text
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio
@@ -44,10 +45,7 @@ def _client(cc: Coatcheck) -> CoatcheckClient:
 
 async def _seed(cc: Coatcheck, conversation: str, entity_type: str, value: str) -> str:
     """Vault `value` as `entity_type` in `conversation`; return its reference."""
-    async with _client(cc) as client:
-        text = await client.redact(
-            conversation, value, context={"expect": entity_type, "capture": "whole"}
-        )
+    text = await seed_text(cc, conversation, value, entity_type)
     refs = find_references(text)
     assert len(refs) == 1 and refs[0].entity_type == entity_type, "seed not vaulted"
     return refs[0].token
@@ -268,7 +266,7 @@ async def test_action_server_registers_concrete_actions_only(
 async def test_secure_capture_directive_is_accepted(coatcheck: Coatcheck) -> None:
     async with _client(coatcheck) as client:
         await request_capture(
-            client, _conversation(), "CREDIT_CARD", luhn(), retries=2, retry_text="Again?"
+            client, _conversation(), "CREDIT_CARD", "card_luhn", retries=2, retry_text="Again?"
         )
         with pytest.raises(ServiceError) as info:
             await request_capture(client, _conversation(), "credit card")

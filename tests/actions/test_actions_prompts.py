@@ -6,7 +6,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from coatcheck.actions import (
     capture_directive,
     confirmation,
-    luhn,
     utter_capture,
     utter_confirmation,
 )
@@ -23,12 +22,12 @@ def test_confirmation_reply_shape() -> None:
 
 def test_capture_directive_in_reply() -> None:
     dispatcher = CollectingDispatcher()
-    utter_capture(dispatcher, "CREDIT_CARD", luhn(), retries=1, retry_text="Again?")
+    utter_capture(dispatcher, "CREDIT_CARD", "card_luhn", retries=1, retry_text="Again?")
     assert dispatcher.messages[0]["custom"] == {
         "coatcheck": {
             "expect": "CREDIT_CARD",
             "capture": "secure",
-            "check": {"op": "luhn"},
+            "check": "card_luhn",
             "retries": 1,
             "retry_text": "Again?",
         }

@@ -18,6 +18,7 @@ import pytest
 from rasa_sdk.executor import ActionExecutor
 
 from coatcheck.actions import CoatcheckClient, UnsupportedValue, find_references
+from tests.actions.conftest import seed_text
 from tests.actions.live_pkg.cc_live_actions import ActionCardLast4, ActionShapes
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
@@ -29,10 +30,7 @@ CARD = "4111111111111111"
 
 
 async def _seed(cc: Coatcheck, conversation: str, entity_type: str, value: str) -> str:
-    async with CoatcheckClient(cc.url, cc.action_key) as client:
-        text = await client.redact(
-            conversation, value, context={"expect": entity_type, "capture": "whole"}
-        )
+    text = await seed_text(cc, conversation, value, entity_type)
     (ref,) = find_references(text)
     assert ref.entity_type == entity_type
     return ref.token

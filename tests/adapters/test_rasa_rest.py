@@ -81,11 +81,12 @@ def test_directives_are_parsed_in_the_adapter(caplog: pytest.LogCaptureFixture) 
 
 
 def test_secure_directive_becomes_a_checked_rule() -> None:
-    directive = {"expect": "CARD_PIN", "capture": "secure", "check": {"op": "digits"}}
+    directive = {"expect": "CARD_PIN", "capture": "secure", "check": "pin_digits"}
     answer = parse_answer([{"custom": {"coatcheck": {**directive, "retries": 2}}}])
-    assert answer.rule == ContextRule("CARD_PIN", "secure", {"op": "digits"}, 2)
-    stored_in_clear = {**directive, "check": {"op": "equals", "value": "1234"}}
-    assert parse_answer([{"custom": {"coatcheck": stored_in_clear}}]).rule is None
+    assert answer.rule == ContextRule("CARD_PIN", "secure", "pin_digits", 2)
+    # a predicate (the old form) is no check name: the directive is ignored
+    for check in ({"op": "equals", "value": "1234"}, {"op": "digits"}, "Pin Digits"):
+        assert parse_answer([{"custom": {"coatcheck": {**directive, "check": check}}}]).rule is None
 
 
 def test_what_the_bot_is_sent() -> None:
@@ -152,3 +153,11 @@ def test_the_channel_language_hint(metadata: dict[str, Any] | None, language: st
 def test_shapes_the_conversation_service_does_not_take_yet(messages: tuple[Message, ...]) -> None:
     with pytest.raises(UnsupportedTurn):
         InboundTurn("c", "c", "openai", messages).user_text()
+
+
+def test_a_rule_stored_with_a_predicate_by_an_older_release_fails_closed() -> None:
+    """Before issue 14 a secure rule stored its predicate; read back, it names no check."""
+    old = '{"expect": "PIN", "capture": "secure", "check": {"op": "digits"}, "retries": 1}'
+    rule = ContextRule.from_json(old)
+    assert rule.check is not None and not rule.check.isidentifier()  # matches no name
+    assert ContextRule.from_json(rule.to_json()) == rule

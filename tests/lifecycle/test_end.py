@@ -154,7 +154,7 @@ def test_bot_end_directive(life: Service, stub_bot: StubBot) -> None:
 
 def test_end_is_idempotent_and_works_for_unseen_conversations(life: Service) -> None:
     redacted = post(
-        life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "c7"}, Role.ACTION_SERVER
+        life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "c7"}, Role.CHANNEL
     )
     card = redacted.json()["entities"][0]["ref"]
     first = end(life, "c7")  # never seen by the webhook: ended all the same

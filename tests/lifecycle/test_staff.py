@@ -92,7 +92,7 @@ def test_conversation_status_values(life: Service, stub_bot: StubBot) -> None:
     say_refs(life, stub_bot, "st-retained", f"call {PHONE}")
     end(life, "st-retained")
     assert gw.records.status("st-retained") == "retained"
-    post(life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "st-v"}, Role.BOT)
+    post(life, "/v1/redact", {"text": f"card {CARD}", "conversation_id": "st-v"}, Role.CHANNEL)
     assert gw.records.status("st-v") == "active"  # known to the vault only
 
 

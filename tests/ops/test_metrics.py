@@ -18,6 +18,7 @@ PHONE = "+1 415 555 0199"
 CONFIG: dict[str, Any] = {
     "types": {"EMAIL_ADDRESS": {"confirm": True}},
     "actions": {"action_send_mail": ["EMAIL_ADDRESS"]},
+    "checks": {"declared": {"email_nonempty": {"type": "EMAIL_ADDRESS", "op": "length", "min": 1}}},
 }
 
 Snapshot = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -49,7 +50,8 @@ def test_every_door_is_counted_and_no_value_or_id_is_exposed(gateways: GatewayFa
     for _ in range(2):  # the echo bot repeats the references: confirmations reveal them
         [reply] = gw.say(CONV, f"mail {EMAIL} or call {PHONE}")
         assert EMAIL in reply["text"]  # the confirmation door, on the channel leg
-    entity = post(gw, "/v1/redact", {"text": f"mail {EMAIL}", "conversation_id": CONV}, Role.BOT)
+    body = {"text": f"mail {EMAIL}", "conversation_id": CONV}
+    entity = post(gw, "/v1/redact", body, Role.CHANNEL)
     ref = entity.json()["entities"][0]["ref"]
     grant_body = {
         "conversation_id": CONV,
@@ -64,7 +66,7 @@ def test_every_door_is_counted_and_no_value_or_id_is_exposed(gateways: GatewayFa
     assert post(gw, "/v1/reveal", foreign, Role.ACTION_SERVER).status_code == 403
     staff = {"conversation_id": CONV, "ref": ref}
     assert post(gw, "/v1/reveal", staff, Role.AGENT).status_code == 200
-    check = {"conversation_id": CONV, "ref": ref, "predicate": {"op": "length", "min": 1}}
+    check = {"conversation_id": CONV, "ref": ref, "check": "email_nonempty"}
     assert post(gw, "/v1/check", check, Role.BOT).status_code == 200
     assert gw.call("GET", f"/v1/conversations/{CONV}/history", Role.VIEWER).status_code == 200
 

@@ -20,6 +20,24 @@ CONFIG = {
     "types": {"EMAIL_ADDRESS": {"confirm": False}, "PIN": {"capture": "whole"}},
     "actions": {"action_send_mail": ["EMAIL_ADDRESS"]},
     "grants": {"ttl_seconds": 30},
+    "checks": {
+        "budget_per_reference": 3,
+        "declared": {
+            "email_example": {
+                "type": "EMAIL_ADDRESS",
+                "op": "regex",
+                "pattern": r".+@example\.com",
+            },
+            "email_other": {"type": "EMAIL_ADDRESS", "op": "regex", "pattern": r".+@other\.org"},
+            "email_long": {"type": "EMAIL_ADDRESS", "op": "length", "min": 100},
+            "email_is": {"type": "EMAIL_ADDRESS", "op": "equals"},
+            "pin_digits": {"type": "PIN", "op": "digits"},
+            "pin_four": {"type": "PIN", "op": "regex", "pattern": r"\d{4}"},
+            "pin_is": {"type": "PIN", "op": "equals"},
+            "card_luhn": {"type": "CREDIT_CARD", "op": "luhn"},
+            "card_pin_four": {"type": "CARD_PIN", "op": "regex", "pattern": r"\d{4}"},
+        },
+    },
 }
 
 

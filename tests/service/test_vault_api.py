@@ -51,7 +51,7 @@ def test_redact_with_context(service: Service) -> None:
         "conversation_id": "c1",
         "context": {"expect": "PIN", "capture": "whole"},
     }
-    response = post(service, "/v1/redact", body, Role.BOT)
+    response = post(service, "/v1/redact", body, Role.CHANNEL)
     assert response.status_code == 200
     assert parse_references(response.json()["text"])[0].entity_type == "PIN"
 
@@ -144,23 +144,46 @@ def test_staff_reveal_on_active_conversation(
 
 
 @pytest.mark.parametrize(
-    ("predicate", "status", "result"),
+    ("fields", "status", "result"),
     [
-        ({"op": "regex", "pattern": r".+@example\.com"}, 200, True),
-        ({"op": "regex", "pattern": r".+@other\.org"}, 200, False),
-        ({"op": "length", "min": 100}, 200, False),
-        ({"op": "nope"}, 422, None),
+        ({"check": "email_example"}, 200, True),
+        ({"check": "email_other"}, 200, False),
+        ({"check": "email_long"}, 200, False),
+        ({"check": "email_is", "value": EMAIL}, 200, True),
+        ({"check": "email_is", "value": "x" + EMAIL}, 200, False),
+        ({"check": "nope"}, 422, "unknown_check"),
+        ({"check": "pin_digits"}, 403, "check_type"),  # declared for PIN, not e-mail
+        ({"check": "email_is"}, 422, "bad_text"),  # equals needs its operand
+        ({"check": "email_long", "value": "x"}, 422, "bad_text"),  # and only equals takes one
+        ({"check": "Email-Long"}, 422, "invalid_request"),  # not a check name
+        ({"predicate": {"op": "length", "min": 1}}, 422, "invalid_request"),  # the old form
     ],
 )
-def test_check(
-    service: Service, predicate: dict[str, Any], status: int, result: bool | None
-) -> None:
+def test_check(service: Service, fields: dict[str, Any], status: int, result: Any) -> None:
     ref = tokenize(service)
-    body = {"conversation_id": "c1", "ref": ref, "predicate": predicate}
-    response = post(service, "/v1/check", body, Role.BOT)
-    assert response.status_code == status
-    if result is not None:
+    response = post(service, "/v1/check", {"conversation_id": "c1", "ref": ref, **fields}, Role.BOT)
+    assert response.status_code == status, response.text
+    if status == 200:
         assert response.json() == {"result": result}
+    else:
+        assert response.json()["error"] == result
+    assert EMAIL not in response.text
+    rows = service.services.vault.audit_rows(conversation_id="c1", action="check")
+    assert len(rows) == (0 if result == "invalid_request" else 1)  # each check audited
+
+
+def test_check_budget_is_per_reference_and_audited(service: Service) -> None:
+    """Three checks (the suite's budget) per reference, whoever asks; then 403, audited."""
+    ref, other = tokenize(service), tokenize(service, "c2")
+    body = {"conversation_id": "c1", "ref": ref, "check": "email_example"}
+    answers = [post(service, "/v1/check", body, role) for role in (Role.BOT, Role.ACTION_SERVER)]
+    answers += [post(service, "/v1/check", body, Role.BOT) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 403]
+    assert answers[-1].json()["error"] == "check_budget"
+    again = {"conversation_id": "c2", "ref": other, "check": "email_example"}
+    assert post(service, "/v1/check", again, Role.BOT).status_code == 200
+    rows = service.services.vault.audit_rows(conversation_id="c1", action="check")
+    assert sorted(r.outcome for r in rows) == ["ok", "ok", "ok", "refused:check_budget"]
 
 
 def test_end_shreds(service: Service) -> None:
@@ -180,7 +203,9 @@ def test_end_shreds(service: Service) -> None:
         ({"expect": "pin"}, 422),
         ({"expect": "PIN", "capture": "sideways"}, 422),
         ({"expect": "PIN", "capture": "secure", "check": {"op": "equals", "value": "1"}}, 422),
-        ({"expect": "PIN", "capture": "secure", "check": {"op": "digits"}}, 200),
+        ({"expect": "PIN", "capture": "secure", "check": "pin_is"}, 422),  # takes an operand
+        ({"expect": "PIN", "capture": "secure", "check": "nope"}, 422),
+        ({"expect": "PIN", "capture": "secure", "check": "pin_digits"}, 200),
     ],
 )
 def test_context_validation(service: Service, body: dict[str, Any], status: int) -> None:

@@ -156,7 +156,7 @@ def test_confirm_type_revealed_in_plain_text(
     assert EMAIL not in json.dumps(history(service, "u9"))
 
 
-def secure_script(check: dict[str, Any], retries: int) -> Callable[..., list[dict[str, Any]]]:
+def secure_script(check: str, retries: int) -> Callable[..., list[dict[str, Any]]]:
     def script(payload: dict[str, Any]) -> list[dict[str, Any]]:
         if payload["message"] == "pay":
             directive = {
@@ -189,7 +189,7 @@ def test_secure_capture(
     bot_sees_ok: bool,
     user_replies: list[str],
 ) -> None:
-    stub_bot.script = secure_script({"op": "regex", "pattern": r"\d{4}"}, retries)
+    stub_bot.script = secure_script("card_pin_four", retries)
     service.say("s1", "pay")
     texts = [service.say("s1", attempt).json()[0]["text"] for attempt in attempts]
     assert texts == user_replies
@@ -204,6 +204,20 @@ def test_secure_capture(
         assert all(
             attempt not in row["text"] for row in history(service, "s1") if row["direction"] == "in"
         )
+
+
+@pytest.mark.parametrize("check", ["pin_four", "nope", "pin_is"])
+def test_secure_capture_with_a_check_it_cannot_use_fails_closed(
+    service: Service, stub_bot: StubBot, check: str
+) -> None:
+    """Declared for another type, not declared, or one that takes an operand: ok is false."""
+    stub_bot.script = secure_script(check, 0)
+    service.say("s2", "pay")
+    service.say("s2", "1234")
+    trigger = stub_bot.received[1]["message"]
+    result = json.loads(trigger[len("/coatcheck_capture") :])
+    assert (result["ok"], result["ref"]) == (False, None)
+    assert "1234" not in json.dumps(stub_bot.received)
 
 
 @pytest.mark.parametrize(("reply_status", "status"), [(None, 502), (500, 502), (200, 200)])

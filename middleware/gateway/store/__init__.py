@@ -8,6 +8,7 @@
     store.ui_sessions    the log viewer's live sessions
     store.outbox         export records waiting for their sinks
     store.message_ids    the channel's message ids (idempotent delivery)
+    store.check_budgets  checks asked per reference (declared checks' budget)
     store.transaction()  a transaction on the writer (503 on failure)
 
 Nothing here holds a raw value: history is redacted text, keys are digests.  The writer
@@ -23,6 +24,7 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy import Engine
 
+from coatcheck.middleware.gateway.store.checks import CheckBudgets
 from coatcheck.middleware.gateway.store.conversations import Conversations
 from coatcheck.middleware.gateway.store.db import Clock, Db, healthy
 from coatcheck.middleware.gateway.store.exports import ExportConfigs
@@ -50,6 +52,7 @@ class GatewayStore:
         self.ui_sessions = UiSessions(self.db)
         self.outbox = Outboxes(self.db)
         self.message_ids = MessageIds(self.db)
+        self.check_budgets = CheckBudgets(self.db)
 
     def __repr__(self) -> str:
         return f"GatewayStore({self.db.writer.dialect.name})"

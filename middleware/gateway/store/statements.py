@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from coatcheck.middleware.models import (
     ApiKey,
+    CheckBudget,
     ConversationState,
     ExportRedaction,
     HistoryEntry,
@@ -30,6 +31,7 @@ from coatcheck.vault import Statement
 from coatcheck.vault.models import Base, Conversation, StoredValue
 
 __all__ = [
+    "CHECKS",
     "EXPORT",
     "HISTORY",
     "IDEMPOTENCY",
@@ -60,6 +62,7 @@ EXPORT = _table(ExportRedaction)
 SESSIONS = _table(UiSession)
 OUTBOX = _table(OutboxRecord)
 IDEMPOTENCY = _table(IdempotentMessage)
+CHECKS = _table(CheckBudget)
 
 
 def dialect_insert(dialect: str, table: Table) -> PgInsert | SqliteInsert:
