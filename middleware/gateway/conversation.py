@@ -162,13 +162,25 @@ class ConversationService:
         self._remember(text, result)
         return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)))
 
-    def _record_inbound(self, turn: InboundTurn, result: RedactResult, consume: bool) -> None:
-        """One transaction: count the message, consume the rule it used, store its line."""
+    def _record_inbound(
+        self,
+        turn: InboundTurn,
+        result: RedactResult,
+        consume: bool,
+        capture: CaptureResult | None = None,
+    ) -> None:
+        """One transaction: count the message, consume the rule it used, store its line
+        (and, for a secure capture, the gateway's record of the result it sends)."""
         with self._store.transaction() as tx:
-            self._record_in(tx, turn, result, consume)
+            self._record_in(tx, turn, result, consume, capture)
 
     def _record_in(
-        self, tx: Transaction, turn: InboundTurn, result: RedactResult, consume: bool
+        self,
+        tx: Transaction,
+        turn: InboundTurn,
+        result: RedactResult,
+        consume: bool,
+        capture: CaptureResult | None = None,
     ) -> None:
         self._messages.record_inbound(
             tx,
@@ -178,7 +190,14 @@ class ConversationService:
             self._limits.rate,
             consume,
             _entities_json(result),
+            None if capture is None else self._capture_json(capture),
         )
+
+    def _capture_json(self, capture: CaptureResult) -> str:
+        """The record `GET /v1/conversations/{id}/capture` answers: type, ok, the full
+        reference (as in the trigger the bot gets), when."""
+        record = {"type": capture.entity_type, "ok": capture.ok, "ref": capture.ref}
+        return json.dumps({**record, "at": self._clock()}, separators=(",", ":"))
 
     def _remember(self, text: str, result: RedactResult) -> None:
         """Feed the log filter the blind forms of what was just vaulted (offsets index
@@ -206,6 +225,6 @@ class ConversationService:
                 rule.retried(),
             )
             return _Inbound(answer=[BotReply(text=rule.retry_text)])
-        self._record_inbound(turn, result, True)
         capture = CaptureResult(rule.expect, ok, refs[0].reference if ok else None)
+        self._record_inbound(turn, result, True, capture)
         return _Inbound(BotTurn(cid, capture=capture))
