@@ -140,6 +140,6 @@ def run_cli(
         env=env_for(tmp, **(env or {})),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
         check=False,
     )
