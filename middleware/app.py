@@ -67,17 +67,19 @@ def create_app(
         ):
             app.state.services = services
             app.state.auth = auth
-            sweeper = None
+            tasks = []
             if settings.sweep_interval_seconds > 0:
                 sweep = services.sweeper.run(settings.sweep_interval_seconds)
-                sweeper = asyncio.create_task(sweep)
+                tasks.append(asyncio.create_task(sweep))
+            if settings.apikey_cache_seconds > 0:  # no cache, nothing a revocation must evict
+                tasks.append(asyncio.create_task(auth.watch_revocations()))
             try:
                 yield
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
+                for task in tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+                        await task
 
     app = offline_app(title="coatcheck", version=__version__, lifespan=lifespan)
     install_handlers(app)
