@@ -74,6 +74,8 @@ def create_app(
             if settings.sweep_interval_seconds > 0:
                 sweep = services.sweeper.run(settings.sweep_interval_seconds)
                 tasks.append(asyncio.create_task(sweep))
+            if settings.apikey_cache_seconds > 0:  # no cache, nothing a revocation must evict
+                tasks.append(asyncio.create_task(auth.watch_revocations()))
             try:
                 yield
             finally:

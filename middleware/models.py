@@ -60,6 +60,10 @@ class ConversationState(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     retain_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The latest secure-capture result the gateway sent the bot, `{"type", "ok", "ref",
+    # "at"}`, while it is the conversation's latest user message (NULL otherwise): what
+    # `GET /v1/conversations/{id}/capture` answers (docs/actions.md).  Never a value.
+    last_capture_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HistoryEntry(Base):

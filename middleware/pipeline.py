@@ -1,8 +1,11 @@
-"""The Redactor: defang -> detect -> one vault.tokenize_many call -> render.
+"""The Redactor: detect -> one vault.tokenize_many call -> render (defanging the gaps).
 
 One vault call per message keeps it all or nothing: either every value is stored and the
 message can be forwarded, or nothing is and the caller gets the error (no half-redacted
-text). The returned text carries the defanged form of typed look-alike references.
+text). Detection runs on the text as typed and the vault stores each span as typed; only
+the text outside the spans (and a `mask` display, which shows part of a value) has its
+look-alike references defanged (`CC_` -> `CC-`): neutralising what the bot reads must never
+change a stored value (`acc_manager@example.com` comes back as typed).
 """
 
 from __future__ import annotations
@@ -102,20 +105,19 @@ class Redactor:
         value to vault it gets `tx=None` and must open its own transaction. `language` is
         the conversation's language hint from the channel (e.g. Rasa `metadata.language`).
         """
-        safe = defang(text)
-        spans = self.detector.detect(safe, context, language=language)
+        spans = self.detector.detect(text, context, language=language)
         if not spans:
-            result = RedactResult(safe, [])
+            result = RedactResult(defang(text), [])
             if record is not None:
                 record(None, result)
             return result
         items = [(span.entity_type, span.value) for span in spans]
         if record is None:
-            return self._render(safe, spans, self.vault.tokenize_many(conversation_id, items))
+            return self._render(text, spans, self.vault.tokenize_many(conversation_id, items))
         rendered: list[RedactResult] = []
 
         def then(tx: Transaction, refs: list[str]) -> None:
-            rendered[:] = [self._render(safe, spans, refs)]  # refs may differ on a retry
+            rendered[:] = [self._render(text, spans, refs)]  # refs may differ on a retry
             record(tx, rendered[0])
 
         self.vault.tokenize_many(conversation_id, items, then=then)
@@ -134,66 +136,49 @@ class Redactor:
         existing reference back); every other value is replaced by `[TYPE]` and stored
         nowhere.  For callers who may not learn which values a conversation holds
         (`gateway/redaction.py`); off the per-message path.  `record` as for `redact`."""
-        safe = defang(text)
-        spans = self.detector.detect(safe, context)
+        spans = self.detector.detect(text, context)
         kept = [span for span in spans if span.entity_type in vault_types]
         if not kept:
-            result = self._render_limited(safe, spans, vault_types, [])
+            result = self._render(text, spans, [None] * len(spans))
             if record is not None:
                 record(None, result)
             return result
         rendered: list[RedactResult] = []
 
         def then(tx: Transaction, refs: list[str]) -> None:
-            rendered[:] = [self._render_limited(safe, spans, vault_types, refs)]
+            found = iter(refs)
+            each = [next(found) if s.entity_type in vault_types else None for s in spans]
+            rendered[:] = [self._render(text, spans, each)]
             if record is not None:
                 record(tx, rendered[0])
 
-        items = [(s.entity_type, s.value) for s in kept]
-        self.vault.tokenize_many(conversation_id, items, then=then)
+        self.vault.tokenize_many(
+            conversation_id, [(s.entity_type, s.value) for s in kept], then=then
+        )
         return rendered[0]
 
-    def _render_limited(
-        self, safe: str, spans: list[Span], vault_types: frozenset[str], refs: list[str]
-    ) -> RedactResult:
-        """`safe` with kept spans as references (in order, from `refs`), others `[TYPE]`."""
-        kept_refs = iter(refs)
+    def _render(self, text: str, spans: list[Span], refs: Sequence[str | None]) -> RedactResult:
+        """Each span replaced by its reference (`[TYPE]` where its ref is None: not
+        vaulted); the gaps between them defanged."""
         pieces: list[str] = []
         entities: list[Entity] = []
         last = 0
-        for span in spans:
-            pieces.append(safe[last : span.start])
+        for span, ref_id in zip(spans, refs, strict=True):
+            pieces.append(defang(text[last : span.start]))
             last = span.end
-            if span.entity_type not in vault_types:
+            if ref_id is None:
                 shown = f"[{span.entity_type}]"
                 pieces.append(shown)
                 entities.append(
                     Entity(span.entity_type, span.start, span.end, None, shown, span.rule)
                 )
                 continue
-            ref_id = next(kept_refs)
-            display = display_for(span.value, ref_id, self.config.settings_for(span.entity_type))
-            pieces.append(format_reference(span.entity_type, ref_id, display))
-            reference = format_reference(span.entity_type, ref_id)
-            entities.append(
-                Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
-            )
-        pieces.append(safe[last:])
-        return RedactResult("".join(pieces), entities)
-
-    def _render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
-        pieces: list[str] = []
-        entities: list[Entity] = []
-        last = 0
-        for span, ref_id in zip(spans, refs, strict=True):
             settings = self.config.settings_for(span.entity_type)
-            display = display_for(span.value, ref_id, settings)
-            pieces.append(text[last : span.start])
+            display = defang(display_for(span.value, ref_id, settings))
             pieces.append(format_reference(span.entity_type, ref_id, display))
-            last = span.end
             reference = format_reference(span.entity_type, ref_id)
             entities.append(
                 Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
             )
-        pieces.append(text[last:])
+        pieces.append(defang(text[last:]))
         return RedactResult("".join(pieces), entities)

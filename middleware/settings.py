@@ -16,7 +16,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from coatcheck.middleware.config.errors import ConfigError, error_message
 from coatcheck.vault.keys import KINDS, ProviderSettings
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["REMOVED", "TENANT", "Settings", "load_settings"]
+
+# One deployment is one tenant (issue 14): several tenants use several databases or
+# PostgreSQL schemas, since the gateway's tables (history, state, rates) have no tenant
+# column.  The vault still binds every ciphertext to a tenant name in its associated data,
+# so the name stays fixed at the old default: every value stored before stays readable.
+TENANT = "default"
+# Variables that were settings once and would now be ignored silently: refused at start.
+REMOVED = {
+    "COATCHECK_TENANT": "removed: one deployment serves one tenant; give each tenant its own "
+    "database (or PostgreSQL schema) and unset this variable",
+}
 
 
 class Settings(BaseSettings):
@@ -45,7 +56,6 @@ class Settings(BaseSettings):
     kek_grace_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
     # How often each worker's sweeper verifies the audit chain (incrementally; 0: never).
     audit_verify_seconds: float = Field(default=300.0, ge=0, le=86400)
-    tenant: str = "default"
     config: Path | None = None
     bot_url: str | None = None
     host: str = "127.0.0.1"
@@ -93,6 +103,11 @@ class Settings(BaseSettings):
             raise ValueError("must be 0 (off) or at least 60 seconds")
         return value
 
+    @property
+    def tenant(self) -> str:
+        """The vault's tenant name: fixed (`TENANT`), no longer a setting."""
+        return TENANT
+
     def provider_settings(self) -> ProviderSettings:
         """What `coatcheck.vault.keys.open_provider` needs (secrets unwrapped here only)."""
 
@@ -118,7 +133,12 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Settings from the environment; a `ConfigError` names `COATCHECK_<FIELD>`."""
+    """Settings from the environment; a `ConfigError` names `COATCHECK_<FIELD>` (or a
+    removed variable that is still set: silently ignoring it would split one tenant's
+    expectations from what runs)."""
+    for name, message in REMOVED.items():
+        if name in os.environ:
+            raise ConfigError(name, message)
     try:
         return Settings()
     except ValidationError as exc:

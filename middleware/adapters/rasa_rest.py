@@ -3,7 +3,9 @@
 Channel (`RasaRestChannel`): `POST /webhooks/rest/webhook` `{"sender", "message",
 "metadata"?}` is one user turn; the sender is the conversation id and the rate key (the
 channel's own `metadata` is not forwarded: it is not redacted; only its `language`, a
-locale hint such as `de-DE`, is read, for detection).  The replies go back as
+locale hint such as `de-DE`, is read, for detection).  Text Rasa would read as one of
+coatcheck's own intents, or as an intent payload with JSON escapes, is refused (422
+`imitates_gateway`, `rasa_intents.py`).  The replies go back as
 Rasa's reply list, each item addressed `recipient_id: <sender>`.
 
 Bot (`RasaRestBot`): the redacted text goes to a Rasa REST webhook (or any HTTP bot
@@ -25,6 +27,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
+from coatcheck.middleware.adapters.rasa_intents import screen_intent
 from coatcheck.middleware.gateway.errors import BadText, BotUnavailable
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId, clean_field
@@ -121,6 +124,9 @@ class RasaRestChannel:
     name = CHANNEL
 
     def to_turn(self, request: RasaMessage) -> InboundTurn:
+        """The user's turn; text posing as coatcheck's own intents is refused here
+        (`rasa_intents.screen_intent`), before anything is counted or stored."""
+        screen_intent(request.message)
         turn = InboundTurn.user_says(
             request.sender, request.message, channel=self.name, language=_language(request)
         )

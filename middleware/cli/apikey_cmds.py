@@ -2,8 +2,8 @@
 
 A key is printed once, at creation; `list` shows each key's public prefix, role and age
 (never the key, never its digest); `revoke PREFIX` deletes it and ends the log-viewer
-sessions signed in with it.  A worker that verified the key in the last
-`COATCHECK_APIKEY_CACHE_SECONDS` (10 s) may still accept it until that runs out.
+sessions signed in with it.  Each running worker's revocation watch evicts it from its
+key cache within about a second (`service/auth.py`, `REVOCATION_POLL_SECONDS`).
 """
 
 from __future__ import annotations
@@ -91,6 +91,5 @@ def apikey_revoke(
         fail("no API key has that prefix (see `coatcheck apikey list`)", code=1)
     typer.echo(
         f"revoked {revoked.role.value} key {prefix}; {revoked.sessions_ended} log-viewer "
-        "session(s) ended. Workers that verified it in the last "
-        "COATCHECK_APIKEY_CACHE_SECONDS may accept it until then."
+        "session(s) ended. Running workers refuse it within about a second."
     )

@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from coatcheck.grammar import TYPE_NAME_RE as _TYPE_NAME
 from coatcheck.grammar import TYPE_NAME_RULE
@@ -33,12 +41,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class KeepSettings(_Strict):
+    """How many leading/trailing characters a `mask` display shows; all others are hidden."""
+
+    first: int = Field(default=0, ge=0, le=64)
+    last: int = Field(default=0, ge=0, le=64)
+
+
 class MaskSettings(_Strict):
-    """How many leading/trailing characters a `mask` display hides, and with which symbol."""
+    """What a `mask` display hides, and with which symbol.
+
+    `first`/`last` count hidden characters (the rest shows); `keep: {first, last}` counts
+    shown characters (the rest is hidden: `keep: {last: 4}` shows a card's last four
+    whatever its length).  The two are exclusive: a config that sets both is refused.
+    """
 
     first: int = Field(default=0, ge=0, le=64)
     last: int = Field(default=4, ge=0, le=64)
+    keep: KeepSettings | None = None
     symbol: Literal["+", "#"] = "+"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> MaskSettings:
+        if self.keep is not None and {"first", "last"} & self.model_fields_set:
+            raise ValueError("keep replaces first/last: set one or the other")
+        return self
 
 
 class TypeSettings(_Strict):

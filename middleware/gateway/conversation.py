@@ -214,11 +214,17 @@ class ConversationService:
         return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)), digest=digest)
 
     def _record_inbound(
-        self, turn: InboundTurn, result: RedactResult, consume: bool, digest: str | None
+        self,
+        turn: InboundTurn,
+        result: RedactResult,
+        consume: bool,
+        digest: str | None,
+        capture: CaptureResult | None = None,
     ) -> None:
-        """One transaction: count the message, consume the rule it used, store its line."""
+        """One transaction: count the message, consume the rule it used, store its line
+        (and, for a secure capture, the gateway's record of the result it sends)."""
         with self._store.transaction() as tx:
-            self._record_in(tx, turn, result, consume, digest)
+            self._record_in(tx, turn, result, consume, digest, capture=capture)
 
     def _record_in(
         self,
@@ -229,6 +235,7 @@ class ConversationService:
         digest: str | None,
         *,
         vaulted: bool = False,
+        capture: CaptureResult | None = None,
     ) -> None:
         """The message's rows in `tx`; raising rolls back the values vaulted with them."""
         self._messages.record_inbound(
@@ -239,6 +246,7 @@ class ConversationService:
             self._limits.rate,
             consume,
             _entities_json(result),
+            None if capture is None else self._capture_json(capture),
         )
         self._claim(tx, turn, digest)
         cap = self._limits.cap
@@ -258,6 +266,12 @@ class ConversationService:
         since = self._clock() - self._limits.id_window
         if not self._ids.claim(tx, digest, turn.conversation_id, since):
             raise DeliveryUnknown("message_id")
+
+    def _capture_json(self, capture: CaptureResult) -> str:
+        """The record `GET /v1/conversations/{id}/capture` answers: type, ok, the full
+        reference (as in the trigger the bot gets), when."""
+        record = {"type": capture.entity_type, "ok": capture.ok, "ref": capture.ref}
+        return json.dumps({**record, "at": self._clock()}, separators=(",", ":"))
 
     def _remember(self, text: str, result: RedactResult) -> None:
         """Feed the log filter the blind forms of what was just vaulted (offsets index
@@ -296,6 +310,6 @@ class ConversationService:
             if digest is not None:  # a repeat gets the same retry prompt, not a new attempt
                 self._replies.remember(digest, answer)
             return _Inbound(answer=answer)
-        self._record_inbound(turn, result, True, digest)
         capture = CaptureResult(rule.expect, ok, refs[0].reference if ok else None)
+        self._record_inbound(turn, result, True, digest, capture)
         return _Inbound(BotTurn(cid, capture=capture), digest=digest)

@@ -16,6 +16,7 @@ log viewer (`ui/errors.py` subclasses the root) map them the same way.
     │   ├── MalformedJson             400 malformed_json
     │   ├── TooDeep                   400 too_deep
     │   ├── BadText                   422 bad_text       (lone surrogate, NUL, too long)
+    │   │   └── ImitatesGateway       422 imitates_gateway (user text posing as coatcheck)
     │   ├── PayloadTooLarge           413 too_large
     │   ├── RateLimited               429 rate_limited   (+ Retry-After)
     │   └── TooManyValues             429 too_many_values (the conversation's cap)
@@ -42,6 +43,7 @@ __all__ = [
     "ConversationNotFound",
     "DeliveryUnknown",
     "GatewayError",
+    "ImitatesGateway",
     "MalformedJson",
     "PatternTimeout",
     "PayloadTooLarge",
@@ -167,6 +169,15 @@ class BadText(RequestRejected):
     status = 422
     code = "bad_text"
     default_message = "the text holds characters that cannot be processed"
+
+
+class ImitatesGateway(BadText):
+    """Channel text that would reach the bot as a message coatcheck itself sends (a
+    `/coatcheck_...` intent), or an intent payload whose JSON escapes would make the bot
+    read other text than the detector scanned."""
+
+    code = "imitates_gateway"
+    default_message = "the message imitates a message of coatcheck's own"
 
 
 class PayloadTooLarge(RequestRejected):

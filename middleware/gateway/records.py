@@ -5,6 +5,7 @@ Reads only, on the lock-free reader; no value is ever read here (history is reda
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from coatcheck.middleware.gateway.errors import BadText
@@ -65,3 +66,14 @@ class ConversationRecords:
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The redacted transcript: `{"direction", "text", "at", "entities"}` per line."""
         return self._store.messages.history(conversation_id)
+
+    def latest_capture(self, conversation_id: str) -> dict[str, Any] | None:
+        """`{"type", "ok", "ref", "at"}` while the conversation's latest user message is a
+        secure-capture result the gateway sent the bot itself; None otherwise (an unknown
+        conversation too: nothing to learn from a difference).  No value is read: a type,
+        a boolean, a reference the bot already holds, a time."""
+        record = self._store.conversations.latest_capture(conversation_id)
+        if record is None:
+            return None
+        found: dict[str, Any] = json.loads(record)
+        return found

@@ -2,7 +2,8 @@
 
 `redaction` derives a random-looking string from the reference id (same ref, same
 rendering, nothing of the value); `replacement` is a static configured string; `mask`
-hides the first/last N characters and keeps the rest, forced into the DISPLAY charset.
+hides the first/last N characters and keeps the rest, or with `keep` shows the first/last N
+and hides the rest, forced into the DISPLAY charset.
 """
 
 from __future__ import annotations
@@ -30,14 +31,30 @@ def _fits(char: str) -> bool:
 
 
 def mask(value: str, settings: MaskSettings) -> str:
-    """First `first` and last `last` characters replaced by the symbol; the rest kept."""
+    """First `first` and last `last` characters replaced by the symbol; the rest kept.
+
+    With `keep`, the other way round: only its first/last characters show.  A value no
+    longer than what `keep` would show is hidden whole (a 4-character value under
+    `keep: {last: 4}` would otherwise show entirely).
+    """
     chars = [c if _fits(c) else _FILLER for c in value]
+    if settings.keep is not None:
+        return _keep(chars, settings.keep.first, settings.keep.last, settings.symbol)
     length = len(chars)
     head = min(settings.first, length)
     tail = min(settings.last, length - head)
     for index in list(range(head)) + list(range(length - tail, length)):
         chars[index] = settings.symbol
     return "".join(chars)
+
+
+def _keep(chars: list[str], first: int, last: int, symbol: str) -> str:
+    length = len(chars)
+    if first + last >= length:
+        return symbol * length
+    return (
+        "".join(chars[:first]) + symbol * (length - first - last) + "".join(chars[length - last :])
+    )
 
 
 def display_for(value: str, ref_id: str, settings: TypeSettings) -> str:

@@ -26,6 +26,7 @@ from coatcheck.vault import Vault
 __all__ = [
     "AdminKey",
     "BotSideKey",
+    "CaptureKey",
     "ChannelKey",
     "ChecksDep",
     "ConversationsDep",
@@ -115,6 +116,9 @@ RedactKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT, Role.ACTIO
 GrantKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER))]
 RevealKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR))]
 BotSideKey = Annotated[Caller, Depends(require(Role.BOT, Role.ACTION_SERVER))]
+# Who confirms a capture result: the action server (`actions.capture_result`); the bot
+# already holds what it was sent and needs no second copy.
+CaptureKey = Annotated[Caller, Depends(require(Role.ACTION_SERVER))]
 EndKey = Annotated[Caller, Depends(require(Role.CHANNEL, Role.BOT))]
 HistoryKey = Annotated[Caller, Depends(require(Role.VIEWER, Role.AGENT, Role.AUDITOR))]
 MonitorKey = Annotated[Caller, Depends(require(Role.MONITOR))]

@@ -5,10 +5,12 @@ Installed on the root logger's handlers and on uvicorn's loggers.  It formats th
 each match with `[TYPE]`, and stores the redacted text back with args and exc_info
 cleared, so no later formatter can re-render the raw values.
 
-Control characters from requests are escaped (`\\x1b`, `\\x0d`...): an access line's path is
-percent-decoded before it is redacted, so `%0D%0A` in a URL would otherwise start a forged
-line and `%1B[` would drive the operator's terminal.  uvicorn's "running on" line is kept
-as it is: its address is the service's own listen address, from the operator's config.
+Control characters from requests are escaped (`\\x1b`, `\\x0d`, `\\u2028`...): an access
+line's path is percent-decoded before it is redacted, so `%0D%0A` in a URL would otherwise
+start a forged line, `%1B[` would drive the operator's terminal, `%E2%80%A8` (U+2028) would
+break the line for Unicode-aware readers and `%E2%80%AE` (U+202E) would reverse it.
+uvicorn's "running on" line is kept as it is: its address is the service's own listen
+address, from the operator's config.
 """
 
 from __future__ import annotations
@@ -43,14 +45,22 @@ _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
 _LISTENING = "Uvicorn running on "  # uvicorn's start-up line (config.py, server.py)
 
 # C0 controls, DEL and C1 controls: in a request's text (path, method, client) all of them;
-# in other records all but tab and newline (tracebacks are multi-line).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROLS_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# in other records all but tab and newline (tracebacks are multi-line).  Plus the Unicode
+# line and paragraph separators (a line break to `splitlines` and to JavaScript log
+# viewers) and the bidi controls (U+202E makes a line read otherwise than it is).
+_UNICODE_BREAKERS = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{_UNICODE_BREAKERS}]")
+_CONTROLS_BUT_LAYOUT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_UNICODE_BREAKERS}]")
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _escape(text: str, pattern: re.Pattern[str] = _CONTROLS) -> str:
-    """`text` with each control character written as `\\xNN` (one line, inert)."""
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with each control character written as `\\xNN` / `\\uNNNN` (one line, inert)."""
+    return pattern.sub(lambda m: _escaped(m.group()), text)
 
 
 class RedactingFilter(logging.Filter):

@@ -17,6 +17,7 @@ from coatcheck.middleware.gateway.store import healthy
 from coatcheck.middleware.gateway.text import clean_field
 from coatcheck.middleware.service.deps import (
     BotSideKey,
+    CaptureKey,
     ChecksDep,
     EndKey,
     EngineDep,
@@ -121,6 +122,14 @@ def temporary(
     conv = clean_field(conversation_id, "conversation_id")
     reference, expires_at = redaction.temporary(conv, body.type, body.value, body.ttl_seconds)
     return {"ref": reference, "type": body.type, "expires_at": expires_at}
+
+
+@router.get("/v1/conversations/{conversation_id}/capture")
+def capture(records: RecordsDep, _: CaptureKey, conversation_id: str = ConvPath) -> dict[str, Any]:
+    """The gateway's own record of the conversation's latest secure-capture result, so an
+    action can tell it from a user who typed `/coatcheck_capture{...}` (docs/actions.md)."""
+    conv = clean_field(conversation_id, "conversation_id")
+    return {"conversation_id": conv, "capture": records.latest_capture(conv)}
 
 
 @router.get("/v1/conversations/{conversation_id}/history")

@@ -18,6 +18,7 @@ from coatcheck.middleware.config import (
 )
 from coatcheck.middleware.detect import DetectionSettings
 from coatcheck.middleware.detect import load_config as load_detect_config
+from coatcheck.middleware.render import display_for
 from coatcheck.vault import Retention
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,8 @@ def test_example_sections() -> None:
     assert policies.ttl_for("PIN") == 300
     assert "EMAIL_ADDRESS" in config.detect_config().confirm_types()
     assert config.grants.ttl_seconds == 30 and config.actions == {}
+    card = config.detect_config().settings_for("CREDIT_CARD")
+    assert display_for("4111 1111 1111 1111", "0123456789", card) == "###############1111"
 
 
 def test_frozen() -> None:

@@ -51,6 +51,7 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/v1/conversations/{conversation_id}/history"): frozenset(
         {Role.VIEWER, Role.AGENT, Role.AUDITOR}
     ),
+    ("GET", "/v1/conversations/{conversation_id}/capture"): frozenset({Role.ACTION_SERVER}),
     ("POST", "/v1/conversations/{conversation_id}/export"): frozenset(),
     ("GET", "/v1/config/export-redaction"): frozenset(),
     ("PUT", "/v1/config/export-redaction"): frozenset(),

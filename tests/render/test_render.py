@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from coatcheck.middleware.detect import MaskSettings, TypeSettings
+from coatcheck.middleware.detect import KeepSettings, MaskSettings, TypeSettings
 from coatcheck.middleware.render import (
     display_for,
     format_reference,
@@ -65,6 +66,29 @@ def test_format_refuses_outside_grammar(entity_type: str, ref_id: str, display: 
 def test_mask_rows(value: str, first: int, last: int, symbol: str, expected: str) -> None:
     settings = MaskSettings(first=first, last=last, symbol=symbol)  # type: ignore[arg-type]
     assert mask(value, settings) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "first", "last", "expected"),
+    [
+        ("4111111111111111", 0, 4, "############1111"),
+        ("4111 1111 1111 1111", 0, 4, "###############1111"),
+        ("4111111111111111", 4, 4, "4111########1111"),
+        ("jane@example.com", 1, 0, "j###############"),
+        ("1234", 0, 4, "####"),  # no longer than what keep shows: hidden whole
+        ("123", 2, 2, "###"),
+        ("", 0, 4, ""),
+        ("abc", 0, 0, "###"),  # keep nothing: no match, all hidden
+    ],
+)
+def test_mask_keep_rows(value: str, first: int, last: int, expected: str) -> None:
+    settings = MaskSettings(keep=KeepSettings(first=first, last=last), symbol="#")
+    assert mask(value, settings) == expected
+
+
+def test_mask_keep_and_counts_are_exclusive() -> None:
+    with pytest.raises(ValidationError, match="keep replaces first/last"):
+        MaskSettings.model_validate({"keep": {"last": 4}, "last": 4})
 
 
 def test_redaction_is_deterministic_per_ref_and_alphanumeric() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.ratelimit import RateLimit
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.models import ApiKey, HistoryEntry
+from coatcheck.middleware.service.auth import REVOCATION_POLL_SECONDS
 from coatcheck.middleware.service.keycache import KeyCache
+from tests.harness import GATEWAY_EPOCH
 
 EMAIL = "jane.doe@example.com"
 
@@ -34,7 +37,7 @@ class Tick:
 def test_key_cache_ttl(advance: float, expected: Role | None) -> None:
     clock = Tick()
     cache = KeyCache(ttl=10, clock=clock)
-    cache.put("digest", Role.BOT)
+    cache.put("digest", Role.BOT, "cck_p1")
     clock.now += advance
     assert cache.get("digest") is expected
     assert cache.get("other") is None
@@ -43,12 +46,23 @@ def test_key_cache_ttl(advance: float, expected: Role | None) -> None:
 def test_key_cache_is_bounded_and_can_be_off() -> None:
     cache = KeyCache(ttl=10, capacity=2, clock=Tick())
     for name in ("a", "b", "c"):
-        cache.put(name, Role.VIEWER)
+        cache.put(name, Role.VIEWER, f"cck_{name}")
     assert [cache.get(n) for n in ("a", "b", "c")] == [None, Role.VIEWER, Role.VIEWER]
     off = KeyCache(ttl=0, clock=Tick())
-    off.put("a", Role.ADMIN)
+    off.put("a", Role.ADMIN, "cck_a")
     assert off.get("a") is None
     assert "digest" not in repr(cache) and "size=2" in repr(cache)
+
+
+def test_key_cache_evicts_keys_that_no_longer_exist() -> None:
+    cache = KeyCache(ttl=10, clock=Tick())
+    for name in ("a", "b", "c"):
+        cache.put(name, Role.VIEWER, f"cck_{name}")
+    assert cache.keep_only({"cck_a", "cck_c", "cck_other"}) == 1
+    assert [cache.get(n) for n in ("a", "b", "c")] == [Role.VIEWER, None, Role.VIEWER]
+    assert cache.keep_only({"cck_a", "cck_c"}) == 0  # no match: nothing evicted
+    cache.clear()
+    assert cache.get("a") is None
 
 
 def _history(service: Service, role: Role = Role.VIEWER) -> int:
@@ -62,16 +76,20 @@ def _delete_keys(service: Service) -> None:
         conn.execute(delete(ApiKey))
 
 
-def test_deleted_key_works_until_the_ttl_then_401(
+def test_deleted_key_is_refused_once_the_revocation_watch_runs(
     service_factory: Callable[..., Service], stub_bot: StubBot
 ) -> None:
+    """The cache no longer keeps a deleted key alive for its TTL: the worker's revocation
+    watch evicts it within about a second (REVOCATION_POLL_SECONDS)."""
     service = service_factory(bot_url=stub_bot.url, apikey_cache_seconds=10)
     assert _history(service) == 200  # verified once: cached
     _delete_keys(service)
-    assert _history(service) == 200  # revocation lags by at most the TTL (documented)
     assert _history(service, Role.AUDITOR) == 401  # never verified: not cached
-    service.clock.now += 10
+    deadline = time.monotonic() + 5 * REVOCATION_POLL_SECONDS
+    while _history(service) == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _history(service) == 401
+    assert service.clock.now == GATEWAY_EPOCH  # no TTL ran out: the injected clock stood still
 
 
 def test_cache_off_revokes_at_once(

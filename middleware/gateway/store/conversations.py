@@ -45,6 +45,15 @@ class Conversations:
                 )
             )
 
+    def latest_capture(self, conversation_id: str) -> str | None:
+        """The capture record (JSON) of the conversation's latest user message, if that
+        message was a secure-capture result the gateway sent; one primary-key read on the
+        lock-free reader."""
+        rows = self._db.read(
+            select(STATE.c.last_capture_json).where(STATE.c.conversation_id == conversation_id)
+        )
+        return None if not rows else rows[0].last_capture_json
+
     # -- lifecycle (in the caller's transaction) ------------------------------------------
 
     def ensure_active(self, tx: Transaction, conversation_id: str, now: float) -> str:
@@ -78,7 +87,12 @@ class Conversations:
         if idle_cutoff is not None:
             claim = claim.where(STATE.c.last_activity <= idle_cutoff)
         closing = claim.values(
-            status="ended", ended_at=now, end_reason=reason, context_json=None, updated_at=now
+            status="ended",
+            ended_at=now,
+            end_reason=reason,
+            context_json=None,
+            last_capture_json=None,
+            updated_at=now,
         )
         return tx.execute(closing.returning(STATE.c.conversation_id)).first() is not None
 
@@ -111,7 +125,9 @@ class Conversations:
         return tx.execute(
             update(STATE)
             .where(STATE.c.conversation_id == conversation_id)
-            .values(status=status, retain_until=retain_until, context_json=None)
+            .values(
+                status=status, retain_until=retain_until, context_json=None, last_capture_json=None
+            )
             .returning(STATE.c.ended_at)
         ).first()
 

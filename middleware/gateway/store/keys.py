@@ -104,6 +104,10 @@ class ApiKeys:
         row = self.verify(key)
         return None if row is None else row.role
 
+    def prefixes(self) -> frozenset[str]:
+        """The public prefixes of every key that exists (the revocation watch's read)."""
+        return frozenset(self._db.scalars(select(KEYS.c.prefix)))
+
     def listing(self) -> list[KeyListing]:
         """Every key, oldest first (prefix, role, creation time; the digest stays unread)."""
         query = select(KEYS.c.prefix, KEYS.c.role, KEYS.c.created_at).order_by(

@@ -71,7 +71,7 @@ class Messages:
         rate: RateLimit,
         consume: bool,
         entities: str | None = None,
-        also: tuple[tuple[str, RateLimit], ...] = (),
+        capture: str | None = None,
     ) -> None:
         """Count the message, touch the conversation (consuming the rule it used), store its
         line, in the caller's transaction.
@@ -79,13 +79,18 @@ class Messages:
         The rate upsert raises `RateLimited` past the limit, which rolls everything back;
         then the history row with the conversation's state upsert riding along:
         `last_activity` (for the idle timeout), a reopen if the conversation had ended, the
-        consumed rule cleared.
+        consumed rule cleared, the capture record set to `capture` (a secure capture's
+        result) or cleared.
         """
         now = self._db.clock()
         self._count(tx, rate_key, rate, now)
-        for key, limit in also:  # the API key's counter
-            self._count(tx, key, limit, now)
-        params = {"cid": conversation_id, "now": now, "text": text, "entities": entities}
+        params = {
+            "cid": conversation_id,
+            "now": now,
+            "text": text,
+            "entities": entities,
+            "capture": capture,
+        }
         for stmt in record_statements(tx.dialect, consume):
             tx.rowcount(stmt, params)
 
@@ -139,7 +144,12 @@ class Messages:
             tx.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[STATE.c.conversation_id],
-                    set_={"context_json": payload, "updated_at": now, "last_activity": now},
+                    set_={
+                        "context_json": payload,
+                        "updated_at": now,
+                        "last_activity": now,
+                        "last_capture_json": None,
+                    },
                 )
             )
             tx.execute(

@@ -82,6 +82,7 @@ def new_state_row(
     values = {
         "conversation_id": conversation_id,
         "context_json": None,
+        "last_capture_json": None,
         "updated_at": now,
         "status": "active",
         "started_at": now,
@@ -95,10 +96,13 @@ def _touch(dialect: str, consume: bool) -> Insert:
     """Upsert of the conversation's state for a new message: active, seen now.
 
     An ended conversation that gets a message is reopened (a new session: new
-    `started_at`; the vault opens a new key epoch for its values).
+    `started_at`; the vault opens a new key epoch for its values).  `capture` is the
+    secure-capture result this message carries to the bot, NULL for any other message:
+    so the record is never older than the conversation's latest user message.
     """
     now: BindParameter[float] = bindparam("now")
-    stmt = new_state_row(dialect, bindparam("cid"), now)
+    capture: BindParameter[str | None] = bindparam("capture")
+    stmt = new_state_row(dialect, bindparam("cid"), now, last_capture_json=capture)
     still_active = (STATE.c.status == "active") & STATE.c.started_at.is_not(None)
     changes: dict[str, Any] = {
         "updated_at": now,
@@ -108,6 +112,7 @@ def _touch(dialect: str, consume: bool) -> Insert:
         "ended_at": None,
         "end_reason": None,
         "retain_until": None,
+        "last_capture_json": capture,
     }
     if consume:
         changes["context_json"] = None
@@ -116,7 +121,8 @@ def _touch(dialect: str, consume: bool) -> Insert:
 
 @functools.cache
 def record_statements(dialect: str, consume: bool) -> tuple[Statement, ...]:
-    """The touch upsert and the history INSERT (`cid`, `now`, `text`, `entities`).
+    """The touch upsert and the history INSERT (`cid`, `now`, `text`, `entities`,
+    `capture`).
 
     On PostgreSQL the upsert is a data-modifying CTE of the history INSERT (one round-trip
     for both); on SQLite, where a statement costs no round-trip, it runs just before it.

@@ -1,0 +1,145 @@
+"""A live `coatcheck serve` (uvicorn on loopback, its own process) for the attack tests.
+
+Each attack runs against what an operator runs: the CLI's `serve`, its protocol class, its
+log filter, a SQLite file in the test's directory.  `serve(tmp, config=..., bot_url=...)`
+yields the URL, one API key per role (made in the same database after start), and the
+server's combined output (its log).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import create_engine
+
+from coatcheck.middleware.gateway.apikeys import Role
+from coatcheck.middleware.gateway.store import GatewayStore
+from tests.ops.live import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
+STARTUP_SECONDS = 90
+
+
+def env_for(tmp: Path, **extra: str) -> dict[str, str]:
+    """A `coatcheck` environment on a SQLite file in `tmp`; `extra` as COATCHECK_* values."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COATCHECK_DATABASE_URL": f"sqlite:///{tmp / 'sec.db'}",
+        "COATCHECK_KEY_FILE": str(tmp / "sec.key"),
+        "COATCHECK_APIKEYS_FILE": str(tmp / "sec.apikeys"),
+        "COATCHECK_RATE_LIMIT": "1000",
+    }
+    for name in ("COATCHECK_BOT_URL", "COATCHECK_CONFIG", "COATCHECK_MASTER_KEY"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Live:
+    """The running server: base URL, a key per role, its log file, its database URL."""
+
+    url: str
+    keys: dict[Role, str]
+    log: Path
+    database_url: str
+    proc: subprocess.Popen[bytes]
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def say(self, sender: str, message: str) -> httpx.Response:
+        """One channel message through the webhook."""
+        return httpx.post(
+            f"{self.url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            headers=self.auth(Role.CHANNEL),
+            timeout=30,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"coatcheck serve exited with {proc.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail("coatcheck serve did not start")
+
+
+@contextmanager
+def serve(
+    tmp: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    bot_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Live]:
+    """`coatcheck serve` on a free loopback port, with `config` as its YAML file."""
+    extra = dict(env or {})
+    if config is not None:
+        path = tmp / "sec.yml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        extra["COATCHECK_CONFIG"] = str(path)
+    if bot_url is not None:
+        extra["COATCHECK_BOT_URL"] = bot_url
+    environment = env_for(tmp, **extra)
+    port = free_port()
+    log = tmp / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)],
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, url, log)
+        database_url = environment["COATCHECK_DATABASE_URL"]
+        engine = create_engine(database_url)
+        keys = {role: GatewayStore(engine).keys.create(role) for role in Role}
+        engine.dispose()
+        yield Live(url, keys, log, database_url, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def run_cli(
+    tmp: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`coatcheck ARGS` in the same environment as `serve` (same database, same files)."""
+    return subprocess.run(
+        [*CLI, *args],
+        env=env_for(tmp, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
