@@ -87,7 +87,7 @@ def test_a_conversation_holds_at_most_the_capped_values(tmp_path: Path, db: str)
         over = live.say("capped", f"also {mails[2]} and {mails[3]}")
         assert over.status_code == 429 and over.json()["error"] == "too_many_values"
         assert all(m not in over.text for m in mails)
-        key = live.keys[Role.ACTION_SERVER]
+        key = live.keys[Role.CHANNEL]  # a caller whose values are vaulted (linked)
         assert _redact(live, "capped", f"one more {mails[2]}", key).status_code == 200  # 3rd
         over = _redact(live, "capped", f"and {mails[4]}", key)
         assert over.status_code == 429 and over.json()["error"] == "too_many_values"
