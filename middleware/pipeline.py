@@ -56,10 +56,12 @@ class Entity:
 
 @dataclass(frozen=True, slots=True)
 class RedactResult:
-    """The redacted text and what was taken out of it."""
+    """The redacted text and what was taken out of it; `extra_refs` are the references of
+    the `extra` values vaulted with it (a sender id), in order."""
 
     text: str
     entities: list[Entity] = field(default_factory=list)
+    extra_refs: tuple[str, ...] = ()
 
 
 class Redactor:
@@ -94,6 +96,7 @@ class Redactor:
         *,
         record: Callable[[Transaction | None, RedactResult], None] | None = None,
         language: str | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> RedactResult:
         """Redacted text plus entities; raises the vault's error if storing fails.
 
@@ -101,31 +104,37 @@ class Redactor:
         vault's transaction (one commit for values and, say, the history line); with no
         value to vault it gets `tx=None` and must open its own transaction. `language` is
         the conversation's language hint from the channel (e.g. Rasa `metadata.language`).
+        `extra` are (type, value) pairs vaulted in the same call without being in the text
+        (the channel's real sender id as `SENDER_ID`): one transaction, not two.
         """
         safe = defang(text)
         spans = self.detector.detect(safe, context, language=language)
-        if not spans:
+        if not spans and not extra:
             result = RedactResult(safe, [])
             if record is not None:
                 record(None, result)
             return result
         items = [(span.entity_type, span.value) for span in spans]
+        items.extend(extra)
         if record is None:
-            return self._render(safe, spans, self.vault.tokenize_many(conversation_id, items))
+            return self.render(safe, spans, self.vault.tokenize_many(conversation_id, items))
         rendered: list[RedactResult] = []
 
         def then(tx: Transaction, refs: list[str]) -> None:
-            rendered[:] = [self._render(safe, spans, refs)]  # refs may differ on a retry
+            rendered[:] = [self.render(safe, spans, refs)]  # refs may differ on a retry
             record(tx, rendered[0])
 
         self.vault.tokenize_many(conversation_id, items, then=then)
         return rendered[0]
 
-    def _render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
+    def render(self, text: str, spans: list[Span], refs: list[str]) -> RedactResult:
+        """`text` with each span replaced by its reference (`refs` in span order) in its
+        type's display; references past the spans are the extra values'."""
         pieces: list[str] = []
         entities: list[Entity] = []
         last = 0
-        for span, ref_id in zip(spans, refs, strict=True):
+        extra_refs = tuple(refs[len(spans) :])
+        for span, ref_id in zip(spans, refs[: len(spans)], strict=True):
             settings = self.config.settings_for(span.entity_type)
             display = display_for(span.value, ref_id, settings)
             pieces.append(text[last : span.start])
@@ -136,4 +145,4 @@ class Redactor:
                 Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
             )
         pieces.append(text[last:])
-        return RedactResult("".join(pieces), entities)
+        return RedactResult("".join(pieces), entities, extra_refs)

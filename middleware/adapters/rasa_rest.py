@@ -25,6 +25,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from coatcheck.middleware.gateway.errors import BadText, BotUnavailable
+from coatcheck.middleware.gateway.ports import Pseudonym
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId
 from coatcheck.middleware.gateway.turns import (
@@ -97,13 +98,22 @@ def _language(request: RasaMessage) -> str | None:
 
 
 class RasaRestChannel:
-    """The webhook's request as a turn, the gateway's replies as Rasa's reply list."""
+    """The webhook's request as a turn, the gateway's replies as Rasa's reply list.
+
+    The edge of pseudonymity: the turn's conversation id (and rate key) is
+    `pseudonym(sender)`, the real sender rides only as the value to vault (`SENDER_ID`);
+    the replies go back addressed to the real sender, as the channel sent it.
+    """
 
     name = CHANNEL
 
-    def to_turn(self, request: RasaMessage) -> InboundTurn:
+    def to_turn(self, request: RasaMessage, pseudonym: Pseudonym) -> InboundTurn:
         return InboundTurn.user_says(
-            request.sender, request.message, channel=self.name, language=_language(request)
+            pseudonym(request.sender),
+            request.message,
+            channel=self.name,
+            language=_language(request),
+            sender=request.sender,
         )
 
     def render(self, request: RasaMessage, replies: Sequence[BotReply]) -> list[Reply]:
@@ -125,7 +135,10 @@ def bot_message(turn: BotTurn) -> tuple[str, dict[str, Any]]:
     entities = [
         {"type": e.type, "ref": e.ref, "start": e.start, "end": e.end} for e in part.entities
     ]
-    return part.text, {"coatcheck": {"entities": entities, "conversation_id": cid}}
+    meta: dict[str, Any] = {"entities": entities, "conversation_id": cid}
+    if turn.sender_ref is not None:
+        meta["sender"] = turn.sender_ref
+    return part.text, {"coatcheck": meta}
 
 
 def _buttons(value: object) -> tuple[Button, ...] | None:

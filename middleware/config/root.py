@@ -36,7 +36,7 @@ from coatcheck.middleware.external import EndpointConfig
 from coatcheck.vault import Policies
 from coatcheck.vault import Retention as VaultRetention
 
-__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "builtin_types"]
+__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "RepliesSection", "builtin_types"]
 
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -55,6 +55,19 @@ class GrantsSection(BaseModel):
     ttl_seconds: float = Field(default=30.0, gt=0, le=3600, strict=True)
 
 
+class RepliesSection(BaseModel):
+    """`replies:` — the bot's replies on their way back (docs/config.md).
+
+    Values the bot writes are always vaulted and stored as references (history, logs,
+    exports, the viewer); `mask_channel: true` sends the channel that reference form too,
+    instead of the reply as the bot wrote it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mask_channel: bool = Field(default=False, strict=True)
+
+
 class CoatcheckConfig(BaseModel):
     """The whole file.  Fields are checked in this order (later checks read earlier ones)."""
 
@@ -66,6 +79,7 @@ class CoatcheckConfig(BaseModel):
     # The allow-list of opt-in reveals: {action name: [TYPE, ...]} (docs/actions.md).
     actions: dict[ActionName, frozenset[TypeName]] = {}
     grants: GrantsSection = GrantsSection()
+    replies: RepliesSection = RepliesSection()
     export: ExportSection = ExportSection()
     external: dict[TypeName, EndpointConfig] = {}
 

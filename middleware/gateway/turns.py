@@ -95,6 +95,8 @@ class InboundTurn:
     counts (the same sender, or a client, an API key...); `channel` names the adapter;
     `language` is the channel's hint of the conversation's language (`de-DE`, `fr`), which
     detection uses for numbering plans and NER (malformed or unknown hints are ignored).
+    `sender`: the channel's real sender id when `conversation_id` is its pseudonym; it is
+    vaulted as a `SENDER_ID` value of the conversation and kept nowhere else.
     """
 
     conversation_id: str
@@ -102,6 +104,7 @@ class InboundTurn:
     channel: str
     messages: tuple[Message, ...]
     language: str | None = None
+    sender: str | None = field(default=None, repr=False)
 
     @classmethod
     def user_says(
@@ -112,10 +115,12 @@ class InboundTurn:
         channel: str,
         rate_key: str | None = None,
         language: str | None = None,
+        sender: str | None = None,
     ) -> InboundTurn:
         """The common shape: one user message of one text part."""
         message = Message("user", (TextPart(text),))
-        return cls(conversation_id, rate_key or conversation_id, channel, (message,), language)
+        rate = rate_key or conversation_id
+        return cls(conversation_id, rate, channel, (message,), language, sender)
 
     def user_text(self) -> str:
         """The text of a turn of one user message with one text part; `UnsupportedTurn`
@@ -140,11 +145,14 @@ class CaptureResult:
 
 @dataclass(frozen=True, slots=True)
 class BotTurn:
-    """What the bot adapter forwards: the redacted messages, or only a capture result."""
+    """What the bot adapter forwards: the redacted messages, or only a capture result.
+    `sender_ref`: the reference of the real sender id (`CC_SENDER_ID_...`), for an action
+    that must reach the person (it asks for a grant like for any value)."""
 
     conversation_id: str
     messages: tuple[Message, ...] = ()
     capture: CaptureResult | None = None
+    sender_ref: str | None = None
 
     def user_part(self) -> TextPart:
         """The one redacted user text part (the shape the conversation service sends);

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from coatcheck.middleware.gateway.apikeys import Caller, Role
 from coatcheck.middleware.gateway.lifecycle import EndReason
 from coatcheck.middleware.gateway.store import healthy
 from coatcheck.middleware.gateway.text import clean_field
@@ -27,6 +28,7 @@ from coatcheck.middleware.service.deps import (
     RedactKey,
     RevealKey,
     RevealsDep,
+    VaultDep,
 )
 from coatcheck.middleware.service.handlers import error_response
 from coatcheck.middleware.service.schemas import (
@@ -35,14 +37,23 @@ from coatcheck.middleware.service.schemas import (
     GrantIn,
     RedactIn,
     RevealIn,
+    SenderIn,
     TemporaryIn,
 )
+from coatcheck.vault import Vault
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 ConvPath = Path(min_length=1, max_length=255)
+
+
+def _spoken(caller: Caller, conversation_id: str, vault: Vault) -> str:
+    """The conversation a caller means: a `channel` key speaks real sender ids (as its
+    webhook does), so its id is the sender's pseudonym; every other role already holds
+    pseudonyms (the bot and its actions only ever saw those)."""
+    return vault.pseudonym(conversation_id) if caller.role is Role.CHANNEL else conversation_id
 
 
 @router.get("/health", response_model=None)
@@ -53,10 +64,12 @@ def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
 
 
 @router.post("/v1/redact")
-def redact(body: RedactIn, redaction: RedactionDep, _: RedactKey) -> dict[str, Any]:
+def redact(
+    body: RedactIn, redaction: RedactionDep, caller: RedactKey, vault: VaultDep
+) -> dict[str, Any]:
     context = body.context
     result = redaction.redact(
-        body.conversation_id,
+        _spoken(caller, body.conversation_id, vault),
         body.text,
         None if context is None else context.expect,
         None if context is None else context.capture,
@@ -95,9 +108,12 @@ def context(
 
 
 @router.post("/v1/conversations/{conversation_id}/end")
-def end(lifecycle: LifecycleDep, caller: EndKey, conversation_id: str = ConvPath) -> dict[str, Any]:
-    """End now under the retention policy (docs/lifecycle.md); idempotent."""
-    conv = clean_field(conversation_id, "conversation_id")
+def end(
+    lifecycle: LifecycleDep, caller: EndKey, vault: VaultDep, conversation_id: str = ConvPath
+) -> dict[str, Any]:
+    """End now under the retention policy (docs/lifecycle.md); idempotent.  A channel key
+    names the real sender; the answer names the pseudonym only."""
+    conv = _spoken(caller, clean_field(conversation_id, "conversation_id"), vault)
     result = lifecycle.end(conv, caller.role.value, EndReason.API)
     return {
         "conversation_id": conv,
@@ -121,4 +137,14 @@ def temporary(
 @router.get("/v1/conversations/{conversation_id}/history")
 def history(records: RecordsDep, _: HistoryKey, conversation_id: str = ConvPath) -> dict[str, Any]:
     conv = clean_field(conversation_id, "conversation_id")
+    return {"conversation_id": conv, "messages": records.history(conv)}
+
+
+@router.post("/v1/senders/history")
+def sender_history(
+    body: SenderIn, records: RecordsDep, _: HistoryKey, vault: VaultDep
+) -> dict[str, Any]:
+    """Staff searching by a real sender id: it is HMAC'd to its pseudonym (a POST, so the
+    id is never in a URL or an access log); the answer names the pseudonym only."""
+    conv = vault.pseudonym(body.sender)
     return {"conversation_id": conv, "messages": records.history(conv)}

@@ -34,7 +34,7 @@ def rasa_rest_router(channel: ChannelAdapter[RasaMessage, list[Reply]]) -> APIRo
     ) -> Response:
         """The hot path: the reply list is plain JSON already, so it skips response
         validation."""
-        replies = await conversations.handle(channel.to_turn(body))
+        replies = await conversations.handle(channel.to_turn(body, conversations.pseudonym))
         return Response(_dumps(channel.render(body, replies)), media_type="application/json")
 
     return router
