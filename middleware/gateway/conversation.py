@@ -109,7 +109,12 @@ class ConversationService:
         self._clock = clock
 
     def pseudonym(self, sender: str) -> str:
-        """The keyed pseudonym a channel adapter keys a sender's turns by (`Vault.pseudonym`)."""
+        """The keyed pseudonym a channel adapter keys a sender's turns by (`Vault.pseudonym`).
+
+        The real id is remembered for the log filter (whole, never its pieces), so an
+        access line that carries it (a channel ending a conversation by its sender id)
+        shows `[REDACTED]`."""
+        self._recent.add(sender, words=False)
         return self._vault.pseudonym(sender)
 
     async def handle(self, turn: InboundTurn) -> list[BotReply]:

@@ -17,7 +17,9 @@ from collections import OrderedDict
 
 __all__ = ["RecentValues"]
 
-_WORD = re.compile(r"[^\s\"'`,;:()\[\]{}<>]+")
+# Words split at URL separators too, so a remembered id is caught as a path segment or a
+# query value of an access line (`/v1/conversations/<id>/end`).
+_WORD = re.compile(r"[^\s\"'`,;:()\[\]{}<>/?&=]+")
 
 
 class RecentValues:

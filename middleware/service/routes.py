@@ -13,11 +13,13 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from coatcheck.middleware.gateway.apikeys import Caller, Role
+from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.lifecycle import EndReason
 from coatcheck.middleware.gateway.store import healthy
 from coatcheck.middleware.gateway.text import clean_field
 from coatcheck.middleware.service.deps import (
     BotSideKey,
+    ConversationsDep,
     EndKey,
     EngineDep,
     GrantKey,
@@ -40,7 +42,6 @@ from coatcheck.middleware.service.schemas import (
     SenderIn,
     TemporaryIn,
 )
-from coatcheck.vault import Vault
 
 __all__ = ["router"]
 
@@ -49,11 +50,13 @@ router = APIRouter()
 ConvPath = Path(min_length=1, max_length=255)
 
 
-def _spoken(caller: Caller, conversation_id: str, vault: Vault) -> str:
+def _spoken(caller: Caller, conversation_id: str, conversations: ConversationService) -> str:
     """The conversation a caller means: a `channel` key speaks real sender ids (as its
     webhook does), so its id is the sender's pseudonym; every other role already holds
     pseudonyms (the bot and its actions only ever saw those)."""
-    return vault.pseudonym(conversation_id) if caller.role is Role.CHANNEL else conversation_id
+    if caller.role is Role.CHANNEL:
+        return conversations.pseudonym(conversation_id)
+    return conversation_id
 
 
 @router.get("/health", response_model=None)
@@ -65,11 +68,11 @@ def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
 
 @router.post("/v1/redact")
 def redact(
-    body: RedactIn, redaction: RedactionDep, caller: RedactKey, vault: VaultDep
+    body: RedactIn, redaction: RedactionDep, caller: RedactKey, conversations: ConversationsDep
 ) -> dict[str, Any]:
     context = body.context
     result = redaction.redact(
-        _spoken(caller, body.conversation_id, vault),
+        _spoken(caller, body.conversation_id, conversations),
         body.text,
         None if context is None else context.expect,
         None if context is None else context.capture,
@@ -109,11 +112,14 @@ def context(
 
 @router.post("/v1/conversations/{conversation_id}/end")
 def end(
-    lifecycle: LifecycleDep, caller: EndKey, vault: VaultDep, conversation_id: str = ConvPath
+    lifecycle: LifecycleDep,
+    caller: EndKey,
+    conversations: ConversationsDep,
+    conversation_id: str = ConvPath,
 ) -> dict[str, Any]:
     """End now under the retention policy (docs/lifecycle.md); idempotent.  A channel key
     names the real sender; the answer names the pseudonym only."""
-    conv = _spoken(caller, clean_field(conversation_id, "conversation_id"), vault)
+    conv = _spoken(caller, clean_field(conversation_id, "conversation_id"), conversations)
     result = lifecycle.end(conv, caller.role.value, EndReason.API)
     return {
         "conversation_id": conv,

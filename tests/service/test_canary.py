@@ -126,6 +126,9 @@ def test_filter_redacts_messages_args_and_tracebacks(record: logging.LogRecord, 
         ("hunter2 horse", "pw 'horse' then hunter2", "pw '[REDACTED]' then [REDACTED]"),
         ("739182", "pin 7391820 and 39182", "pin 7391820 and 39182"),
         ("739182", "nothing here", "nothing here"),
+        ("+14155550123", "POST /v1/x/+14155550123/end", "POST /v1/x/[REDACTED]/end"),
+        ("+14155550123", "GET /x?sender=+14155550123&a=1", "GET /x?sender=[REDACTED]&a=1"),
+        ("+14155550123", "GET /x/+141555501234/end", "GET /x/+141555501234/end"),
     ],
 )
 def test_recent_values(remembered: str, line: str, expected: str) -> None:
