@@ -82,6 +82,11 @@ class GatewayClient:
     def auth(self, role: Role | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
 
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender's turns are kept under (its pseudonym):
+        what the bot, the stores and every non-channel caller name it by."""
+        return self.services.vault.pseudonym(sender)
+
 
 def open_gateway(settings: Settings) -> tuple[TestClient, dict[Role, str], FakeClock]:
     """The app built from `settings`, lifespan entered (close with `client.__exit__`)."""

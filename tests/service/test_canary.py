@@ -70,7 +70,7 @@ def test_canaries_never_leak(
         ).text
     )
     history = service.client.get(
-        "/v1/conversations/canary/history", headers=service.auth(Role.VIEWER)
+        f"/v1/conversations/{service.cid('canary')}/history", headers=service.auth(Role.VIEWER)
     )
     assert len(history.json()["messages"]) == 12
     logging.getLogger("app").error("user said %s", CANARIES["email"])  # through the filter
