@@ -64,10 +64,11 @@ def test_a_bot_reply_leaves_no_raw_value_at_rest(tmp_path: Path) -> None:
         assert history.status_code == 200
         lines = [m["text"] for m in history.json()["messages"] if m["direction"] == "out"]
         channel = json.dumps(replies)
-    # the stores hold references of the bot's values (the same value, the same reference)
+    # no store holds a raw value: the database, the DEBUG log, the export, the history API
+    assert found_in(live, [*FORMS, USER_EMAIL], ("history API", history.text)) == []
+    # they hold references of the bot's values instead (the same value, the same reference)
     refs = {r.entity_type for line in lines for r in parse_references(line)}
     assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"} <= refs
-    assert found_in(live, [*FORMS, USER_EMAIL], ("history API", history.text)) == []
     # the channel still gets what the bot wrote, and the revealed confirmation
     assert EMAIL in channel and PHONE in channel and IBAN in channel
     assert f"Send it to {USER_EMAIL}?" in channel
