@@ -30,7 +30,6 @@ from coatcheck.middleware.service.deps import (
     RedactKey,
     RevealKey,
     RevealsDep,
-    VaultDep,
 )
 from coatcheck.middleware.service.handlers import error_response
 from coatcheck.middleware.service.schemas import (
@@ -147,10 +146,8 @@ def history(records: RecordsDep, _: HistoryKey, conversation_id: str = ConvPath)
 
 
 @router.post("/v1/senders/history")
-def sender_history(
-    body: SenderIn, records: RecordsDep, _: HistoryKey, vault: VaultDep
-) -> dict[str, Any]:
+def sender_history(body: SenderIn, records: RecordsDep, _: HistoryKey) -> dict[str, Any]:
     """Staff searching by a real sender id: it is HMAC'd to its pseudonym (a POST, so the
     id is never in a URL or an access log); the answer names the pseudonym only."""
-    conv = vault.pseudonym(body.sender)
+    conv = records.by_sender(body.sender)
     return {"conversation_id": conv, "messages": records.history(conv)}
