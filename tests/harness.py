@@ -51,6 +51,7 @@ VALID_BODIES: dict[str, Any] = {
     "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
     "/v1/config/export-redaction": {"type": "allow", "fields": []},
     "/v1/subjects/erase": {"sender": "u1"},
+    "/v1/senders/history": {"sender": "u1"},
     "/v1/subjects/export": {"sender": "u1"},
 }
 

@@ -172,7 +172,7 @@ def find_sender(
     request: Request,
     sign_in: SignInDep,
     records: RecordsDep,
-    sender: Annotated[str, Form(min_length=1, max_length=255)],
+    sender: Annotated[str, Form(max_length=255)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """A person's conversation by the real sender id their channel uses: HMAC'd to its
@@ -182,6 +182,8 @@ def find_sender(
         return _to_login()
     if not Codec.csrf_ok(staff.csrf, csrf):
         raise CsrfFailed("csrf")
+    if not sender.strip():
+        raise BadText("sender", "must not be empty")
     cid = records.by_sender(clean_field(sender, "sender"))
     return RedirectResponse(f"/ui/conversations/{cid}", status_code=303)
 
