@@ -81,9 +81,9 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     ends = Counter(r.conversation_id for r in audit(one, action="end"))
     assert len(ends) == 3 * N and set(ends.values()) == {1}
     assert all(r.actor == "sweeper" for r in audit(one, action="end"))
-    assert one.services.records.status("full-0") == "masked"
-    assert one.services.records.status("phone-0") == "retained"
-    assert one.services.records.status("ssn-0") == "shredded"
+    assert one.services.records.status(one.cid("full-0")) == "masked"
+    assert one.services.records.status(one.cid("phone-0")) == "retained"
+    assert one.services.records.status(one.cid("ssn-0")) == "shredded"
     # 3. Retention deadline: each retained phone is shredded once; phone-only epochs lose
     #    their key once; epochs still holding a masked e-mail keep theirs.
     advance(workers, DAY)
@@ -97,8 +97,8 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     shreds = Counter(r.conversation_id for r in audit(one, action="shred"))
     assert sorted(shreds) == sorted(f"phone-{i}" for i in range(N))
     assert set(shreds.values()) == {1}
-    assert one.services.records.status("phone-0") == "shredded"
-    assert one.services.records.status("full-0") == "masked"
+    assert one.services.records.status(one.cid("phone-0")) == "shredded"
+    assert one.services.records.status(one.cid("full-0")) == "masked"
     # Nothing left to do, for either worker; the chain both appended to verifies.
     assert race(workers) == [SweepReport(), SweepReport()]
     assert one.services.vault.verify_audit().ok
