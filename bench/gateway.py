@@ -56,11 +56,16 @@ end
 
 # --- the stub bot: a raw asyncio HTTP/1.1 keep-alive responder --------------------------
 
+# What the stub answers; `--reply-pii` makes it a bot that writes personal data itself (a
+# CRM lookup), so coatcheck's reply filter has values to vault on every message.
+REPLY_TEXT = [b"Thanks, noted."]
+REPLY_PII = b"Thanks, noted. Your agent is agent.smith@example.org, +1 415 555 0100."
+
 
 def _stub_reply(body: bytes) -> bytes:
     match = re.search(rb'"sender"\s*:\s*"([^"]*)"', body)
     sender = match.group(1) if match else b"user"
-    payload = b'[{"recipient_id":"' + sender + b'","text":"Thanks, noted."}]'
+    payload = b'[{"recipient_id":"' + sender + b'","text":"' + REPLY_TEXT[0] + b'"}]'
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
     return head % len(payload) + payload
 
@@ -281,9 +286,16 @@ def main() -> None:
         metavar="PYTHONPATH",
         help="also run another copy of the code (e.g. an unpacked older commit) first",
     )
+    parser.add_argument(
+        "--reply-pii",
+        action="store_true",
+        help="the stub bot's reply carries an e-mail address and a phone number",
+    )
     parser.add_argument("--stub", type=int, help=argparse.SUPPRESS)  # internal: run the stub
     args = parser.parse_args()
     if args.stub:
+        if args.reply_pii:
+            REPLY_TEXT[0] = REPLY_PII
         run_stub(args.stub)
         return
     if shutil.which("wrk") is None:
@@ -294,7 +306,8 @@ def main() -> None:
         script.write_text(LUA)
         stub_port, base_port = free_port(), free_port()
         bot_url = f"http://127.0.0.1:{stub_port}/webhooks/rest/webhook"
-        procs = [start([sys.executable, __file__, "--stub", str(stub_port)])]
+        stub_cmd = [sys.executable, __file__, "--stub", str(stub_port)]
+        procs = [start(stub_cmd + (["--reply-pii"] if args.reply_pii else []))]
         base_cmd = [sys.executable, "-m", "uvicorn", "bench.proxy_baseline:create_app"]
         base_cmd += ["--factory", "--port", str(base_port), "--log-level", "warning"]
         procs.append(start(base_cmd, {"BASELINE_BOT_URL": bot_url}))

@@ -111,8 +111,9 @@ class Gateway:
         assert isinstance(replies, list)
         return replies
 
-    def history(self, conversation: str) -> Any:
-        resp = self.http.get(f"/v1/conversations/{conversation}/history", headers=self.admin)
+    def history(self, sender: str) -> Any:
+        """A sender's history, found by the real id (conversations are kept by pseudonym)."""
+        resp = self.http.post("/v1/senders/history", json={"sender": sender}, headers=self.admin)
         if resp.status_code != 200:
             raise RuntimeError(f"history answered {resp.status_code}: {resp.text[:300]}")
         return resp.json()

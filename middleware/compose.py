@@ -38,6 +38,7 @@ from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService, RedactLimits
 from coatcheck.middleware.gateway.refusals import RefusalAudit
 from coatcheck.middleware.gateway.replies import Replies
+from coatcheck.middleware.gateway.reply_filter import ReplyFilter
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import Services
 from coatcheck.middleware.gateway.store import GatewayStore
@@ -156,7 +157,14 @@ def _services(
         bot=bot,
         checks=checks,
         replies=Replies(
-            p.store, p.vault, lifecycle, confirm_types=p.detect.confirm_types(), clock=p.clock
+            p.store,
+            p.vault,
+            lifecycle,
+            reply_filter=ReplyFilter(redactor),
+            recent=p.recent,
+            confirm_types=p.detect.confirm_types(),
+            mask_channel=p.config.replies.mask_channel,
+            clock=p.clock,
         ),
         recent=p.recent,
         limits=TurnLimits(

@@ -59,10 +59,12 @@ class Entity:
 
 @dataclass(frozen=True, slots=True)
 class RedactResult:
-    """The redacted text and what was taken out of it."""
+    """The redacted text and what was taken out of it; `extra_refs` are the references of
+    the `extra` values vaulted with it (a sender id), in order."""
 
     text: str
     entities: list[Entity] = field(default_factory=list)
+    extra_refs: tuple[str, ...] = ()
 
 
 class Redactor:
@@ -97,27 +99,35 @@ class Redactor:
         *,
         record: Callable[[Transaction | None, RedactResult], None] | None = None,
         language: str | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> RedactResult:
         """Redacted text plus entities; raises the vault's error if storing fails.
 
+        Detection runs on the text as typed and values are vaulted as typed; only the text
+        between them is defanged (a look-alike reference typed by the user never parses).
         `record(tx, result)` lets the caller store its own rows for the result in the
         vault's transaction (one commit for values and, say, the history line); with no
         value to vault it gets `tx=None` and must open its own transaction. `language` is
         the conversation's language hint from the channel (e.g. Rasa `metadata.language`).
+        `extra` are (type, value) pairs vaulted in the same call without being in the text
+        (the channel's real sender id as `SENDER_ID`): one transaction, not two.
         """
         spans = self.detector.detect(text, context, language=language)
-        if not spans:
+        if not spans and not extra:
             result = RedactResult(defang(text), [])
             if record is not None:
                 record(None, result)
             return result
         items = [(span.entity_type, span.value) for span in spans]
+        items.extend(extra)
         if record is None:
-            return self._render(text, spans, self.vault.tokenize_many(conversation_id, items))
+            refs = self.vault.tokenize_many(conversation_id, items)
+            return self.render(text, spans, refs, defang_gaps=True)
         rendered: list[RedactResult] = []
 
         def then(tx: Transaction, refs: list[str]) -> None:
-            rendered[:] = [self._render(text, spans, refs)]  # refs may differ on a retry
+            # refs may differ on a retry
+            rendered[:] = [self.render(text, spans, refs, defang_gaps=True)]
             record(tx, rendered[0])
 
         self.vault.tokenize_many(conversation_id, items, then=then)
@@ -139,7 +149,7 @@ class Redactor:
         spans = self.detector.detect(text, context)
         kept = [span for span in spans if span.entity_type in vault_types]
         if not kept:
-            result = self._render(text, spans, [None] * len(spans))
+            result = self.render(text, spans, [None] * len(spans), defang_gaps=True)
             if record is not None:
                 record(None, result)
             return result
@@ -148,23 +158,34 @@ class Redactor:
         def then(tx: Transaction, refs: list[str]) -> None:
             found = iter(refs)
             each = [next(found) if s.entity_type in vault_types else None for s in spans]
-            rendered[:] = [self._render(text, spans, each)]
+            rendered[:] = [self.render(text, spans, each, defang_gaps=True)]
             if record is not None:
                 record(tx, rendered[0])
 
-        self.vault.tokenize_many(
-            conversation_id, [(s.entity_type, s.value) for s in kept], then=then
-        )
+        items = [(s.entity_type, s.value) for s in kept]
+        self.vault.tokenize_many(conversation_id, items, then=then)
         return rendered[0]
 
-    def _render(self, text: str, spans: list[Span], refs: Sequence[str | None]) -> RedactResult:
-        """Each span replaced by its reference (`[TYPE]` where its ref is None: not
-        vaulted); the gaps between them defanged."""
+    def render(
+        self,
+        text: str,
+        spans: list[Span],
+        refs: Sequence[str | None],
+        *,
+        defang_gaps: bool = False,
+    ) -> RedactResult:
+        """`text` with each span replaced by its reference (`refs` in span order) in its
+        type's display, or by `[TYPE]` where its ref is None (not vaulted); references past
+        the spans are the extra values'.  `defang_gaps`: user text, whose look-alike
+        references between the values are neutralised (a bot's reply keeps the
+        references it holds)."""
         pieces: list[str] = []
         entities: list[Entity] = []
         last = 0
-        for span, ref_id in zip(spans, refs, strict=True):
-            pieces.append(defang(text[last : span.start]))
+        extra_refs = tuple(ref for ref in refs[len(spans) :] if ref is not None)
+        for span, ref_id in zip(spans, refs[: len(spans)], strict=True):
+            gap = text[last : span.start]
+            pieces.append(defang(gap) if defang_gaps else gap)
             last = span.end
             if ref_id is None:
                 shown = f"[{span.entity_type}]"
@@ -180,5 +201,6 @@ class Redactor:
             entities.append(
                 Entity(span.entity_type, span.start, span.end, reference, display, span.rule)
             )
-        pieces.append(defang(text[last:]))
-        return RedactResult("".join(pieces), entities)
+        tail = text[last:]
+        pieces.append(defang(tail) if defang_gaps else tail)
+        return RedactResult("".join(pieces), entities, extra_refs)

@@ -94,7 +94,7 @@ def run(server_url: str, messages: int, kills: int, threads: int, conversations:
         killer.join(120)
         missing = check_history(cluster, load.sent)
         refs = forwarded_refs(bot)
-        revealed, failed = reveal_all(cluster, refs, planted_by_conversation(load.sent))
+        revealed, failed = reveal_all(cluster, refs, planted_by_conversation(cluster, load.sent))
         audit = cluster.cli("audit", "verify", check=False)
         dump = pg_dump(db_url)
         cluster.stop()

@@ -195,6 +195,7 @@ class Cluster:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     keys: dict[str, str] = field(default_factory=dict)
+    _pseudonyms: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -253,6 +254,19 @@ class Cluster:
             for role in ("action-server", "viewer"):
                 out = self.cli("apikey", "create", "--role", role).stdout
                 self.keys[role] = next(w for w in out.split() if w.startswith("cck_"))
+
+    def pseudonym(self, sender: str) -> str:
+        """The conversation id of a channel sender (its keyed pseudonym), as staff find it."""
+        if sender not in self._pseudonyms:
+            r = httpx.post(
+                f"{self.url}/v1/senders/history",
+                json={"sender": sender},
+                headers={"Authorization": f"Bearer {self.keys['admin']}"},
+                timeout=30,
+            )
+            r.raise_for_status()
+            self._pseudonyms[sender] = r.json()["conversation_id"]
+        return self._pseudonyms[sender]
 
     def worker_pids(self) -> list[int]:
         """The uvicorn worker processes (spawned children), not the resource tracker."""

@@ -24,6 +24,15 @@ record per conversation at each sink, every conversation ran the shapes action w
 values, and its `name=` template variable reached Rasa's reply as a reference. The Rasa venv
 is `${COATCHECK_RASA_VENV:-~/.cache/coatcheck/rasa-3.6.21}` (built by e2e/run.sh; this
 script does not build it). Prints one JSON line.
+
+Issue 14 (findings 6 and 7): every conversation's sender is a phone number as an
+SMS/WhatsApp channel sends it (`+1628...`, planted as a canary in all its forms: the bot
+must only ever see its pseudonym, the replies must go back to it), and with `--bot stub`
+(no Rasa needed) a loopback stub bot answers each conversation's first message with a
+CRM-style reply carrying six more canaries of its own, in its text, a button's title and
+payload, a quick reply, a `custom` payload and an attachment: none may reach coatcheck's
+database, log, history API or exports.  The stub bot's own record of what it was sent is
+scanned too (the senders and user canaries must not be in it).
 """
 
 from __future__ import annotations
@@ -90,7 +99,73 @@ SHAPES_DATA: dict[str, Any] = {
         }
     ],
 }
+PSEUDONYM = re.compile(r"^p_[a-z2-7]{26}$")
 SHAPES_RAN = re.compile(r'"name": "shapes_revealed", "value": 2\b')
+MARK = re.compile(r"\bconversation (\d+)\b")  # how the stub bot knows which CRM row to send
+
+
+def phone_sender(seed: int, i: int) -> str:
+    """An E.164 sender id as a WhatsApp-style channel sends it, unique per conversation."""
+    return f"+1628{(seed * 7919 + i // 10000) % 800 + 200:03d}{i % 10000:04d}"
+
+
+def crm_reply(v: dict[str, str]) -> list[dict[str, Any]]:
+    """A bot that writes what its CRM holds into every field a Rasa reply has."""
+    return [
+        {"text": f"On file: {v['EMAIL_ADDRESS']}, {v['PHONE_NUMBER']}"},
+        {
+            "text": "Which card?",
+            "buttons": [
+                {"title": f"card {v['CREDIT_CARD']}", "payload": f'/pay{{"ssn": "{v["US_SSN"]}"}}'}
+            ],
+            "quick_replies": [{"title": v["IBAN_CODE"], "payload": "/iban"}],
+        },
+        {"custom": {"account": {"iban": v["IBAN_CODE"], "login_ip": v["IP_ADDRESS"]}}},
+        {
+            "attachment": {
+                "type": "file",
+                "payload": {"src": f"https://crm.example/{v['EMAIL_ADDRESS']}"},
+            }
+        },
+    ]
+
+
+@contextlib.contextmanager
+def stub_bot(replies: dict[int, dict[str, str]], received: list[bytes]) -> Iterator[str]:
+    """A loopback Rasa-REST bot: records each body, answers `crm_reply` to a message that
+    names its conversation (`conversation N`), an echo otherwise; yields its URL."""
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with lock:
+                received.append(raw)
+            payload = json.loads(raw)
+            mark = MARK.search(payload.get("message", ""))
+            if mark is not None and int(mark.group(1)) in replies:
+                answer = crm_reply(replies[int(mark.group(1))])
+            else:
+                answer = [{"text": "noted"}]
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/webhooks/rest/webhook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 @contextlib.contextmanager
@@ -232,6 +307,45 @@ def run(conversations: int, threads: int, seed: int) -> dict[str, Any]:
         return final_scan(work, figures)
 
 
+def run_stub(conversations: int, threads: int, seed: int) -> dict[str, Any]:
+    """The leak audit without Rasa: a stub bot that writes CRM canaries into its replies."""
+    with tempfile.TemporaryDirectory(prefix="cc_leak_") as tmp:
+        work = Path(tmp)
+        receiver = contextlib.ExitStack()
+        hook_url = receiver.enter_context(webhook_receiver(work / "webhook.jsonl"))
+        config = {
+            "actions": {"action_reliability_check": TYPES},
+            "grants": {"ttl_seconds": 60},
+            "export": {
+                "sinks": [
+                    {"jsonl": str(work / "export.jsonl")},
+                    {"webhook": hook_url, "allow_private_network": True},
+                ]
+            },
+        }
+        (work / "coatcheck.yml").write_text(yaml.safe_dump(config))
+        crm = Canaries(seed=seed + 104_729)
+        replies = {i: crm.make(i) for i in range(conversations)}
+        received: list[bytes] = []
+        bot_url = receiver.enter_context(stub_bot(replies, received))
+        cluster = Cluster(
+            workdir=work, database_url=f"sqlite:///{work}/coatcheck.db", bot_url=bot_url,
+            workers=1, log_level="debug",
+        )  # fmt: skip
+        try:
+            cluster.start()
+            figures = drive_and_scan(cluster, work, None, conversations, threads, seed, replies)
+        finally:
+            cluster.stop()
+            receiver.close()
+        (work / "bot.jsonl").write_bytes(b"\n".join(received) + b"\n")  # scanned as a file
+        history_out = work / "coatcheck.db"
+        figures["bot_reply_refs_all_types"] = all(
+            f"CC_{t}_".encode() in history_out.read_bytes() for t in TYPES
+        )
+        return final_scan(work, figures, rasa=False)
+
+
 def bot_with_shapes(work: Path) -> tuple[Path, Path]:
     """The example bot's domain plus the shapes additions (a domain folder), and their data."""
     domain, data = work / "domain", work / "shapes_data"
@@ -243,8 +357,18 @@ def bot_with_shapes(work: Path) -> tuple[Path, Path]:
     return domain, data
 
 
-def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: int,
-                   threads: int, seed: int) -> dict[str, Any]:  # fmt: skip
+def drive_and_scan(
+    cluster: Cluster,
+    work: Path,
+    rasa_port: int | None,
+    conversations: int,
+    threads: int,
+    seed: int,
+    bot_replies: dict[int, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Drive every conversation from a phone-number sender, read each history back by the
+    real number (staff's lookup), reveal, end or export; the figures and what was planted.
+    `bot_replies` (stub mode): the CRM canaries the stub bot answers conversation i with."""
     canaries = Canaries(seed=seed)
     admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
     whole = {"type": "deny", "fields": []}  # deny nothing: whole records, every turn
@@ -255,45 +379,59 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
     plans = []
     for i in range(conversations):
         v = canaries.make(i)
+        sender = phone_sender(seed, i)
+        canaries.planted.append(sender)
         plans.append((
-            f"leak{canaries.tag}-{i}",
-            [f"my card is {v['CREDIT_CARD']} and my ssn is {v['US_SSN']}",
+            sender,
+            [f"conversation {i}: my card is {v['CREDIT_CARD']} and my ssn is {v['US_SSN']}",
              f"shapes: write to {v['EMAIL_ADDRESS']} or call {v['PHONE_NUMBER']}, iban "
              f"{v['IBAN_CODE']}, I am at {v['IP_ADDRESS']}"],
         ))  # fmt: skip
+    for values in (bot_replies or {}).values():
+        canaries.planted.extend(values.values())
     headers = {"Authorization": f"Bearer {cluster.keys['channel']}"}
 
-    def converse(plan: tuple[str, list[str]]) -> list[int]:
+    def converse(plan: tuple[str, list[str]]) -> list[tuple[int, bool]]:
         sender, texts = plan
+        out = []
         with httpx.Client(headers=headers, timeout=60) as client:
-            return [
-                client.post(
+            for t in texts:
+                r = client.post(
                     f"{cluster.url}/webhooks/rest/webhook", json={"sender": sender, "message": t}
-                ).status_code
-                for t in texts
-            ]
+                )
+                routed = r.status_code == 200 and all(
+                    item.get("recipient_id") == sender for item in r.json()
+                )
+                out.append((r.status_code, routed))
+        return out
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
-        statuses = [s for ss in pool.map(converse, plans) for s in ss]
+        results = [s for ss in pool.map(converse, plans) for s in ss]
+    statuses = [status for status, _ in results]
     drive_s = time.monotonic() - t0
     with httpx.Client(headers=admin, timeout=60) as client:
-        history = json.dumps(
-            [client.get(f"{cluster.url}/v1/conversations/{p[0]}/history").json() for p in plans]
-        )
+        answers = [
+            client.post(f"{cluster.url}/v1/senders/history", json={"sender": p[0]}).json()
+            for p in plans
+        ]
+    history = json.dumps(answers)
     # audited reads at rest too: reveal every reference with a grant, then end (shred and
     # export) every second conversation and export the others while active
-    reveals, exported = reveal_and_end(cluster, [p[0] for p in plans], history)
+    reveals, exported = reveal_and_end(cluster, answers)
     control = f"control.{canaries.tag}@example.org"
-    httpx.post(
-        f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
-        json={"sender": f"leak{canaries.tag}-control", "message": f"hi {control}"},
-        timeout=60,
-    )
+    if rasa_port is not None:
+        httpx.post(
+            f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+            json={"sender": f"leak{canaries.tag}-control", "message": f"hi {control}"},
+            timeout=60,
+        )
     return {
         "conversations": conversations,
         "messages": len(statuses),
         "messages_2xx": statuses.count(200),
+        "replies_to_real_sender": sum(routed for _, routed in results),
+        "pseudonymous_ids": sum(bool(PSEUDONYM.match(a["conversation_id"])) for a in answers),
         "drive_seconds": round(drive_s, 1),
         "canaries_planted": len(canaries.planted),
         "_planted": canaries.planted,
@@ -305,47 +443,54 @@ def drive_and_scan(cluster: Cluster, work: Path, rasa_port: int, conversations: 
     }
 
 
-def reveal_and_end(cluster: Cluster, senders: list[str], history: str) -> tuple[int, int]:
-    refs = dict(zip(senders, [set() for _ in senders], strict=True))
-    for item in json.loads(history):
-        for message in item["messages"]:
-            for ref in parse_references(message["text"]):
-                refs[item["conversation_id"]].add(ref.reference)
+def reveal_and_end(cluster: Cluster, answers: list[dict[str, Any]]) -> tuple[int, int]:
+    """Reveal every user reference of each conversation (by its pseudonym), then end or
+    export it; (reveals answered, exports answered)."""
     ok = exported = 0
     action = {"Authorization": f"Bearer {cluster.keys['action-server']}"}
     admin = {"Authorization": f"Bearer {cluster.keys['admin']}"}
     with httpx.Client(timeout=60) as client:
-        for i, sender in enumerate(senders):
+        for i, answer in enumerate(answers):
+            cid = answer["conversation_id"]
+            refs = {
+                ref.reference
+                for message in answer["messages"]
+                if message["direction"] == "in"
+                for ref in parse_references(message["text"])
+            }
             grant = client.post(
                 f"{cluster.url}/v1/grants",
-                json={"conversation_id": sender, "entity_types": TYPES, "purpose": "leak audit",
+                json={"conversation_id": cid, "entity_types": TYPES, "purpose": "leak audit",
                       "action": "action_reliability_check"},
                 headers=action,
             ).json()["grant"]  # fmt: skip
-            for ref in sorted(refs[sender]):
+            for ref in sorted(refs):
                 r = client.post(
                     f"{cluster.url}/v1/reveal",
-                    json={"conversation_id": sender, "ref": ref, "grant": grant},
+                    json={"conversation_id": cid, "ref": ref, "grant": grant},
                     headers=action,
                 )
                 ok += r.status_code == 200
             if i % 2:
-                client.post(f"{cluster.url}/v1/conversations/{sender}/end", headers=admin)
+                client.post(f"{cluster.url}/v1/conversations/{cid}/end", headers=admin)
             else:
-                r = client.post(f"{cluster.url}/v1/conversations/{sender}/export", headers=admin)
+                r = client.post(f"{cluster.url}/v1/conversations/{cid}/export", headers=admin)
                 exported += r.status_code == 200
     return ok, exported
 
 
-def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
+def final_scan(work: Path, figures: dict[str, Any], rasa: bool = True) -> dict[str, Any]:
+    """Every file and row at rest searched for every canary; `rasa` False: the stub-bot
+    run (no tracker, action server or Rasa log; the stub bot's received bodies instead)."""
     planted: list[str] = figures.pop("_planted")
     control: str = figures.pop("_control")
-    tracker = sqlite_rows(work / "tracker.db")
+    tracker = sqlite_rows(work / "tracker.db") if rasa else ""
     coatcheck_rows = sqlite_rows(work / "coatcheck.db")
     contexts: list[str] = []
     found: dict[str, int] = {}
     everywhere: set[str] = set()
-    for name, rows in (("tracker_rows", tracker), ("coatcheck_rows", coatcheck_rows)):
+    tables = (("tracker_rows", tracker),) if rasa else ()
+    for name, rows in (*tables, ("coatcheck_rows", coatcheck_rows)):
         hits = scan_hits(rows, planted)
         found[name] = len(hits)
         everywhere.update(hits)
@@ -357,7 +502,8 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
         if hits:
             found[str(path.relative_to(work))] = len(hits)
             contexts.extend(f"{path.name}: {ctx!r}" for ctx in hits.values())
-    logs = {n: (work / n).stat().st_size for n in ("coatcheck.log", "rasa.log", "actions.log")}
+    names = ("coatcheck.log", "rasa.log", "actions.log") if rasa else ("coatcheck.log", "bot.jsonl")
+    logs = {n: (work / n).stat().st_size for n in names}
     exports = {n: read_all(work / n) for n in ("export.jsonl", "webhook.jsonl")}
     for name, text in exports.items():
         found[name] = len(scan_hits(text, planted))  # also in the file loop; named here
@@ -380,16 +526,20 @@ def final_scan(work: Path, figures: dict[str, Any]) -> dict[str, Any]:
             "audit_rows_in_db": coatcheck_rows.count('INSERT INTO "audit_log"'),
         }
     )
+    n = figures["conversations"]
     figures["ok"] = (
         figures["canaries_found"] == 0
         and not any(found.values())
         and figures["messages_2xx"] == figures["messages"]
-        and figures["reveals_ok"] == figures["canaries_planted"]
-        and figures["audit_rows_in_db"] >= figures["canaries_planted"]
-        and figures["control_in_tracker"]
-        and figures["tracker_refs_all_types"]
-        and figures["shapes_runs_with_values"] == figures["conversations"]
-        and figures["shapes_template_refs"] >= figures["conversations"]
+        and figures["replies_to_real_sender"] == figures["messages"]
+        and figures["pseudonymous_ids"] == n
+        and figures["reveals_ok"] == len(TYPES) * n
+        and figures["audit_rows_in_db"] >= figures["reveals_ok"]
+        and (not rasa or figures["control_in_tracker"])
+        and (not rasa or figures["tracker_refs_all_types"])
+        and (not rasa or figures["shapes_runs_with_values"] == n)
+        and (not rasa or figures["shapes_template_refs"] >= n)
+        and (rasa or figures["bot_reply_refs_all_types"])
         and figures["history_refs_all_types"]
         and figures["export_refs_all_types"]
         and figures["exports_by_route_2xx"] == (figures["conversations"] + 1) // 2
@@ -406,8 +556,15 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=250)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--bot",
+        choices=("rasa", "stub"),
+        default="rasa",
+        help="rasa: the example bot behind Rasa 3.6; stub: a loopback bot writing CRM canaries",
+    )
     a = parser.parse_args()
-    figures = run(a.conversations, a.threads, a.seed)
+    runner = run if a.bot == "rasa" else run_stub
+    figures = runner(a.conversations, a.threads, a.seed)
     print(json.dumps(figures))
     sys.exit(0 if figures["ok"] else 1)
 

@@ -107,7 +107,9 @@ def check_history(cluster: Cluster, sent: list[Sent]) -> list[int]:
             if not 200 <= s.status < 300:
                 continue
             if s.conversation not in by_conv:
-                r = client.get(f"{cluster.url}/v1/conversations/{s.conversation}/history")
+                r = client.post(  # conversations are kept by the sender's pseudonym
+                    f"{cluster.url}/v1/senders/history", json={"sender": s.conversation}
+                )
                 r.raise_for_status()
                 by_conv[s.conversation] = " ".join(m["text"] for m in r.json()["messages"])
             if s.marker not in by_conv[s.conversation]:
@@ -163,9 +165,10 @@ def _compact(value: str) -> str:
     return value.replace(" ", "").lower()
 
 
-def planted_by_conversation(sent: list[Sent]) -> dict[str, set[str]]:
-    """Compact forms of the values sent in each conversation (what a reveal must return)."""
+def planted_by_conversation(cluster: Cluster, sent: list[Sent]) -> dict[str, set[str]]:
+    """Compact forms of the values sent in each conversation (what a reveal must return),
+    by conversation id: the sender's pseudonym, as the bot and the action server name it."""
     out: dict[str, set[str]] = defaultdict(set)
     for s in sent:
-        out[s.conversation].update(_compact(v) for v in s.values.values())
+        out[cluster.pseudonym(s.conversation)].update(_compact(v) for v in s.values.values())
     return out

@@ -98,7 +98,7 @@ def one_reference(server_url: str, sends: int) -> dict[str, Any]:
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(send, range(sends)))
         after = {pid: _cpu_ticks(pid) for pid in pids}
-        refs = forwarded_refs(bot).get("same-conv", set())
+        refs = forwarded_refs(bot).get(cluster.pseudonym("same-conv"), set())
         return {
             "sends": sends,
             "ok": statuses.count(200),
@@ -125,7 +125,8 @@ def rotation(server_url: str, rotations: int, threads: int) -> dict[str, Any]:
                 while busy.is_set():
                     refs = forwarded_refs(bot)
                     with load.lock:
-                        planted = {c: set(v) for c, v in load.planned.items()}
+                        planned = {c: set(v) for c, v in load.planned.items()}
+                    planted = {cluster.pseudonym(c): v for c, v in planned.items()}
                     conv = rng.choice(sorted(refs))
                     g = client.post(
                         f"{cluster.url}/v1/grants",

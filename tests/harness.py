@@ -51,6 +51,7 @@ VALID_BODIES: dict[str, Any] = {
     "/v1/conversations/{conversation_id}/temporary": {"value": "x", "ttl_seconds": 60},
     "/v1/config/export-redaction": {"type": "allow", "fields": []},
     "/v1/subjects/erase": {"sender": "u1"},
+    "/v1/senders/history": {"sender": "u1"},
     "/v1/subjects/export": {"sender": "u1"},
 }
 
@@ -81,6 +82,11 @@ class GatewayClient:
 
     def auth(self, role: Role | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender's turns are kept under (its pseudonym):
+        what the bot, the stores and every non-channel caller name it by."""
+        return self.services.vault.pseudonym(sender)
 
 
 def open_gateway(settings: Settings) -> tuple[TestClient, dict[Role, str], FakeClock]:

@@ -1,7 +1,7 @@
 """The gateway's own record of a conversation's latest secure-capture result.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 Issue 14, finding 4: a user can type `/coatcheck_capture{"ok": true, ...}`, so the action
 server asks the gateway (`GET /v1/conversations/{id}/capture`) whether the capture result

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from coatcheck.middleware.adapters.rasa_intents import screen_intent
 from coatcheck.middleware.gateway.errors import BadText, BotUnavailable
+from coatcheck.middleware.gateway.ports import Pseudonym
 from coatcheck.middleware.gateway.rules import ContextRule
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId, clean_field
 from coatcheck.middleware.gateway.turns import (
@@ -119,16 +120,26 @@ def message_id(request: RasaMessage) -> str | None:
 
 
 class RasaRestChannel:
-    """The webhook's request as a turn, the gateway's replies as Rasa's reply list."""
+    """The webhook's request as a turn, the gateway's replies as Rasa's reply list.
+
+    The edge of pseudonymity: the turn's conversation id (and rate key) is
+    `pseudonym(sender)`, the real sender rides only as the value to vault (`SENDER_ID`);
+    the replies go back addressed to the real sender, as the channel sent it.
+    """
 
     name = CHANNEL
 
-    def to_turn(self, request: RasaMessage) -> InboundTurn:
-        """The user's turn; text posing as coatcheck's own intents is refused here
-        (`rasa_intents.screen_intent`), before anything is counted or stored."""
+    def to_turn(self, request: RasaMessage, pseudonym: Pseudonym) -> InboundTurn:
+        """The user's turn under the sender's pseudonym; text posing as coatcheck's own
+        intents is refused here (`rasa_intents.screen_intent`), before anything is counted
+        or stored."""
         screen_intent(request.message)
         turn = InboundTurn.user_says(
-            request.sender, request.message, channel=self.name, language=_language(request)
+            pseudonym(request.sender),
+            request.message,
+            channel=self.name,
+            language=_language(request),
+            sender=request.sender,
         )
         found = message_id(request)
         return turn if found is None else replace(turn, message_id=found)
@@ -152,7 +163,10 @@ def bot_message(turn: BotTurn) -> tuple[str, dict[str, Any]]:
     entities = [
         {"type": e.type, "ref": e.ref, "start": e.start, "end": e.end} for e in part.entities
     ]
-    return part.text, {"coatcheck": {"entities": entities, "conversation_id": cid}}
+    meta: dict[str, Any] = {"entities": entities, "conversation_id": cid}
+    if turn.sender_ref is not None:
+        meta["sender"] = turn.sender_ref
+    return part.text, {"coatcheck": meta}
 
 
 def _buttons(value: object) -> tuple[Button, ...] | None:

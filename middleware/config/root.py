@@ -43,6 +43,7 @@ __all__ = [
     "GrantsSection",
     "IdempotencySection",
     "LimitsSection",
+    "RepliesSection",
     "UiSection",
     "builtin_types",
 ]
@@ -62,6 +63,19 @@ class GrantsSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ttl_seconds: float = Field(default=30.0, gt=0, le=3600, strict=True)
+
+
+class RepliesSection(BaseModel):
+    """`replies:` — the bot's replies on their way back (docs/config.md).
+
+    Values the bot writes are always vaulted and stored as references (history, logs,
+    exports, the viewer); `mask_channel: true` sends the channel that reference form too,
+    instead of the reply as the bot wrote it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mask_channel: bool = Field(default=False, strict=True)
 
 
 class LimitsSection(BaseModel):
@@ -116,6 +130,7 @@ class CoatcheckConfig(BaseModel):
     actions: dict[ActionName, frozenset[TypeName]] = {}
     grants: GrantsSection = GrantsSection()
     checks: ChecksSection = ChecksSection()
+    replies: RepliesSection = RepliesSection()
     export: ExportSection = ExportSection()
     external: dict[TypeName, EndpointConfig] = {}
     limits: LimitsSection = LimitsSection()

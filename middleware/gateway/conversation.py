@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
-from coatcheck.grammar import parse_references
+from coatcheck.grammar import format_reference, parse_references
 from coatcheck.middleware.detect import Context, UnknownTypeError
 from coatcheck.middleware.gateway.checks import Checks
 from coatcheck.middleware.gateway.errors import (
@@ -48,9 +48,11 @@ from coatcheck.middleware.gateway.turns import (
 from coatcheck.middleware.pipeline import Redactor, RedactResult
 from coatcheck.vault import Transaction, Vault
 
-__all__ = ["ConversationService", "TurnLimits"]
+__all__ = ["SENDER_ID", "ConversationService", "TurnLimits"]
 
 log = logging.getLogger(__name__)
+
+SENDER_ID = "SENDER_ID"  # the type a channel's real sender id is vaulted as
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,15 @@ class ConversationService:
         self._limits = limits
         self._limiter = limiter
         self._clock = clock
+
+    def pseudonym(self, sender: str) -> str:
+        """The keyed pseudonym a channel adapter keys a sender's turns by (`Vault.pseudonym`).
+
+        The real id is remembered for the log filter (whole, never its pieces), so an
+        access line that carries it (a channel ending a conversation by its sender id)
+        shows `[REDACTED]`."""
+        self._recent.add(sender, words=False)
+        return self._vault.pseudonym(sender)
 
     async def handle(self, turn: InboundTurn) -> list[BotReply]:
         """The replies for one user turn (what the channel adapter renders).
@@ -202,16 +213,29 @@ class ConversationService:
                 self._record_in(tx, turn, result, consume, digest, vaulted=True)
 
         language = turn.language  # the channel's hint: numbering plans, NER model
+        # The real sender id is vaulted with the message (same call, same transaction):
+        # the same value gives the same reference, so this costs one deduplicated row.
+        extra = () if turn.sender is None else ((SENDER_ID, turn.sender),)
         try:
             try:
-                result = self._redactor.redact(cid, text, context, record=record, language=language)
+                result = self._redactor.redact(
+                    cid, text, context, record=record, language=language, extra=extra
+                )
             except UnknownTypeError:  # a stored rule for a type this config lacks: drop it
                 log.warning("context rule ignored: unknown entity type")
-                result = self._redactor.redact(cid, text, None, record=record, language=language)
+                result = self._redactor.redact(
+                    cid, text, None, record=record, language=language, extra=extra
+                )
         except SQLAlchemyError:
             raise StorageUnavailable("database") from None
         self._remember(text, result)
-        return _Inbound(BotTurn(cid, (Message("user", (_user_part(result),)),)), digest=digest)
+        if turn.sender is not None:
+            self._recent.add(turn.sender, words=False)
+        sender_ref = (
+            format_reference(SENDER_ID, result.extra_refs[0]) if result.extra_refs else None
+        )
+        message = Message("user", (_user_part(result),))
+        return _Inbound(BotTurn(cid, (message,), sender_ref=sender_ref), digest=digest)
 
     def _record_inbound(
         self,

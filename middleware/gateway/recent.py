@@ -17,7 +17,9 @@ from collections import OrderedDict
 
 __all__ = ["RecentValues"]
 
-_WORD = re.compile(r"[^\s\"'`,;:()\[\]{}<>]+")
+# Words split at URL separators too, so a remembered id is caught as a path segment or a
+# query value of an access line (`/v1/conversations/<id>/end`).
+_WORD = re.compile(r"[^\s\"'`,;:()\[\]{}<>/?&=]+")
 
 
 class RecentValues:
@@ -35,10 +37,11 @@ class RecentValues:
     def _blind(self, value: str) -> bytes:
         return hmac.new(self._key, value.encode("utf-8", "replace"), hashlib.sha256).digest()
 
-    def add(self, value: str) -> None:
-        """Remember `value` (its words too, so a multi-word capture is caught piecewise)."""
+    def add(self, value: str, *, words: bool = True) -> None:
+        """Remember `value` (its words too, so a multi-word capture is caught piecewise;
+        `words=False` for an identifier such as a sender id, whose pieces are no secret)."""
         with self._lock:
-            for item in {value, *_WORD.findall(value)}:
+            for item in {value, *(_WORD.findall(value) if words else ())}:
                 blind = self._blind(item)
                 self._seen[blind] = None
                 self._seen.move_to_end(blind)

@@ -63,6 +63,11 @@ class ConversationRecords:
             search=search, status=status, since=since, until=until, limit=limit
         )
 
+    def by_sender(self, sender: str) -> str:
+        """The conversation id of a real sender id (staff search a person by the id their
+        channel uses): its keyed pseudonym, the same HMAC the channel edge applies."""
+        return self._vault.pseudonym(sender)
+
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The redacted transcript: `{"direction", "text", "at", "entities"}` per line."""
         return self._store.messages.history(conversation_id)

@@ -98,6 +98,8 @@ class InboundTurn:
     `client` is the public prefix of the API key that presented the turn (its own rate
     limit, whatever senders it rotates through); `message_id` the channel's id for the
     message, if it gave one (a repeat acts once: idempotent delivery).
+    `sender`: the channel's real sender id when `conversation_id` is its pseudonym; it is
+    vaulted as a `SENDER_ID` value of the conversation and kept nowhere else.
     """
 
     conversation_id: str
@@ -107,6 +109,7 @@ class InboundTurn:
     language: str | None = None
     client: str | None = None
     message_id: str | None = None
+    sender: str | None = field(default=None, repr=False)
 
     @classmethod
     def user_says(
@@ -117,10 +120,12 @@ class InboundTurn:
         channel: str,
         rate_key: str | None = None,
         language: str | None = None,
+        sender: str | None = None,
     ) -> InboundTurn:
         """The common shape: one user message of one text part."""
         message = Message("user", (TextPart(text),))
-        return cls(conversation_id, rate_key or conversation_id, channel, (message,), language)
+        rate = rate_key or conversation_id
+        return cls(conversation_id, rate, channel, (message,), language, sender=sender)
 
     def user_text(self) -> str:
         """The text of a turn of one user message with one text part; `UnsupportedTurn`
@@ -145,11 +150,14 @@ class CaptureResult:
 
 @dataclass(frozen=True, slots=True)
 class BotTurn:
-    """What the bot adapter forwards: the redacted messages, or only a capture result."""
+    """What the bot adapter forwards: the redacted messages, or only a capture result.
+    `sender_ref`: the reference of the real sender id (`CC_SENDER_ID_...`), for an action
+    that must reach the person (it asks for a grant like for any value)."""
 
     conversation_id: str
     messages: tuple[Message, ...] = ()
     capture: CaptureResult | None = None
+    sender_ref: str | None = None
 
     def user_part(self) -> TextPart:
         """The one redacted user text part (the shape the conversation service sends);

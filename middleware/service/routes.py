@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from coatcheck.middleware.gateway.apikeys import Caller, Role
+from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.lifecycle import EndReason
 from coatcheck.middleware.gateway.store import healthy
 from coatcheck.middleware.gateway.text import clean_field
@@ -19,6 +21,7 @@ from coatcheck.middleware.service.deps import (
     BotSideKey,
     CaptureKey,
     ChecksDep,
+    ConversationsDep,
     EndKey,
     EngineDep,
     GrantKey,
@@ -37,6 +40,7 @@ from coatcheck.middleware.service.schemas import (
     GrantIn,
     RedactIn,
     RevealIn,
+    SenderIn,
     TemporaryIn,
 )
 
@@ -47,6 +51,15 @@ router = APIRouter()
 ConvPath = Path(min_length=1, max_length=255)
 
 
+def _spoken(caller: Caller, conversation_id: str, conversations: ConversationService) -> str:
+    """The conversation a caller means: a `channel` key speaks real sender ids (as its
+    webhook does), so its id is the sender's pseudonym; every other role already holds
+    pseudonyms (the bot and its actions only ever saw those)."""
+    if caller.role is Role.CHANNEL:
+        return conversations.pseudonym(conversation_id)
+    return conversation_id
+
+
 @router.get("/health", response_model=None)
 def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
     if not healthy(engine):
@@ -55,12 +68,15 @@ def health(engine: EngineDep) -> dict[str, str] | JSONResponse:
 
 
 @router.post("/v1/redact")
-def redact(body: RedactIn, redaction: RedactionDep, caller: RedactKey) -> dict[str, Any]:
-    """Existing references only to a caller who holds the value (docs/service.md)."""
+def redact(
+    body: RedactIn, redaction: RedactionDep, caller: RedactKey, conversations: ConversationsDep
+) -> dict[str, Any]:
+    """Existing references only to a caller who holds the value (docs/service.md); a
+    `channel` key names the conversation by the real sender id."""
     context = body.context
     result = redaction.redact(
         caller,
-        body.conversation_id,
+        _spoken(caller, body.conversation_id, conversations),
         body.text,
         None if context is None else context.expect,
         None if context is None else context.capture,
@@ -101,9 +117,15 @@ def context(
 
 
 @router.post("/v1/conversations/{conversation_id}/end")
-def end(lifecycle: LifecycleDep, caller: EndKey, conversation_id: str = ConvPath) -> dict[str, Any]:
-    """End now under the retention policy (docs/lifecycle.md); idempotent."""
-    conv = clean_field(conversation_id, "conversation_id")
+def end(
+    lifecycle: LifecycleDep,
+    caller: EndKey,
+    conversations: ConversationsDep,
+    conversation_id: str = ConvPath,
+) -> dict[str, Any]:
+    """End now under the retention policy (docs/lifecycle.md); idempotent.  A channel key
+    names the real sender; the answer names the pseudonym only."""
+    conv = _spoken(caller, clean_field(conversation_id, "conversation_id"), conversations)
     result = lifecycle.end(conv, caller.role.value, EndReason.API)
     return {
         "conversation_id": conv,
@@ -135,4 +157,12 @@ def capture(records: RecordsDep, _: CaptureKey, conversation_id: str = ConvPath)
 @router.get("/v1/conversations/{conversation_id}/history")
 def history(records: RecordsDep, _: HistoryKey, conversation_id: str = ConvPath) -> dict[str, Any]:
     conv = clean_field(conversation_id, "conversation_id")
+    return {"conversation_id": conv, "messages": records.history(conv)}
+
+
+@router.post("/v1/senders/history")
+def sender_history(body: SenderIn, records: RecordsDep, _: HistoryKey) -> dict[str, Any]:
+    """Staff searching by a real sender id: it is HMAC'd to its pseudonym (a POST, so the
+    id is never in a URL or an access log); the answer names the pseudonym only."""
+    conv = records.by_sender(body.sender)
     return {"conversation_id": conv, "messages": records.history(conv)}

@@ -13,7 +13,16 @@ from coatcheck.grammar import TYPE_NAME_RE
 from coatcheck.middleware.config import CheckName
 from coatcheck.middleware.gateway.text import CleanStr, ConversationId
 
-__all__ = ["CheckIn", "ContextIn", "GrantIn", "RedactIn", "RevealIn", "SubjectIn", "TemporaryIn"]
+__all__ = [
+    "CheckIn",
+    "ContextIn",
+    "GrantIn",
+    "RedactIn",
+    "RevealIn",
+    "SenderIn",
+    "SubjectIn",
+    "TemporaryIn",
+]
 
 TypeName = Annotated[str, Field(pattern=rf"^{TYPE_NAME_RE.pattern}$")]
 
@@ -77,5 +86,12 @@ class TemporaryIn(_Body):
 
 class SubjectIn(_Body):
     """A person, by the sender id their channel uses (hashed to its pseudonym)."""
+
+    sender: ConversationId
+
+
+class SenderIn(_Body):
+    """A sender id as the channel speaks it, for staff looking a person's conversation up
+    (hashed to its pseudonym; in a body, never a URL)."""
 
     sender: ConversationId

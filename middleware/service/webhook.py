@@ -49,7 +49,7 @@ def rasa_rest_router(channel: ChannelAdapter[RasaMessage, list[Reply]]) -> APIRo
         """The hot path: the reply list is plain JSON already, so it skips response
         validation.  The presenting key is counted (its own rate limit); an
         `Idempotency-Key` header (or Rasa's `metadata.message_id`) makes a repeat act once."""
-        turn = replace(channel.to_turn(body), client=caller.prefix)
+        turn = replace(channel.to_turn(body, conversations.pseudonym), client=caller.prefix)
         if idempotency_key is not None:
             turn = replace(turn, message_id=_message_id(idempotency_key))
         replies = await conversations.handle(turn)

@@ -174,6 +174,27 @@ def conversations(
     )
 
 
+@router.post("/find-sender")
+def find_sender(
+    request: Request,
+    sign_in: SignInDep,
+    records: RecordsDep,
+    sender: Annotated[str, Form(max_length=255)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """A person's conversation by the real sender id their channel uses: HMAC'd to its
+    pseudonym and redirected there.  A POST, so the id is in no URL, history or log."""
+    staff = sign_in.staff(request)
+    if staff is None:
+        return _to_login()
+    if not Codec.csrf_ok(staff.csrf, csrf):
+        raise CsrfFailed("csrf")
+    if not sender.strip():
+        raise BadText("sender", "must not be empty")
+    cid = records.by_sender(clean_field(sender, "sender"))
+    return RedirectResponse(f"/ui/conversations/{cid}", status_code=303)
+
+
 def _may_reveal(role: Role, status: str) -> bool:
     """Whether to draw the control; `staff_reveal` decides again (and audits) on use."""
     if role is Role.AGENT:

@@ -8,6 +8,9 @@ the action server and on the vault's audit rows.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -296,9 +299,26 @@ async def test_sender_id_cannot_set_a_rule_on_another_conversation(coatcheck: Co
     assert _say(coatcheck, victim, "hello there friend") == "hello there friend"
 
 
+def _pseudonym(cc: Coatcheck, sender: str) -> str:
+    """The conversation id the channel sender `sender` is kept under (what actions see)."""
+    env = {
+        **os.environ,
+        "COATCHECK_DATABASE_URL": cc.database_url,
+        "COATCHECK_KEY_FILE": str(cc.key_file),
+    }
+    cli = "from coatcheck.middleware.cli import main; main()"
+    cmd = [sys.executable, "-c", cli, "subject", "pseudonym"]
+    done = subprocess.run(
+        [*cmd, "--sender", sender], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 async def test_sender_id_of_dots_reaches_its_own_conversation(coatcheck: Coatcheck) -> None:
-    """A dot segment is no path step: `..` gets its own rule (not a 404 on `/v1/context`)."""
+    """A sender `..` is kept under its pseudonym (never a path step): the rule an action
+    sets there applies to that sender's next message."""
     sender = ".."
     async with _client(coatcheck) as client:
-        await request_capture(client, sender, "PASSWORD")
+        await request_capture(client, _pseudonym(coatcheck, sender), "PASSWORD")
     assert _say(coatcheck, sender, "hunter2 is my password").startswith("/coatcheck_capture{")

@@ -111,11 +111,19 @@ def test_what_the_bot_is_sent() -> None:
     assert metadata == {"coatcheck": {"conversation_id": "u1"}}
 
 
+def _pseudonym(sender: str) -> str:
+    return "p_" + sender.encode().hex()
+
+
 def test_the_channel_side() -> None:
+    """The turn is keyed (and rate-counted) by the sender's pseudonym, the real id rides
+    only as the value to vault (not in the repr), and replies go back to the real id."""
     channel = RasaRestChannel()
     body = RasaMessage(sender="+14155550123", message="hi", metadata={"x": 1})
-    turn = channel.to_turn(body)
-    assert (turn.conversation_id, turn.rate_key, turn.channel) == (body.sender, body.sender, "rest")
+    turn = channel.to_turn(body, _pseudonym)
+    pseudonym = _pseudonym(body.sender)
+    assert (turn.conversation_id, turn.rate_key, turn.channel) == (pseudonym, pseudonym, "rest")
+    assert turn.sender == body.sender and body.sender not in repr(turn)
     assert turn.user_text() == "hi" and turn.language is None
     [reply] = parse_answer([{"text": "hello"}]).replies
     assert channel.render(body, [reply]) == [{"recipient_id": body.sender, "text": "hello"}]
@@ -137,7 +145,7 @@ def test_the_channel_language_hint(metadata: dict[str, Any] | None, language: st
     """Rasa's `metadata.language` is the turn's language hint (for detection); the rest of
     the channel's metadata stays behind."""
     body = RasaMessage(sender="u1", message="hi", metadata=metadata)
-    assert RasaRestChannel().to_turn(body).language == language
+    assert RasaRestChannel().to_turn(body, _pseudonym).language == language
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def _round_trip(tmp_path: Path, **settings: object) -> str:
     try:
         answer = service.say("u1", "mail me at jane@example.org")
         [ref] = parse_references(answer.json()[0]["text"])
-        body = {"conversation_id": "u1", "ref": ref.reference, "purpose": "ticket 1"}
+        body = {"conversation_id": service.cid("u1"), "ref": ref.reference, "purpose": "ticket 1"}
         shown = client.post("/v1/reveal", json=body, headers=service.auth(Role.AUDITOR))
         assert shown.status_code == 200 and shown.json()["value"] == "jane@example.org"
         kind = service.services.vault.provider.kind

@@ -147,7 +147,7 @@ def _truncate_and_move_head(conn: sqlite3.Connection) -> None:
 def audited(gateway: Service, tmp_path: Path) -> dict[str, str]:
     """A database with a few hundred audited reveals, the gateway stopped; the CLI's env."""
     ref = _reference(gateway, "victim", f"mail me at {VICTIM}")
-    body = {"conversation_id": "victim", "ref": ref, "purpose": "ticket 7"}
+    body = {"conversation_id": gateway.cid("victim"), "ref": ref, "purpose": "ticket 7"}
     for _ in range(REVEALS):
         done = gateway.client.post("/v1/reveal", json=body, headers=gateway.auth(Role.AUDITOR))
         assert done.status_code == 200

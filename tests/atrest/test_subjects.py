@@ -124,14 +124,19 @@ def test_admin_routes_erase_and_export(tmp_path: Path) -> None:
     service = Service(client, keys, clock)
     try:
         pseudonym = service.services.vault.pseudonym(SENDER)
-        answer = service.say(SENDER, "mail me at jane@example.org")  # the edge: raw id today
+        answer = service.say(SENDER, "mail me at jane@example.org")  # keyed by the pseudonym
         [ref] = parse_references(answer.json()[0]["text"])
         body = {"sender": SENDER}
         export = client.post("/v1/subjects/export", json=body, headers=service.auth(Role.ADMIN))
         assert export.status_code == 200 and export.headers["cache-control"] == "no-store"
         doc = export.json()
         assert doc["subject"] == pseudonym
-        assert [(v["ref"], v["value"]) for v in doc["values"]] == [(ref.ref_id, "jane@example.org")]
+        values = sorted((v["type"], v["ref"], v["value"]) for v in doc["values"])
+        [(_, sender_ref, _)] = [v for v in values if v[0] == "SENDER_ID"]
+        assert values == [  # their own sender id is theirs too (vaulted as SENDER_ID)
+            ("EMAIL_ADDRESS", ref.ref_id, "jane@example.org"),
+            ("SENDER_ID", sender_ref, SENDER),
+        ]
         refused = client.post("/v1/subjects/erase", json=body, headers=service.auth(Role.AUDITOR))
         assert refused.status_code == 403 and SENDER not in refused.text
         erased = client.post("/v1/subjects/erase", json=body, headers=service.auth(Role.ADMIN))
@@ -144,7 +149,7 @@ def test_admin_routes_erase_and_export(tmp_path: Path) -> None:
             "final": False,  # the key file: final for the live database only
             "gateway": {"history_lines": 2, "states": 1, "rate_rows": 1},
         }
-        reveal = {"conversation_id": SENDER, "ref": ref.reference, "purpose": "check"}
+        reveal = {"conversation_id": pseudonym, "ref": ref.reference, "purpose": "check"}
         gone = client.post("/v1/reveal", json=reveal, headers=service.auth(Role.AUDITOR))
         assert gone.status_code == 410
         again = client.post("/v1/subjects/export", json=body, headers=service.auth(Role.ADMIN))
@@ -169,6 +174,39 @@ def _gateway_rows(engine: Engine, conversation_id: str) -> dict[str, int]:
         }
 
 
+def _legacy_rows(service: Service, sender: str) -> None:
+    """A conversation stored under the raw sender id, as the edge wrote it before
+    pseudonyms: a vaulted value (bot-side redact), two history lines, a state row and a
+    rate counter."""
+    done = service.client.post(
+        "/v1/redact",
+        json={"text": "mail me at jane@example.org", "conversation_id": sender},
+        headers=service.auth(Role.BOT),
+    )
+    assert done.status_code == 200
+    now = service.clock.now
+    with service.services.store.transaction() as tx:
+        for direction in ("in", "out"):
+            tx.execute(
+                text(
+                    "INSERT INTO gw_history (conversation_id, direction, text, created_at) "
+                    "VALUES (:c, :d, 'x', :at)"
+                ),
+                {"c": sender, "d": direction, "at": now},
+            )
+        tx.execute(
+            text(
+                "INSERT INTO gw_conversation_state (conversation_id, updated_at, status, "
+                "started_at, last_activity) VALUES (:c, :at, 'active', :at, :at)"
+            ),
+            {"c": sender, "at": now},
+        )
+        tx.execute(
+            text("INSERT INTO gw_rate_counters (sender, window_start, count) VALUES (:c, 0, 1)"),
+            {"c": sender},
+        )
+
+
 def test_erase_removes_the_gateway_rows_of_the_person_under_both_ids(tmp_path: Path) -> None:
     """The conversation id is personal (here a phone number): after an erasure no history
     line, state row or rate counter of the person is left in the gateway's tables, whether
@@ -179,11 +217,13 @@ def test_erase_removes_the_gateway_rows_of_the_person_under_both_ids(tmp_path: P
     try:
         services = service.services
         pseudonym = services.vault.pseudonym(SENDER)
-        for sender in (SENDER, pseudonym, "someone-else"):  # raw (legacy), pseudonymous, other
+        for sender in (SENDER, "someone-else"):  # the edge keys both by pseudonym
             assert service.say(sender, "mail me at jane@example.org").status_code == 200
         assert service.say(SENDER, "and again").status_code == 200
-        history = f"/v1/conversations/{SENDER}/history"
+        _legacy_rows(service, SENDER)  # what the edge wrote under the raw id before pseudonyms
+        history = f"/v1/conversations/{pseudonym}/history"
         assert len(client.get(history, headers=service.auth(Role.AUDITOR)).json()["messages"]) == 4
+        other = service.cid("someone-else")
 
         erased = client.post(
             "/v1/subjects/erase", json={"sender": SENDER}, headers=service.auth(Role.ADMIN)
@@ -203,13 +243,13 @@ def test_erase_removes_the_gateway_rows_of_the_person_under_both_ids(tmp_path: P
             )
             assert lines.status_code == 200 and lines.json()["messages"] == []
         assert done["gateway"] == {"history_lines": 6, "states": 2, "rate_rows": 2}
-        assert _gateway_rows(services.engine, "someone-else") == {
+        assert _gateway_rows(services.engine, other) == {
             "gw_history": 2,
             "gw_conversation_state": 1,
             "gw_rate_counters": 1,
         }
         listed = {c["conversation_id"] for c in services.records.list_conversations()}
-        assert listed == {"someone-else"}
+        assert listed == {other}
         # Newest first: the summary, then the shred of the pseudonymous conversation.
         summary, shred = services.vault.audit_rows(
             action="subject_erase", conversation_id=pseudonym

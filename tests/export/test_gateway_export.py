@@ -74,7 +74,7 @@ def exporting(
 
 
 def export(gw: Harness, conv: str = "conv-1") -> dict[str, Any]:
-    response = gw.call("POST", f"/v1/conversations/{conv}/export")
+    response = gw.call("POST", f"/v1/conversations/{gw.cid(conv)}/export")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -183,7 +183,11 @@ def test_default_exports_the_mandatory_fields_only(
     gw, rec, jsonl = exporting
     result = export(gw)
     assert result["config_version"] == 0 and result["delivered"] == 2
-    assert result["record"] == {"conversation_id": "conv-1", "tenant": "default", "ended_at": None}
+    assert result["record"] == {
+        "conversation_id": gw.cid("conv-1"),
+        "tenant": "default",
+        "ended_at": None,
+    }
     assert delivered(rec, jsonl) == (result["record"], result["record"])
 
 
@@ -313,16 +317,19 @@ def test_export_errors(
     ]
     gw = gateways.build({"export": {"sinks": sinks}})
     gw.say("conv-1", f"hi {CANARIES[0]}")
-    assert gw.call("POST", "/v1/conversations/conv-1/export", Role.VIEWER).status_code == 403
+    assert (
+        gw.call("POST", f"/v1/conversations/{gw.cid('conv-1')}/export", Role.VIEWER).status_code
+        == 403
+    )
     unknown = gw.call("POST", "/v1/conversations/nobody/export")
     assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_conversation")
-    failed = gw.call("POST", "/v1/conversations/conv-1/export")
+    failed = gw.call("POST", f"/v1/conversations/{gw.cid('conv-1')}/export")
     assert (failed.status_code, failed.json()["error"]) == (502, "export_failed")
     assert failed.json()["message"].startswith("webhook:")
     # Every sink is tried: the later ones still got the record.
     assert len(jsonl.read_text("utf-8").splitlines()) == 1 and len(rec.bodies) == 1
     rec.status = 500
-    assert gw.call("POST", "/v1/conversations/conv-1/export").status_code == 502
+    assert gw.call("POST", f"/v1/conversations/{gw.cid('conv-1')}/export").status_code == 502
 
 
 def test_sync_bridge_for_sync_callers(exporting: tuple[Harness, Receiver, Path]) -> None:
@@ -330,13 +337,13 @@ def test_sync_bridge_for_sync_callers(exporting: tuple[Harness, Receiver, Path])
     gw, rec, jsonl = exporting
     put(gw, {"type": "allow", "fields": ["status"]})
     call = functools.partial(
-        gw.services.exporter.export_sync, "conv-1", status="ended", ended_at=1_800_000_060.0
+        gw.services.exporter.export_sync, gw.cid("conv-1"), status="ended", ended_at=1_800_000_060.0
     )
     portal = gw.client.portal
     assert portal is not None
     result = portal.call(anyio.to_thread.run_sync, call)
     expected = {
-        "conversation_id": "conv-1",
+        "conversation_id": gw.cid("conv-1"),
         "tenant": "default",
         "ended_at": "2027-01-15T08:01:00Z",
         "status": "ended",
@@ -380,19 +387,19 @@ def test_ending_a_conversation_exports_its_record_once(
 ) -> None:
     gw, rec, jsonl = exporting
     assert put(gw, {"type": "deny", "fields": []}).status_code == 200
-    response = gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT)
+    response = gw.call("POST", f"/v1/conversations/{gw.cid('conv-1')}/end", Role.BOT)
     assert response.status_code == 200, response.text
     settled(gw)
     file_record, hook_record = delivered(rec, jsonl)
     assert file_record == hook_record
-    assert file_record["conversation_id"] == "conv-1"
+    assert file_record["conversation_id"] == gw.cid("conv-1")
     assert file_record["status"] == response.json()["status"] == "shredded"
     assert file_record["ended_at"] is not None
     assert len(file_record["turns"]) == 2 * len(MESSAGES)  # both directions (echo bot)
     for canary in CANARIES:
         assert canary.encode() not in jsonl.read_bytes()
     # Ending again changes nothing and sends nothing more.
-    assert gw.call("POST", "/v1/conversations/conv-1/end", Role.BOT).status_code == 200
+    assert gw.call("POST", f"/v1/conversations/{gw.cid('conv-1')}/end", Role.BOT).status_code == 200
     settled(gw)
     assert len(jsonl.read_text("utf-8").splitlines()) == 1 and len(rec.bodies) == 1
 
@@ -403,11 +410,11 @@ def test_a_failing_sink_does_not_undo_the_end(gateways: GatewayFactory, tmp_path
     sinks = [{"webhook": dead, "timeout_seconds": 1, **LOOPBACK}, {"jsonl": str(jsonl)}]
     gw = gateways.build({**BASE_CONFIG, "export": {"sinks": sinks}})
     gw.say("conv-9", MESSAGES[0])
-    response = gw.call("POST", "/v1/conversations/conv-9/end", Role.BOT)
+    response = gw.call("POST", f"/v1/conversations/{gw.cid('conv-9')}/end", Role.BOT)
     assert response.status_code == 200, response.text
     deadline = time.monotonic() + 10
     while not jsonl.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(jsonl.read_text("utf-8").splitlines()) == 1  # the other sink still got it
-    status = gw.call("GET", "/v1/conversations/conv-9/history", Role.AUDITOR)
+    status = gw.call("GET", f"/v1/conversations/{gw.cid('conv-9')}/history", Role.AUDITOR)
     assert status.status_code == 200

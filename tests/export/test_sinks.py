@@ -193,7 +193,7 @@ def test_gateway_export_is_not_redirected_to_an_internal_address(
         receiver = Peer(status=307, headers={"Location": f"{internal_base}/internal"})
         with threaded(receiver.app()) as base:
             gw = _exporting(gateways, base + "/hook", allow_private_network=True)
-            response = gw.call("POST", "/v1/conversations/c1/export")
+            response = gw.call("POST", f"/v1/conversations/{gw.cid('c1')}/export")
     assert (response.status_code, response.json()["error"]) == (502, "export_failed")
     assert response.json()["message"].endswith("(HTTP 307)")
     assert len(receiver.seen) == 1 and internal.seen == []
@@ -205,7 +205,7 @@ def test_gateway_export_refuses_a_loopback_receiver_without_the_opt_in(
     receiver = Peer()
     with threaded(receiver.app()) as base:
         gw = _exporting(gateways, base + "/hook")
-        response = gw.call("POST", "/v1/conversations/c1/export")
+        response = gw.call("POST", f"/v1/conversations/{gw.cid('c1')}/export")
     assert (response.status_code, response.json()["error"]) == (502, "export_failed")
     assert "allow_private_network" in response.json()["message"]
     assert receiver.seen == []
@@ -221,7 +221,7 @@ def test_a_receivers_cookie_never_reaches_the_bot(gateways: GatewayFactory) -> N
         gw = gateways.build({"export": {"sinks": sinks}}, bot_url=bot_url)
         gw.say("c1", "hello")
         for _ in range(2):
-            exported = gw.call("POST", "/v1/conversations/c1/export", Role.ADMIN)
+            exported = gw.call("POST", f"/v1/conversations/{gw.cid('c1')}/export", Role.ADMIN)
             assert exported.status_code == 200, exported.text
             gw.say("c1", "hello again")
     assert len(bot.seen) == 3 and len(receiver.seen) == 2

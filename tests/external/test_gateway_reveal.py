@@ -73,6 +73,7 @@ def chat(gw: Harness, conv: str = "c1", customer_id: str = CUSTOMER_ID) -> dict[
 
 def reveal(gw: Harness, ref: str, action: str = "action_lookup", conv: str = "c1") -> Any:
     allowed = {"action_lookup": ["CUST_REF", "EMAIL_ADDRESS"], "action_mail": ["EMAIL_ADDRESS"]}
+    conv = gw.cid(conv)  # the channel sender's conversation, as the action server names it
     grant = gw.call(
         "POST",
         "/v1/grants",
@@ -119,7 +120,7 @@ def test_bearer_reveal_fetches_the_value_and_leaves_no_trace(
     assert state.hits["bearer"] == 1
     assert any("external fetch endpoint=crm" in r.getMessage() for r in caplog.records)
     assert VALUE not in caplog.text
-    history = gw.call("GET", "/v1/conversations/c1/history", Role.VIEWER).json()
+    history = gw.call("GET", f"/v1/conversations/{gw.cid('c1')}/history", Role.VIEWER).json()
     assert VALUE not in str(history) and CUSTOMER_ID not in str(history)
     # The vault holds the customer's id as ciphertext only; the fetched value nowhere.
     assert_nowhere_at_rest(tmp_path, VALUE, CUSTOMER_ID)
@@ -164,7 +165,7 @@ def test_reveal_needs_a_grant_for_the_external_type(
         "POST",
         "/v1/reveal",
         Role.ACTION_SERVER,
-        json={"conversation_id": "c1", "ref": refs["CUST_REF"]},
+        json={"conversation_id": gw.cid("c1"), "ref": refs["CUST_REF"]},
     )
     assert no_grant.status_code == 403
     wrong_type = reveal(gw, refs["CUST_REF"], action="action_mail")
@@ -290,7 +291,9 @@ def test_a_typed_dot_segment_never_walks_the_customer_url(
     """Issue 19, finding 7: `..` made the gateway GET / of the customer host with its token."""
     state, base = customer
     gw = gateways.build(_expecting(base, r"\S+"))
-    rule = gw.call("POST", "/v1/conversations/c1/context", Role.BOT, json={"expect": "CUST_REF"})
+    rule = gw.call(
+        "POST", f"/v1/conversations/{gw.cid('c1')}/context", Role.BOT, json={"expect": "CUST_REF"}
+    )
     assert rule.status_code == 200, rule.text
     [reply] = gw.say("c1", typed)
     [ref] = parse_references(reply["text"])

@@ -45,11 +45,14 @@ def post(service: Service, path: str, body: Any, role: Role) -> Any:
 
 
 def staff(service: Service, role: Role, conv: str, ref: str, purpose: str | None = None) -> Any:
-    body = {"conversation_id": conv, "ref": ref, "purpose": purpose}
+    """A staff reveal in the conversation of the channel sender `conv` (its pseudonym)."""
+    body = {"conversation_id": service.cid(conv), "ref": ref, "purpose": purpose}
     return post(service, "/v1/reveal", body, role)
 
 
 def with_grant(service: Service, conv: str, ref: str, entity_type: str) -> Any:
+    """An action's granted reveal in the conversation of the channel sender `conv`."""
+    conv = service.cid(conv)
     issued = post(
         service,
         "/v1/grants",
@@ -67,7 +70,10 @@ def with_grant(service: Service, conv: str, ref: str, entity_type: str) -> Any:
 
 
 def end(service: Service, conv: str, role: Role = Role.BOT) -> dict[str, Any]:
-    response = post(service, f"/v1/conversations/{conv}/end", None, role)
+    """End the conversation of the channel sender `conv` (a channel key names the sender,
+    every other role its pseudonym)."""
+    named = conv if role is Role.CHANNEL else service.cid(conv)
+    response = post(service, f"/v1/conversations/{named}/end", None, role)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -33,18 +33,18 @@ def test_end_shreds_then_every_reveal_fails(life: Service, stub_bot: StubBot) ->
     assert outcome(staff(life, Role.AGENT, "c1", card)) == (410, "shredded")
     assert outcome(staff(life, Role.AUDITOR, "c1", card, "reporting")) == (410, "shredded")
     assert outcome(with_grant(life, "c1", card, "CREDIT_CARD")) == (410, "shredded")
-    assert life.services.records.status("c1") == "shredded"
-    [row] = audit(life, conversation_id="c1", action="end")
+    assert life.services.records.status(life.cid("c1")) == "shredded"
+    [row] = audit(life, conversation_id=life.cid("c1"), action="end")
     assert (row.actor, row.outcome, row.purpose) == ("bot", "shredded", "api")
     # The data key is gone, not only the values.
-    assert life.services.vault.holdings("c1").epochs == 1
-    assert not life.services.vault.holdings("c1").live
+    assert life.services.vault.holdings(life.cid("c1")).epochs == 1
+    assert not life.services.vault.holdings(life.cid("c1")).live
 
 
 def test_mask_only_the_auditors_reporting_reveal_works(life: Service, stub_bot: StubBot) -> None:
     email = say_refs(life, stub_bot, "c2", f"mail {EMAIL}")["EMAIL_ADDRESS"]
     assert end(life, "c2")["status"] == "masked"
-    assert life.services.records.status("c2") == "masked"
+    assert life.services.records.status(life.cid("c2")) == "masked"
     assert outcome(staff(life, Role.AGENT, "c2", email)) == (403, "conversation_ended")
     assert outcome(staff(life, Role.AGENT, "c2", email, "reporting")) == (
         403,
@@ -58,7 +58,7 @@ def test_mask_only_the_auditors_reporting_reveal_works(life: Service, stub_bot: 
     # Every attempt, allowed or refused, is audited with actor, role, purpose, outcome.
     rows = [
         (r.actor.split(":")[0], r.purpose, r.outcome)
-        for r in audit(life, conversation_id="c2", action="reveal")
+        for r in audit(life, conversation_id=life.cid("c2"), action="reveal")
         if r.actor.startswith(("agent:", "auditor:"))
     ]
     assert rows == [
@@ -92,16 +92,16 @@ def test_retain_then_the_sweeper_shreds_after_the_period(life: Service, stub_bot
     assert staff(life, Role.AUDITOR, "c4", phone, "chargeback").json()["value"] == PHONE
     life.clock.now += DAY - 1
     assert life.services.sweeper.sweep_once().forgotten == 0
-    assert life.services.records.status("c4") == "retained"
+    assert life.services.records.status(life.cid("c4")) == "retained"
     life.clock.now += 1
     report = life.services.sweeper.sweep_once()
     assert (report.forgotten, report.shredded_epochs) == (1, 1)
-    assert life.services.records.status("c4") == "shredded"
+    assert life.services.records.status(life.cid("c4")) == "shredded"
     assert outcome(staff(life, Role.AUDITOR, "c4", phone, "chargeback")) == (410, "shredded")
     assert (
         life.services.sweeper.sweep_once() == type(report)()
     )  # nothing left: a second pass is a no-op
-    rows = [(r.action, r.purpose, r.outcome) for r in audit(life, conversation_id="c4")]
+    rows = [(r.action, r.purpose, r.outcome) for r in audit(life, conversation_id=life.cid("c4"))]
     assert ("expire", "retention", "ok") in rows and ("shred", "retention", "ok") in rows
     assert [r for r in rows if r[0] in ("expire", "shred")] == [
         ("expire", "retention", "ok"),
@@ -118,7 +118,7 @@ def test_agent_sees_originals_only_while_active(life: Service, stub_bot: StubBot
     life.clock.now += 60
     second = say_refs(life, stub_bot, "c5", f"mail {EMAIL}")["EMAIL_ADDRESS"]
     assert second != first
-    assert life.services.records.status("c5") == "active"
+    assert life.services.records.status(life.cid("c5")) == "active"
     assert staff(life, Role.AGENT, "c5", second).json()["value"] == EMAIL
     assert outcome(staff(life, Role.AGENT, "c5", first)) == (403, "conversation_ended")
     assert staff(life, Role.AUDITOR, "c5", first, "reporting").json()["value"] == EMAIL
@@ -138,14 +138,16 @@ def test_bot_end_directive(life: Service, stub_bot: StubBot) -> None:
 
     stub_bot.script = script
     card = say_refs(life, stub_bot, "c6", f"card {CARD}")["CREDIT_CARD"]
-    assert life.say("c6", "bogus").json() == [{"recipient_id": "c6", "text": "ok"}]
-    assert life.services.records.status("c6") == "active"  # malformed: ignored
+    assert life.say("c6", "bogus").json() == [{"recipient_id": "c6", "text": "ok"}]  # real id
+    assert life.services.records.status(life.cid("c6")) == "active"  # malformed: ignored
     assert life.say("c6", "bye").json() == [{"recipient_id": "c6", "text": "Goodbye!"}]
-    assert life.services.records.status("c6") == "shredded"
+    assert life.services.records.status(life.cid("c6")) == "shredded"
     assert outcome(staff(life, Role.AGENT, "c6", card)) == (410, "shredded")
-    [row] = audit(life, conversation_id="c6", action="end")
+    [row] = audit(life, conversation_id=life.cid("c6"), action="end")
     assert (row.actor, row.purpose) == ("bot", "bot")
-    history = life.client.get("/v1/conversations/c6/history", headers=life.auth(Role.VIEWER))
+    history = life.client.get(
+        f"/v1/conversations/{life.cid('c6')}/history", headers=life.auth(Role.VIEWER)
+    )
     assert history.json()["messages"][-1]["text"] == "Goodbye!"
     # The rule in the same reply list was dropped: the next message is plain.
     stub_bot.script = lambda p: [{"text": "hello again"}]
@@ -166,7 +168,7 @@ def test_end_is_idempotent_and_works_for_unseen_conversations(life: Service) -> 
         first["ended_at"],
     )
     assert outcome(staff(life, Role.AUDITOR, "c7", card, "audit")) == (410, "shredded")
-    outcomes = [r.outcome for r in audit(life, conversation_id="c7", action="end")]
+    outcomes = [r.outcome for r in audit(life, conversation_id=life.cid("c7"), action="end")]
     assert outcomes == ["shredded", "noop"]
     empty = end(life, "never-seen")
     assert empty["status"] == "ended"  # nothing was ever vaulted

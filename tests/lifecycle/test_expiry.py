@@ -48,14 +48,14 @@ def test_ttl_expiry_forgets_the_value(life: Service, stub_bot: StubBot) -> None:
     row = stored(life, ssn)
     assert (row.ciphertext, row.blind_index, row.status) == (None, None, "expired")
     assert life.services.sweeper.sweep_once().forgotten == 0
-    [expiry] = audit(life, conversation_id="t1", action="expire")
+    [expiry] = audit(life, conversation_id=life.cid("t1"), action="expire")
     assert (expiry.ref, expiry.entity_type, expiry.purpose) == (
         ssn.rsplit("_", 1)[1],
         "US_SSN",
         "ttl",
     )
     # The conversation itself lives on; the same value said again is a new reference.
-    assert life.services.records.status("t1") == "active"
+    assert life.services.records.status(life.cid("t1")) == "active"
     again = say_refs(life, stub_bot, "t1", f"ssn {SSN}")["US_SSN"]
     assert again != ssn
     assert staff(life, Role.AGENT, "t1", again).json()["value"] == SSN
@@ -64,7 +64,7 @@ def test_ttl_expiry_forgets_the_value(life: Service, stub_bot: StubBot) -> None:
 def test_temporary_reference_expires_after_its_ttl(life: Service) -> None:
     made = post(
         life,
-        "/v1/conversations/t2/temporary",
+        f"/v1/conversations/{life.cid('t2')}/temporary",
         {"type": "OTP", "value": "481516", "ttl_seconds": 120},
         Role.ACTION_SERVER,
     )
@@ -76,24 +76,27 @@ def test_temporary_reference_expires_after_its_ttl(life: Service) -> None:
     assert with_grant(life, "t2", ref, "OTP").json()["value"] == "481516"
     # Never deduplicated: the same value gets another reference.
     other = post(
-        life, "/v1/conversations/t2/temporary", {"type": "OTP", "value": "481516"}, Role.BOT
+        life,
+        f"/v1/conversations/{life.cid('t2')}/temporary",
+        {"type": "OTP", "value": "481516"},
+        Role.BOT,
     ).json()
     assert other["ref"] != ref and other["expires_at"] is None
     life.clock.now += 120
     assert outcome(with_grant(life, "t2", ref, "OTP")) == (410, "expired")
     assert life.services.sweeper.sweep_once().forgotten == 1
-    [row] = audit(life, conversation_id="t2", action="expire")
+    [row] = audit(life, conversation_id=life.cid("t2"), action="expire")
     assert row.purpose == "ttl"
     # The one without a TTL of its own is valid while the conversation lives...
     assert with_grant(life, "t2", other["ref"], "OTP").json()["value"] == "481516"
-    assert life.services.records.status("t2") == "active"  # the route started it
+    assert life.services.records.status(life.cid("t2")) == "active"  # the route started it
 
 
 def test_temporary_reference_dies_with_the_conversation(life: Service) -> None:
     # A masked type: kept values survive an end, temporary ones never do.
     made = post(
         life,
-        "/v1/conversations/t3/temporary",
+        f"/v1/conversations/{life.cid('t3')}/temporary",
         {"type": "EMAIL_ADDRESS", "value": EMAIL},
         Role.BOT,
     ).json()
@@ -103,7 +106,7 @@ def test_temporary_reference_dies_with_the_conversation(life: Service) -> None:
         410,
         "shredded",
     )
-    refused = post(life, "/v1/conversations/t3/temporary", {"value": "x"}, Role.BOT)
+    refused = post(life, f"/v1/conversations/{life.cid('t3')}/temporary", {"value": "x"}, Role.BOT)
     assert outcome(refused) == (409, "conversation_ended")
 
 
@@ -116,7 +119,7 @@ def test_temporary_route_validation(life: Service) -> None:
         ({"value": "x"}, Role.CHANNEL, 403),
         ({"value": "x"}, Role.AGENT, 403),
     ]:
-        response = post(life, "/v1/conversations/t4/temporary", body, role)
+        response = post(life, f"/v1/conversations/{life.cid('t4')}/temporary", body, role)
         assert response.status_code == status, body
 
 
@@ -128,12 +131,12 @@ def test_idle_timeout_is_ended_by_the_sweeper(life: Service, stub_bot: StubBot) 
     life.say("idle", "still here")  # activity moves the deadline
     life.clock.now += IDLE - 1
     assert life.services.sweeper.sweep_once().ended == ()
-    [item] = life.services.records.list_conversations(search="idle")
+    [item] = life.services.records.list_conversations(search=life.cid("idle"))
     assert (item["started_at"], item["last_activity"]) == (start, start + IDLE - 1)
     life.clock.now += 1
-    assert life.services.sweeper.sweep_once().ended == ("idle",)
-    assert life.services.records.status("idle") == "masked"
-    [row] = audit(life, conversation_id="idle", action="end")
+    assert life.services.sweeper.sweep_once().ended == (life.cid("idle"),)
+    assert life.services.records.status(life.cid("idle")) == "masked"
+    [row] = audit(life, conversation_id=life.cid("idle"), action="end")
     assert (row.actor, row.purpose, row.outcome) == ("sweeper", "idle", "masked")
     assert outcome(staff(life, Role.AGENT, "idle", email)) == (403, "conversation_ended")
     assert life.services.sweeper.sweep_once().ended == ()  # once
@@ -144,7 +147,7 @@ def test_idle_timeout_off(life_factory: Callable[..., Service], stub_bot: StubBo
     say_refs(service, stub_bot, "forever", f"mail {EMAIL}")
     service.clock.now += 365 * 86400
     assert service.services.sweeper.sweep_once().ended == ()
-    assert service.services.records.status("forever") == "active"
+    assert service.services.records.status(service.cid("forever")) == "active"
 
 
 def test_background_sweeper_runs_in_the_lifespan(
@@ -154,7 +157,7 @@ def test_background_sweeper_runs_in_the_lifespan(
     say_refs(service, stub_bot, "bg", f"mail {EMAIL}")
     service.clock.now += IDLE
     deadline = time.monotonic() + 10
-    while service.services.records.status("bg") == "active":
+    while service.services.records.status(service.cid("bg")) == "active":
         assert time.monotonic() < deadline, "the background sweeper did not end it"
         time.sleep(0.05)
-    assert service.services.records.status("bg") == "masked"
+    assert service.services.records.status(service.cid("bg")) == "masked"

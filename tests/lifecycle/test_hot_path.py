@@ -50,5 +50,5 @@ def test_one_message_still_costs_the_same_transactions(life: Service, stub_bot: 
     else:
         assert inbound[history[0] - 1].startswith("INSERT INTO gw_conversation_state")
     assert [sql.split(" (")[0] for sql in replies] == ["INSERT INTO gw_history"]
-    [item] = gw.records.list_conversations(search="hot")
+    [item] = gw.records.list_conversations(search=life.cid("hot"))
     assert item["last_activity"] == life.clock.now

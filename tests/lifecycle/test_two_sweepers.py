@@ -77,13 +77,14 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     advance(workers, IDLE)
     reports = race(workers)
     ended = [c for r in reports for c in r.ended]
-    assert sorted(ended) == sorted(f"{k}-{i}" for k in ("full", "phone", "ssn") for i in range(N))
+    names = [f"{k}-{i}" for k in ("full", "phone", "ssn") for i in range(N)]
+    assert sorted(ended) == sorted(one.cid(n) for n in names)  # kept by pseudonym
     ends = Counter(r.conversation_id for r in audit(one, action="end"))
     assert len(ends) == 3 * N and set(ends.values()) == {1}
     assert all(r.actor == "sweeper" for r in audit(one, action="end"))
-    assert one.services.records.status("full-0") == "masked"
-    assert one.services.records.status("phone-0") == "retained"
-    assert one.services.records.status("ssn-0") == "shredded"
+    assert one.services.records.status(one.cid("full-0")) == "masked"
+    assert one.services.records.status(one.cid("phone-0")) == "retained"
+    assert one.services.records.status(one.cid("ssn-0")) == "shredded"
     # 3. Retention deadline: each retained phone is shredded once; phone-only epochs lose
     #    their key once; epochs still holding a masked e-mail keep theirs.
     advance(workers, DAY)
@@ -95,10 +96,10 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
     )
     assert len(retention) == 2 * N and set(retention.values()) == {1}
     shreds = Counter(r.conversation_id for r in audit(one, action="shred"))
-    assert sorted(shreds) == sorted(f"phone-{i}" for i in range(N))
+    assert sorted(shreds) == sorted(one.cid(f"phone-{i}") for i in range(N))
     assert set(shreds.values()) == {1}
-    assert one.services.records.status("phone-0") == "shredded"
-    assert one.services.records.status("full-0") == "masked"
+    assert one.services.records.status(one.cid("phone-0")) == "shredded"
+    assert one.services.records.status(one.cid("full-0")) == "masked"
     # Nothing left to do, for either worker; the chain both appended to verifies.
     assert race(workers) == [SweepReport(), SweepReport()]
     assert one.services.vault.verify_audit().ok
@@ -107,7 +108,7 @@ def test_two_sweepers_each_expiry_and_end_happens_once(workers: list[Service]) -
 @POSTGRES_ONLY
 def test_concurrent_ends_of_one_conversation_end_it_once(workers: list[Service]) -> None:
     """The bot's end on one worker, the API's on the other, at once: one end, one outcome."""
-    conversations = [f"full-{i}" for i in range(N)]
+    conversations = [workers[0].cid(f"full-{i}") for i in range(N)]
     results: dict[str, list[bool]] = {c: [] for c in conversations}
     failures: list[BaseException] = []
 

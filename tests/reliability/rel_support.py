@@ -52,6 +52,7 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
         {Role.VIEWER, Role.AGENT, Role.AUDITOR}
     ),
     ("GET", "/v1/conversations/{conversation_id}/capture"): frozenset({Role.ACTION_SERVER}),
+    ("POST", "/v1/senders/history"): frozenset({Role.VIEWER, Role.AGENT, Role.AUDITOR}),
     ("POST", "/v1/conversations/{conversation_id}/export"): frozenset(),
     ("GET", "/v1/config/export-redaction"): frozenset(),
     ("PUT", "/v1/config/export-redaction"): frozenset(),
@@ -85,6 +86,7 @@ UI_EXPECT: dict[tuple[str, str], Ui] = {
     ("GET", "/ui/audit"): Ui(303),
     ("POST", "/ui/login"): Ui(403, "csrf_failed", csrf=True),
     ("POST", "/ui/logout"): Ui(303, csrf=True),
+    ("POST", "/ui/find-sender"): Ui(303, csrf=True),
     ("POST", "/ui/conversations/{conversation_id}/reveal"): Ui(401, "not_signed_in", csrf=True),
 }
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')

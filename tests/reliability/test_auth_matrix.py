@@ -222,7 +222,7 @@ def _planted(app: App, conv: str, email: str) -> str:
     )
     assert response.status_code == 200
     redacted = app.client.get(
-        f"/v1/conversations/{conv}/history", headers=app.auth(Role.VIEWER)
+        f"/v1/conversations/{app.cid(conv)}/history", headers=app.auth(Role.VIEWER)
     ).json()
     refs = [
         word.split("(")[0]
@@ -267,34 +267,34 @@ def test_reveal_grants(app: App) -> None:
     email_a, email_b = "ann.rel1@example.com", "bob.rel2@example.com"
     ref_a = _planted(app, "conv-a", email_a)
     ref_b = _planted(app, "conv-b", email_b)
-    grant_a = _grant(app, "conv-a", ["EMAIL_ADDRESS"])
+    grant_a = _grant(app, app.cid("conv-a"), ["EMAIL_ADDRESS"])
 
-    ok = _reveal(app, "conv-a", ref_a, grant_a)
+    ok = _reveal(app, app.cid("conv-a"), ref_a, grant_a)
     assert ok.status_code == 200 and ok.json()["value"] == email_a
-    assert _audit(app, "conv-a") == ["ok"]
+    assert _audit(app, app.cid("conv-a")) == ["ok"]
 
     # a grant for conversation A used on conversation B: refused and audited on B
-    foreign = _reveal(app, "conv-b", ref_b, grant_a)
+    foreign = _reveal(app, app.cid("conv-b"), ref_b, grant_a)
     assert foreign.status_code == 403 and foreign.json()["error"] == "grant_refused"
     assert email_b not in foreign.text
-    assert _audit(app, "conv-b") == ["refused:conversation"]  # under the presenting key
+    assert _audit(app, app.cid("conv-b")) == ["refused:conversation"]  # the presenting key
 
     # a reference of conversation B asked for inside conversation A: unknown there
-    crossed = _reveal(app, "conv-a", ref_b, grant_a)
+    crossed = _reveal(app, app.cid("conv-a"), ref_b, grant_a)
     assert crossed.status_code == 404 and email_b not in crossed.text
-    assert _audit(app, "conv-a") == ["unknown", "ok"]  # newest first
+    assert _audit(app, app.cid("conv-a")) == ["unknown", "ok"]  # newest first
 
     # a grant that does not cover the type: refused and audited
-    grant_phone = _grant(app, "conv-a", ["PHONE_NUMBER"])
-    wrong_type = _reveal(app, "conv-a", ref_a, grant_phone)
+    grant_phone = _grant(app, app.cid("conv-a"), ["PHONE_NUMBER"])
+    wrong_type = _reveal(app, app.cid("conv-a"), ref_a, grant_phone)
     assert wrong_type.status_code == 403 and wrong_type.json()["error"] == "grant_refused"
-    assert _audit(app, "conv-a") == ["refused:entity_type", "unknown", "ok"]
+    assert _audit(app, app.cid("conv-a")) == ["refused:entity_type", "unknown", "ok"]
 
     # a type the action is not allowed: no grant at all
     refused = app.client.post(
         "/v1/grants",
         json={
-            "conversation_id": "conv-a",
+            "conversation_id": app.cid("conv-a"),
             "entity_types": ["US_SSN"],
             "purpose": "p",
             "action": "action_send_mail",
@@ -305,10 +305,10 @@ def test_reveal_grants(app: App) -> None:
 
     # an expired grant: refused by the signature check before the vault, audited there
     app.clock.now += 31
-    expired = _reveal(app, "conv-a", ref_a, grant_a)
+    expired = _reveal(app, app.cid("conv-a"), ref_a, grant_a)
     assert expired.status_code == 403 and expired.json()["error"] == "invalid_grant"
     assert email_a not in expired.text
-    assert _audit(app, "conv-a") == [
+    assert _audit(app, app.cid("conv-a")) == [
         "refused:invalid_grant",
         "refused:entity_type",
         "unknown",
@@ -316,17 +316,17 @@ def test_reveal_grants(app: App) -> None:
     ]
 
     # a tampered grant, and no grant at all
-    fresh = _grant(app, "conv-a", ["EMAIL_ADDRESS"])
+    fresh = _grant(app, app.cid("conv-a"), ["EMAIL_ADDRESS"])
     body, tag = fresh.split(".")
-    tampered = _reveal(app, "conv-a", ref_a, body + "." + tag[::-1])
+    tampered = _reveal(app, app.cid("conv-a"), ref_a, body + "." + tag[::-1])
     assert tampered.status_code == 403 and tampered.json()["error"] == "invalid_grant"
     missing = app.client.post(
         "/v1/reveal",
-        json={"conversation_id": "conv-a", "ref": ref_a},
+        json={"conversation_id": app.cid("conv-a"), "ref": ref_a},
         headers=app.auth(Role.ACTION_SERVER),
     )
     assert missing.status_code == 403 and missing.json()["error"] == "grant_refused"
-    outcomes = _audit(app, "conv-a")
+    outcomes = _audit(app, app.cid("conv-a"))
     assert outcomes[:2] == ["refused:grant_required", "refused:invalid_grant"]
     _assert_rows_clean(app, [email_a, email_b, fresh, grant_a, *app.keys.values()])
 
@@ -348,7 +348,7 @@ def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
     ref = _planted(app, "conv-s", email)
 
     def staff(role: Role, purpose: str | None = None) -> Any:
-        body = {"conversation_id": "conv-s", "ref": ref}
+        body = {"conversation_id": app.cid("conv-s"), "ref": ref}
         body.update({} if purpose is None else {"purpose": purpose})
         return app.client.post("/v1/reveal", json=body, headers=app.auth(role))
 
@@ -370,7 +370,7 @@ def test_staff_reveals_follow_the_lifecycle(app: App) -> None:
     reporting = staff(Role.AUDITOR, "reporting")
     assert reporting.status_code == 200 and reporting.json()["value"] == email
 
-    rows = app.services.vault.audit_rows(conversation_id="conv-s", action="reveal")
+    rows = app.services.vault.audit_rows(conversation_id=app.cid("conv-s"), action="reveal")
     seen = [(row.actor.split(":")[0], row.outcome, row.purpose) for row in rows][::-1]
     assert seen == [
         ("agent", "ok", None),

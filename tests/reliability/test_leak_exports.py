@@ -51,24 +51,27 @@ def test_exports_and_viewer_pages_hold_no_canary(tmp_path: Path, bot: RecordingB
                         f"/v1/conversations/{conv}/end", headers=app.auth(Role.CHANNEL)
                     )
                 else:
-                    done = app.client.post(f"/v1/conversations/{conv}/export", headers=admin)
+                    done = app.client.post(
+                        f"/v1/conversations/{app.cid(conv)}/export", headers=admin
+                    )
                     assert done.json()["delivered"] == 2
                 assert done.status_code == 200, done.text
 
             app.ui_sign_in(Role.AUDITOR)  # the audit view is an auditor's
-            paths = ["/ui/", "/ui/audit", *[f"/ui/conversations/{conv}" for conv in convs]]
+            paths = ["/ui/", "/ui/audit", *[f"/ui/conversations/{app.cid(c)}" for c in convs]]
             pages = [app.client.get(path) for path in paths]
             assert [page.status_code for page in pages] == [200] * len(paths)
             html = "\n".join(page.text for page in pages)
+            ids = sorted(app.cid(c) for c in convs)  # conversations are kept by pseudonym
 
     records = [json.loads(line) for line in jsonl.read_text("utf-8").splitlines()]
-    assert sorted(r["conversation_id"] for r in records) == sorted(convs)
-    assert sorted(r["conversation_id"] for r in receiver.received) == sorted(convs)
+    assert sorted(r["conversation_id"] for r in records) == ids
+    assert sorted(r["conversation_id"] for r in receiver.received) == ids
     assert all(len(r["turns"]) == 4 for r in records)  # two said, two echoed by the bot
     exported = jsonl.read_text("utf-8") + json.dumps(receiver.received, ensure_ascii=False)
     assert [t for t in TYPES if f"CC_{t}_" not in exported] == []
     assert [t for t in TYPES if f"CC_{t}_" not in html] == []
-    assert all(conv in html for conv in convs)
+    assert all(cid in html for cid in ids) and not any(conv in html for conv in convs)
     assert len(canaries.planted) == 36
     assert scan_hits(exported, canaries.planted) == {}
     assert scan_hits(html, canaries.planted) == {}

@@ -70,7 +70,7 @@ def test_canaries_never_leak(
         ).text
     )
     history = service.client.get(
-        "/v1/conversations/canary/history", headers=service.auth(Role.VIEWER)
+        f"/v1/conversations/{service.cid('canary')}/history", headers=service.auth(Role.VIEWER)
     )
     assert len(history.json()["messages"]) == 12
     logging.getLogger("app").error("user said %s", CANARIES["email"])  # through the filter
@@ -87,6 +87,65 @@ def test_canaries_never_leak(
         assert value not in bot_view, "bot"
         assert all(value not in body for body in bodies), "error body"
         assert value.encode() not in db, "database file"
+
+
+SENDERS = ["+14155550177", "whatsapp:+4915112345678"]  # what SMS/WhatsApp channels send
+SENDER_FORMS = [*SENDERS, "4155550177", "+1 415 555 0177", "4915112345678", "015112345678"]
+CRM = {  # what the bot itself writes: a CRM lookup
+    "email": "crm.canary@example.net",
+    "phone": "+44 20 7946 0958",
+    "card": "5555 5555 5555 4444",
+    "iban": "GB82 WEST 1234 5698 7654 32",
+}
+
+
+def _crm_reply(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"text": f"On file: {CRM['email']} / {CRM['phone']}"},
+        {
+            "text": "Pay with?",
+            "buttons": [{"title": CRM["card"], "payload": f"/pay {CRM['iban']}"}],
+        },
+        {"custom": {"crm": [CRM["email"], {"iban": CRM["iban"]}]}},
+        {"attachment": {"payload": {"src": f"https://crm.example/{CRM['email']}"}}},
+    ]
+
+
+def test_bot_reply_canaries_and_phone_senders_never_leak(
+    service_factory: Callable[..., Service],
+    stub_bot: StubBot,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """The bot writes canaries into every reply field, the senders are phone numbers: 0 of
+    either in the logs (DEBUG), the database files, the history API or what the bot got;
+    the channel still gets the reply as written, addressed to the real sender."""
+    caplog.set_level(logging.DEBUG)
+    service = service_factory(bot_url=stub_bot.url)
+    stub_bot.script = _crm_reply
+    answers = [service.say(sender, f"hi, it is {CANARIES['email']}") for sender in SENDERS]
+    assert [{r["recipient_id"] for r in a.json()} for a in answers] == [{s} for s in SENDERS]
+    assert all(CRM["email"] in a.text for a in answers)  # as the bot wrote it
+    ended = service.client.post(
+        f"/v1/conversations/{SENDERS[0]}/end", headers=service.auth(Role.CHANNEL)
+    )
+    assert ended.status_code == 200
+    histories = [
+        service.client.post(
+            "/v1/senders/history", json={"sender": sender}, headers=service.auth(Role.VIEWER)
+        ).text
+        for sender in SENDERS
+    ]
+    assert all("CC_EMAIL_ADDRESS_" in h and "CC_PHONE_NUMBER_" in h for h in histories)
+    logs = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    db = database_bytes(tmp_path)
+    bot_view = json.dumps(stub_bot.received)
+    for value in [*CRM.values(), *SENDER_FORMS, CANARIES["email"]]:
+        assert value not in logs, "log"
+        assert all(value not in history for history in histories), "history"
+        assert value.encode() not in db, "database file"
+    for value in [*SENDER_FORMS, CANARIES["email"]]:
+        assert value not in bot_view, "bot"
 
 
 def _record(msg: str, args: Any = (), exc: bool = False) -> logging.LogRecord:
@@ -126,6 +185,9 @@ def test_filter_redacts_messages_args_and_tracebacks(record: logging.LogRecord, 
         ("hunter2 horse", "pw 'horse' then hunter2", "pw '[REDACTED]' then [REDACTED]"),
         ("739182", "pin 7391820 and 39182", "pin 7391820 and 39182"),
         ("739182", "nothing here", "nothing here"),
+        ("+14155550123", "POST /v1/x/+14155550123/end", "POST /v1/x/[REDACTED]/end"),
+        ("+14155550123", "GET /x?sender=+14155550123&a=1", "GET /x?sender=[REDACTED]&a=1"),
+        ("+14155550123", "GET /x/+141555501234/end", "GET /x/+141555501234/end"),
     ],
 )
 def test_recent_values(remembered: str, line: str, expected: str) -> None:

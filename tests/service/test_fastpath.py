@@ -120,7 +120,8 @@ def test_reads_do_not_wait_for_the_write_lock(
 
 def _read_state(service: Service) -> tuple[ContextRule | None, int]:
     """The per-message read: u1's pending rule and its count in this 60 s window."""
-    rule, count, _ = service.services.store.messages.read_state("u1", "u1", RateLimit(4, 60))
+    cid = service.cid("u1")
+    rule, count, _ = service.services.store.messages.read_state(cid, cid, RateLimit(4, 60))
     return rule, count
 
 

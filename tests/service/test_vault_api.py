@@ -18,10 +18,8 @@ def post(service: Service, path: str, body: Any, role: Role) -> Any:
     return service.client.post(path, json=body, headers=service.auth(role))
 
 
-def tokenize(service: Service, conv: str = "c1") -> str:
-    response = post(
-        service, "/v1/redact", {"text": f"mail {EMAIL}", "conversation_id": conv}, Role.CHANNEL
-    )
+def tokenize(service: Service, conv: str = "c1", role: Role = Role.BOT) -> str:
+    response = post(service, "/v1/redact", {"text": f"mail {EMAIL}", "conversation_id": conv}, role)
     assert response.status_code == 200
     body = response.json()
     assert EMAIL not in body["text"]
@@ -54,6 +52,25 @@ def test_redact_with_context(service: Service) -> None:
     response = post(service, "/v1/redact", body, Role.CHANNEL)
     assert response.status_code == 200
     assert parse_references(response.json()["text"])[0].entity_type == "PIN"
+
+
+def test_a_channel_key_speaks_real_sender_ids(service: Service) -> None:
+    """A channel's `/v1/redact` and end name the sender as the channel knows it; the value
+    lands in the sender's pseudonymous conversation (what the bot and actions name)."""
+    ref = tokenize(service, "+14155550123", Role.CHANNEL)
+    cid = service.cid("+14155550123")
+    token = grant(service, cid).json()["grant"]
+    body = {"conversation_id": cid, "ref": ref, "grant": token}
+    assert post(service, "/v1/reveal", body, Role.ACTION_SERVER).json()["value"] == EMAIL
+    raw = {
+        "conversation_id": "+14155550123",
+        "ref": ref,
+        "grant": grant(service, cid).json()["grant"],
+    }
+    assert post(service, "/v1/reveal", raw, Role.ACTION_SERVER).status_code in (403, 404)
+    ended = post(service, "/v1/conversations/+14155550123/end", None, Role.CHANNEL)
+    assert ended.json()["conversation_id"] == cid
+    assert post(service, "/v1/reveal", body, Role.ACTION_SERVER).status_code == 410
 
 
 def test_grant_and_reveal(service: Service) -> None:

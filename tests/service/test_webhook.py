@@ -17,7 +17,7 @@ EMAIL = "jane.doe@example.com"
 
 def history(service: Service, sender: str) -> list[dict[str, Any]]:
     response = service.client.get(
-        f"/v1/conversations/{sender}/history", headers=service.auth(Role.VIEWER)
+        f"/v1/conversations/{service.cid(sender)}/history", headers=service.auth(Role.VIEWER)
     )
     assert response.status_code == 200
     messages: list[dict[str, Any]] = response.json()["messages"]
@@ -32,10 +32,11 @@ def test_bot_sees_references_and_metadata(service: Service, stub_bot: StubBot) -
     [ref] = parse_references(payload["message"])
     assert ref.entity_type == "EMAIL_ADDRESS"
     meta = payload["metadata"]["coatcheck"]
-    assert meta["conversation_id"] == "u1"
+    assert meta["conversation_id"] == payload["sender"] == service.cid("u1")
     assert meta["entities"] == [
         {"type": "EMAIL_ADDRESS", "ref": ref.reference, "start": ref.start, "end": ref.end}
     ]
+    assert meta["sender"].startswith("CC_SENDER_ID_")
     replies = response.json()
     assert replies == [{"recipient_id": "u1", "text": f"echo: {payload['message']}"}]
 
@@ -91,7 +92,7 @@ def test_context_directive_applies_to_next_message_only(
 
 def test_context_route_sets_rule(service: Service, stub_bot: StubBot) -> None:
     response = service.client.post(
-        "/v1/conversations/u6/context",
+        f"/v1/conversations/{service.cid('u6')}/context",
         json={"expect": "PIN", "capture": "whole"},
         headers=service.auth(Role.BOT),
     )

@@ -63,22 +63,34 @@ class Live:
         return done.stdout
 
     def seed(self, prefix: str = "ui") -> str:
-        """A new conversation with both canaries, in both directions (the echo bot)."""
-        cid = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        """A new conversation with both canaries, in both directions (the echo bot); its
+        id as staff see it (the sender's pseudonym)."""
+        sender = f"{prefix}-{uuid.uuid4().hex[:10]}"
         headers = {"Authorization": f"Bearer {self.keys['channel']}"}
         for message in (f"Hi, I am {CANARY_EMAIL}", f"my card is {CANARY_CARD} thanks"):
             reply = httpx.post(
                 f"{self.url}/webhooks/rest/webhook",
-                json={"sender": cid, "message": message},
+                json={"sender": sender, "message": message},
                 headers=headers,
                 timeout=30,
             )
             assert reply.status_code == 200, reply.text
             assert CANARY_EMAIL not in reply.text
-        return cid
+        return self.pseudonym(sender)
+
+    def pseudonym(self, sender: str) -> str:
+        """A sender's conversation id, as staff find it (`POST /v1/senders/history`)."""
+        headers = {"Authorization": f"Bearer {self.keys['admin']}"}
+        found = httpx.post(
+            f"{self.url}/v1/senders/history", json={"sender": sender}, headers=headers, timeout=30
+        )
+        assert found.status_code == 200, found.text
+        return str(found.json()["conversation_id"])
 
     def end(self, cid: str) -> None:
-        headers = {"Authorization": f"Bearer {self.keys['channel']}"}
+        """End a conversation by its pseudonym (an admin key: a channel key would name the
+        real sender)."""
+        headers = {"Authorization": f"Bearer {self.keys['admin']}"}
         reply = httpx.post(f"{self.url}/v1/conversations/{cid}/end", headers=headers, timeout=30)
         assert reply.status_code == 200, reply.text
 
