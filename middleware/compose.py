@@ -9,7 +9,7 @@ knows them all.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -17,7 +17,7 @@ import aiohttp
 from anyio import CapacityLimiter
 from sqlalchemy import Engine
 
-from coatcheck.middleware.adapters import EchoBot, RasaRestBot
+from coatcheck.middleware.adapters import EchoBot, RasaRestBot, openai_provider
 from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
 from coatcheck.middleware.export import ExportSink, build_sinks
@@ -26,6 +26,7 @@ from coatcheck.middleware.gateway.conversation import ConversationService, TurnL
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.llm_chat import LlmChats
 from coatcheck.middleware.gateway.masking import detector_redactor
 from coatcheck.middleware.gateway.ports import BotAdapter
 from coatcheck.middleware.gateway.ratelimit import RateLimit
@@ -37,10 +38,22 @@ from coatcheck.middleware.gateway.replies import Replies
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import Services
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.placeholders import Placeholders
 from coatcheck.middleware.gateway.subjects import Subjects
 from coatcheck.middleware.gateway.sweeper import Sweeper
+from coatcheck.middleware.llm import (
+    WORD_TYPES,
+    ChatCompletions,
+    Exchange,
+    NoResponseDetector,
+    PromptRedactor,
+    ResponseDetector,
+    ShapedDetector,
+    default_grammar,
+)
 from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
 from coatcheck.middleware.pipeline import Redactor
+from coatcheck.middleware.render import display_for, format_reference
 from coatcheck.middleware.service.auth import Authenticator
 from coatcheck.middleware.service.bootstrap import bootstrap
 from coatcheck.middleware.service.keycache import KeyCache
@@ -103,6 +116,46 @@ def _bot(settings: Settings, http: aiohttp.ClientSession) -> BotAdapter:
     return RasaRestBot(http, settings.bot_url, settings.bot_timeout_seconds)
 
 
+def _llm(parts: _Parts, http: aiohttp.ClientSession) -> LlmChats | None:
+    """The OpenAI-compatible gateway (docs/llm.md), when a provider is configured: the
+    request redactor on the vault and the placeholder table, history in the Rasa path's
+    reference form, the response detector unless `llm.response_pii: pass`."""
+    p, settings = parts, parts.settings
+    if settings.llm_upstream_url is None:
+        return None
+    secret = settings.llm_upstream_api_key
+    provider = openai_provider(
+        http,
+        settings.llm_upstream_url,
+        None if secret is None else secret.get_secret_value(),
+        settings.llm_timeout_seconds,
+    )
+    types = [c.name for c in p.config.custom_types] + list(p.config.types)
+
+    def record_form(entity_type: str, ref_id: str, value: str) -> str:
+        display = display_for(value, ref_id, p.detect.settings_for(entity_type))
+        return format_reference(entity_type, ref_id, display)
+
+    redactor = PromptRedactor(
+        p.detector,
+        p.vault,
+        Placeholders(p.store.db, settings.tenant),
+        grammar=default_grammar(types),
+        record_form=record_form,
+    )
+    response: ResponseDetector = (
+        NoResponseDetector()
+        if p.config.llm.response_pii == "pass"
+        else ShapedDetector(p.detector.detect, WORD_TYPES)
+    )
+
+    def core(on_exchange: Callable[[Exchange], Awaitable[None]]) -> ChatCompletions:
+        return ChatCompletions(redactor, provider, response, clock=p.clock, on_exchange=on_exchange)
+
+    rate = RateLimit(settings.rate_limit, settings.rate_window_seconds)
+    return LlmChats(core, provider, store=p.store, rate=rate, limiter=p.limiter, clock=p.clock)
+
+
 def _services(
     parts: _Parts,
     *,
@@ -110,6 +163,7 @@ def _services(
     sinks: Sequence[ExportSink],
     external: ExternalValues,
     channel: str,
+    llm: LlmChats | None = None,
 ) -> Services:
     """The domain graph: each service with exactly the collaborators it uses."""
     p, settings = parts, parts.settings
@@ -175,6 +229,7 @@ def _services(
         sweeper=sweeper,
         subjects=Subjects(p.store, p.vault),
         clock=p.clock,
+        llm=llm,
     )
 
 
@@ -248,6 +303,7 @@ async def _domain(
                     sinks=build_sinks(config.export),
                     external=ExternalValues(vault, resolver),
                     channel=channel,
+                    llm=_llm(parts, http),
                 )
                 cache = KeyCache(settings.apikey_cache_seconds, clock=clock)
                 yield services, Authenticator(store.keys, cache)

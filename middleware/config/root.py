@@ -10,7 +10,7 @@ name under `types:` must be a type coatcheck knows, an external type must be fin
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,7 @@ from coatcheck.middleware.external import EndpointConfig
 from coatcheck.vault import Policies
 from coatcheck.vault import Retention as VaultRetention
 
-__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "builtin_types"]
+__all__ = ["ActionName", "CoatcheckConfig", "GrantsSection", "LlmSection", "builtin_types"]
 
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -55,6 +55,19 @@ class GrantsSection(BaseModel):
     ttl_seconds: float = Field(default=30.0, gt=0, le=3600, strict=True)
 
 
+class LlmSection(BaseModel):
+    """`llm:` — the OpenAI-compatible gateway (docs/llm.md).
+
+    `response_pii`: what happens to a value the model writes that this request never sent
+    (an address it invented or remembered): `redact` (default) shows `[REDACTED_<LABEL>]`,
+    `pass` lets it through (only this request's placeholders are restored either way).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    response_pii: Literal["redact", "pass"] = "redact"
+
+
 class CoatcheckConfig(BaseModel):
     """The whole file.  Fields are checked in this order (later checks read earlier ones)."""
 
@@ -68,6 +81,7 @@ class CoatcheckConfig(BaseModel):
     grants: GrantsSection = GrantsSection()
     export: ExportSection = ExportSection()
     external: dict[TypeName, EndpointConfig] = {}
+    llm: LlmSection = LlmSection()
 
     @model_validator(mode="before")
     @classmethod

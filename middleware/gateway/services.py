@@ -17,6 +17,7 @@ from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.llm_chat import LlmChats
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
 from coatcheck.middleware.gateway.refusals import RefusalAudit
@@ -50,6 +51,7 @@ class Services:
     sweeper: Sweeper
     subjects: Subjects
     clock: Clock
+    llm: LlmChats | None = None  # the OpenAI-compatible gateway, when a provider is set
 
 
 def services_of(state: Any) -> Services:
