@@ -114,11 +114,14 @@ class LlmChats:
 
     async def prepare(self, conversation_id: str, body: object) -> Prepared:
         """Pre-check the rate, redact, store and count the prompt line: 429 / 400 / 503
-        raise here, before anything goes up."""
-        await to_thread.run_sync(self._precheck, conversation_id, limiter=self._limiter)
-        prepared = await self.core.prepare(conversation_id, body)
-        line = prompt_line(prepared)
-        await to_thread.run_sync(self._record_prompt, conversation_id, line, limiter=self._limiter)
+        raise here, before anything goes up.  One thread hop for all of it, under the
+        worker's database limiter."""
+        return await to_thread.run_sync(self._prepare, conversation_id, body, limiter=self._limiter)
+
+    def _prepare(self, conversation_id: str, body: object) -> Prepared:
+        self._precheck(conversation_id)
+        prepared = self.core.prepare_sync(conversation_id, body)
+        self._record_prompt(conversation_id, prompt_line(prepared))
         return prepared
 
     async def complete(self, prepared: Prepared) -> dict[str, Any]:

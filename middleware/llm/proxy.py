@@ -52,6 +52,8 @@ class Redactor(Protocol):
 
     async def redact(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
 
+    def redact_sync(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
+
 
 class Provider(Protocol):
     async def chat(self, body: bytes, *, stream: bool) -> UpstreamAnswer: ...
@@ -102,6 +104,15 @@ class ChatCompletions:
     async def prepare(self, conversation_id: str, body: object) -> Prepared:
         plan = plan_request(body)
         redaction = await self._redactor.redact(conversation_id, plan.texts)
+        upstream = plan.fill(redaction.texts)
+        return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
+
+    def prepare_sync(self, conversation_id: str, body: object) -> Prepared:
+        """`prepare` for a caller already off the event loop: the gateway does its rate
+        check, the redaction and the history line in one thread hop (each hop cost about
+        a millisecond of added time to first token on a busy host)."""
+        plan = plan_request(body)
+        redaction = self._redactor.redact_sync(conversation_id, plan.texts)
         upstream = plan.fill(redaction.texts)
         return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
 
