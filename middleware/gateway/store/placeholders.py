@@ -12,20 +12,63 @@ any number of workers agree.  Rows hold references only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, select, tuple_
+from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
 
 from coatcheck.middleware.gateway.store.db import Db
 from coatcheck.middleware.gateway.store.statements import dialect_insert
 from coatcheck.middleware.models import LlmPlaceholder, LlmPlaceholderCounter
-from coatcheck.vault import Transaction
+from coatcheck.vault import Statement, Transaction
 
-__all__ = ["Placeholders"]
+__all__ = ["PLACEHOLDERS", "Placeholders"]
 
 PLACEHOLDERS = cast(Table, LlmPlaceholder.__table__)
 COUNTERS = cast(Table, LlmPlaceholderCounter.__table__)
+_KEY = ["tenant", "conversation_id"]
+
+# Prebuilt (compiled once per dialect, run on the driver): building the Core statements per
+# request cost more than the database's work (bench/llm.py).
+_KNOWN = Statement(
+    select(PLACEHOLDERS.c.ref_id, PLACEHOLDERS.c.n).where(
+        PLACEHOLDERS.c.tenant == bindparam("tenant"),
+        PLACEHOLDERS.c.conversation_id == bindparam("cid"),
+    )
+)
+
+
+@functools.cache
+def _bump(dialect: str) -> Statement:
+    """The (conversation, label) counter, +1 (1 when new); RETURNING the number."""
+    stmt = dialect_insert(dialect, COUNTERS).values(
+        tenant=bindparam("tenant"),
+        conversation_id=bindparam("cid"),
+        label=bindparam("label"),
+        last_n=bindparam("one"),
+    )
+    return Statement(
+        stmt.on_conflict_do_update(
+            index_elements=[*_KEY, "label"], set_={"last_n": COUNTERS.c.last_n + 1}
+        ).returning(COUNTERS.c.last_n)
+    )
+
+
+@functools.cache
+def _claim(dialect: str) -> Statement:
+    """The placeholder row, unless the reference already has one (then no row back)."""
+    stmt = dialect_insert(dialect, PLACEHOLDERS).values(
+        tenant=bindparam("tenant"),
+        conversation_id=bindparam("cid"),
+        label=bindparam("label"),
+        n=bindparam("n"),
+        ref_id=bindparam("ref"),
+        created_at=bindparam("now"),
+    )
+    return Statement(
+        stmt.on_conflict_do_nothing(index_elements=[*_KEY, "ref_id"]).returning(PLACEHOLDERS.c.n)
+    )
 
 
 class Placeholders:
@@ -44,7 +87,7 @@ class Placeholders:
             with self._db.transaction() as own:
                 return self.number_many(conversation_id, items, own)
         tx: Transaction = conn
-        known = self._known(tx, conversation_id, [ref for _, ref in items])
+        known = self._known(tx, conversation_id)
         out: list[int] = []
         for label, ref in items:
             if ref not in known:
@@ -52,37 +95,19 @@ class Placeholders:
             out.append(known[ref])
         return out
 
-    def _known(self, tx: Transaction, conversation_id: str, refs: list[str]) -> dict[str, int]:
-        if not refs:
-            return {}
-        p = PLACEHOLDERS.c
-        rows = tx.execute(
-            select(p.ref_id, p.n).where(
-                p.tenant == self._tenant,
-                p.conversation_id == conversation_id,
-                p.ref_id.in_(sorted(set(refs))),
-            )
-        ).all()
+    def _known(self, tx: Transaction, conversation_id: str) -> dict[str, int]:
+        """Every numbered reference of the conversation (its primary-key prefix)."""
+        rows = tx.rows(_KNOWN, {"tenant": self._tenant, "cid": conversation_id})
         return {row.ref_id: int(row.n) for row in rows}
 
     def _number(self, tx: Transaction, conversation_id: str, label: str, ref: str) -> int:
-        key = {"tenant": self._tenant, "conversation_id": conversation_id, "label": label}
-        counter = dialect_insert(tx.dialect, COUNTERS).values(**key, last_n=1)
-        bump = counter.on_conflict_do_update(
-            index_elements=["tenant", "conversation_id", "label"],
-            set_={"last_n": COUNTERS.c.last_n + 1},
-        ).returning(COUNTERS.c.last_n)
-        n = int(tx.execute(bump).scalar_one())
-        now = self._db.clock()
-        row = {**key, "n": n, "ref_id": ref, "created_at": now}
-        placeholder = dialect_insert(tx.dialect, PLACEHOLDERS).values(**row)
-        insert = placeholder.on_conflict_do_nothing(
-            index_elements=["tenant", "conversation_id", "ref_id"]
-        ).returning(PLACEHOLDERS.c.n)
-        taken = tx.execute(insert).scalar_one_or_none()
-        if taken is not None:
-            return int(taken)
-        return self._known(tx, conversation_id, [ref])[ref]  # a concurrent request won
+        key = {"tenant": self._tenant, "cid": conversation_id, "label": label}
+        (n,) = tx.scalars(_bump(tx.dialect), {**key, "one": 1})
+        row = {**key, "n": int(n), "ref": ref, "now": self._db.clock()}
+        taken = tx.scalars(_claim(tx.dialect), row)
+        if taken:
+            return int(taken[0])
+        return self._known(tx, conversation_id)[ref]  # a concurrent request won
 
     def lookup_many(
         self, conversation_id: str, keys: Sequence[tuple[str, int]], conn: Any = None
