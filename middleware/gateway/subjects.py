@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.placeholders import forget_placeholders
 from coatcheck.vault import SubjectValue, Transaction, Vault
 
 __all__ = ["GatewayRowsForgotten", "SubjectErasure", "SubjectExport", "Subjects"]
@@ -103,6 +104,7 @@ class Subjects:
             rates = messages.forget_rates(tx, ids)
             state_rows = states.forget(tx, ids)
             rows = GatewayRowsForgotten(messages.forget_history(tx, ids), state_rows, rates)
+            forget_placeholders(tx, ids)  # the LLM route's numbering (references only)
             forgotten.append(rows)
             return rows.audit_text()
 

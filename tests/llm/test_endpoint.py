@@ -451,3 +451,22 @@ def test_not_configured_answers_503_in_openai_shape(tmp_path: Path) -> None:
         assert _openai_error(response, 503, "llm_not_configured")
         anonymous = httpx.post(f"{gw.base}/chat/completions", json=_body())
         assert _openai_error(anonymous, 401, "unauthorized")
+
+
+def test_erasing_the_subject_takes_its_placeholders(gw: Served, fake: FakeUpstream) -> None:
+    from sqlalchemy import select
+
+    from coatcheck.middleware.gateway.store.placeholders import PLACEHOLDERS
+
+    def rows(conversation: str) -> list[Any]:
+        query = select(PLACEHOLDERS).where(PLACEHOLDERS.c.conversation_id == conversation)
+        return gw.services.store.db.read(query)
+
+    assert _post(gw, _body(False, f"mail {EMAIL}", user="erase-me")).status_code == 200
+    assert _post(gw, _body(False, f"mail {EMAIL}", user="keep-me")).status_code == 200
+    assert len(rows("user:erase-me")) == 1
+    erased = httpx.post(
+        f"{gw.url}/v1/subjects/erase", json={"sender": "user:erase-me"}, headers=gw.auth(Role.ADMIN)
+    )
+    assert erased.status_code == 200, erased.text
+    assert rows("user:erase-me") == [] and len(rows("user:keep-me")) == 1

@@ -16,14 +16,14 @@ import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, select, tuple_
+from sqlalchemy import Table, bindparam, delete, select, tuple_
 
 from coatcheck.middleware.gateway.store.db import Db
 from coatcheck.middleware.gateway.store.statements import dialect_insert
 from coatcheck.middleware.models import LlmPlaceholder, LlmPlaceholderCounter
 from coatcheck.vault import Statement, Transaction
 
-__all__ = ["PLACEHOLDERS", "Placeholders"]
+__all__ = ["PLACEHOLDERS", "Placeholders", "forget_placeholders"]
 
 PLACEHOLDERS = cast(Table, LlmPlaceholder.__table__)
 COUNTERS = cast(Table, LlmPlaceholderCounter.__table__)
@@ -125,12 +125,12 @@ class Placeholders:
         found = {(row.label, int(row.n)): str(row.ref_id) for row in rows}
         return [found.get((label, n)) for label, n in keys]
 
-    def forget(self, tx: Transaction, conversation_ids: tuple[str, ...]) -> int:
-        """Delete the placeholders and counters of `conversation_ids` (their erasure)."""
-        gone = 0
-        for table in (PLACEHOLDERS, COUNTERS):
-            where = and_(
-                table.c.tenant == self._tenant, table.c.conversation_id.in_(conversation_ids)
-            )
-            gone += tx.execute(delete(table).where(where)).rowcount
-        return gone
+
+def forget_placeholders(tx: Transaction, conversation_ids: tuple[str, ...]) -> int:
+    """Delete the placeholders and counters of `conversation_ids`, every tenant's (the
+    conversations' erasure, beside their history lines)."""
+    gone = 0
+    for table in (PLACEHOLDERS, COUNTERS):
+        where = table.c.conversation_id.in_(conversation_ids)
+        gone += tx.execute(delete(table).where(where)).rowcount
+    return gone
