@@ -470,3 +470,25 @@ def test_erasing_the_subject_takes_its_placeholders(gw: Served, fake: FakeUpstre
     )
     assert erased.status_code == 200, erased.text
     assert rows("user:erase-me") == [] and len(rows("user:keep-me")) == 1
+
+
+def test_the_log_viewer_shows_the_exchange_with_references_only(
+    gw: Served, fake: FakeUpstream
+) -> None:
+    conversation = "viewer-llm"
+    fake.answer = lambda body: Answer(content=f"Mailed {last_user_text(body)[-10:-1]}.")
+    headers = {"X-Coatcheck-Conversation": conversation}
+    assert _post(gw, _body(False, f"Mail {EMAIL}."), headers).status_code == 200
+    with httpx.Client(base_url=gw.url, timeout=30) as client:
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        signed = client.post(
+            "/ui/login", data={"api_key": gw.keys[Role.VIEWER], "csrf": csrf.group(1)}
+        )
+        assert signed.status_code == 303
+        page = client.get(f"/ui/conversations/{conversation}")
+    assert page.status_code == 200
+    assert EMAIL not in page.text
+    assert page.text.count('data-reference="CC_EMAIL_ADDRESS_') >= 2  # the prompt and answer
+    assert "Mailed" in page.text
