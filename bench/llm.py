@@ -65,9 +65,7 @@ def _free_port() -> int:
 def serve_fake(port: int) -> None:
     from tests.llm.fake_upstream import FakeUpstream
 
-    web.run_app(
-        FakeUpstream(piece=4, usage=False).app(), host="127.0.0.1", port=port, print=None
-    )
+    web.run_app(FakeUpstream(piece=4, usage=False).app(), host="127.0.0.1", port=port, print=None)
 
 
 def proxy_app(upstream: str) -> web.Application:
@@ -211,9 +209,7 @@ def main() -> None:
         serve_fake(args.serve_fake)
         return
     if args.serve_proxy:
-        web.run_app(
-            proxy_app(args.upstream), host="127.0.0.1", port=args.serve_proxy, print=None
-        )
+        web.run_app(proxy_app(args.upstream), host="127.0.0.1", port=args.serve_proxy, print=None)
         return
     run(args)
 

@@ -153,7 +153,7 @@ def _llm(parts: _Parts, http: aiohttp.ClientSession) -> LlmChats | None:
         return ChatCompletions(redactor, provider, response, clock=p.clock, on_exchange=on_exchange)
 
     rate = RateLimit(settings.rate_limit, settings.rate_window_seconds)
-    return LlmChats(core, provider, store=p.store, rate=rate, limiter=p.limiter, clock=p.clock)
+    return LlmChats(core, provider, store=p.store, rate=rate, limiter=p.limiter)
 
 
 def _services(

@@ -1,11 +1,12 @@
 """The LLM gateway's conversations: one chat completion as a turn of a conversation.
 
-Order, as on the Rasa path ("fail closed"): the rate pre-check; the request is redacted
-(values vaulted, placeholders numbered, one transaction); the new prompt turns are stored
-as the conversation's user line and counted (committed) before anything goes to the model;
-then the provider; the answer's redacted fields are stored as the bot line once it is
-complete (or broke off).  A storage failure before the model is a 503 and nothing went up;
-one after the answer is logged by type and the client keeps its answer.
+Order, as on the Rasa path ("fail closed"): the request is redacted and, in the vault's
+transaction (values vaulted, placeholders numbered), the new prompt turns are stored as the
+conversation's user line and counted against the rate limit: one commit before anything
+goes to the model (a request over the limit rolls back its values too); then the provider;
+the answer's redacted fields are stored as the bot line once it is complete (or broke off).
+A storage failure before the model is a 503 and nothing went up; one after the answer is
+logged by type and the client keeps its answer.
 
 History holds what the Rasa path holds: the Rasa rendering of references
 (`CC_EMAIL_ADDRESS_…(…)`), `[REDACTED_<LABEL>]` markers, never a value.  The user line
@@ -22,13 +23,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from anyio import CapacityLimiter, to_thread
+from sqlalchemy.exc import SQLAlchemyError
 
 from coatcheck.grammar import parse_references
-from coatcheck.middleware.gateway.errors import GatewayError
+from coatcheck.middleware.gateway.errors import GatewayError, StorageUnavailable
 from coatcheck.middleware.gateway.ratelimit import RateLimit
 from coatcheck.middleware.gateway.store import GatewayStore
-from coatcheck.middleware.gateway.store.db import Clock
 from coatcheck.middleware.llm import ChatCompletions, Exchange, Prepared, UpstreamAnswer
+from coatcheck.vault import Transaction
 
 __all__ = ["CoreFactory", "LlmChats", "ModelProvider", "answer_line", "prompt_line"]
 
@@ -103,26 +105,32 @@ class LlmChats:
         store: GatewayStore,
         rate: RateLimit,
         limiter: CapacityLimiter,
-        clock: Clock,
     ) -> None:
         self._store = store
         self._rate = rate
         self._limiter = limiter
-        self._clock = clock
         self._provider = provider
         self.core: ChatCompletions = core_factory(self._on_exchange)
 
     async def prepare(self, conversation_id: str, body: object) -> Prepared:
-        """Pre-check the rate, redact, store and count the prompt line: 429 / 400 / 503
-        raise here, before anything goes up.  One thread hop for all of it, under the
-        worker's database limiter."""
+        """Redact, then store and count the prompt line in the same transaction as the
+        values (429 / 400 / 503 raise here, before anything goes up): one thread hop, under
+        the worker's database limiter, one commit."""
         return await to_thread.run_sync(self._prepare, conversation_id, body, limiter=self._limiter)
 
     def _prepare(self, conversation_id: str, body: object) -> Prepared:
-        self._precheck(conversation_id)
-        prepared = self.core.prepare_sync(conversation_id, body)
-        self._record_prompt(conversation_id, prompt_line(prepared))
-        return prepared
+        def record(tx: Transaction | None, prepared: Prepared) -> None:
+            line = prompt_line(prepared)
+            if tx is None:  # nothing was vaulted: a transaction of its own
+                with self._store.transaction() as own:
+                    self._record_prompt(own, conversation_id, line)
+            else:
+                self._record_prompt(tx, conversation_id, line)
+
+        try:
+            return self.core.prepare_sync(conversation_id, body, record=record)
+        except SQLAlchemyError:
+            raise StorageUnavailable("database") from None
 
     async def complete(self, prepared: Prepared) -> dict[str, Any]:
         return await self.core.complete(prepared)
@@ -134,15 +142,13 @@ class LlmChats:
         """The provider's model list, passed through."""
         return await self._provider.models()
 
-    def _precheck(self, conversation_id: str) -> None:
-        _, count = self._store.messages.read_state(conversation_id, conversation_id, self._rate)
-        self._rate.precheck(count, self._clock())
-
-    def _record_prompt(self, conversation_id: str, line: str) -> None:
-        with self._store.transaction() as tx:
-            self._store.messages.record_inbound(
-                tx, conversation_id, conversation_id, line, self._rate, False, _entities(line)
-            )
+    def _record_prompt(self, tx: Transaction, conversation_id: str, line: str) -> None:
+        """Count the request (the rate limit raises 429 here, rolling the values back
+        too) and store its prompt line; the conversation's state row rides along."""
+        entities = _entities(line)
+        self._store.messages.record_inbound(
+            tx, conversation_id, conversation_id, line, self._rate, False, entities
+        )
 
     async def _on_exchange(self, exchange: Exchange) -> None:
         line = answer_line(exchange)

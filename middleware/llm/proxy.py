@@ -52,7 +52,13 @@ class Redactor(Protocol):
 
     async def redact(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
 
-    def redact_sync(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
+    def redact_sync(
+        self,
+        conversation_id: str,
+        texts: Sequence[str],
+        *,
+        record: Callable[[Any, Redaction], None] | None = None,
+    ) -> Redaction: ...
 
 
 class Provider(Protocol):
@@ -107,14 +113,32 @@ class ChatCompletions:
         upstream = plan.fill(redaction.texts)
         return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
 
-    def prepare_sync(self, conversation_id: str, body: object) -> Prepared:
-        """`prepare` for a caller already off the event loop: the gateway does its rate
-        check, the redaction and the history line in one thread hop (each hop cost about
-        a millisecond of added time to first token on a busy host)."""
+    def prepare_sync(
+        self,
+        conversation_id: str,
+        body: object,
+        *,
+        record: Callable[[Any, Prepared], None] | None = None,
+    ) -> Prepared:
+        """`prepare` for a caller already off the event loop.  `record(tx, prepared)` runs
+        inside the vault's transaction (`tx` None when nothing was vaulted): the gateway
+        stores and counts the prompt line with the values, one commit, before anything
+        goes up."""
         plan = plan_request(body)
-        redaction = self._redactor.redact_sync(conversation_id, plan.texts)
-        upstream = plan.fill(redaction.texts)
-        return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
+
+        def prepared(redaction: Redaction) -> Prepared:
+            upstream = plan.fill(redaction.texts)
+            return Prepared(
+                conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model
+            )
+
+        keep = None
+        if record is not None:
+
+            def keep(tx: Any, redaction: Redaction) -> None:
+                record(tx, prepared(redaction))
+
+        return prepared(self._redactor.redact_sync(conversation_id, plan.texts, record=keep))
 
     def _encoded(self, prepared: Prepared) -> bytes:
         return json.dumps(prepared.body, ensure_ascii=False).encode("utf-8")

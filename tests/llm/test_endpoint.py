@@ -492,3 +492,27 @@ def test_the_log_viewer_shows_the_exchange_with_references_only(
     assert EMAIL not in page.text
     assert page.text.count('data-reference="CC_EMAIL_ADDRESS_') >= 2  # the prompt and answer
     assert "Mailed" in page.text
+
+
+def test_the_rate_limit_counts_requests_per_conversation(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    db = tmp_path / "rate.db"
+    settings = settings_for(f"sqlite:///{db}", tmp_path, None, rate_limit=2)
+    with threaded(fake.app()) as upstream:
+        settings = settings.model_copy(update={"llm_upstream_url": upstream + "/v1"})
+        with served(settings) as gw:
+            headers = {"X-Coatcheck-Conversation": "chatty"}
+            for _ in range(2):
+                assert _post(gw, _body(False, f"mail {EMAIL}"), headers).status_code == 200
+            with sqlite3.connect(db) as conn:
+                (before,) = conn.execute("SELECT count(*) FROM stored_values").fetchone()
+            refused = _post(gw, _body(False, f"card {CARD}"), headers)
+            error = _openai_error(refused, 429, "rate_limited")
+            assert error["type"] == "invalid_request_error"
+            assert int(refused.headers["retry-after"]) >= 1
+            with sqlite3.connect(db) as conn:  # the refused request's value was rolled back
+                (after,) = conn.execute("SELECT count(*) FROM stored_values").fetchone()
+            assert after == before
+            assert len(fake.received) == 2
+            other = _post(gw, _body(False, "hi"), {"X-Coatcheck-Conversation": "quiet"})
+            assert other.status_code == 200
