@@ -14,7 +14,10 @@ and this client.
    time to the first non-empty content delta (TTFT) and of the total.  The prompt holds an
    e-mail address and a card number, so each request vaults two values, numbers two
    placeholders, stores a prompt line and an answer line (three SQLite commits).
-2. Throughput at `--connections` (50): `--load` streamed requests through the bare proxy,
+2. CPU per request: the server process's own CPU time (user + system, /proc) over
+   `--requests` sequential streams, for the bare proxy and coatcheck: what a busy host
+   does not inflate.
+3. Throughput at `--connections` (50): `--load` streamed requests through the bare proxy,
    then through coatcheck; completed streams per second.
 
 coatcheck is measured twice: `coatcheck` sends `X-Coatcheck-Conversation` (a chat's turns,
@@ -112,13 +115,15 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def process(args: list[str], url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    args: list[str], url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
     )
     try:
         _wait(url, proc)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(30)
@@ -180,6 +185,22 @@ async def latency(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dic
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_request(pid: int, url: str, headers: dict[str, str], n: int) -> float:
+    """CPU ms the process `pid` spends per streamed request (load on the host does not
+    inflate it as it inflates wall-clock times)."""
+    async with aiohttp.ClientSession() as session:
+        before = cpu_seconds(pid)
+        for _ in range(n):
+            await one(session, url, headers)
+        return (cpu_seconds(pid) - before) * 1000 / n
+
+
 async def throughput(url: str, headers: dict[str, str], total: int, connections: int) -> float:
     """Completed streamed answers per second, `connections` at a time."""
     connector = aiohttp.TCPConnector(limit=connections)
@@ -226,14 +247,14 @@ def run(args: argparse.Namespace) -> None:
         stack.enter_context(
             process([*me, "--serve-fake", str(fake)], f"http://127.0.0.1:{fake}/v1/models")
         )
-        stack.enter_context(
+        bare = stack.enter_context(
             process(
                 [*me, "--serve-proxy", str(proxy), "--upstream", upstream],
                 f"http://127.0.0.1:{proxy}/",
             )
         )
         cmd = [*CLI, "serve", "--port", str(gateway), "--log-level", "warning"]
-        stack.enter_context(process(cmd, f"http://127.0.0.1:{gateway}/health", env))
+        served = stack.enter_context(process(cmd, f"http://127.0.0.1:{gateway}/health", env))
         keys = dict(line.split("=", 1) for line in (Path(tmp) / "ops.apikeys").read_text().split())
         auth = {"Authorization": f"Bearer {keys['channel']}"}
         route = f"http://127.0.0.1:{gateway}/openai/v1/chat/completions"
@@ -246,6 +267,13 @@ def run(args: argparse.Namespace) -> None:
             "coatcheck_new_conversation": (route, auth),
         }
         result = asyncio.run(latency(targets, args.requests))
+        pids = {"bare_proxy": bare.pid, "coatcheck": served.pid}
+        pids["coatcheck_new_conversation"] = served.pid
+        result["server_cpu_ms_per_request"] = {
+            name: round(asyncio.run(cpu_per_request(pids[name], url, h, args.requests)), 2)
+            for name, (url, h) in targets.items()
+            if name != "direct"
+        }
         result["connections"] = args.connections
         result["streams_per_s"] = {
             name: round(asyncio.run(throughput(url, h, args.load, args.connections)), 1)

@@ -68,10 +68,19 @@ class OpenAiChannel:
             _check(f"user:{user}", "user")
         return conversation_for(header, user, self._new_id)
 
+    def echo_headers(self, conversation_id: str) -> dict[str, str]:
+        """The conversation id for the client (`X-Coatcheck-Conversation`), when it can be
+        a header value (printable ASCII); else nothing."""
+        if conversation_id.isascii() and conversation_id.isprintable():
+            return {CONVERSATION_HEADER: conversation_id}
+        return {}
+
 
 def _check(value: str, name: str) -> None:
     try:
         clean_text(value)
+        if "\r" in value or "\n" in value:  # a header value cannot hold them either
+            raise ValueError(name)
     except ValueError:
         raise InvalidRequest(
             f"{name}: invalid characters", param=name, code="invalid_value"

@@ -185,6 +185,64 @@ def viable_start(text: str, shape: ValueShape) -> int:
     return best
 
 
+class _ShapeSet:
+    """`min(viable_start(text, s) for s in shapes)` in one backward walk: each character's
+    verdict for every shape is one bitmask (a table for ASCII, cached otherwise), so the
+    walk costs per character what one shape's did (the hold-back runs on every event)."""
+
+    _CACHE = 4096
+
+    def __init__(self, shapes: Sequence[ValueShape]) -> None:
+        self._shapes = list(shapes)
+        self._all = (1 << len(self._shapes)) - 1
+        widest = max((s.max_len for s in self._shapes), default=0)
+        # shapes still allowed to grow once `count` characters were taken
+        self._alive_at = [
+            sum(1 << k for k, s in enumerate(self._shapes) if s.max_len > count)
+            for count in range(widest + 1)
+        ]
+        self._masks: dict[str, tuple[int, int]] = {
+            chr(c): self._verdict(chr(c)) for c in range(128)
+        }
+
+    def _verdict(self, ch: str) -> tuple[int, int]:
+        body = sum(1 << k for k, s in enumerate(self._shapes) if s.body(ch))
+        start = sum(1 << k for k, s in enumerate(self._shapes) if s.start(ch))
+        return body, start
+
+    def _mask(self, ch: str) -> tuple[int, int]:
+        found = self._masks.get(ch)
+        if found is None:
+            found = self._verdict(ch)
+            if len(self._masks) < 128 + self._CACHE:
+                self._masks[ch] = found
+        return found
+
+    def hold_from(self, text: str) -> int:
+        if not self._shapes:
+            return len(text)
+        pending = _pending_escape(text)
+        i = len(text) - pending
+        best = i if pending else len(text)
+        count = 1 if pending else 0
+        alive = self._all
+        widest = len(self._alive_at) - 1
+        while i > 0:
+            alive &= self._alive_at[count] if count <= widest else 0
+            if not alive:
+                break
+            ch, width = _decoded_before(text, i)
+            body, start = self._mask(ch)
+            alive &= body
+            if not alive:
+                break
+            i -= width
+            count += 1
+            if alive & start:
+                best = i
+        return best
+
+
 class _PercentView:
     """`text` with %XX decoded, and where each decoded character came from."""
 
@@ -237,6 +295,7 @@ class ShapedDetector:
         self._percent = percent
         widest = max((s.max_len for s in self._shapes), default=0)
         self.max_hold = widest * (3 if percent else 1)
+        self._walk = _ShapeSet(self._shapes)
         needs = [s.needs for s in self._shapes]
         self._needs: re.Pattern[str] | None = None
         if needs and all(n is not None for n in needs):
@@ -264,7 +323,7 @@ class ShapedDetector:
         return out
 
     def hold_from(self, text: str) -> int:
-        return min((viable_start(text, shape) for shape in self._shapes), default=len(text))
+        return self._walk.hold_from(text)
 
 
 def _merge(found: list[Found]) -> list[Found]:

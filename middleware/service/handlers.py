@@ -174,7 +174,8 @@ def _openai_shaped(handler: Handler) -> Handler:
         status = response.status_code
         kind = "invalid_request_error" if status < 500 else "server_error"
         body = openai_error(ours.get("message", "error"), kind, None, ours.get("error"))
-        headers = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
+        drop = ("content-length", "content-type")
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in drop}
         return JSONResponse(body, status_code=status, headers=headers)
 
     return shaped

@@ -54,7 +54,7 @@ def openai_router(channel: OpenAiChannel) -> APIRouter:
         body = channel.parse(await request.body())
         conversation = channel.conversation(request.headers.get(CONVERSATION_HEADER), body)
         prepared = await llm.prepare(conversation, body)
-        headers = {CONVERSATION_HEADER: conversation}
+        headers = channel.echo_headers(conversation)
         if not prepared.stream:
             return _json(await llm.complete(prepared), headers)
         frames = await llm.open_stream(prepared)

@@ -376,10 +376,32 @@ def test_bad_requests_are_refused_before_anything_goes_up(
     assert EMAIL not in response.text and fake.received == []
 
 
-def test_a_bad_conversation_header_is_refused(gw: Served, fake: FakeUpstream) -> None:
-    response = _post(gw, _body(), {"X-Coatcheck-Conversation": "x" * 256})
-    assert _openai_error(response, 400, "invalid_value")["param"] == "X-Coatcheck-Conversation"
-    assert fake.received == []
+@pytest.mark.parametrize(
+    ("headers", "user", "param"),
+    [
+        ({"X-Coatcheck-Conversation": "x" * 256}, None, "X-Coatcheck-Conversation"),
+        ({"X-Coatcheck-Conversation": " "}, None, "X-Coatcheck-Conversation"),
+        ({}, "u\r\nX-Injected: 1", "user"),
+        ({}, "u\x00", "user"),
+        ({}, "x" * 251, "user"),
+    ],
+)
+def test_a_bad_conversation_id_is_refused(
+    gw: Served, fake: FakeUpstream, headers: dict[str, str], user: str | None, param: str
+) -> None:
+    body = _body() if user is None else _body(user=user)
+    response = _post(gw, body, headers)
+    assert _openai_error(response, 400, "invalid_value")["param"] == param
+    assert "X-Injected" not in response.headers and fake.received == []
+
+
+def test_a_conversation_id_that_is_no_header_value_is_not_echoed(
+    gw: Served, fake: FakeUpstream
+) -> None:
+    response = _post(gw, _body(False, "hi", user="漢字"))
+    assert response.status_code == 200, response.text
+    assert "x-coatcheck-conversation" not in response.headers
+    assert [line["direction"] for line in _history(gw, "user:漢字")] == ["in", "out"]
 
 
 @pytest.mark.parametrize("stream", [True, False])
