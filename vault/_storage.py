@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from coatcheck.vault._chain import Chain
 from coatcheck.vault._statements import DialectStatements, for_dialect
@@ -25,6 +25,14 @@ from coatcheck.vault.errors import ConcurrencyError
 __all__ = ["Storage"]
 
 _T = TypeVar("_T")
+
+
+_RACES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race."""
+
+
+def _sqlstate(exc: OperationalError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
 
 
 class Storage:
@@ -59,13 +67,17 @@ class Storage:
         self.unvacuumed = False
 
     def retry(self, name: str, work: Callable[[Connection], _T]) -> _T:
-        """Run `work` in a transaction; on a uniqueness race roll back and run it again."""
+        """Run `work` in a transaction; on a uniqueness race, or a deadlock PostgreSQL broke
+        by rolling this transaction back, run it again."""
         for _ in range(self.retries):
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
             except IntegrityError:
                 continue
+            except OperationalError as exc:
+                if _sqlstate(exc) not in _RACES:
+                    raise
         raise ConcurrencyError(name)
 
     @contextmanager

@@ -7,9 +7,14 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
 from coatcheck.vault import Grant, Vault, make_engine
+from coatcheck.vault._storage import Storage
 from coatcheck.vault.keys import KeyProvider, ProviderSettings
-from tests.conftest import FakeClock, open_keys
+from tests.conftest import BACKENDS, FakeClock, open_keys
 
 WORKERS = 8
 
@@ -88,3 +93,37 @@ def test_rotation_while_tokenizing_and_revealing(
         g = Grant(conv, frozenset({"EMAIL"}), "p", "w", clock.now + 30)
         assert fresh.reveal(conv, ref, g).endswith("@x.io")
     assert fresh.verify_audit().ok
+
+
+@pytest.mark.parametrize("db_url", [BACKENDS[1]], indirect=True)
+def test_a_transaction_postgres_breaks_out_of_a_deadlock_is_run_again(db_url: str) -> None:
+    """Two transactions lock two rows in opposite orders: PostgreSQL rolls one back
+    (40P01); the vault's `retry` runs that one again instead of failing the request."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE race (id int PRIMARY KEY, n int)"))
+        conn.execute(text("INSERT INTO race VALUES (1, 0), (2, 0)"))
+    storage = Storage(engine, "t1", FakeClock(), retries=3)
+    both_hold_one = threading.Barrier(2)
+    attempts: list[int] = []
+
+    def bump(first: int, second: int) -> str:
+        def work(conn: Connection) -> str:
+            attempts.append(first)
+            conn.execute(text("UPDATE race SET n = n + 1 WHERE id = :i"), {"i": first})
+            if len(attempts) <= 2:  # only the first round meets at the barrier
+                both_hold_one.wait(timeout=10)
+            conn.execute(text("UPDATE race SET n = n + 1 WHERE id = :i"), {"i": second})
+            return "done"
+
+        return storage.retry("race", work)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(bump, (1, 2), (2, 1)))
+        assert results == ["done", "done"]
+        assert len(attempts) > 2  # the deadlock's loser ran again
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT sum(n) FROM race")).scalar() == 4
+    finally:
+        engine.dispose()

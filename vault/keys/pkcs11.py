@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -87,33 +88,64 @@ def _config_error(setting: str, message: str) -> KeyConfigError:
 
 
 def _acquire(module: str, token_label: str, pin: str) -> Any:
-    """The process's logged-in session on the token (opened on first use)."""
+    """The process's logged-in session on the token (opened on first use).
+
+    SoftHSM2 lists the tokens it finds on disk when the module is initialised; a token file
+    that another process is rewriting at that moment (creating a KEK, say) is skipped, so
+    the token seems absent, or its token info fails with CKR_GENERAL_ERROR.  A missing token
+    is therefore looked for again on a freshly initialised module a few times (about 1.5 s
+    in all) before it is a configuration error.
+    """
     key = (module, token_label)
     with _LOCK:
         shared = _SHARED.get(key)
         if shared is not None:
             shared.users += 1
             return shared.session
-        try:
-            lib = _library(module)
-        except p11.PKCS11Error:
-            raise _config_error("COATCHECK_PKCS11_MODULE", f"cannot load {module}") from None
-        try:
-            session = _login(lib, token_label, pin)
-        except BaseException:
-            _release_library(module)
-            raise
-        _SHARED[key] = _Shared(lib, session, 1)
-        return session
+        for delay in (*_TOKEN_RETRY_DELAYS, None):
+            try:
+                lib = _library(module)
+            except p11.PKCS11Error:
+                raise _config_error("COATCHECK_PKCS11_MODULE", f"cannot load {module}") from None
+            try:
+                session = _login(lib, token_label, pin)
+            except _TokenNotListed:
+                _release_library(module)
+                if delay is None:
+                    raise _config_error(
+                        "COATCHECK_PKCS11_TOKEN", f"no token labelled {token_label!r}"
+                    ) from None
+                time.sleep(delay)
+                continue
+            except BaseException:
+                _release_library(module)
+                raise
+            _SHARED[key] = _Shared(lib, session, 1)
+            return session
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_TOKEN_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+_OBJECT_RETRY_DELAYS = (0.05, 0.2)
+"""A KEK that a row names but the token does not list is looked for again before it counts
+as destroyed: SoftHSM2 shows another process's new object only once its file is complete,
+and a KEK taken for destroyed marks its bucket's row destroyed (`vault/_keks.py`).  A row
+whose KEK really is gone costs these 0.25 s once: the row is then marked."""
+
+
+class _TokenNotListed(Exception):
+    """The module lists no token of that label (yet: see `_acquire`)."""
 
 
 def _login(lib: Any, token_label: str, pin: str) -> Any:
     """A read-write session on the token, logged in as the user; errors name the setting."""
     try:
         token = lib.get_token(token_label=token_label)
-    except (p11.NoSuchToken, p11.MultipleTokensReturned):
+    except (p11.NoSuchToken, p11.GeneralError):  # GeneralError: SoftHSM2 met a file mid-write
+        raise _TokenNotListed from None
+    except p11.MultipleTokensReturned:
         raise _config_error(
-            "COATCHECK_PKCS11_TOKEN", f"no single token labelled {token_label!r}"
+            "COATCHECK_PKCS11_TOKEN", f"more than one token labelled {token_label!r}"
         ) from None
     try:
         return token.open(user_pin=pin, rw=True)
@@ -289,14 +321,19 @@ class Pkcs11KeyProvider(KeyProvider):
         if not record:
             raise KeyDestroyed(kek_id)
         _, object_id = self._body(record, TOKEN_KEK)
-        try:
-            with _LOCK:
-                key = self._session.get_key(object_class=ObjectClass.SECRET_KEY, id=object_id)
-                label = key.label
-        except _GONE:
-            raise KeyDestroyed(kek_id) from None
-        except p11.PKCS11Error as exc:
-            raise ProviderUnavailable("pkcs11", type(exc).__name__) from None
+        key = None
+        for delay in (*_OBJECT_RETRY_DELAYS, None):
+            try:
+                with _LOCK:
+                    key = self._session.get_key(object_class=ObjectClass.SECRET_KEY, id=object_id)
+                    label = key.label
+                break
+            except _GONE:
+                if delay is None:
+                    raise KeyDestroyed(kek_id) from None
+                time.sleep(delay)
+            except p11.PKCS11Error as exc:
+                raise ProviderUnavailable("pkcs11", type(exc).__name__) from None
         if label != kek_id:
             raise DecryptionError()  # a record moved to another name opens nothing
         return key
