@@ -36,6 +36,7 @@ from coatcheck.middleware.llm.upstream import UpstreamAnswer
 __all__ = ["CONVERSATION_HEADER", "ChatCompletions", "Exchange", "Prepared", "conversation_for"]
 
 CONVERSATION_HEADER = "X-Coatcheck-Conversation"
+FLUSH_SECONDS = 0.001  # the longest a filtered frame waits for the rest of its read
 
 
 def conversation_for(header: str | None, user: str | None, new_id: Callable[[], str]) -> str:
@@ -189,15 +190,21 @@ class ChatCompletions:
     async def _frames(
         self, prepared: Prepared, answer: UpstreamAnswer, rewriter: StreamRewriter
     ) -> AsyncIterator[bytes]:
-        # The frames of one read of the provider's stream go out as one write: the same SSE
-        # events, a fraction of the ASGI sends (bench/llm.py: the sends cost more CPU than
-        # the filter once the filter was fast).
+        # The frames of one read of the provider's stream go out as one write (the same SSE
+        # events, a fraction of the ASGI sends), but none waits more than `FLUSH_SECONDS`
+        # for the rest of a long read to be filtered (bench/llm.py: under load one read can
+        # hold most of a stream).
         decoder = SseDecoder()
         pending: list[bytes] = []
         try:
             async for chunk in answer.chunks():
+                since = time.perf_counter()
                 for data in decoder.feed(chunk):
                     pending += rewriter.event(data)
+                    if pending and time.perf_counter() - since > FLUSH_SECONDS:
+                        batch, pending = b"".join(pending), []
+                        yield batch
+                        since = time.perf_counter()
                 if pending:
                     batch, pending = b"".join(pending), []
                     yield batch
