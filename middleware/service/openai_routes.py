@@ -24,6 +24,35 @@ from coatcheck.middleware.service.deps import ChannelKey
 __all__ = ["PREFIX", "openai_router"]
 
 PREFIX = "/openai/v1"
+# The request body as the API docs (and the API fuzzer) see it: the common shape. The route
+# reads the body itself (the LLM core walks every key, known or not: docs/llm.md).
+_CHAT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["model", "messages"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "messages": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["role", "content"],
+                            "properties": {
+                                "role": {"type": "string", "enum": ["system", "user"]},
+                                "content": {"type": "string"},
+                            },
+                        },
+                    },
+                    "stream": {"type": "boolean"},
+                    "user": {"type": "string"},
+                },
+            }
+        }
+    },
+}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -46,7 +75,7 @@ def openai_router(channel: OpenAiChannel) -> APIRouter:
     """The routes under `/openai/v1` (the key is checked before anything else)."""
     router = APIRouter(prefix=PREFIX)
 
-    @router.post("/chat/completions")
+    @router.post("/chat/completions", openapi_extra={"requestBody": _CHAT_BODY})
     async def chat_completions(request: Request, _: ChannelKey, llm: LlmDep) -> Response:
         """A chat completion with every value replaced by a placeholder on the way up and
         restored (only this request's) on the way down; the conversation id comes back in
