@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 
 from coatcheck import __version__
-from coatcheck.middleware.adapters import RasaRestChannel
+from coatcheck.middleware.adapters import OpenAiChannel, RasaRestChannel
 from coatcheck.middleware.compose import compose
 from coatcheck.middleware.config import load_config
 from coatcheck.middleware.gateway.ports import BotAdapter
@@ -28,6 +28,7 @@ from coatcheck.middleware.observability.routes import ops_router
 from coatcheck.middleware.service.export_routes import router as export_router
 from coatcheck.middleware.service.handlers import install_handlers
 from coatcheck.middleware.service.limits import BodyLimits
+from coatcheck.middleware.service.openai_routes import openai_router
 from coatcheck.middleware.service.routes import router as api_router
 from coatcheck.middleware.service.subject_routes import router as subject_router
 from coatcheck.middleware.service.webhook import rasa_rest_router
@@ -42,6 +43,7 @@ _DRAIN_ON_STOP = 5.0  # seconds a graceful stop spends delivering the outbox's d
 def _mount(app: FastAPI, channel: RasaRestChannel, settings: Settings) -> None:
     """Every router of the app, in one place."""
     app.include_router(rasa_rest_router(channel))  # the channel webhook (Rasa REST)
+    app.include_router(openai_router(OpenAiChannel()))  # OpenAI-compatible (docs/llm.md)
     app.include_router(api_router)  # vault API, conversations, health
     app.include_router(export_router)  # export controls (docs/export.md)
     app.include_router(subject_router)  # a person's erasure and export (docs/keys.md)

@@ -9,7 +9,7 @@ knows them all.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -17,7 +17,7 @@ import aiohttp
 from anyio import CapacityLimiter
 from sqlalchemy import Engine
 
-from coatcheck.middleware.adapters import EchoBot, RasaRestBot
+from coatcheck.middleware.adapters import EchoBot, RasaRestBot, openai_provider
 from coatcheck.middleware.config import CoatcheckConfig, build_detector
 from coatcheck.middleware.detect import DetectConfig, Detector
 from coatcheck.middleware.export import ExportSection, ExportSink, build_sinks, sink_key
@@ -29,6 +29,7 @@ from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.idempotency import MessageDigests
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.llm_chat import LlmChats
 from coatcheck.middleware.gateway.masking import detector_redactor
 from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.ports import BotAdapter
@@ -42,10 +43,22 @@ from coatcheck.middleware.gateway.reply_filter import ReplyFilter
 from coatcheck.middleware.gateway.reveals import Reveals
 from coatcheck.middleware.gateway.services import Services
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.placeholders import Placeholders
 from coatcheck.middleware.gateway.subjects import Subjects
 from coatcheck.middleware.gateway.sweeper import Sweeper
+from coatcheck.middleware.llm import (
+    WORD_TYPES,
+    ChatCompletions,
+    Exchange,
+    NoResponseDetector,
+    PromptRedactor,
+    ResponseDetector,
+    ShapedDetector,
+    default_grammar,
+)
 from coatcheck.middleware.observability.instrument import MeteredBot, MeteredVault
 from coatcheck.middleware.pipeline import Redactor
+from coatcheck.middleware.render import display_for, format_reference
 from coatcheck.middleware.service.auth import Authenticator
 from coatcheck.middleware.service.bootstrap import bootstrap
 from coatcheck.middleware.service.keycache import KeyCache
@@ -108,6 +121,46 @@ def _bot(settings: Settings, http: aiohttp.ClientSession) -> BotAdapter:
     return RasaRestBot(http, settings.bot_url, settings.bot_timeout_seconds)
 
 
+def _llm(parts: _Parts, http: aiohttp.ClientSession) -> LlmChats | None:
+    """The OpenAI-compatible gateway (docs/llm.md), when a provider is configured: the
+    request redactor on the vault and the placeholder table, history in the Rasa path's
+    reference form, the response detector unless `llm.response_pii: pass`."""
+    p, settings = parts, parts.settings
+    if settings.llm_upstream_url is None:
+        return None
+    secret = settings.llm_upstream_api_key
+    provider = openai_provider(
+        http,
+        settings.llm_upstream_url,
+        None if secret is None else secret.get_secret_value(),
+        settings.llm_timeout_seconds,
+    )
+    types = [c.name for c in p.config.custom_types] + list(p.config.types)
+
+    def record_form(entity_type: str, ref_id: str, value: str) -> str:
+        display = display_for(value, ref_id, p.detect.settings_for(entity_type))
+        return format_reference(entity_type, ref_id, display)
+
+    redactor = PromptRedactor(
+        p.detector,
+        p.vault,
+        Placeholders(p.store.db, settings.tenant),
+        grammar=default_grammar(types),
+        record_form=record_form,
+    )
+    response: ResponseDetector = (
+        NoResponseDetector()
+        if p.config.llm.response_pii == "pass"
+        else ShapedDetector(p.detector.detect, WORD_TYPES)
+    )
+
+    def core(on_exchange: Callable[[Exchange], Awaitable[None]]) -> ChatCompletions:
+        return ChatCompletions(redactor, provider, response, clock=p.clock, on_exchange=on_exchange)
+
+    rate = RateLimit(settings.rate_limit, settings.rate_window_seconds)
+    return LlmChats(core, provider, store=p.store, rate=rate, limiter=p.limiter)
+
+
 def _services(
     parts: _Parts,
     *,
@@ -115,6 +168,7 @@ def _services(
     export: ExportSection,
     external: ExternalValues,
     channel: str,
+    llm: LlmChats | None = None,
 ) -> Services:
     """The domain graph: each service with exactly the collaborators it uses."""
     p, settings = parts, parts.settings
@@ -231,6 +285,7 @@ def _services(
         subjects=Subjects(p.store, p.vault),
         clock=p.clock,
         audit_roles=frozenset(Role(r) for r in p.config.ui.audit_roles) | {Role.ADMIN},
+        llm=llm,
     )
 
 
@@ -304,6 +359,7 @@ async def _domain(
                     export=config.export,
                     external=ExternalValues(vault, resolver),
                     channel=channel,
+                    llm=_llm(parts, http),
                 )
                 cache = KeyCache(settings.apikey_cache_seconds, clock=clock)
                 yield services, Authenticator(store.keys, cache)

@@ -7,7 +7,7 @@ API keys are stored as SHA-256 digests.
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coatcheck.vault.models import Base
@@ -19,6 +19,8 @@ __all__ = [
     "ExportRedaction",
     "HistoryEntry",
     "IdempotentMessage",
+    "LlmPlaceholder",
+    "LlmPlaceholderCounter",
     "OutboxRecord",
     "RateCounter",
     "UiSession",
@@ -180,3 +182,38 @@ class IdempotentMessage(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[float] = mapped_column(Float, index=True, nullable=False)
     replies_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LlmPlaceholder(Base):
+    """A placeholder of the LLM gateway (`[EMAIL_1]`): (conversation, label, n) -> the
+    vault's bare reference id (docs/llm.md, "The placeholder table").
+
+    Both constraints are what make concurrent requests (any worker, any host) agree: a
+    number names one reference, a reference has one number per conversation.  No value.
+    """
+
+    __tablename__ = "llm_placeholders"
+    __table_args__ = (
+        UniqueConstraint("tenant", "conversation_id", "ref_id"),
+        CheckConstraint("n >= 1", name="n_positive"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ref_id: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class LlmPlaceholderCounter(Base):
+    """The last number handed out per (conversation, label): its row lock (PostgreSQL) or
+    the write lock (SQLite) serialises numbering; a lost race leaves a gap, never a
+    duplicate."""
+
+    __tablename__ = "llm_placeholder_counters"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_n: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
     idle_timeout_seconds: float = Field(default=1800.0, ge=0, le=30 * 86400)
     sweep_interval_seconds: float = Field(default=30.0, ge=0, le=3600)
     log_level: str = "INFO"
+    # The LLM gateway (docs/llm.md): the model provider's OpenAI-compatible base URL (ending
+    # in /v1) and its API key; unset: `/openai/v1/*` answers 503 `llm_not_configured`.
+    llm_upstream_url: str | None = None
+    llm_upstream_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -88,6 +94,20 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
+
+    @field_validator("llm_upstream_url")
+    @classmethod
+    def _llm_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a base URL without credentials, query or fragment")
+        if not parts.path.rstrip("/").endswith("/v1"):
+            raise ValueError("must be the provider's base URL, ending in /v1")
+        return value.rstrip("/")
 
     @field_validator("key_provider")
     @classmethod

@@ -34,6 +34,7 @@ GATEWAY_EPOCH = 1_800_000_000.0  # the gateway suites' injected "now"
 # so only the credentials decide its fate (the auth tests and the reliability matrix).
 VALID_BODIES: dict[str, Any] = {
     "/webhooks/rest/webhook": {"sender": "u1", "message": "hi"},
+    "/openai/v1/chat/completions": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
     "/v1/redact": {"text": "hi", "conversation_id": "u1"},
     "/v1/grants": {
         "conversation_id": "u1",

@@ -43,6 +43,7 @@ __all__ = [
     "GrantsSection",
     "IdempotencySection",
     "LimitsSection",
+    "LlmSection",
     "RepliesSection",
     "UiSection",
     "builtin_types",
@@ -118,6 +119,19 @@ class UiSection(BaseModel):
     audit_roles: frozenset[StaffRole] = frozenset({"auditor", "admin"})
 
 
+class LlmSection(BaseModel):
+    """`llm:` — the OpenAI-compatible gateway (docs/llm.md).
+
+    `response_pii`: what happens to a value the model writes that this request never sent
+    (an address it invented or remembered): `redact` (default) shows `[REDACTED_<LABEL>]`,
+    `pass` lets it through (only this request's placeholders are restored either way).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    response_pii: Literal["redact", "pass"] = "redact"
+
+
 class CoatcheckConfig(BaseModel):
     """The whole file.  Fields are checked in this order (later checks read earlier ones)."""
 
@@ -136,6 +150,7 @@ class CoatcheckConfig(BaseModel):
     limits: LimitsSection = LimitsSection()
     idempotency: IdempotencySection = IdempotencySection()
     ui: UiSection = UiSection()
+    llm: LlmSection = LlmSection()
 
     @model_validator(mode="before")
     @classmethod

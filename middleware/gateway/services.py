@@ -19,6 +19,7 @@ from coatcheck.middleware.gateway.conversation import ConversationService
 from coatcheck.middleware.gateway.exports import Exporter
 from coatcheck.middleware.gateway.external import ExternalValues
 from coatcheck.middleware.gateway.lifecycle import Lifecycle
+from coatcheck.middleware.gateway.llm_chat import LlmChats
 from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.records import ConversationRecords
 from coatcheck.middleware.gateway.redaction import RedactionService
@@ -58,6 +59,7 @@ class Services:
     # Staff roles that open the log viewer's audit view (config `ui.audit_roles`; admin
     # always may).
     audit_roles: frozenset[Role] = frozenset({Role.AUDITOR, Role.ADMIN})
+    llm: LlmChats | None = None  # the OpenAI-compatible gateway, when a provider is set
 
 
 def services_of(state: Any) -> Services:

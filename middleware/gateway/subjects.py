@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.middleware.gateway.store.placeholders import forget_placeholders
 from coatcheck.vault import SubjectValue, Transaction, Vault
 
 __all__ = ["GatewayRowsForgotten", "SubjectErasure", "SubjectExport", "Subjects"]
@@ -108,6 +109,7 @@ class Subjects:
             # (not counted in the audit text: neither holds a value or a raw id).
             self._store.outbox.forget(tx, ids)
             self._store.message_ids.forget(tx, ids)
+            forget_placeholders(tx, ids)  # the LLM route's numbering (references only)
             forgotten.append(rows)
             return rows.audit_text()
 

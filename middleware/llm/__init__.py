@@ -12,13 +12,15 @@ provider (`Upstream`). Errors, under one root, carry OpenAI's error shape::
     ├── RedactionUnavailable    503, nothing went up
     ├── UpstreamError           the provider's status, its names, not its message
     ├── UpstreamUnavailable     502 / 504
-    └── UpstreamProtocolError   502, the answer could not be read
+    ├── UpstreamProtocolError   502, the answer could not be read
+    └── NotConfigured           503, no provider configured
 """
 
 from coatcheck.middleware.llm.book import PlaceholderBook
 from coatcheck.middleware.llm.errors import (
     InvalidRequest,
     LlmError,
+    NotConfigured,
     RedactionUnavailable,
     UpstreamError,
     UpstreamProtocolError,
@@ -78,6 +80,7 @@ __all__ = [
     "InvalidRequest",
     "LlmError",
     "NoResponseDetector",
+    "NotConfigured",
     "PlaceholderBook",
     "PlaceholderGrammar",
     "PlaceholderMatch",

@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "InvalidRequest",
     "LlmError",
+    "NotConfigured",
     "RedactionUnavailable",
     "UpstreamError",
     "UpstreamProtocolError",
@@ -111,3 +112,14 @@ class UpstreamProtocolError(LlmError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the model provider's answer could not be read ({reason})")
         self.reason = reason
+
+
+class NotConfigured(LlmError):
+    """No model provider is configured (`COATCHECK_LLM_UPSTREAM_URL` unset): 503."""
+
+    status = 503
+    error_type = "server_error"
+    default_message = "the LLM gateway is not configured (COATCHECK_LLM_UPSTREAM_URL)"
+
+    def __init__(self) -> None:
+        super().__init__(code="llm_not_configured")

@@ -36,6 +36,7 @@ from coatcheck.middleware.llm.upstream import UpstreamAnswer
 __all__ = ["CONVERSATION_HEADER", "ChatCompletions", "Exchange", "Prepared", "conversation_for"]
 
 CONVERSATION_HEADER = "X-Coatcheck-Conversation"
+FLUSH_SECONDS = 0.001  # the longest a filtered frame waits for the rest of its read
 
 
 def conversation_for(header: str | None, user: str | None, new_id: Callable[[], str]) -> str:
@@ -51,6 +52,14 @@ class Redactor(Protocol):
     grammar: PlaceholderGrammar
 
     async def redact(self, conversation_id: str, texts: Sequence[str]) -> Redaction: ...
+
+    def redact_sync(
+        self,
+        conversation_id: str,
+        texts: Sequence[str],
+        *,
+        record: Callable[[Any, Redaction], None] | None = None,
+    ) -> Redaction: ...
 
 
 class Provider(Protocol):
@@ -105,6 +114,33 @@ class ChatCompletions:
         upstream = plan.fill(redaction.texts)
         return Prepared(conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model)
 
+    def prepare_sync(
+        self,
+        conversation_id: str,
+        body: object,
+        *,
+        record: Callable[[Any, Prepared], None] | None = None,
+    ) -> Prepared:
+        """`prepare` for a caller already off the event loop.  `record(tx, prepared)` runs
+        inside the vault's transaction (`tx` None when nothing was vaulted): the gateway
+        stores and counts the prompt line with the values, one commit, before anything
+        goes up."""
+        plan = plan_request(body)
+
+        def prepared(redaction: Redaction) -> Prepared:
+            upstream = plan.fill(redaction.texts)
+            return Prepared(
+                conversation_id, upstream, redaction, plan.paths, plan.stream, plan.model
+            )
+
+        keep = None
+        if record is not None:
+
+            def keep(tx: Any, redaction: Redaction) -> None:
+                record(tx, prepared(redaction))
+
+        return prepared(self._redactor.redact_sync(conversation_id, plan.texts, record=keep))
+
     def _encoded(self, prepared: Prepared) -> bytes:
         return json.dumps(prepared.body, ensure_ascii=False).encode("utf-8")
 
@@ -154,27 +190,38 @@ class ChatCompletions:
     async def _frames(
         self, prepared: Prepared, answer: UpstreamAnswer, rewriter: StreamRewriter
     ) -> AsyncIterator[bytes]:
+        # The frames of one read of the provider's stream go out as one write (the same SSE
+        # events, a fraction of the ASGI sends), but none waits more than `FLUSH_SECONDS`
+        # for the rest of a long read to be filtered (bench/llm.py: under load one read can
+        # hold most of a stream).
         decoder = SseDecoder()
+        pending: list[bytes] = []
         try:
             async for chunk in answer.chunks():
+                since = time.perf_counter()
                 for data in decoder.feed(chunk):
-                    for frame in rewriter.event(data):
-                        yield frame
+                    pending += rewriter.event(data)
+                    if pending and time.perf_counter() - since > FLUSH_SECONDS:
+                        batch, pending = b"".join(pending), []
+                        yield batch
+                        since = time.perf_counter()
+                if pending:
+                    batch, pending = b"".join(pending), []
+                    yield batch
                 if rewriter.done:
                     break
             if not rewriter.done:
                 for data in decoder.finish():
-                    for frame in rewriter.event(data):
-                        yield frame
+                    pending += rewriter.event(data)
             if not rewriter.done:
                 if rewriter.unfinished():
                     raise UpstreamUnavailable("stream_ended_early")
-                for frame in rewriter.end():
-                    yield frame
+                pending += rewriter.end()
+            if pending:
+                batch, pending = b"".join(pending), []
+                yield batch
         except LlmError as exc:
-            for frame in rewriter.release_held():
-                yield frame
-            yield encode_event(exc.body())
+            yield b"".join([*pending, *rewriter.release_held(), encode_event(exc.body())])
         finally:
             answer.close()
             if self._on_exchange is not None:

@@ -157,7 +157,18 @@ class PromptRedactor:
         """`redact_sync` off the event loop (detection and the vault are blocking)."""
         return await asyncio.to_thread(self.redact_sync, conversation_id, list(texts))
 
-    def redact_sync(self, conversation_id: str, texts: Sequence[str]) -> Redaction:
+    def redact_sync(
+        self,
+        conversation_id: str,
+        texts: Sequence[str],
+        *,
+        record: Callable[[Any, Redaction], None] | None = None,
+    ) -> Redaction:
+        """The redaction of `texts`.  `record(tx, redaction)` (optional) runs inside the
+        vault's transaction, so the caller's rows (history, rate count) commit with the
+        values and numbers or not at all; with nothing to vault it gets `tx=None` (its own
+        transaction then).  What `record` raises is raised as it is (a rate refusal stays a
+        rate refusal), after the values are rolled back."""
         try:
             found = [_ordered(self.detector.detect(text)) if text.strip() else [] for text in texts]
         except Exception as exc:
@@ -165,22 +176,36 @@ class PromptRedactor:
         items = [(s.entity_type, s.value) for spans in found for s in spans]
         if not items:
             plain = [self.defang(text) for text in texts]
-            return Redaction(plain, list(plain), RestoreMap())
+            redaction = Redaction(plain, list(plain), RestoreMap())
+            if record is not None:
+                record(None, redaction)
+            return redaction
         labels = [self.label(entity_type) for entity_type, _ in items]
         numbers: list[int] = []
+        rendered: list[Redaction] = []
+        raised: list[BaseException] = []
 
         def then(conn: Any, refs: list[str]) -> None:
             numbers[:] = self.book.number_many(
                 conversation_id, list(zip(labels, refs, strict=True)), conn
             )
+            if record is not None:  # refs may differ on a retried transaction: render again
+                rendered[:] = [self._render(texts, found, labels, refs, numbers)]
+                try:
+                    record(conn, rendered[0])
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
 
         try:
             refs = self.vault.tokenize_many(conversation_id, items, then=then)
         except Exception as exc:
+            if raised and exc is raised[-1]:
+                raise
             raise RedactionUnavailable("vault") from exc
         if len(refs) != len(items) or len(numbers) != len(items):
             raise RedactionUnavailable("placeholder_book")
-        return self._render(texts, found, labels, refs, numbers)
+        return rendered[0] if rendered else self._render(texts, found, labels, refs, numbers)
 
     def _render(
         self,

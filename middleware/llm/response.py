@@ -86,11 +86,19 @@ class _Rewriter:
         self.created = created
         self.model = model
         self.fingerprint: str | None = None
+        self._identifiers: dict[str, bool] = {}
 
     def _identifier(self, value: object) -> str | None:
-        if isinstance(value, str) and _IDENT.fullmatch(value) and not self._detector.find(value):
-            return value
-        return None
+        """`value` when it is an identifier the detector finds nothing in (asked once per
+        value: providers repeat `model` in every chunk)."""
+        if not isinstance(value, str) or not _IDENT.fullmatch(value):
+            return None
+        clean = self._identifiers.get(value)
+        if clean is None:
+            clean = not self._detector.find(value)
+            if len(self._identifiers) < _MAX_FIELDS:
+                self._identifiers[value] = clean
+        return value if clean else None
 
     def _envelope(self, upstream: dict[str, Any]) -> None:
         model = self._identifier(upstream.get("model"))

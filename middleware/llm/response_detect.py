@@ -16,6 +16,7 @@ line break, 64 long): safe for any detector, at the price of holding up to 64 ch
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def _digit(ch: str) -> bool:
 def _chars(
     extra: str, *, digits: bool = True, letters: bool = False, spaces: bool = False
 ) -> Callable[[str], bool]:
-    def accepts(ch: str) -> bool:
+    def slow(ch: str) -> bool:
         if _invisible(ch) or (digits and _digit(ch)) or (spaces and ch.isspace()):
             return True
         folded = _fold(ch)
@@ -95,33 +96,52 @@ def _chars(
             return True
         return bool(folded) and all(c in extra for c in folded)
 
+    # ASCII answered from a table (the hold-back asks per character, per type, per event)
+    ascii_ok = frozenset(c for c in map(chr, range(128)) if slow(c))
+
+    def accepts(ch: str) -> bool:
+        return ch in ascii_ok if ch < "\x80" else slow(ch)
+
     return accepts
 
 
 @dataclass(frozen=True, slots=True)
 class ValueShape:
-    """What a value of one type can look like, for the hold-back (not for detection)."""
+    """What a value of one type can look like, for the hold-back (not for detection).
+
+    `needs`: a pattern every text holding such a value matches once NFKC-folded (a digit,
+    an `@`...), or None.  When no type's pattern matches, the detector is not run at all:
+    most streamed text is prose, and this skips detection for it.
+    """
 
     start: Callable[[str], bool]
     body: Callable[[str], bool]
     max_len: int
+    needs: re.Pattern[str] | None = None
 
 
 _ALNUM = _chars("", letters=True)
+_DIGIT = re.compile(r"\d")  # any script's decimal digits (after NFKC: fullwidth ones too)
 DEFAULT_SHAPES: Mapping[str, ValueShape] = {
-    "EMAIL_ADDRESS": ValueShape(_ALNUM, _chars("._%+-@'", letters=True), 254),
-    "PHONE_NUMBER": ValueShape(_chars("+("), _chars("+-().\u2013\u2014/extEXT", spaces=True), 40),
-    "CREDIT_CARD": ValueShape(_chars(""), _chars(" -\u00a0"), 32),
-    "US_SSN": ValueShape(_chars(""), _chars(" -.\u00a0"), 16),
-    "UK_NHS": ValueShape(_chars(""), _chars(" -\u00a0"), 16),
-    "US_PASSPORT": ValueShape(_ALNUM, _ALNUM, 12),
+    # `%`: a percent-encoded `@` (`%40`) is looked for in the decoded view
+    "EMAIL_ADDRESS": ValueShape(_ALNUM, _chars("._%+-@'", letters=True), 254, re.compile("[@%]")),
+    "PHONE_NUMBER": ValueShape(
+        _chars("+("), _chars("+-().\u2013\u2014/extEXT", spaces=True), 40, _DIGIT
+    ),
+    "CREDIT_CARD": ValueShape(_chars(""), _chars(" -\u00a0"), 32, _DIGIT),
+    "US_SSN": ValueShape(_chars(""), _chars(" -.\u00a0"), 16, _DIGIT),
+    "UK_NHS": ValueShape(_chars(""), _chars(" -\u00a0"), 16, _DIGIT),
+    "US_PASSPORT": ValueShape(_ALNUM, _ALNUM, 12, _DIGIT),
     "IBAN_CODE": ValueShape(
         _chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ", digits=False),
         _chars(" ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
         42,
+        _DIGIT,  # its check digits
     ),
-    "IP_ADDRESS": ValueShape(_chars(":abcdefABCDEF"), _chars(".:abcdefABCDEF"), 45),
-    "CRYPTO": ValueShape(_ALNUM, _ALNUM, 90),
+    "IP_ADDRESS": ValueShape(
+        _chars(":abcdefABCDEF"), _chars(".:abcdefABCDEF"), 45, re.compile(r"[\d:]")
+    ),
+    "CRYPTO": ValueShape(_ALNUM, _ALNUM, 90, _DIGIT),  # base58 / bech32 / 0x: a digit
     "DATE_OF_BIRTH": ValueShape(_ALNUM, _chars(" /.,-", letters=True), 32),
 }
 # The types whose values are at most "the current word or number" long: holding for them
@@ -163,6 +183,64 @@ def viable_start(text: str, shape: ValueShape) -> int:
         if shape.start(ch):
             best = i
     return best
+
+
+class _ShapeSet:
+    """`min(viable_start(text, s) for s in shapes)` in one backward walk: each character's
+    verdict for every shape is one bitmask (a table for ASCII, cached otherwise), so the
+    walk costs per character what one shape's did (the hold-back runs on every event)."""
+
+    _CACHE = 4096
+
+    def __init__(self, shapes: Sequence[ValueShape]) -> None:
+        self._shapes = list(shapes)
+        self._all = (1 << len(self._shapes)) - 1
+        widest = max((s.max_len for s in self._shapes), default=0)
+        # shapes still allowed to grow once `count` characters were taken
+        self._alive_at = [
+            sum(1 << k for k, s in enumerate(self._shapes) if s.max_len > count)
+            for count in range(widest + 1)
+        ]
+        self._masks: dict[str, tuple[int, int]] = {
+            chr(c): self._verdict(chr(c)) for c in range(128)
+        }
+
+    def _verdict(self, ch: str) -> tuple[int, int]:
+        body = sum(1 << k for k, s in enumerate(self._shapes) if s.body(ch))
+        start = sum(1 << k for k, s in enumerate(self._shapes) if s.start(ch))
+        return body, start
+
+    def _mask(self, ch: str) -> tuple[int, int]:
+        found = self._masks.get(ch)
+        if found is None:
+            found = self._verdict(ch)
+            if len(self._masks) < 128 + self._CACHE:
+                self._masks[ch] = found
+        return found
+
+    def hold_from(self, text: str) -> int:
+        if not self._shapes:
+            return len(text)
+        pending = _pending_escape(text)
+        i = len(text) - pending
+        best = i if pending else len(text)
+        count = 1 if pending else 0
+        alive = self._all
+        widest = len(self._alive_at) - 1
+        while i > 0:
+            alive &= self._alive_at[count] if count <= widest else 0
+            if not alive:
+                break
+            ch, width = _decoded_before(text, i)
+            body, start = self._mask(ch)
+            alive &= body
+            if not alive:
+                break
+            i -= width
+            count += 1
+            if alive & start:
+                best = i
+        return best
 
 
 class _PercentView:
@@ -217,8 +295,15 @@ class ShapedDetector:
         self._percent = percent
         widest = max((s.max_len for s in self._shapes), default=0)
         self.max_hold = widest * (3 if percent else 1)
+        self._walk = _ShapeSet(self._shapes)
+        needs = [s.needs for s in self._shapes]
+        self._needs: re.Pattern[str] | None = None
+        if needs and all(n is not None for n in needs):
+            self._needs = re.compile("|".join(f"(?:{n.pattern})" for n in needs if n))
 
     def find(self, text: str) -> Sequence[Found]:
+        if self._needs is not None and not self._needs.search(unicodedata.normalize("NFKC", text)):
+            return ()
         found = self._find(text)
         if self._percent and "%" in text:
             view = _PercentView(text)
@@ -238,7 +323,7 @@ class ShapedDetector:
         return out
 
     def hold_from(self, text: str) -> int:
-        return min((viable_start(text, shape) for shape in self._shapes), default=len(text))
+        return self._walk.hold_from(text)
 
 
 def _merge(found: list[Found]) -> list[Found]:

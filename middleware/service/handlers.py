@@ -1,21 +1,25 @@
 """The one place where exceptions become HTTP responses.
 
-Bodies are always `{"error": code, "message": text}`.  Validation errors list field
-locations and pydantic's message only: FastAPI's default body echoes the offending
-`input`, which may be a raw value, so it is never used.  Unknown exceptions become a bare
-500 (the traceback goes to the log, through the redacting filter).  A role refusal on a
-route that opens values is also appended to the audit chain (`gateway/refusals.py`).
+Bodies are `{"error": code, "message": text}`; under `/openai/` (the OpenAI-compatible
+routes) the same outcome in OpenAI's shape, `{"error": {"message", "type", "param",
+"code"}}`, so OpenAI clients can read it (`LlmError`s carry that shape themselves).
+Validation errors list field locations and pydantic's message only: FastAPI's default
+body echoes the offending `input`, which may be a raw value, so it is never used.
+Unknown exceptions become a bare 500 (the traceback goes to the log, through the
+redacting filter).  A role refusal on a route that opens values is also appended to
+the audit chain (`gateway/refusals.py`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,6 +41,7 @@ from coatcheck.middleware.gateway.errors import (
     RoleForbidden,
 )
 from coatcheck.middleware.gateway.services import services_of
+from coatcheck.middleware.llm import LlmError, openai_error
 from coatcheck.middleware.service.auth import bearer_prefix
 from coatcheck.saferegex import RegexTimeout
 from coatcheck.vault.errors import (
@@ -159,17 +164,50 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal", "internal error")
 
 
+async def _on_llm_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LlmError)
+    if exc.status >= 500:
+        log.warning("llm gateway: %s %s", type(exc).__name__, exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+OPENAI_PREFIX = "/openai/"
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _openai_shaped(handler: Handler) -> Handler:
+    """`handler`, with its body in OpenAI's error shape on the OpenAI-compatible routes."""
+
+    async def shaped(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if not request.url.path.startswith(OPENAI_PREFIX):
+            return response
+        ours = json.loads(bytes(response.body))
+        status = response.status_code
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        body = openai_error(ours.get("message", "error"), kind, None, ours.get("error"))
+        drop = ("content-length", "content-type")
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in drop}
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    return shaped
+
+
 def install_handlers(app: FastAPI) -> None:
     """Register every mapping on `app` (called once by the app factory)."""
-    app.add_exception_handler(GatewayError, _on_gateway_error)
-    app.add_exception_handler(VaultError, _on_vault_error)
-    app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(SQLAlchemyError, _on_storage)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
-    app.add_exception_handler(ExternalError, _on_external_error)
-    app.add_exception_handler(ExportError, _on_export_error)
-    app.add_exception_handler(RegexTimeout, _on_regex_timeout)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_exception_handler(LlmError, _on_llm_error)
+    for kind, handler in (
+        (GatewayError, _on_gateway_error),
+        (VaultError, _on_vault_error),
+        (RequestValidationError, _on_validation),
+        (SQLAlchemyError, _on_storage),
+        (StarletteHTTPException, _on_http),
+        (ExternalError, _on_external_error),
+        (ExportError, _on_export_error),
+        (RegexTimeout, _on_regex_timeout),
+        (Exception, _on_unexpected),
+    ):
+        app.add_exception_handler(kind, _openai_shaped(handler))
 
 
 # (class, status, code, message) for bring-your-own-vault failures; the first match wins.

@@ -42,6 +42,8 @@ INVALID: list[tuple[str, str]] = [
     ("actions:\n  action_send: [email]\n", "actions.action_send.0"),
     ("grants: {ttl_seconds: -5}\n", "grants.ttl_seconds"),
     ("grants: {ttl: 5}\n", "grants.ttl"),
+    (f"llm: {{response_pii: {CANARY}}}\n", "llm.response_pii"),
+    ("llm: {redact_responses: true}\n", "llm.redact_responses"),
     (
         "export:\n  sinks:\n    - {jsonl: /tmp/x.jsonl, webhook: 'https://x.example/h'}\n",
         "export.sinks.0",
@@ -100,7 +102,14 @@ def test_unreadable_files(tmp_path: Path, yaml_text: str, message: str) -> None:
 @pytest.mark.parametrize("command", ["serve", "redact"])
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("COATCHECK_DATABASE_URL", f"mysql://{CANARY}"), ("COATCHECK_MASTER_KEY", CANARY)],
+    [
+        ("COATCHECK_DATABASE_URL", f"mysql://{CANARY}"),
+        ("COATCHECK_MASTER_KEY", CANARY),
+        ("COATCHECK_LLM_UPSTREAM_URL", f"ftp://{CANARY}.example/v1"),
+        ("COATCHECK_LLM_UPSTREAM_URL", f"https://{CANARY}.example/v2"),  # not a /v1 base URL
+        ("COATCHECK_LLM_UPSTREAM_URL", f"https://user:{CANARY}@api.example/v1"),
+        ("COATCHECK_LLM_TIMEOUT_SECONDS", "0"),
+    ],
 )
 def test_environment_settings_share_the_error_style(
     tmp_path: Path, command: str, variable: str, value: str

@@ -58,6 +58,21 @@ class Live:
         return self.log.read_text(errors="replace")
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Until `GET /health` answers 200 (fails the test if the server exits or hangs)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"coatcheck serve exited with {proc.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail("coatcheck serve did not start")
+
+
 @contextmanager
 def serve(tmp: Path, *args: str) -> Iterator[Live]:
     """`coatcheck serve ARGS` on a free port; keys for the channel, admin and monitor roles."""
@@ -73,18 +88,7 @@ def serve(tmp: Path, *args: str) -> Iterator[Live]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"coatcheck serve exited with {proc.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("coatcheck serve did not start")
+        wait_healthy(proc, url, log)
         keys = dict(line.split("=", 1) for line in (tmp / "ops.apikeys").read_text().split())
         engine = create_engine(env["COATCHECK_DATABASE_URL"])
         keys["monitor"] = GatewayStore(engine).keys.create(Role.MONITOR)

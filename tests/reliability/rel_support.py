@@ -37,6 +37,8 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/metrics"): frozenset({Role.MONITOR}),
     ("POST", "/v1/external/{entity_type}/test"): frozenset(),
     ("POST", "/webhooks/rest/webhook"): frozenset({Role.CHANNEL}),
+    ("POST", "/openai/v1/chat/completions"): frozenset({Role.CHANNEL}),
+    ("GET", "/openai/v1/models"): frozenset({Role.CHANNEL}),
     ("POST", "/v1/redact"): frozenset({Role.CHANNEL, Role.BOT, Role.ACTION_SERVER}),
     ("POST", "/v1/grants"): frozenset({Role.ACTION_SERVER}),
     ("POST", "/v1/reveal"): frozenset({Role.ACTION_SERVER, Role.AGENT, Role.AUDITOR}),

@@ -117,11 +117,20 @@ def _call(app: App, method: str, template: str, headers: dict[str, str]) -> Any:
 
 
 def _error(response: Any) -> str | None:
+    """The error code, ours (`{"error": code}`) or OpenAI's (`{"error": {"code": ...}}`
+    under /openai/)."""
     try:
         body = response.json()
     except ValueError:
         return None
-    return body.get("error") if isinstance(body, dict) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else error
+
+
+def _message(response: Any) -> str:
+    body = response.json()
+    error = body.get("error")
+    return str(error["message"] if isinstance(error, dict) else body["message"])
 
 
 @pytest.mark.parametrize(("method", "template"), API_ROUTES)
@@ -164,7 +173,7 @@ def test_route_auth(app: App, method: str, template: str) -> None:
         else:
             assert response.status_code == 403, (method, template, role)
             assert _error(response) == "forbidden", (method, template, role)
-            assert role.value in response.json()["message"]
+            assert role.value in _message(response)
 
 
 # -- the log viewer: session cookies, not API keys -----------------------------------------
