@@ -40,6 +40,10 @@ class Served:
     def auth(self, role: Role = Role.CHANNEL) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
+    def cid(self, client_id: str) -> str:
+        """The stored conversation id of a client's id (its keyed pseudonym)."""
+        return self.services.vault.pseudonym(client_id)
+
 
 def settings_for(db_url: str, tmp: Path, upstream: str | None, **extra: Any) -> Settings:
     """Settings on `db_url` with the provider at `upstream` (a base URL ending in /v1)."""

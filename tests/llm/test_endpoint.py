@@ -114,7 +114,8 @@ def _nothing_went_up(fake: FakeUpstream, values: tuple[str, ...] = VALUES) -> No
 
 def _history(gw: Served, conversation: str) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{gw.url}/v1/conversations/{conversation}/history", headers=gw.auth(Role.VIEWER)
+        f"{gw.url}/v1/conversations/{gw.cid(conversation)}/history",
+        headers=gw.auth(Role.VIEWER),
     )
     assert response.status_code == 200, response.text
     messages: list[dict[str, Any]] = response.json()["messages"]
@@ -481,7 +482,7 @@ def test_erasing_the_subject_takes_its_placeholders(gw: Served, fake: FakeUpstre
     from coatcheck.middleware.gateway.store.placeholders import PLACEHOLDERS
 
     def rows(conversation: str) -> list[Any]:
-        query = select(PLACEHOLDERS).where(PLACEHOLDERS.c.conversation_id == conversation)
+        query = select(PLACEHOLDERS).where(PLACEHOLDERS.c.conversation_id == gw.cid(conversation))
         return gw.services.store.db.read(query)
 
     assert _post(gw, _body(False, f"mail {EMAIL}", user="erase-me")).status_code == 200
@@ -509,7 +510,7 @@ def test_the_log_viewer_shows_the_exchange_with_references_only(
             "/ui/login", data={"api_key": gw.keys[Role.VIEWER], "csrf": csrf.group(1)}
         )
         assert signed.status_code == 303
-        page = client.get(f"/ui/conversations/{conversation}")
+        page = client.get(f"/ui/conversations/{gw.cid(conversation)}")
     assert page.status_code == 200
     assert EMAIL not in page.text
     assert page.text.count('data-reference="CC_EMAIL_ADDRESS_') >= 2  # the prompt and answer
