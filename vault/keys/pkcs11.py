@@ -92,8 +92,9 @@ def _acquire(module: str, token_label: str, pin: str) -> Any:
 
     SoftHSM2 lists the tokens it finds on disk when the module is initialised; a token file
     that another process is rewriting at that moment (creating a KEK, say) is skipped, so
-    the token seems absent.  A missing token is therefore looked for again on a freshly
-    initialised module a few times (about 1.5 s in all) before it is a configuration error.
+    the token seems absent, or its token info fails with CKR_GENERAL_ERROR.  A missing token
+    is therefore looked for again on a freshly initialised module a few times (about 1.5 s
+    in all) before it is a configuration error.
     """
     key = (module, token_label)
     with _LOCK:
@@ -140,7 +141,7 @@ def _login(lib: Any, token_label: str, pin: str) -> Any:
     """A read-write session on the token, logged in as the user; errors name the setting."""
     try:
         token = lib.get_token(token_label=token_label)
-    except p11.NoSuchToken:
+    except (p11.NoSuchToken, p11.GeneralError):  # GeneralError: SoftHSM2 met a file mid-write
         raise _TokenNotListed from None
     except p11.MultipleTokensReturned:
         raise _config_error(
