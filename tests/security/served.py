@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url, text
 
 from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.vault.db import normalise_url
 from tests.ops.live import free_port
 
+PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
 STARTUP_SECONDS = 90
@@ -143,3 +146,25 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+@contextmanager
+def database(kind: str) -> Iterator[dict[str, str]]:
+    """The env for a fresh database of `kind`: `sqlite` (the default file, no change) or
+    `postgres` (a database of its own, dropped after; skipped without a server)."""
+    if kind == "sqlite":
+        yield {}
+        return
+    if not PG_URL:
+        pytest.skip("COATCHECK_TEST_PG_URL not set")
+    name = f"cc_sec_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(normalise_url(PG_URL)).set(database=name)
+        yield {"COATCHECK_DATABASE_URL": url.render_as_string(hide_password=False)}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -27,7 +27,7 @@ from rasa_sdk import Tracker
 from coatcheck.actions import CaptureResult, CoatcheckClient, capture_result
 from coatcheck.middleware.gateway.apikeys import Role
 from tests.harness import serving
-from tests.security.served import Live, serve
+from tests.security.served import Live, database, serve
 from tests.service.gateway_helpers import StubBot
 
 CONFIG: dict[str, Any] = {"types": {"PASSWORD": {"capture": "whole"}}}
@@ -56,10 +56,18 @@ def bot() -> Iterator[StubBot]:
         yield stub
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, bot: StubBot) -> Iterator[Live]:
-    tmp: Path = tmp_path_factory.mktemp("capture")
-    with serve(tmp, config=CONFIG, bot_url=bot.url) as server:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, bot: StubBot
+) -> Iterator[Live]:
+    """The service on SQLite and on PostgreSQL (its record statement is a CTE there)."""
+    tmp: Path = tmp_path_factory.mktemp(f"capture-{request.param}")
+    with (
+        database(request.param) as env,
+        serve(tmp, config=CONFIG, bot_url=bot.url, env=env) as server,
+    ):
         yield server
 
 
