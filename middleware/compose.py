@@ -191,6 +191,7 @@ def _services(
         idle_timeout=settings.idle_timeout_seconds,
         listeners=(outbox.nudge,),
         in_end=(exporter.record_at_end,),
+        tenant=settings.tenant,
     )
     redactor = Redactor(p.detector, p.vault, p.detect)
     refusals = RefusalAudit(p.vault)

@@ -68,6 +68,7 @@ class Lifecycle:
         idle_timeout: float,
         listeners: Sequence[EndListener] = (),
         in_end: Sequence[EndHook] = (),
+        tenant: str = "default",
     ) -> None:
         self._store = store
         self._states = store.conversations
@@ -76,6 +77,7 @@ class Lifecycle:
         self.idle_timeout = idle_timeout
         self._listeners = tuple(listeners)
         self._in_end = tuple(in_end)
+        self._tenant = tenant
 
     def end(self, conversation_id: str, actor: str, reason: str) -> EndResult:
         """End the conversation now (or, for `idle`, only if it is still idle); one
@@ -105,8 +107,10 @@ class Lifecycle:
                 return self._unchanged(tx, conversation_id, why)
             cutoff = now - self.idle_timeout
         if why is EndReason.ORPHAN:
-            if self._states.lock(tx, conversation_id) == "active":
-                return self._unchanged(tx, conversation_id, why)  # the idle timeout's
+            if self._states.lock(tx, conversation_id) == "active" or not (
+                self._states.has_live_epoch(tx, self._tenant, conversation_id)
+            ):  # the idle timeout's, or another sweeper ended it meanwhile
+                return self._unchanged(tx, conversation_id, why)
             claimed = False
         else:
             claimed = self._states.claim_end(tx, conversation_id, why.value, now, cutoff)

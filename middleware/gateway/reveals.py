@@ -20,7 +20,7 @@ purpose (masked: staff type it by hand), outcome `ok` / `refused:<code>` / `unkn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from coatcheck.grammar import REFERENCE_RE
 from coatcheck.middleware.gateway.apikeys import Caller, Role
@@ -170,41 +170,28 @@ class Reveals:
                 entity_type=entity_type,
             )
             raise
-        self._within_grant(caller, verified, conversation_id, ref_id, entity_type)
+        if not self._within_grant(verified, conversation_id, ref_id, entity_type):
+            # The vault refuses it (and counts it); its audit row names the key that
+            # presented the grant, not the grant's action: whoever misused a grant must be
+            # the one the audit trail names.
+            verified = replace(verified, caller=caller.role_actor)
         opened = self._vault.reveal(conversation_id, ref_id, verified)
         return self._external.value(conversation_id, ref_id, entity_type, opened), entity_type
 
     def _within_grant(
-        self, caller: Caller, grant: Grant, conversation_id: str, ref_id: str, entity_type: str
-    ) -> None:
-        """Refuse a valid grant presented for another conversation or type here, audited
-        under the key that presented it (the vault would name the grant's action: whoever
-        misused a grant must be the one the audit trail names).  The stored type is looked
-        up (no value, no audit), so a reference string naming a granted type over a value
-        of another type is caught too; an unknown reference is the vault's to audit."""
-        reason = None
-        if grant.conversation_id != conversation_id:
-            reason = "conversation"
-        elif entity_type not in grant.entity_types:
-            reason = "entity_type"
-        else:
-            try:
-                stored = self._vault.lookup(conversation_id, ref_id).entity_type
-            except UnknownReference:
-                return
-            if stored not in grant.entity_types:
-                reason = "entity_type"
-        if reason is None:
-            return
-        self._refusals.record(
-            actor=caller.role_actor,
-            action="reveal",
-            reason=reason,
-            conversation_id=conversation_id,
-            ref=ref_id,
-            entity_type=entity_type,
-        )
-        raise GrantRefused(reason)
+        self, grant: Grant, conversation_id: str, ref_id: str, entity_type: str
+    ) -> bool:
+        """Whether a valid grant covers this conversation and this reference's type (as
+        written, and as stored: looked up without a value or an audit row, so a reference
+        string naming a granted type over a value of another type is caught too).  An
+        unknown reference counts as covered: the vault audits it as unknown."""
+        if grant.conversation_id != conversation_id or entity_type not in grant.entity_types:
+            return False
+        try:
+            stored = self._vault.lookup(conversation_id, ref_id).entity_type
+        except UnknownReference:
+            return True
+        return stored in grant.entity_types
 
     def staff_reveal(
         self,

@@ -91,8 +91,8 @@ def _grant(live: Live, cid: str, types: list[str]) -> str:
 @pytest.mark.parametrize(
     ("grant_for", "types", "reveal_in", "outcome", "status"),
     [
-        ("conv-a", ["EMAIL_ADDRESS"], "conv-b", "refused:conversation", 403),
-        ("conv-b", ["PHONE_NUMBER"], "conv-b", "refused:entity_type", 403),
+        ("conv-a", ["EMAIL_ADDRESS"], "conv-b", "refused", 403),
+        ("conv-b", ["PHONE_NUMBER"], "conv-b", "refused", 403),
         ("conv-b", ["EMAIL_ADDRESS"], "conv-b", "ok", 200),  # no match: audited as before
     ],
 )

@@ -59,6 +59,8 @@ EXPECT: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/v1/config/export-redaction"): frozenset(),
     ("PUT", "/v1/config/export-redaction"): frozenset(),
     ("DELETE", "/v1/config/export-redaction"): frozenset(),
+    ("GET", "/v1/exports/outbox"): frozenset(),
+    ("POST", "/v1/exports/outbox/requeue"): frozenset(),
     ("POST", "/v1/subjects/erase"): frozenset(),
     ("POST", "/v1/subjects/export"): frozenset(),
 }

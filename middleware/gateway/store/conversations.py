@@ -172,6 +172,21 @@ class Conversations:
         )
         return self.lock(tx, conversation_id) == "active"
 
+    def has_live_epoch(self, tx: Transaction, tenant: str, conversation_id: str) -> bool:
+        """Whether a key epoch of the conversation is still live, in the caller's
+        transaction (an orphan another sweeper ended meanwhile is not one any more)."""
+        found = tx.execute(
+            select(_EPOCHS.c.id)
+            .where(
+                _EPOCHS.c.tenant == tenant,
+                _EPOCHS.c.conversation_id == conversation_id,
+                _EPOCHS.c.ended_at.is_(None),
+                _EPOCHS.c.wrapped_dek.is_not(None),
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
     def live_values(self, tx: Transaction, tenant: str, conversation_id: str) -> int:
         """How many values the conversation's live key epoch holds (the per-conversation
         cap), in the caller's transaction (prebuilt: it runs with every message)."""
