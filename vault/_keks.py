@@ -60,6 +60,7 @@ LIVE, KEPT = "live", "kept"
 ACTIVE, RETIRING, DESTROYING, DESTROYED = "active", "retiring", "destroying", "destroyed"
 FOREVER = 0.0  # the bucket_start of the `kept` bucket that never ends
 YOUNG_KEK_SECONDS = 600.0  # a KEK row younger than this whose key the provider lacks: 503
+KEK_NOT_VISIBLE = "KekNotVisible"  # that ProviderUnavailable's cause
 
 
 class KekRetired(Exception):
@@ -233,7 +234,7 @@ class Keks:
             kek = self._provider.open_kek(kek_id, record)
         except KeyDestroyed:
             if created_at is not None and self._storage.clock() - created_at < YOUNG_KEK_SECONDS:
-                raise ProviderUnavailable(self._provider.kind, "KekNotVisible") from None
+                raise ProviderUnavailable(self._provider.kind, KEK_NOT_VISIBLE) from None
             raise
         opened = BucketKek(kek_id, record, kek)
         with self._lock:
