@@ -55,6 +55,15 @@ class Gateway:
         body = {"sender": sender, "message": message}
         return self.post("/webhooks/rest/webhook", body, Role.CHANNEL)
 
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender (or a channel key's id) is kept under: its
+        pseudonym, what every non-channel caller names the conversation by."""
+        engine = make_engine(self.database_url)
+        try:
+            return Vault(engine, load_master_key(None, self.key_file)).pseudonym(sender)
+        finally:
+            engine.dispose()
+
     def audit(self, conversation_id: str, action: str) -> list[AuditRecord]:
         engine = make_engine(self.database_url)
         try:

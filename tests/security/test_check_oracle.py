@@ -48,7 +48,8 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def card_reference(gateway: Gateway, conversation: str) -> str:
-    """The user gives a card on the channel leg; the bot sees only its reference."""
+    """The user gives a card on the channel leg (which names the conversation by its real
+    id); the bot sees only its reference, under the pseudonym (`gateway.cid`)."""
     body = {"text": f"my card is {CARD}", "conversation_id": conversation}
     response = gateway.post("/v1/redact", body, Role.CHANNEL)
     assert response.status_code == 200, response.text
@@ -96,8 +97,8 @@ def binary_search(ask: Ask, limit: int = 24) -> str:
 
 @pytest.mark.parametrize("role", [Role.BOT, Role.ACTION_SERVER])
 def test_binary_search_with_the_old_api_recovers_nothing(plain: Gateway, role: Role) -> None:
-    conversation = f"victim-{role.value}"
-    ref = card_reference(plain, conversation)
+    ref = card_reference(plain, f"victim-{role.value}")
+    conversation = plain.cid(f"victim-{role.value}")
     ask, statuses = regex_oracle(plain, conversation, ref, role)
     recovered = binary_search(ask)
     assert recovered == ""  # before: the whole card, in ~80 calls
@@ -107,8 +108,8 @@ def test_binary_search_with_the_old_api_recovers_nothing(plain: Gateway, role: R
 def test_declared_checks_are_budgeted_per_reference_and_audited(declared: Gateway) -> None:
     """Guessing with the one check that takes an operand: `BUDGET` answers, then refusals
     (for every caller: the budget is the reference's), each one audited."""
-    conversation = "victim-equals"
-    ref = card_reference(declared, conversation)
+    ref = card_reference(declared, "victim-equals")
+    conversation = declared.cid("victim-equals")
     answers = []
     for guess in range(12):
         role = Role.BOT if guess % 2 else Role.ACTION_SERVER
@@ -132,8 +133,8 @@ def test_declared_checks_are_budgeted_per_reference_and_audited(declared: Gatewa
 
 def test_no_predicate_text_is_taken_from_a_request(declared: Gateway) -> None:
     """The old form, a pattern where a name belongs, a name never declared: refused."""
-    conversation = "victim-forms"
-    ref = card_reference(declared, conversation)
+    ref = card_reference(declared, "victim-forms")
+    conversation = declared.cid("victim-forms")
     base = {"conversation_id": conversation, "ref": ref}
     bodies = [
         ({**base, "predicate": {"op": "regex", "pattern": "4.*"}}, 422, "invalid_request"),

@@ -30,7 +30,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def victim(gateway: Gateway, conversation: str) -> str:
-    """The user gives an address on the channel leg; the bot sees its reference."""
+    """The user gives an address on the channel leg (by the real id); the bot sees its
+    reference (under the pseudonym)."""
     body = {"text": f"write to {EMAIL}", "conversation_id": conversation}
     response = gateway.post("/v1/redact", body, Role.CHANNEL)
     assert response.status_code == 200, response.text
@@ -75,12 +76,13 @@ def guess(
 def test_guessing_a_value_links_nothing_and_stores_nothing(
     gateway: Gateway, role: Role, grant_for: str | None
 ) -> None:
-    conversation = f"victim-{role.value}-{grant_for}"
-    reference = victim(gateway, conversation)
+    sender = f"victim-{role.value}-{grant_for}"
+    reference = victim(gateway, sender)
+    conversation = gateway.cid(sender)  # what the bot and the action server name it by
     stored = gateway.stored_values(conversation)
     token = None
     if grant_for == "own":
-        token = grant(gateway, f"attacker-{conversation}", "action_send_mail")
+        token = grant(gateway, gateway.cid(f"attacker-{sender}"), "action_send_mail")
     elif grant_for == "card":
         token = grant(gateway, conversation, "action_card")
     answers = [guess(gateway, conversation, role, value, token) for value in GUESSES]
@@ -99,9 +101,9 @@ def test_the_channel_and_a_granted_action_keep_same_value_same_reference(
     gateway: Gateway,
 ) -> None:
     """The legitimate holders still get the existing reference (re-tokenising works)."""
-    conversation = "victim-legit"
-    reference = victim(gateway, conversation)
-    assert guess(gateway, conversation, Role.CHANNEL, EMAIL, None) == [reference]
+    reference = victim(gateway, "victim-legit")
+    assert guess(gateway, "victim-legit", Role.CHANNEL, EMAIL, None) == [reference]
+    conversation = gateway.cid("victim-legit")  # the channel speaks the real id, others not
     token = grant(gateway, conversation, "action_send_mail")
     assert guess(gateway, conversation, Role.ACTION_SERVER, EMAIL, token) == [reference]
     purposes = sorted(row.purpose or "" for row in gateway.audit(conversation, "redact"))

@@ -80,7 +80,8 @@ def health_during(
 
 
 def secret(gateway: Gateway, conversation: str, value: str) -> str:
-    """`value` vaulted whole as a PASSWORD on the channel leg; its reference."""
+    """`value` vaulted whole as a PASSWORD on the channel leg (by the real id); its
+    reference (the bot names the conversation by `gateway.cid`)."""
     body = {
         "text": value,
         "conversation_id": conversation,
@@ -101,7 +102,7 @@ def test_a_bot_pattern_of_its_own(plain: Gateway) -> None:
     """The old request form carried the bot's own pattern: refused before any matching."""
     ref = secret(plain, "bot-pattern", AS)
     body = {
-        "conversation_id": "bot-pattern",
+        "conversation_id": plain.cid("bot-pattern"),
         "ref": ref,
         "predicate": {"op": "regex", "pattern": "(a*)*b"},
     }
@@ -113,8 +114,8 @@ def test_a_bot_pattern_of_its_own(plain: Gateway) -> None:
 @pytest.mark.parametrize("check", ["secret_as", "secret_look"])
 def test_declared_backtracking_checks(declared: Gateway, check: str) -> None:
     """RE2 for `(a*)*b`; the lookaround one on `regex`, cut at its time limit (False)."""
-    conversation = f"declared-{check}"
-    ref = secret(declared, conversation, AS)
+    ref = secret(declared, f"declared-{check}", AS)
+    conversation = declared.cid(f"declared-{check}")
     body = {"conversation_id": conversation, "ref": ref, "check": check}
     latency, answers = health_during(declared, lambda: declared.post("/v1/check", body, Role.BOT))
     assert latency < BOUND
@@ -127,7 +128,8 @@ def test_user_digits_against_a_secure_capture_check(declared: Gateway) -> None:
     def attack() -> httpx.Response:
         sender = f"capture-{time.monotonic_ns()}"
         rule = {"expect": "CARD_PIN", "capture": "secure", "check": "pin_groups"}
-        ruled = declared.post(f"/v1/conversations/{sender}/context", rule, Role.BOT)
+        path = f"/v1/conversations/{declared.cid(sender)}/context"
+        ruled = declared.post(path, rule, Role.BOT)
         assert ruled.status_code == 200, ruled.text
         return declared.say(sender, DIGITS)
 
