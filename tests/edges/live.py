@@ -84,6 +84,11 @@ class Live:
     def auth(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender's turns are kept under (its pseudonym):
+        what the bot, the stores and every non-channel caller name it by."""
+        return self.services.vault.pseudonym(sender)
+
     def say(
         self,
         sender: str,

@@ -72,10 +72,10 @@ def test_an_unknown_audit_role_is_refused_at_start(tmp_path: Path) -> None:
         create_app(settings)
 
 
-def _planted(live: Live, cid: str, mail: str) -> str:
-    answer = live.say(cid, f"mail {mail}")
+def _planted(live: Live, sender: str, mail: str) -> str:
+    answer = live.say(sender, f"mail {mail}")
     assert answer.status_code == 200
-    history = live.services.store.messages.history(cid)
+    history = live.services.store.messages.history(live.cid(sender))
     ref = re.search(r"CC_EMAIL_ADDRESS_[0-9a-z]{10}", history[0]["text"])
     assert ref is not None
     return ref.group(0)
@@ -107,16 +107,17 @@ def test_a_misused_grant_is_audited_under_the_presenting_key(
     with live_gateway(tmp_path, db_url=db, config=config) as live:
         _planted(live, "conv-a", "ann.grant@example.com")
         ref_b = _planted(live, "conv-b", "bob.grant@example.com")
-        grant = _grant(live, grant_for, types)
+        grant = _grant(live, live.cid(grant_for), types)
         presenter = live.new_key(Role.ACTION_SERVER)
         answer = live.http.post(
             "/v1/reveal",
-            json={"conversation_id": reveal_in, "ref": ref_b, "grant": grant},
+            json={"conversation_id": live.cid(reveal_in), "ref": ref_b, "grant": grant},
             headers={"Authorization": f"Bearer {presenter}"},
         )
         assert answer.status_code == status, answer.text
         assert (status == 200) is ("bob.grant@example.com" in answer.text)
-        [row] = live.services.vault.audit_rows(conversation_id=reveal_in, action="reveal")
+        rows = live.services.vault.audit_rows(conversation_id=live.cid(reveal_in), action="reveal")
+        [row] = rows
     assert row.outcome == outcome
     prefix = presenter.split("_")[1]
     expected = ACTION if outcome == "ok" else f"action-server:key:{prefix}"

@@ -44,7 +44,10 @@ def live(tmp_path: Path, db: str, clock: FakeClock) -> Iterator[Live]:
         yield gateway
 
 
-def _redact(live: Live, cid: str, text_: str, role: Role = Role.CHANNEL) -> Any:
+def _redact(live: Live, sender: str, text_: str, role: Role = Role.CHANNEL) -> Any:
+    """The channel names the conversation by the sender's real id, every other role by its
+    pseudonym (`live.cid`)."""
+    cid = sender if role is Role.CHANNEL else live.cid(sender)
     return live.call("POST", "/v1/redact", role, json={"conversation_id": cid, "text": text_})
 
 
@@ -79,7 +82,7 @@ def test_redact_into_an_ended_conversation_vaults_nothing(live: Live, role: Role
     else:  # a caller without a grant gets the unlinkable answer and stores nothing anyway
         assert answer.status_code == 200, answer.text
         assert [e["ref"] for e in answer.json()["entities"]] == [None]
-    assert _live_epochs(live, "closed") == 0  # no epoch opened that nothing would end
+    assert _live_epochs(live, live.cid("closed")) == 0  # no epoch opened that nothing would end
     # Text without a value changes nothing either way: it is answered as it is.
     plain = _redact(live, "closed", "nothing personal here", role)
     assert plain.status_code == 200 and plain.json()["entities"] == []
@@ -89,12 +92,12 @@ def test_a_message_still_reopens_and_then_redact_may_vault(live: Live) -> None:
     live.say("again", "hi")
     live.call("POST", "/v1/conversations/again/end", Role.CHANNEL)
     assert live.say("again", "back again").status_code == 200  # the message path reopens
-    assert _status(live, "again") == "active"
+    assert _status(live, live.cid("again")) == "active"
     opened = _redact(live, "again", f"mail {NEW_VALUE}")
     assert opened.status_code == 200, opened.text
     ref = opened.json()["entities"][0]["ref"]
     agent = live.call(
-        "POST", "/v1/reveal", Role.AGENT, json={"conversation_id": "again", "ref": ref}
+        "POST", "/v1/reveal", Role.AGENT, json={"conversation_id": live.cid("again"), "ref": ref}
     )
     assert agent.status_code == 200 and agent.json()["value"] == NEW_VALUE
 
@@ -105,15 +108,16 @@ def test_redact_into_a_never_seen_id_starts_a_conversation_the_sweeper_ends(
     answer = _redact(live, "fresh-1", f"mail {NEW_VALUE}")
     assert answer.status_code == 200, answer.text
     ref = answer.json()["entities"][0]["ref"]
-    assert _status(live, "fresh-1") == "active"  # a state row: idle timeout and retention
+    cid = live.cid("fresh-1")
+    assert _status(live, cid) == "active"  # a state row: idle timeout and retention
     clock.now += 120
-    wait_for(lambda: _status(live, "fresh-1") == "shredded", 15, "the idle end")
-    assert _live_epochs(live, "fresh-1") == 0
+    wait_for(lambda: _status(live, cid) == "shredded", 15, "the idle end")
+    assert _live_epochs(live, cid) == 0
     gone = live.call(
         "POST",
         "/v1/reveal",
         Role.AUDITOR,
-        json={"conversation_id": "fresh-1", "ref": ref, "purpose": "x"},
+        json={"conversation_id": cid, "ref": ref, "purpose": "x"},
     )
     assert gone.status_code == 410
 
@@ -124,11 +128,12 @@ def test_the_sweeper_ends_an_orphaned_live_epoch(live: Live) -> None:
     vault = live.services.vault
     live.say("old-ended", "hi")
     live.call("POST", "/v1/conversations/old-ended/end", Role.CHANNEL)
-    vault.tokenize("old-ended", "EMAIL_ADDRESS", "orphan.one@example.com")
+    ended = live.cid("old-ended")
+    vault.tokenize(ended, "EMAIL_ADDRESS", "orphan.one@example.com")
     vault.tokenize("no-row", "EMAIL_ADDRESS", "orphan.two@example.com")
-    assert _live_epochs(live, "old-ended") == 1 and _live_epochs(live, "no-row") == 1
+    assert _live_epochs(live, ended) == 1 and _live_epochs(live, "no-row") == 1
     wait_for(
-        lambda: _live_epochs(live, "old-ended") == 0 and _live_epochs(live, "no-row") == 0,
+        lambda: _live_epochs(live, ended) == 0 and _live_epochs(live, "no-row") == 0,
         15,
         "the sweeper to end the orphans",
     )
@@ -136,4 +141,5 @@ def test_the_sweeper_ends_an_orphaned_live_epoch(live: Live) -> None:
     # An active conversation's epoch is the idle timeout's business, not an orphan.
     live.say("busy", f"mail {NEW_VALUE}")
     report = live.services.sweeper.sweep_once()
-    assert "busy" not in report.orphans_ended and _live_epochs(live, "busy") == 1
+    busy = live.cid("busy")
+    assert busy not in report.orphans_ended and _live_epochs(live, busy) == 1

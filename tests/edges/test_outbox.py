@@ -108,9 +108,10 @@ def test_a_slow_sink_holds_no_other_sender_at_a_bot_end(tmp_path: Path, db: str,
                 assert max(took) < BOUND, took
                 assert ending.result() < BOUND  # the ending message did not wait either
             wait_for(lambda: live.services.store.outbox.counts()["pending"] == 0, 30, "delivery")
+            leaver = live.cid("leaver")  # exports name the conversation by its pseudonym
     assert len(receiver.bodies) == 1
     record = receiver.bodies[0]
-    assert record["conversation_id"] == "leaver" and record["ended_at"] is not None
+    assert record["conversation_id"] == leaver and record["ended_at"] is not None
 
 
 def test_a_slow_sink_holds_no_other_sender_at_idle_ends(tmp_path: Path, bot: Peer) -> None:
@@ -134,15 +135,16 @@ def test_a_slow_sink_holds_no_other_sender_at_idle_ends(tmp_path: Path, bot: Pee
             assert receiver.first.wait(10), "no idle end reached the sink"
             took = _others_meanwhile(live)
             assert max(took) < BOUND, took
-            ended = {s["status"] for s in _statuses(live, [f"idle-{i}" for i in range(5)])}
+            idle = [live.cid(f"idle-{i}") for i in range(5)]
+            ended = {s["status"] for s in _statuses(live, idle)}
             assert ended == {"shredded"}
 
 
 def _statuses(live: Live, ids: list[str]) -> list[dict[str, Any]]:
-    rows = live.services.records.list_conversations(
-        search="idle-", status=None, since=None, until=None
-    )
-    return [r for r in rows if r["conversation_id"] in ids]
+    rows = live.services.records.list_conversations(status=None, since=None, until=None)
+    found = [r for r in rows if r["conversation_id"] in ids]
+    assert len(found) == len(ids), found
+    return found
 
 
 def test_each_end_exports_the_turns_of_the_ended_epoch_only(
@@ -272,9 +274,10 @@ def test_a_worker_killed_mid_delivery_delivers_the_record_once_after_restart(
             cluster.start()
             wait_for(lambda: len(receiver.bodies) >= 2, 30, "the delivery after restart")
             time.sleep(2)  # nothing more arrives (lease and poll have passed meanwhile)
+            crashy = cluster.pseudonym("crashy")  # the record names the pseudonym
         finally:
             cluster.stop()
     assert len(receiver.bodies) == 2  # the unacknowledged attempt, then exactly one more
     first, again = receiver.bodies
-    assert first == again and first["conversation_id"] == "crashy"
+    assert first == again and first["conversation_id"] == crashy
     assert "crashy@example.com" not in json.dumps(first)

@@ -81,23 +81,25 @@ def test_redact_is_limited_per_key_and_per_conversation(tmp_path: Path, db: str)
 
 
 def test_a_conversation_holds_at_most_the_capped_values(tmp_path: Path, db: str) -> None:
-    with _gateway(tmp_path, db, {"values_per_conversation": 3}) as live:
+    # The cap counts every value held, the sender's own id (SENDER_ID) included: 1 + 3 mails.
+    with _gateway(tmp_path, db, {"values_per_conversation": 4}) as live:
         mails = [f"cap{i}@example.com" for i in range(5)]
         assert live.say("capped", f"mail {mails[0]} and {mails[1]}").status_code == 200
         over = live.say("capped", f"also {mails[2]} and {mails[3]}")
         assert over.status_code == 429 and over.json()["error"] == "too_many_values"
         assert all(m not in over.text for m in mails)
         key = live.keys[Role.CHANNEL]  # a caller whose values are vaulted (linked)
-        assert _redact(live, "capped", f"one more {mails[2]}", key).status_code == 200  # 3rd
+        assert _redact(live, "capped", f"one more {mails[2]}", key).status_code == 200  # 4th
         over = _redact(live, "capped", f"and {mails[4]}", key)
         assert over.status_code == 429 and over.json()["error"] == "too_many_values"
         with live.services.store.transaction() as tx:
             held = tx.execute(
                 text(
                     "SELECT count(*) FROM stored_values v JOIN conversations c "
-                    "ON v.conversation_pk = c.id WHERE c.conversation_id = 'capped'"
-                )
+                    "ON v.conversation_pk = c.id WHERE c.conversation_id = :c"
+                ),
+                {"c": live.cid("capped")},
             ).scalar_one()
-        assert held == 3  # the refused message and call vaulted nothing
+        assert held == 4  # the refused message and call vaulted nothing
         # another conversation is not affected
         assert live.say("uncapped", f"mail {mails[4]}").status_code == 200

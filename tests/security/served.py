@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import GatewayStore
+from coatcheck.vault import Vault, load_master_key, make_engine
 from coatcheck.vault.db import normalise_url
 from tests.ops.live import free_port
 
@@ -60,6 +61,16 @@ class Live:
     log: Path
     database_url: str
     proc: subprocess.Popen[bytes]
+    key_file: Path
+
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender's turns are kept under (its pseudonym, on
+        the same database and key): what the bot and every non-channel route name it by."""
+        engine = make_engine(self.database_url)
+        try:
+            return Vault(engine, load_master_key(None, self.key_file)).pseudonym(sender)
+        finally:
+            engine.dispose()
 
     def auth(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -124,7 +135,8 @@ def serve(
         engine = create_engine(database_url)
         keys = {role: GatewayStore(engine).keys.create(role) for role in Role}
         engine.dispose()
-        yield Live(url, keys, log, database_url, proc)
+        key_file = Path(environment["COATCHECK_KEY_FILE"])
+        yield Live(url, keys, log, database_url, proc, key_file)
     finally:
         proc.terminate()
         try:

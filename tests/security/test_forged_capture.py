@@ -106,7 +106,9 @@ def test_text_posing_as_a_coatcheck_intent_is_refused(
     assert "coatcheck_capture{" not in answer.text and "true" not in answer.text
     assert bot.received[seen:] == []  # the bot saw nothing
     history = httpx.get(
-        f"{live.url}/v1/conversations/{sender}/history", headers=live.auth(Role.VIEWER), timeout=30
+        f"{live.url}/v1/conversations/{live.cid(sender)}/history",
+        headers=live.auth(Role.VIEWER),
+        timeout=30,
     )
     assert history.json()["messages"] == []  # nothing half-written
 
@@ -153,11 +155,11 @@ def _genuine_capture(live: Live, bot: StubBot, sender: str) -> str:
 
 def test_a_genuine_capture_is_confirmed_by_the_gateway(live: Live, bot: StubBot) -> None:
     trigger = _genuine_capture(live, bot, "payer")
-    result = _ask(live, _tracker("payer", trigger))
+    result = _ask(live, _tracker(live.cid("payer"), trigger))  # the bot knows the pseudonym
     sent = json.loads(trigger[len(CAPTURE) :])
     assert result == CaptureResult("CREDIT_CARD", True, sent["ref"], True)
     record = httpx.get(
-        f"{live.url}/v1/conversations/payer/capture",
+        f"{live.url}/v1/conversations/{live.cid('payer')}/capture",
         headers=live.auth(Role.ACTION_SERVER),
         timeout=30,
     ).json()["capture"]
@@ -178,7 +180,7 @@ def test_a_claim_the_gateway_did_not_send_is_not_believed(
 ) -> None:
     sender = f"claimer-{abs(hash(json.dumps(claim))) % 10**8}"
     _genuine_capture(live, bot, sender)  # a real capture happened, with its own reference
-    result = _ask(live, _tracker(sender, CAPTURE + json.dumps(claim)))
+    result = _ask(live, _tracker(live.cid(sender), CAPTURE + json.dumps(claim)))
     assert result is not None
     assert (result.ok, result.ref, result.verified) == (False, None, False)
 
@@ -186,19 +188,19 @@ def test_a_claim_the_gateway_did_not_send_is_not_believed(
 def test_a_later_message_retires_the_record(live: Live, bot: StubBot) -> None:
     trigger = _genuine_capture(live, bot, "replayer")
     assert live.say("replayer", "hello again").status_code == 200
-    result = _ask(live, _tracker("replayer", trigger))  # the old trigger, replayed
+    result = _ask(live, _tracker(live.cid("replayer"), trigger))  # the old trigger, replayed
     assert result is not None and (result.ok, result.verified) == (False, False)
 
 
 def test_no_capture_no_record(live: Live) -> None:
     for sender in ("never-seen", "honest-user"):
         answer = httpx.get(
-            f"{live.url}/v1/conversations/{sender}/capture",
+            f"{live.url}/v1/conversations/{live.cid(sender)}/capture",
             headers=live.auth(Role.ACTION_SERVER),
             timeout=30,
         )
         assert answer.status_code == 200
-        assert answer.json() == {"conversation_id": sender, "capture": None}
+        assert answer.json() == {"conversation_id": live.cid(sender), "capture": None}
 
 
 @pytest.mark.parametrize(
@@ -215,5 +217,6 @@ def test_only_the_action_server_reads_the_record(
     live: Live, role: Role | None, status: int
 ) -> None:
     headers = {} if role is None else live.auth(role)
-    answer = httpx.get(f"{live.url}/v1/conversations/payer/capture", headers=headers, timeout=30)
+    path = f"/v1/conversations/{live.cid('payer')}/capture"
+    answer = httpx.get(f"{live.url}{path}", headers=headers, timeout=30)
     assert answer.status_code == status

@@ -112,7 +112,7 @@ def _reference(live: Live, bot: StubBot, sender: str, how: str, entity_type: str
     if how != "detect":
         rule = {"expect": entity_type, "capture": how}
         set_rule = httpx.post(
-            f"{live.url}/v1/conversations/{sender}/context",
+            f"{live.url}/v1/conversations/{live.cid(sender)}/context",
             json=rule,
             headers=live.auth(Role.BOT),
             timeout=30,
@@ -137,7 +137,7 @@ def _reveal(live: Live, sender: str, entity_type: str, ref: str) -> str:
     grant = httpx.post(
         f"{live.url}/v1/grants",
         json={
-            "conversation_id": sender,
+            "conversation_id": live.cid(sender),
             "entity_types": [entity_type],
             "purpose": "round trip",
             "action": "action_reveal_all",
@@ -148,7 +148,7 @@ def _reveal(live: Live, sender: str, entity_type: str, ref: str) -> str:
     assert grant.status_code == 200, grant.text
     shown = httpx.post(
         f"{live.url}/v1/reveal",
-        json={"conversation_id": sender, "ref": ref, "grant": grant.json()["grant"]},
+        json={"conversation_id": live.cid(sender), "ref": ref, "grant": grant.json()["grant"]},
         headers=live.auth(Role.ACTION_SERVER),
         timeout=30,
     )
