@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,28 @@ class Coatcheck:
     key_file: Path
     channel_key: str
     grant_ttl: float = GRANT_TTL
+
+    def cid(self, sender: str) -> str:
+        """The conversation id a channel sender is kept under (its pseudonym, on the same
+        database and key): what the bot, its actions and their trackers name it by."""
+        engine = make_engine(self.database_url)
+        try:
+            return Vault(engine, load_master_key(None, self.key_file)).pseudonym(sender)
+        finally:
+            engine.dispose()
+
+
+# The real sender behind each conversation id `new_conversation` handed out: the channel
+# key (what `seed_text` seeds with) speaks real sender ids, the actions their pseudonyms.
+_SENDERS: dict[str, str] = {}
+
+
+def new_conversation(cc: Coatcheck, prefix: str) -> str:
+    """A fresh conversation as the bot and its actions know it: a new sender's pseudonym."""
+    sender = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    conversation = cc.cid(sender)
+    _SENDERS[conversation] = sender
+    return conversation
 
 
 def _create_action_key(env: dict[str, str], database_url: str) -> str:
@@ -261,10 +284,11 @@ def webhook_payload(
 async def seed_text(cc: Coatcheck, conversation: str, text: str, entity_type: str) -> str:
     """`text` vaulted whole as `entity_type` through `/v1/redact` with the channel's key:
     the leg that holds user values (an action server's key gets `[TYPE]` back without a
-    grant, issue 14); the redacted text."""
+    grant, issue 14); the redacted text.  `conversation` comes from `new_conversation`:
+    the channel names it by its real sender id."""
     body = {
         "text": text,
-        "conversation_id": conversation,
+        "conversation_id": _SENDERS[conversation],
         "context": {"expect": entity_type, "capture": "whole"},
     }
     async with httpx.AsyncClient(base_url=cc.url, timeout=10) as http:

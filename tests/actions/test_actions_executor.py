@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 
 from coatcheck.actions import ActionFailed, CoatcheckClient, RevealedView, RevealingAction, reveals
 from coatcheck.actions.examples import ActionSendReceipt, sent_receipts
-from tests.actions.conftest import seed_text
+from tests.actions.conftest import new_conversation, seed_text
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio
@@ -70,7 +69,7 @@ def _executor(action: Any, service: Coatcheck) -> ActionExecutor:
 async def test_example_action_calls_backend_with_real_value(
     webhook: Any, coatcheck: Coatcheck
 ) -> None:
-    conv = f"exec-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "exec")
     ref = (await _seed(coatcheck, conv, EMAIL)).split("(")[0]
     before = len(sent_receipts)
     result = await _executor(_Receipt(), coatcheck).run(
@@ -84,7 +83,7 @@ async def test_example_action_calls_backend_with_real_value(
 
 
 async def test_values_in_nested_events_are_retokenized(webhook: Any, coatcheck: Coatcheck) -> None:
-    conv = f"exec-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "exec")
     ref = (await _seed(coatcheck, conv, EMAIL)).split("(")[0]
     seen.clear()
     result = await _executor(_Peek(), coatcheck).run(
@@ -100,7 +99,7 @@ async def test_values_in_nested_events_are_retokenized(webhook: Any, coatcheck: 
 
 
 async def test_no_declared_reference_means_no_grant(webhook: Any, coatcheck: Coatcheck) -> None:
-    conv = f"exec-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "exec")
     seen.clear()
     result = await _executor(_Peek(), coatcheck).run(
         webhook("action_peek", conv, {"email": "CC_PHONE_NUMBER_0123456789"})
@@ -112,7 +111,7 @@ async def test_no_declared_reference_means_no_grant(webhook: Any, coatcheck: Coa
 async def test_failure_inside_run_revealed_drops_the_value(
     webhook: Any, coatcheck: Coatcheck
 ) -> None:
-    conv = f"exec-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "exec")
     ref = (await _seed(coatcheck, conv, EMAIL)).split("(")[0]
     with pytest.raises(ActionFailed) as info:
         await _executor(_Peek(), coatcheck).run(
@@ -124,7 +123,7 @@ async def test_failure_inside_run_revealed_drops_the_value(
 
 
 async def test_list_slots_are_resolved_element_wise(webhook: Any, coatcheck: Coatcheck) -> None:
-    conv = f"exec-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "exec")
     ref = (await _seed(coatcheck, conv, EMAIL)).split("(")[0]
     other = "CC_PHONE_NUMBER_0123456789"
     seen.clear()

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ from coatcheck.actions import (
     request_capture,
 )
 from coatcheck.vault import AuditRecord, Vault
-from tests.actions.conftest import seed_text
+from tests.actions.conftest import new_conversation, seed_text
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
 pytestmark = pytest.mark.anyio
@@ -38,8 +37,9 @@ GOOD_CARD = "4111111111111111"
 BAD_CARD = "4111111111111112"
 
 
-def _conversation() -> str:
-    return f"live-{uuid.uuid4().hex[:12]}"
+def _conversation(cc: Coatcheck) -> str:
+    """A new conversation as the actions know it (a new sender's pseudonym)."""
+    return new_conversation(cc, "live")
 
 
 def _client(cc: Coatcheck) -> CoatcheckClient:
@@ -69,7 +69,7 @@ def _audit(vault: Vault, conversation: str, action: str) -> list[AuditRecord]:
 async def test_opted_in_action_gets_declared_types_only(
     webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     phone_ref = await _seed(coatcheck, conv, "PHONE_NUMBER", PHONE)
     payload = webhook(
@@ -89,7 +89,7 @@ async def test_opted_in_action_gets_declared_types_only(
 async def test_response_is_retokenized(
     webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     phone_ref = await _seed(coatcheck, conv, "PHONE_NUMBER", PHONE)
     payload = webhook("action_peek", conv, {"email": email_ref, "phone": phone_ref})
@@ -110,7 +110,7 @@ async def test_response_is_retokenized(
 async def test_action_without_opt_in_sees_references(
     audit_vault: Vault, webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     response = _post(action_server[0], webhook("action_plain", conv, {"email": email_ref}))
     assert response.status_code == 200, response.text
@@ -121,7 +121,7 @@ async def test_action_without_opt_in_sees_references(
 async def test_reveals_are_audited_with_action_and_purpose(
     audit_vault: Vault, webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     response = _post(action_server[0], webhook("action_peek", conv, {"email": email_ref}))
     assert response.status_code == 200, response.text
@@ -140,7 +140,7 @@ async def test_reveals_are_audited_with_action_and_purpose(
 async def test_type_outside_allow_list_is_refused(
     audit_vault: Vault, webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     payload = webhook("action_greedy", conv, {"email": email_ref})
     response = _post(action_server[0], payload)
@@ -153,14 +153,14 @@ async def test_type_outside_allow_list_is_refused(
 async def test_grant_refused_for_type_not_listed(coatcheck: Coatcheck) -> None:
     async with _client(coatcheck) as client:
         with pytest.raises(GrantRefused) as info:
-            await client.grant(_conversation(), {"PHONE_NUMBER"}, "action_peek", "p")
+            await client.grant(_conversation(coatcheck), {"PHONE_NUMBER"}, "action_peek", "p")
         assert info.value.status == 403
         with pytest.raises(GrantRefused):
-            await client.grant(_conversation(), {"EMAIL_ADDRESS"}, "action_unknown", "p")
+            await client.grant(_conversation(coatcheck), {"EMAIL_ADDRESS"}, "action_unknown", "p")
 
 
 async def test_grant_refused_for_other_conversation(coatcheck: Coatcheck) -> None:
-    mine, other = _conversation(), _conversation()
+    mine, other = _conversation(coatcheck), _conversation(coatcheck)
     other_ref = await _seed(coatcheck, other, "EMAIL_ADDRESS", EMAIL)
     async with _client(coatcheck) as client:
         grant = await client.grant(mine, {"EMAIL_ADDRESS"}, "action_peek", "p")
@@ -172,7 +172,7 @@ async def test_grant_refused_for_other_conversation(coatcheck: Coatcheck) -> Non
 
 
 async def test_grant_does_not_cover_other_types(coatcheck: Coatcheck) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     phone_ref = await _seed(coatcheck, conv, "PHONE_NUMBER", PHONE)
     async with _client(coatcheck) as client:
         grant = await client.grant(conv, {"EMAIL_ADDRESS"}, "action_peek", "p")
@@ -181,7 +181,7 @@ async def test_grant_does_not_cover_other_types(coatcheck: Coatcheck) -> None:
 
 
 async def test_expired_grant_is_refused(coatcheck: Coatcheck) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     async with _client(coatcheck) as client:
         grant = await client.grant(conv, {"EMAIL_ADDRESS"}, "action_peek", "p")
@@ -202,7 +202,7 @@ async def test_form_validator_checks_in_the_vault(
     card: str,
     valid: bool,
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     card_ref = await _seed(coatcheck, conv, "CREDIT_CARD", card)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     payload = webhook(
@@ -227,7 +227,7 @@ async def test_form_validator_checks_in_the_vault(
 async def test_confirmation_prompt(
     webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     response = _post(action_server[0], webhook("action_confirm_email", conv, {"email": email_ref}))
     assert response.status_code == 200, response.text
@@ -240,7 +240,7 @@ async def test_confirmation_prompt(
 async def test_action_server_log_holds_no_value(
     webhook: Any, coatcheck: Coatcheck, action_server: tuple[str, Any]
 ) -> None:
-    conv = _conversation()
+    conv = _conversation(coatcheck)
     email_ref = await _seed(coatcheck, conv, "EMAIL_ADDRESS", EMAIL)
     _post(action_server[0], webhook("action_greedy", conv, {"email": email_ref}))
     _post(action_server[0], webhook("action_peek", conv, {"email": email_ref}))
@@ -269,10 +269,15 @@ async def test_action_server_registers_concrete_actions_only(
 async def test_secure_capture_directive_is_accepted(coatcheck: Coatcheck) -> None:
     async with _client(coatcheck) as client:
         await request_capture(
-            client, _conversation(), "CREDIT_CARD", "card_luhn", retries=2, retry_text="Again?"
+            client,
+            _conversation(coatcheck),
+            "CREDIT_CARD",
+            "card_luhn",
+            retries=2,
+            retry_text="Again?",
         )
         with pytest.raises(ServiceError) as info:
-            await request_capture(client, _conversation(), "credit card")
+            await request_capture(client, _conversation(coatcheck), "credit card")
         assert 400 <= info.value.status < 500
 
 
@@ -291,7 +296,7 @@ def _say(cc: Coatcheck, sender: str, message: str) -> str:
 
 async def test_sender_id_cannot_set_a_rule_on_another_conversation(coatcheck: Coatcheck) -> None:
     """Issue 19, finding 8: a sender named `victim/context#` once set victim's rule."""
-    victim = _conversation()
+    victim = _conversation(coatcheck)
     async with _client(coatcheck) as client:
         with pytest.raises(ServiceError) as info:  # the gateway has no route for that id
             await request_capture(client, f"{victim}/context#", "PASSWORD")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from rasa_sdk.executor import ActionExecutor
 
 from coatcheck.actions import CoatcheckClient, UnsupportedValue, find_references
-from tests.actions.conftest import seed_text
+from tests.actions.conftest import new_conversation, seed_text
 from tests.actions.live_pkg.cc_live_actions import ActionCardLast4, ActionShapes
 
 Coatcheck = Any  # the `coatcheck` fixture's object (tests/actions/conftest.py)
@@ -46,7 +45,7 @@ def _executor(action: Any, cc: Coatcheck) -> ActionExecutor:
 async def _shapes_payload(
     cc: Coatcheck, webhook: Any, extra: list[str]
 ) -> tuple[dict[str, Any], str, str]:
-    conv = f"shapes-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(cc, "shapes")
     email_ref = await _seed(cc, conv, "EMAIL_ADDRESS", EMAIL)
     pin_ref = await _seed(cc, conv, "PIN", PIN)
     payload = webhook("action_shapes", conv, {"email": email_ref, "pin": pin_ref, "extra": extra})
@@ -131,7 +130,7 @@ async def test_values_of_a_type_never_include_a_longer_type(
     webhook: Any, coatcheck: Coatcheck
 ) -> None:
     """Finding 2: `values("CARD")` once returned CARD_PIN values too (a prefix test)."""
-    conv = f"card-{uuid.uuid4().hex[:10]}"
+    conv = new_conversation(coatcheck, "card")
     card_ref = await _seed(coatcheck, conv, "CARD", CARD)
     pin_ref = await _seed(coatcheck, conv, "CARD_PIN", PIN)
     payload = webhook("action_card_last4", conv, {"card": card_ref, "card_pin": pin_ref})
