@@ -18,7 +18,10 @@ def post(service: Service, path: str, body: Any, role: Role) -> Any:
     return service.client.post(path, json=body, headers=service.auth(role))
 
 
-def tokenize(service: Service, conv: str = "c1", role: Role = Role.BOT) -> str:
+def tokenize(service: Service, conv: str = "c1", role: Role = Role.CHANNEL) -> str:
+    """The user's address vaulted on the channel leg (the leg whose values are stored, issue
+    14), which names the conversation by the sender's real id `conv`: every other role names
+    it `service.cid(conv)`."""
     response = post(service, "/v1/redact", {"text": f"mail {EMAIL}", "conversation_id": conv}, role)
     assert response.status_code == 200
     body = response.json()
@@ -30,12 +33,13 @@ def tokenize(service: Service, conv: str = "c1", role: Role = Role.BOT) -> str:
 
 def grant(
     service: Service,
-    conv: str = "c1",
+    conv: str | None = None,
     types: list[str] | None = None,
     purpose: str = "send mail",
 ) -> Any:
+    """A grant for the conversation `conv` (by default the sender "c1"'s pseudonym)."""
     body = {
-        "conversation_id": conv,
+        "conversation_id": service.cid("c1") if conv is None else conv,
         "entity_types": types or ["EMAIL_ADDRESS"],
         "purpose": purpose,
         "action": "action_send_mail",
@@ -46,7 +50,7 @@ def grant(
 def test_redact_with_context(service: Service) -> None:
     body = {
         "text": "4821",
-        "conversation_id": "c1",
+        "conversation_id": service.cid("c1"),
         "context": {"expect": "PIN", "capture": "whole"},
     }
     response = post(service, "/v1/redact", body, Role.CHANNEL)
@@ -78,7 +82,7 @@ def test_grant_and_reveal(service: Service) -> None:
     issued = grant(service)
     assert issued.status_code == 200
     assert issued.json()["expires_at"] == service.clock.now + 30
-    body = {"conversation_id": "c1", "ref": ref, "grant": issued.json()["grant"]}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "grant": issued.json()["grant"]}
     response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
     assert response.status_code == 200
     assert response.json() == {"value": EMAIL, "type": "EMAIL_ADDRESS"}
@@ -88,9 +92,9 @@ def test_a_grant_purpose_carrying_pii_reaches_the_audit_chain_masked(service: Se
     ref = tokenize(service)
     issued = grant(service, purpose=f"mail {EMAIL} the receipt")
     assert issued.status_code == 200
-    body = {"conversation_id": "c1", "ref": ref, "grant": issued.json()["grant"]}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "grant": issued.json()["grant"]}
     assert post(service, "/v1/reveal", body, Role.ACTION_SERVER).status_code == 200
-    [row] = service.services.vault.audit_rows(conversation_id="c1", action="reveal")
+    [row] = service.services.vault.audit_rows(conversation_id=service.cid("c1"), action="reveal")
     assert row.purpose == "mail [EMAIL_ADDRESS] the receipt"
     assert EMAIL not in repr(row)
 
@@ -107,7 +111,11 @@ def test_a_grant_purpose_carrying_pii_reaches_the_audit_chain_masked(service: Se
 )
 def test_reveal_refusals(service: Service, mutate: Any, status: int, code: str) -> None:
     ref = tokenize(service)
-    body = {"conversation_id": "c1", "ref": ref, "grant": grant(service).json()["grant"]}
+    body = {
+        "conversation_id": service.cid("c1"),
+        "ref": ref,
+        "grant": grant(service).json()["grant"],
+    }
     mutate(body)
     response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
     assert (response.status_code, response.json()["error"]) == (status, code)
@@ -118,7 +126,7 @@ def test_expired_grant_refused(service: Service) -> None:
     ref = tokenize(service)
     token = grant(service).json()["grant"]
     service.clock.now += 31
-    body = {"conversation_id": "c1", "ref": ref, "grant": token}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "grant": token}
     response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
     assert response.status_code == 403
 
@@ -132,7 +140,12 @@ def test_expired_grant_refused(service: Service) -> None:
     ],
 )
 def test_grant_allow_list(service: Service, types: list[str], action: str, status: int) -> None:
-    body = {"conversation_id": "c1", "entity_types": types, "purpose": "p", "action": action}
+    body = {
+        "conversation_id": service.cid("c1"),
+        "entity_types": types,
+        "purpose": "p",
+        "action": action,
+    }
     assert post(service, "/v1/grants", body, Role.ACTION_SERVER).status_code == status
 
 
@@ -150,7 +163,7 @@ def test_staff_reveal_on_active_conversation(
 ) -> None:
     """Lifecycle rules (tests/lifecycle has the rest): no grant, active conversation."""
     ref = tokenize(service)
-    body = {"conversation_id": "c1", "ref": ref, "purpose": purpose}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "purpose": purpose}
     response = post(service, "/v1/reveal", body, role)
     assert response.status_code == status
     if code is None:
@@ -178,37 +191,39 @@ def test_staff_reveal_on_active_conversation(
 )
 def test_check(service: Service, fields: dict[str, Any], status: int, result: Any) -> None:
     ref = tokenize(service)
-    response = post(service, "/v1/check", {"conversation_id": "c1", "ref": ref, **fields}, Role.BOT)
+    response = post(
+        service, "/v1/check", {"conversation_id": service.cid("c1"), "ref": ref, **fields}, Role.BOT
+    )
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json() == {"result": result}
     else:
         assert response.json()["error"] == result
     assert EMAIL not in response.text
-    rows = service.services.vault.audit_rows(conversation_id="c1", action="check")
+    rows = service.services.vault.audit_rows(conversation_id=service.cid("c1"), action="check")
     assert len(rows) == (0 if result == "invalid_request" else 1)  # each check audited
 
 
 def test_check_budget_is_per_reference_and_audited(service: Service) -> None:
     """Three checks (the suite's budget) per reference, whoever asks; then 403, audited."""
     ref, other = tokenize(service), tokenize(service, "c2")
-    body = {"conversation_id": "c1", "ref": ref, "check": "email_example"}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "check": "email_example"}
     answers = [post(service, "/v1/check", body, role) for role in (Role.BOT, Role.ACTION_SERVER)]
     answers += [post(service, "/v1/check", body, Role.BOT) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200, 200, 403]
     assert answers[-1].json()["error"] == "check_budget"
-    again = {"conversation_id": "c2", "ref": other, "check": "email_example"}
+    again = {"conversation_id": service.cid("c2"), "ref": other, "check": "email_example"}
     assert post(service, "/v1/check", again, Role.BOT).status_code == 200
-    rows = service.services.vault.audit_rows(conversation_id="c1", action="check")
+    rows = service.services.vault.audit_rows(conversation_id=service.cid("c1"), action="check")
     assert sorted(r.outcome for r in rows) == ["ok", "ok", "ok", "refused:check_budget"]
 
 
 def test_end_shreds(service: Service) -> None:
     ref = tokenize(service)
     token = grant(service).json()["grant"]
-    ended = post(service, "/v1/conversations/c1/end", None, Role.BOT)
+    ended = post(service, f"/v1/conversations/{service.cid('c1')}/end", None, Role.BOT)
     assert ended.status_code == 200 and ended.json()["ended"] is True
-    body = {"conversation_id": "c1", "ref": ref, "grant": token}
+    body = {"conversation_id": service.cid("c1"), "ref": ref, "grant": token}
     response = post(service, "/v1/reveal", body, Role.ACTION_SERVER)
     assert (response.status_code, response.json()["error"]) == (410, "shredded")
 
