@@ -38,6 +38,7 @@ from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
 from coatcheck.vault._keks import LIVE, Keks
 from coatcheck.vault._keycache import KeyCache
+from coatcheck.vault._pseudonyms import LegacyRows, PseudonymMigration
 from coatcheck.vault._reads import Reader, RefInfo
 from coatcheck.vault._retention import Retainer
 from coatcheck.vault._rotation import RootRotation, Rotator
@@ -121,6 +122,9 @@ class Vault:
             storage, cache, self._retention, self._upkeep, service.pseudonym_key
         )
         self._rotation = Rotator(storage, keks, self._upkeep, service)
+        self._migration = PseudonymMigration(
+            storage, keks, cache, self._upkeep, self._subjects.pseudonym
+        )
         keks.current(LIVE, clock())  # today's KEK now, not on the first message's path
 
     def _bind_audit(self, store: DbKeyStore) -> None:
@@ -355,6 +359,18 @@ class Vault:
         e-mail address, the same across root rotations and provider migrations.
         """
         return self._subjects.pseudonym(sender_id)
+
+    def migrate_pseudonyms(self, rows: LegacyRows | None = None, actor: str = "vault") -> int:
+        """Move every conversation stored under a raw id to its pseudonym (migration 0010's
+        online step; how many moved): data keys re-wrapped and values re-sealed bound to the
+        pseudonym, `rows` (the caller's own tables) renamed in the same transaction, one
+        transaction per conversation, ONE `migrate` audit event (purpose
+        `pseudonyms:<count>`) for the whole migration.  Idempotent; a rerun after a crash
+        finishes the rest.  Old audit rows keep their id (docs/keys.md, "Pseudonyms")."""
+        moved = self._migration.run(actor, rows)
+        if moved:
+            self._upkeep.settle()  # the renamed rows' old versions leave the WAL (SQLite)
+        return moved
 
     def subject_erase(
         self, sender_id: str, actor: str, *, then: ErasureHook | None = None
