@@ -37,7 +37,7 @@ def _echo(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _old_deployment(refs: dict[str, str]) -> Any:
     def prepare(database_url: str, key_file: Path) -> None:
-        upgrade(database_url)
+        upgrade(database_url, "0007")  # the schema of the version before pseudonyms
         engine = make_engine(database_url)
         with FileKeyProvider(key_file) as provider:
             vault = Vault(engine, provider)
