@@ -123,7 +123,7 @@ class Vault:
         )
         self._rotation = Rotator(storage, keks, self._upkeep, service)
         self._migration = PseudonymMigration(
-            storage, keks, cache, self._upkeep, self._subjects.pseudonym
+            storage, keks, cache, self._upkeep, self._subjects.pseudonym, self._policies.ttl_for
         )
         keks.current(LIVE, clock())  # today's KEK now, not on the first message's path
 
@@ -360,14 +360,22 @@ class Vault:
         """
         return self._subjects.pseudonym(sender_id)
 
-    def migrate_pseudonyms(self, rows: LegacyRows | None = None, actor: str = "vault") -> int:
+    def migrate_pseudonyms(
+        self,
+        rows: LegacyRows | None = None,
+        actor: str = "vault",
+        *,
+        sender_type: str | None = None,
+    ) -> int:
         """Move every conversation stored under a raw id to its pseudonym (migration 0010's
         online step; how many moved): data keys re-wrapped and values re-sealed bound to the
-        pseudonym, `rows` (the caller's own tables) renamed in the same transaction, one
-        transaction per conversation, ONE `migrate` audit event (purpose
-        `pseudonyms:<count>`) for the whole migration.  Idempotent; a rerun after a crash
-        finishes the rest.  Old audit rows keep their id (docs/keys.md, "Pseudonyms")."""
-        moved = self._migration.run(actor, rows)
+        pseudonym (same references), `rows` (the caller's own tables) renamed in the same
+        transaction, one transaction per conversation, ONE `migrate` audit event (purpose
+        `pseudonyms:<count>`) for the whole migration.  With `sender_type`, the raw id is
+        vaulted as that type in a conversation still live (as the channel's live path
+        does).  Idempotent; a rerun after a crash finishes the rest.  Earlier audit rows
+        keep their id (docs/keys.md, "Pseudonyms")."""
+        moved = self._migration.run(actor, rows, sender_type)
         if moved:
             self._upkeep.settle()  # the renamed rows' old versions leave the WAL (SQLite)
         return moved

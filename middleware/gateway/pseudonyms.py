@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
+from coatcheck.middleware.gateway.conversation import SENDER_ID
 from coatcheck.middleware.gateway.store.statements import HISTORY, RATE, STATE
 from coatcheck.vault import PSEUDONYM_RE, Transaction, Vault
 
@@ -31,20 +32,18 @@ class GatewayRows:
             found |= _legacy(list(tx.execute(select(column).distinct()).scalars()))
         return found
 
-    def move(self, tx: Transaction, old: str, new: str) -> None:
-        tx.execute(delete(RATE).where(RATE.c.sender == old))
+    def move(self, tx: Transaction, old: str, new: str) -> int:
+        changed = tx.execute(delete(RATE).where(RATE.c.sender == old)).rowcount
         taken = tx.execute(select(STATE.c.conversation_id).where(STATE.c.conversation_id == new))
+        state = STATE.c.conversation_id == old
         if taken.first() is None:
-            tx.execute(
-                update(STATE).where(STATE.c.conversation_id == old).values(conversation_id=new)
-            )
+            changed += tx.execute(update(STATE).where(state).values(conversation_id=new)).rowcount
         else:  # the pseudonym wrote first (a race with a new worker): its state stands
-            tx.execute(delete(STATE).where(STATE.c.conversation_id == old))
-        tx.execute(
-            update(HISTORY).where(HISTORY.c.conversation_id == old).values(conversation_id=new)
-        )
+            changed += tx.execute(delete(STATE).where(state)).rowcount
+        history = update(HISTORY).where(HISTORY.c.conversation_id == old)
+        return changed + tx.execute(history.values(conversation_id=new)).rowcount
 
 
 def migrate_pseudonyms(vault: Vault) -> int:
     """The start-up step: conversations stored under raw ids move to their pseudonyms."""
-    return vault.migrate_pseudonyms(GatewayRows())
+    return vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID)

@@ -3,7 +3,7 @@ their pseudonyms (issue 14, finding 7: "existing databases are migrated").
 
 The database is built the way the code before pseudonyms wrote it: values vaulted under
 the raw id (their data keys and ciphertexts bind it), history, state and rate rows keyed
-by it.  After `Vault.migrate_pseudonyms(GatewayRows())` (what every worker runs at start),
+by it.  After `Vault.migrate_pseudonyms(GatewayRows(), ...)` (what every worker runs at start),
 no raw id is left in the gateway's tables or the vault's conversations (nor in the SQLite
 file's bytes), every value still reveals under the pseudonym with its old reference, the
 audit chain verifies with ONE `migrate` event, a rerun changes nothing, and a crash inside
@@ -39,6 +39,7 @@ EMAIL = "alice@example.com"  # revealed (audited) before the migration
 SHREDDED = "u-shredded-7"  # a conversation shredded before the migration
 GATEWAY_ONLY = "u-history-only"  # history and state, nothing vaulted
 LEGACY = (PHONE, EMAIL, SHREDDED, GATEWAY_ONLY)
+SENDER_ID = "SENDER_ID"
 
 
 def _allow(_state: Any) -> None:
@@ -126,7 +127,7 @@ def test_an_old_database_moves_to_pseudonyms(engine: Engine, db_url: str) -> Non
     held = _build_old(engine)
     assert set(LEGACY) <= _ids(engine)
     vault = _vault(engine)  # a restart on the new version
-    assert vault.migrate_pseudonyms(GatewayRows()) == len(LEGACY)
+    assert vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == len(LEGACY)
 
     ids = _ids(engine)
     assert ids and all(PSEUDONYM_RE.fullmatch(cid) for cid in ids), ids
@@ -144,6 +145,13 @@ def test_an_old_database_moves_to_pseudonyms(engine: Engine, db_url: str) -> Non
         with pytest.raises(UnknownReference):
             vault.lookup(cid, ref)
     assert vault.holdings(vault.pseudonym(SHREDDED)).epochs == 1
+    # the raw id is vaulted as SENDER_ID where the conversation is still live, as the live
+    # path does with every message; a shredded or history-only one gets nothing
+    senders = {
+        cid: [v.value for v in vault.subject_export(cid, "t") if v.entity_type == SENDER_ID]
+        for cid in LEGACY
+    }
+    assert senders == {PHONE: [PHONE], EMAIL: [EMAIL], SHREDDED: [], GATEWAY_ONLY: []}
 
     report = vault.verify_audit(full=True)
     assert report.ok and report.first_bad is None
@@ -163,10 +171,10 @@ def test_an_old_database_moves_to_pseudonyms(engine: Engine, db_url: str) -> Non
 def test_a_second_run_changes_nothing(engine: Engine) -> None:
     _build_old(engine)
     vault = _vault(engine)
-    assert vault.migrate_pseudonyms(GatewayRows()) == len(LEGACY)
+    assert vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == len(LEGACY)
     before = _snapshot(engine)
     again = _vault(engine)
-    assert again.migrate_pseudonyms(GatewayRows()) == 0
+    assert again.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == 0
     assert _snapshot(engine) == before
     assert len(_migrations(again)) == 1
 
@@ -181,11 +189,12 @@ class _CrashingRows(GatewayRows):
     def __init__(self, after: int) -> None:
         self.left = after
 
-    def move(self, tx: Transaction, old: str, new: str) -> None:
-        super().move(tx, old, new)
+    def move(self, tx: Transaction, old: str, new: str) -> int:
+        changed = super().move(tx, old, new)
         self.left -= 1
         if self.left < 0:
             raise _Crash()
+        return changed
 
 
 @pytest.mark.parametrize("after", [0, 2])  # in the first conversation; in the third
@@ -195,7 +204,7 @@ def test_a_crash_mid_way_leaves_it_consistent_and_a_rerun_finishes(
     held = _build_old(engine)
     vault = _vault(engine)
     with pytest.raises(_Crash):
-        vault.migrate_pseudonyms(_CrashingRows(after))
+        vault.migrate_pseudonyms(_CrashingRows(after), sender_type=SENDER_ID)
     ids = _ids(engine)
     old = sorted(cid for cid in ids if not PSEUDONYM_RE.fullmatch(cid))
     assert len(old) == len(LEGACY) - after  # the crashed conversation is wholly old
@@ -207,7 +216,7 @@ def test_a_crash_mid_way_leaves_it_consistent_and_a_rerun_finishes(
     assert vault.verify_audit(full=True).ok
 
     rerun = _vault(engine)
-    assert rerun.migrate_pseudonyms(GatewayRows()) == len(LEGACY) - after
+    assert rerun.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == len(LEGACY) - after
     assert all(PSEUDONYM_RE.fullmatch(cid) for cid in _ids(engine))
     for (cid, ref), value in held.items():
         got = rerun.reveal_for(rerun.pseudonym(cid), ref, actor="t", purpose="p", policy=_allow)
@@ -221,17 +230,17 @@ def test_a_crash_mid_way_leaves_it_consistent_and_a_rerun_finishes(
 def test_near_pseudonyms_count_as_raw(engine: Engine, cid: str) -> None:
     _gateway_rows(engine, cid)
     vault = _vault(engine)
-    assert vault.migrate_pseudonyms(GatewayRows()) == 1
+    assert vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == 1
     assert _ids(engine) == {vault.pseudonym(cid)}
 
 
 def test_a_pseudonymous_or_empty_database_has_nothing_to_move(engine: Engine) -> None:
     vault = _vault(engine)
-    assert vault.migrate_pseudonyms(GatewayRows()) == 0  # empty
+    assert vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == 0  # empty
     _gateway_rows(engine, vault.pseudonym(PHONE))  # the new edge's rows ("no match" row)
     vault.tokenize(vault.pseudonym(PHONE), "PHONE_NUMBER", PHONE)
     before = _snapshot(engine)
-    assert vault.migrate_pseudonyms(GatewayRows()) == 0
+    assert vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID) == 0
     assert _snapshot(engine) == before and _migrations(vault) == []
 
 

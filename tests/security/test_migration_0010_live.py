@@ -71,6 +71,17 @@ def test_an_existing_deployment_moves_to_pseudonyms_at_start(tmp_path: Path) -> 
         meta = live.bot.received[-1]["metadata"]["coatcheck"]
         assert [e["ref"] for e in meta["entities"]] == [refs["email"]]  # deduplicated
         assert live.bot.received[-1]["sender"].startswith("p_")
+        engine = make_engine(f"sqlite:///{live.dir / 'cc.db'}")
+        with engine.connect() as conn:  # the move vaulted it; the message found it there
+            senders = conn.execute(
+                text("SELECT ref FROM stored_values WHERE entity_type = 'SENDER_ID'")
+            ).all()
+            events = conn.execute(
+                text("SELECT purpose, conversation_id FROM audit_log WHERE action = 'migrate'")
+            ).all()
+        engine.dispose()
+        assert [f"CC_SENDER_ID_{r.ref}" for r in senders] == [meta["sender"]]
+        assert [tuple(e) for e in events] == [("pseudonyms:1", None)]
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -82,13 +93,6 @@ def test_an_existing_deployment_moves_to_pseudonyms_at_start(tmp_path: Path) -> 
             [*CLI, "audit", "verify"], env=env, capture_output=True, text=True, timeout=120
         )
         assert verify.returncode == 0 and "audit chain ok" in verify.stdout, verify.stderr
-        engine = make_engine(f"sqlite:///{live.dir / 'cc.db'}")
-        with engine.connect() as conn:
-            events = conn.execute(
-                text("SELECT purpose, conversation_id FROM audit_log WHERE action = 'migrate'")
-            ).all()
-        engine.dispose()
-        assert [tuple(e) for e in events] == [("pseudonyms:1", None)]
         log = (live.dir / "server.log").read_text()
         assert "migration 0010: 1 conversations moved to pseudonyms" in log
         bot = json_text(live.bot.received)
