@@ -13,6 +13,7 @@ one conversation's transaction leaves it wholly old, for the rerun to finish.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,31 @@ def test_0010_upgrades_an_old_database_without_refusing(tmp_path: Path) -> None:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == "0010" and PHONE in _ids(engine)
     engine.dispose()
+
+
+def test_two_workers_starting_at_once_move_each_conversation_once(db_url: str) -> None:
+    engines = [make_engine(db_url) for _ in range(2)]
+    try:
+        ids = [f"+1415555{i:04d}" for i in range(12)]
+        first = _vault(engines[0])
+        held = {cid: first.tokenize(cid, "PHONE_NUMBER", cid) for cid in ids}
+        for cid in ids:
+            _gateway_rows(engines[0], cid)
+        vaults = [_vault(engine) for engine in engines]
+        with ThreadPoolExecutor(2) as pool:
+            moved = list(
+                pool.map(
+                    lambda v: v.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID), vaults
+                )
+            )
+        assert sum(moved) == len(ids), moved  # each conversation moved by exactly one worker
+        assert all(PSEUDONYM_RE.fullmatch(cid) for cid in _ids(engines[0]))
+        for cid, ref in held.items():
+            got = first.reveal_for(first.pseudonym(cid), ref, actor="t", purpose="p", policy=_allow)
+            assert got == cid
+        (event,) = _migrations(first)
+        assert event.purpose == f"pseudonyms:{len(ids)}"
+        assert first.verify_audit(full=True).ok
+    finally:
+        for engine in engines:
+            engine.dispose()
