@@ -19,6 +19,7 @@ one public surface (the contract is in docs/contracts.md):
 - `_keks.py`       bucket KEKs from the key provider; `_keycache.py` unwrapped keys, hints
 - `_upkeep.py`     moving data keys between buckets, destroying KEKs, settling the files
 - `_subjects.py`   pseudonyms, a person's erasure and export
+- `_pseudonyms.py` migration 0010's online step: raw-id conversations moved to pseudonyms
 - `_servicekeys.py` the sealed service keys' table (audit MAC, pseudonym, checkpoint, grant)
 - `_statements.py` the hot statements, built once; `_driver.py` runs them on the cursor
 - `_chain.py`      the MAC-linked audit chain, its verification; `_storage.py` what the parts share
