@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from coatcheck.middleware.detect import Context
@@ -142,6 +142,7 @@ VALUES = [
     ),
     st.text(alphabet="CC_ABc(x) ", max_size=12),
 )
+@example(parts=[(" hi ", "4111 1111 1111 1111")], noise="AB C")  # noise read as a name
 def test_property_no_value_survives_redaction(
     vault: Vault, parts: list[tuple[str, str]], noise: str
 ) -> None:
@@ -150,4 +151,8 @@ def test_property_no_value_survives_redaction(
     result = redactor.redact("conv-prop", text)
     for _, value in parts:
         assert value not in result.text
-    assert len(parse_references(result.text)) == len(result.entities) == len(parts)
+    assert len(parse_references(result.text)) == len(result.entities)
+    # the noise itself may read as a name ("AB C" before "hi"): every value, and only
+    # names besides them
+    assert len([e for e in result.entities if e.type != "PERSON"]) == len(parts)
+    assert all(e.start < len(noise) for e in result.entities if e.type == "PERSON")

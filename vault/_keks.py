@@ -38,7 +38,7 @@ from coatcheck.vault._statements import CONV, KEK
 from coatcheck.vault._storage import Storage
 from coatcheck.vault.errors import DecryptionError, KeyConfigError
 from coatcheck.vault.keyring import KeyRing
-from coatcheck.vault.keys.errors import KeyDestroyed
+from coatcheck.vault.keys.errors import KeyDestroyed, ProviderUnavailable
 from coatcheck.vault.keys.provider import Kek, KeyProvider
 from coatcheck.vault.models import KekBucket
 
@@ -59,6 +59,8 @@ BUCKETS: Table = KekBucket.__table__  # type: ignore[assignment]
 LIVE, KEPT = "live", "kept"
 ACTIVE, RETIRING, DESTROYING, DESTROYED = "active", "retiring", "destroying", "destroyed"
 FOREVER = 0.0  # the bucket_start of the `kept` bucket that never ends
+YOUNG_KEK_SECONDS = 600.0  # a KEK row younger than this whose key the provider lacks: 503
+KEK_NOT_VISIBLE = "KekNotVisible"  # that ProviderUnavailable's cause
 
 
 class KekRetired(Exception):
@@ -123,7 +125,7 @@ class Keks:
                 row = self._active_row(conn, kind, start)
                 generation = 0 if row is not None else self._next_generation(conn, kind, start)
             if row is not None:
-                opened = self._open_active(row.kek_id, row.record)
+                opened = self._open_active(row.kek_id, row.record, row.created_at)
             else:
                 opened = self._create(kind, start, end, generation)
             if opened is not None:
@@ -134,12 +136,14 @@ class Keks:
             self._current[(kind, start)] = opened
         return opened
 
-    def _open_active(self, kek_id: str, record: bytes | None) -> BucketKek | None:
+    def _open_active(
+        self, kek_id: str, record: bytes | None, created_at: float
+    ) -> BucketKek | None:
         """An active row's KEK; None (and the row marked destroyed) when the provider no
         longer has it: a database restored from before its destroy.  Then a new
         generation of the bucket takes over; what the old KEK wrapped reads as shredded."""
         try:
-            return self._open_record(kek_id, record)
+            return self._open_record(kek_id, record, created_at)
         except KeyDestroyed:
             with self._storage.engine.begin() as conn:
                 self.set_state(conn, kek_id, (ACTIVE,), DESTROYED)
@@ -157,7 +161,7 @@ class Keks:
 
     def _active_row(self, conn: Connection, kind: str, start: float) -> Any:
         return conn.execute(
-            select(BUCKETS.c.kek_id, BUCKETS.c.record)
+            select(BUCKETS.c.kek_id, BUCKETS.c.record, BUCKETS.c.created_at)
             .where(
                 BUCKETS.c.tenant == self._storage.tenant,
                 BUCKETS.c.kind == kind,
@@ -208,8 +212,17 @@ class Keks:
 
     # -- opening, wrapping, unwrapping ------------------------------------------------------
 
-    def _open_record(self, kek_id: str, record: bytes | None) -> BucketKek:
-        """The KEK of a row's record (remembered per record); `KeyDestroyed` if erased."""
+    def _open_record(
+        self, kek_id: str, record: bytes | None, created_at: float | None = None
+    ) -> BucketKek:
+        """The KEK of a row's record (remembered per record); `KeyDestroyed` if erased.
+
+        A provider that has no key for a row made moments ago (`created_at` within
+        `YOUNG_KEK_SECONDS`) is not believed: SoftHSM2's file store can hide another
+        process's new object from this one for a while, and taking a live KEK for destroyed
+        shreds every epoch under it.  That is `ProviderUnavailable` (the caller answers 503
+        and the message can be sent again) instead.
+        """
         if not record:
             self.forget(kek_id)
             raise KeyDestroyed(kek_id)
@@ -217,13 +230,21 @@ class Keks:
             known = self._opened.get(kek_id)
         if known is not None and known.record == record:
             return known
-        opened = BucketKek(kek_id, record, self._provider.open_kek(kek_id, record))
+        try:
+            kek = self._provider.open_kek(kek_id, record)
+        except KeyDestroyed:
+            if created_at is not None and self._storage.clock() - created_at < YOUNG_KEK_SECONDS:
+                raise ProviderUnavailable(self._provider.kind, KEK_NOT_VISIBLE) from None
+            raise
+        opened = BucketKek(kek_id, record, kek)
         with self._lock:
             self._opened[kek_id] = opened
         return opened
 
     def _row(self, conn: Connection, kek_id: str, *, share: bool) -> Any:
-        query = select(BUCKETS.c.state, BUCKETS.c.record).where(BUCKETS.c.kek_id == kek_id)
+        query = select(BUCKETS.c.state, BUCKETS.c.record, BUCKETS.c.created_at).where(
+            BUCKETS.c.kek_id == kek_id
+        )
         if share and self._storage.pg:
             query = query.with_for_update(read=True)
         return conn.execute(query).first()
@@ -247,7 +268,8 @@ class Keks:
         """The data key of an epoch row (`kek_id` or legacy `kek_version`, `wrapped_dek`)."""
         if epoch.kek_id is not None:
             row = self._row(conn, epoch.kek_id, share=False)
-            opened = self._open_record(epoch.kek_id, None if row is None else row.record)
+            record, made = (None, None) if row is None else (row.record, row.created_at)
+            opened = self._open_record(epoch.kek_id, record, made)
             context = self.context(conversation_id, epoch.epoch, epoch.kek_id)
             return opened.kek.unwrap(epoch.wrapped_dek, context)
         return self.legacy_unwrap(conn, epoch, conversation_id)
@@ -263,7 +285,8 @@ class Keks:
         KEK is gone (the epoch reads as shredded)."""
         assert epoch.kek_id is not None  # legacy epochs are moved to bucket KEKs first
         row = self._row(conn, epoch.kek_id, share=True)
-        opened = self._open_record(epoch.kek_id, None if row is None else row.record)
+        record, made = (None, None) if row is None else (row.record, row.created_at)
+        opened = self._open_record(epoch.kek_id, record, made)
         dek = opened.kek.unwrap(
             epoch.wrapped_dek, self.context(conversation_id, epoch.epoch, epoch.kek_id)
         )

@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 
 from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
-from coatcheck.vault._keks import LIVE, Keks
+from coatcheck.vault._keks import KEK_NOT_VISIBLE, LIVE, Keks
 from coatcheck.vault._keycache import KeyCache
 from coatcheck.vault._pseudonyms import LegacyRows, PseudonymMigration
 from coatcheck.vault._reads import Reader, RefInfo
@@ -53,6 +53,7 @@ from coatcheck.vault.audit import AuditRecord, AuditReport
 from coatcheck.vault.db import read_transaction
 from coatcheck.vault.grants import Grant
 from coatcheck.vault.keys.checkpoint import Checkpoint, CheckpointSigner
+from coatcheck.vault.keys.errors import ProviderUnavailable
 from coatcheck.vault.keys.host import EnvKeyProvider
 from coatcheck.vault.keys.provider import KeyProvider
 from coatcheck.vault.keys.service_keys import AUDIT_MAC, ServiceKeys
@@ -126,7 +127,12 @@ class Vault:
         self._migration = PseudonymMigration(
             storage, keks, cache, self._upkeep, self._subjects.pseudonym, self._policies.ttl_for
         )
-        keks.current(LIVE, clock())  # today's KEK now, not on the first message's path
+        try:  # today's KEK now, not on the first message's path
+            keks.current(LIVE, clock())
+        except ProviderUnavailable as exc:
+            if exc.cause != KEK_NOT_VISIBLE:
+                raise  # the provider is down: a start-up error
+            # a young KEK row whose key the provider lacks: the first message decides
 
     def _bind_audit(self, store: DbKeyStore) -> None:
         """Load (or make) the audit key and switch the chain to MACs once (`_chain.py`)."""

@@ -19,12 +19,14 @@ from tests.conftest import BACKENDS, FakeClock, open_keys
 WORKERS = 8
 
 
-def _tokenize_in_new_vault(url: str, spec: bytes | ProviderSettings | KeyProvider) -> str:
+def _tokenize_in_new_vault(
+    url: str, spec: bytes | ProviderSettings | KeyProvider, conversation: str = "race"
+) -> str:
     """In a new vault (and, given settings, on a provider opened here: another process)."""
     engine = make_engine(url)
     keys = open_keys(spec) if isinstance(spec, ProviderSettings) else spec
     try:
-        return Vault(engine, keys, tenant="t1").tokenize("race", "EMAIL", "same@x.io")
+        return Vault(engine, keys, tenant="t1").tokenize(conversation, "EMAIL", "same@x.io")
     finally:
         engine.dispose()
         if isinstance(spec, ProviderSettings) and isinstance(keys, KeyProvider):
@@ -46,6 +48,10 @@ def test_threads_tokenizing_one_value_get_one_ref(db_url: str, master_key: bytes
 def test_processes_tokenizing_one_value_get_one_ref(
     db_url: str, key_spec: bytes | ProviderSettings
 ) -> None:
+    # Today's KEK exists before the workers start: on SoftHSM2 a token object that another
+    # process creates meanwhile may stay hidden from a worker (docs/keys.md, "PKCS#11");
+    # the race under test is the database's, one conversation's first value.
+    _tokenize_in_new_vault(db_url, key_spec, conversation="warm-up")
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(WORKERS) as pool:
         refs = set(pool.starmap(_tokenize_in_new_vault, [(db_url, key_spec)] * WORKERS))
