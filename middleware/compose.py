@@ -33,6 +33,7 @@ from coatcheck.middleware.gateway.llm_chat import LlmChats
 from coatcheck.middleware.gateway.masking import detector_redactor
 from coatcheck.middleware.gateway.outbox import OutboxWorker
 from coatcheck.middleware.gateway.ports import BotAdapter
+from coatcheck.middleware.gateway.pseudonyms import migrate_pseudonyms
 from coatcheck.middleware.gateway.ratelimit import RateLimit, ValueCap
 from coatcheck.middleware.gateway.recent import RecentValues
 from coatcheck.middleware.gateway.records import ConversationRecords
@@ -346,6 +347,8 @@ async def _domain(
                 grace_seconds=settings.kek_grace_seconds,
             )
             store = GatewayStore(writer, reader, clock)
+            if moved := migrate_pseudonyms(vault):  # migration 0010's online step
+                log.warning("migration 0010: %d conversations moved to pseudonyms", moved)
             limiter = CapacityLimiter(_db_threads(settings, engine))
             parts = _Parts(
                 settings, config, clock, engine, vault, store, detector, detect, recent, limiter

@@ -5,6 +5,7 @@ Imports nothing from `middleware` or `actions`; knows no HTTP and no detection. 
 to the vault (nothing outside `vault/` imports them; tests may).
 """
 
+from coatcheck.vault._pseudonyms import LegacyRows
 from coatcheck.vault._subjects import PSEUDONYM_RE
 from coatcheck.vault._transaction import Statement, Transaction, transaction
 from coatcheck.vault.audit import AuditRecord, AuditReport
@@ -76,6 +77,7 @@ __all__ = [
     "InvalidPredicate",
     "KeyConfigError",
     "KeyRing",
+    "LegacyRows",
     "Length",
     "Luhn",
     "Outcome",

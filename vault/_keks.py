@@ -274,6 +274,24 @@ class Keks:
             return opened.kek.unwrap(epoch.wrapped_dek, context)
         return self.legacy_unwrap(conn, epoch, conversation_id)
 
+    def rebind(
+        self, conn: Connection, epoch: Any, conversation_id: str, to: tuple[str, int]
+    ) -> tuple[bytes, bytes]:
+        """(data key, the data key wrapped again) under the same KEK, bound to another
+        (conversation id, epoch): a conversation renamed to its pseudonym (`_pseudonyms.py`).
+
+        The KEK's row is share-locked like a wrap; the number of data keys under it does not
+        change, so a destroy that is waiting still finds this epoch.  `KeyDestroyed` if the
+        KEK is gone (the epoch reads as shredded)."""
+        assert epoch.kek_id is not None  # legacy epochs are moved to bucket KEKs first
+        row = self._row(conn, epoch.kek_id, share=True)
+        record, made = (None, None) if row is None else (row.record, row.created_at)
+        opened = self._open_record(epoch.kek_id, record, made)
+        dek = opened.kek.unwrap(
+            epoch.wrapped_dek, self.context(conversation_id, epoch.epoch, epoch.kek_id)
+        )
+        return dek, opened.kek.wrap(dek, self.context(to[0], to[1], epoch.kek_id))
+
     def context(self, conversation_id: str, epoch: int, kek_id: str) -> bytes:
         """What a wrapped data key is bound to: moved to another epoch or KEK, it fails."""
         return _crypto.aad("dek", self._storage.tenant, conversation_id, epoch, kek_id)

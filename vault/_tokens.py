@@ -41,7 +41,7 @@ from coatcheck.vault.keys.errors import KeyDestroyed
 from coatcheck.vault.lifecycle import TEMPORARY, Policies
 from coatcheck.vault.outcomes import Outcome
 
-__all__ = ["Then", "Tokenizer"]
+__all__ = ["Then", "Tokenizer", "new_ref"]
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _REF_LEN = 10
@@ -56,7 +56,7 @@ class _Stale(Exception):
     """Internal: the cached conversation epoch is gone (shred, re-wrap); take the slow path."""
 
 
-def _new_ref() -> str:
+def new_ref() -> str:
     """10 random Crockford base32 characters (50 bits) from one CSPRNG read."""
     bits = secrets.randbits(5 * _REF_LEN)
     return "".join(_CROCKFORD[(bits >> (5 * i)) & 31] for i in range(_REF_LEN))
@@ -162,7 +162,7 @@ class Tokenizer:
         for (entity_type, value), key in zip(items, index_keys, strict=True):
             if key in skip or key in fresh:
                 continue
-            ref = fresh[key] = _new_ref()
+            ref = fresh[key] = new_ref()
             lifetime = ttl.get(entity_type)
             sealed = keys.sealer.seal(
                 value.encode("utf-8"), value_aad(tenant, conversation_id, number, ref, entity_type)
@@ -293,7 +293,7 @@ class Tokenizer:
             epoch, keys = self._open_live(conn, conversation_id, under)
             now = storage.clock()
             expires = now + min(limits) if limits else None
-            ref = _new_ref()
+            ref = new_ref()
             aad = value_aad(storage.tenant, conversation_id, epoch.epoch, ref, entity_type)
             row = {
                 "conversation_pk": epoch.id,

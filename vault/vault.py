@@ -19,6 +19,7 @@ one public surface (the contract is in docs/contracts.md):
 - `_keks.py`       bucket KEKs from the key provider; `_keycache.py` unwrapped keys, hints
 - `_upkeep.py`     moving data keys between buckets, destroying KEKs, settling the files
 - `_subjects.py`   pseudonyms, a person's erasure and export
+- `_pseudonyms.py` migration 0010's online step: raw-id conversations moved to pseudonyms
 - `_servicekeys.py` the sealed service keys' table (audit MAC, pseudonym, checkpoint, grant)
 - `_statements.py` the hot statements, built once; `_driver.py` runs them on the cursor
 - `_chain.py`      the MAC-linked audit chain, its verification; `_storage.py` what the parts share
@@ -38,6 +39,7 @@ from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
 from coatcheck.vault._keks import KEK_NOT_VISIBLE, LIVE, Keks
 from coatcheck.vault._keycache import KeyCache
+from coatcheck.vault._pseudonyms import LegacyRows, PseudonymMigration
 from coatcheck.vault._reads import Reader, RefInfo
 from coatcheck.vault._retention import Retainer
 from coatcheck.vault._rotation import RootRotation, Rotator
@@ -122,6 +124,9 @@ class Vault:
             storage, cache, self._retention, self._upkeep, service.pseudonym_key
         )
         self._rotation = Rotator(storage, keks, self._upkeep, service)
+        self._migration = PseudonymMigration(
+            storage, keks, cache, self._upkeep, self._subjects.pseudonym, self._policies.ttl_for
+        )
         try:  # today's KEK now, not on the first message's path
             keks.current(LIVE, clock())
         except ProviderUnavailable as exc:
@@ -370,6 +375,26 @@ class Vault:
         e-mail address, the same across root rotations and provider migrations.
         """
         return self._subjects.pseudonym(sender_id)
+
+    def migrate_pseudonyms(
+        self,
+        rows: LegacyRows | None = None,
+        actor: str = "vault",
+        *,
+        sender_type: str | None = None,
+    ) -> int:
+        """Move every conversation stored under a raw id to its pseudonym (migration 0010's
+        online step; how many moved): data keys re-wrapped and values re-sealed bound to the
+        pseudonym (same references), `rows` (the caller's own tables) renamed in the same
+        transaction, one transaction per conversation, ONE `migrate` audit event (purpose
+        `pseudonyms:<count>`) for the whole migration.  With `sender_type`, the raw id is
+        vaulted as that type in a conversation still live (as the channel's live path
+        does).  Idempotent; a rerun after a crash finishes the rest.  Earlier audit rows
+        keep their id (docs/keys.md, "Pseudonyms")."""
+        moved = self._migration.run(actor, rows, sender_type)
+        if moved:
+            self._upkeep.settle()  # the renamed rows' old versions leave the WAL (SQLite)
+        return moved
 
     def subject_erase(
         self, sender_id: str, actor: str, *, then: ErasureHook | None = None

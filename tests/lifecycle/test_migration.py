@@ -85,7 +85,7 @@ def test_backfill_of_data_written_before_0003(db_url: str) -> None:
                 "VALUES ('old-ended', NULL, 200), ('ctx-only', '{}', 90)"
             )
         )
-    upgrade(engine, "0007")  # 0010 refuses raw sender ids (tests/security/test_migration_0010.py)
+    upgrade(engine, "0007")  # the 0003 backfill is what this test is about
     with engine.connect() as conn:
         state = {
             row.conversation_id: tuple(row)[1:]

@@ -109,9 +109,15 @@ def _keys(database_url: str, files: Path) -> dict[Role, str]:
 
 
 @contextmanager
-def live_gateway(tmp: Path, script: Script, config: dict[str, Any]) -> Iterator[Live]:
+def live_gateway(
+    tmp: Path,
+    script: Script,
+    config: dict[str, Any],
+    prepare: Callable[[str, Path], None] | None = None,
+) -> Iterator[Live]:
     """`coatcheck serve` at DEBUG on a free port, its bot answering `script`; an export
-    sink (`export.jsonl`) is added to `config`."""
+    sink (`export.jsonl`) is added to `config`.  `prepare(database_url, key_file)` writes
+    the database before the service first starts (an existing deployment's)."""
     bot = Bot(script)
     store = tmp / "store"
     store.mkdir()
@@ -123,6 +129,8 @@ def live_gateway(tmp: Path, script: Script, config: dict[str, Any]) -> Iterator[
 
         port = free_port()
         database_url = f"sqlite:///{store / 'cc.db'}"
+        if prepare is not None:
+            prepare(database_url, tmp / "cc.key")
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),

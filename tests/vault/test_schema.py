@@ -56,6 +56,7 @@ def test_public_api_pinned() -> None:
         "InvalidPredicate",
         "KeyConfigError",
         "KeyRing",
+        "LegacyRows",
         "Length",
         "Luhn",
         "Outcome",
