@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from aiohttp import web
 from sqlalchemy import create_engine
@@ -27,6 +25,7 @@ from sqlalchemy import create_engine
 from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import GatewayStore
 from tests.harness import serving
+from tests.ops.live import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
@@ -78,20 +77,6 @@ class Live:
     def at_rest(self) -> dict[str, bytes]:
         """Every file the service wrote (database and WAL, log, export), by name."""
         return {p.name: p.read_bytes() for p in self.dir.iterdir() if p.is_file()}
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"coatcheck serve exited with {proc.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail("coatcheck serve did not start")
 
 
 def _keys(database_url: str, files: Path) -> dict[Role, str]:
@@ -153,7 +138,7 @@ def live_gateway(
             )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait(url, proc, log)
+            wait_healthy(proc, url, log)
             yield Live(url, _keys(database_url, tmp / "cc.apikeys"), store, bot)
         finally:
             proc.terminate()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +27,11 @@ from coatcheck.middleware.gateway.apikeys import Role
 from coatcheck.middleware.gateway.store import GatewayStore
 from coatcheck.vault import Vault, load_master_key, make_engine
 from coatcheck.vault.db import normalise_url
-from tests.ops.live import free_port
+from tests.ops.live import free_port, wait_healthy
 
 PG_URL = os.environ.get("COATCHECK_TEST_PG_URL")
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from coatcheck.middleware.cli import main; main()"]
-STARTUP_SECONDS = 90
 
 
 def env_for(tmp: Path, **extra: str) -> dict[str, str]:
@@ -88,20 +86,6 @@ class Live:
         return self.log.read_text(errors="replace")
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"coatcheck serve exited with {proc.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail("coatcheck serve did not start")
-
-
 @contextmanager
 def serve(
     tmp: Path,
@@ -130,7 +114,7 @@ def serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, url, log)
+        wait_healthy(proc, url, log)
         database_url = environment["COATCHECK_DATABASE_URL"]
         engine = create_engine(database_url)
         keys = {role: GatewayStore(engine).keys.create(role) for role in Role}
