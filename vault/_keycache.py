@@ -11,6 +11,14 @@ as the value, and the live-epoch hint is re-checked in SQL by the tokenize fast 
 `EpochKeys` holds one epoch's sub-keys and the layout of what they bind: a value's AAD
 (tenant, conversation, epoch, reference, type) and the blind index (HMAC of type +
 value, so equal values share a reference within the epoch and are unlinkable across).
+
+It also remembers the references of values already stored in its epoch that can only go
+away with the epoch (no expiry), so a value sent again (a channel's sender id, vaulted
+with every message) costs one HMAC instead of a sealed row, a refused INSERT and a
+SELECT.  Only committed rows are remembered, and only for an epoch whose liveness the
+tokenize transaction checks in SQL: a shred or end of the epoch (here or in another
+worker) fails that check, and a re-wrap changes the wrapped key these keys are filed
+under.
 """
 
 from __future__ import annotations
@@ -25,10 +33,15 @@ from sqlalchemy.engine import Connection
 from coatcheck.vault import _crypto
 from coatcheck.vault._keks import Keks
 
-__all__ = ["EpochKeys", "Hint", "KeyCache", "value_aad"]
+__all__ = ["EpochKeys", "Hint", "IndexKey", "KeyCache", "value_aad"]
 
 # A conversation's live epoch as last committed here: (row id, epoch, wrapped DEK).
 Hint = tuple[int, int, bytes]
+IndexKey = tuple[str, bytes]  # (entity type, blind index)
+
+# References remembered per epoch (EpochKeys.recall): enough for a long conversation's
+# repeated values; past it the memory starts again (a miss only costs the SQL path).
+KNOWN_PER_EPOCH = 256
 
 
 def value_aad(tenant: str, conversation_id: str, epoch: int, ref: str, entity_type: str) -> bytes:
@@ -39,17 +52,31 @@ def value_aad(tenant: str, conversation_id: str, epoch: int, ref: str, entity_ty
 class EpochKeys:
     """One epoch's sub-keys (value sealing, blind index); repr never shows them."""
 
-    __slots__ = ("_index", "sealer")
+    __slots__ = ("_index", "_known", "sealer")
 
     def __init__(self, dek: bytes) -> None:
         self.sealer = _crypto.Sealer(_crypto.derive(dek, b"coatcheck/value-seal/v1"))
         self._index = _crypto.derive(dek, b"coatcheck/blind-index/v1")
+        self._known: dict[IndexKey, str] = {}
 
     def __repr__(self) -> str:
         return "EpochKeys(<redacted>)"
 
     def blind_index(self, entity_type: str, value: str) -> bytes:
         return _crypto.hmac_sha256(self._index, _crypto.aad(entity_type, value))
+
+    def recall(self, index_keys: Iterable[IndexKey]) -> dict[IndexKey, str]:
+        """The remembered references among `index_keys` (a hint: the caller's transaction
+        must still check that the epoch is live)."""
+        known = self._known
+        return {key: known[key] for key in index_keys if key in known}
+
+    def learn(self, refs: dict[IndexKey, str]) -> None:
+        """After the commit that stored (or found) them: references of values that never
+        expire on their own.  Dict operations only, so worker threads need no lock."""
+        if len(self._known) + len(refs) > KNOWN_PER_EPOCH:
+            self._known = {}
+        self._known.update(refs)
 
 
 class KeyCache:

@@ -68,7 +68,7 @@ FIND = _FIND_FROM.where(VAL.c.ref.in_(bindparam("refs", expanding=True)))
 # One reference (the common reveal): `=` instead of an expanding IN, run on the driver.
 FIND_ONE = _driver.Statement(_FIND_FROM.where(VAL.c.ref == bindparam("ref")))
 # Values already stored in an epoch, by blind index.
-KNOWN = select(VAL.c.ref, VAL.c.entity_type, VAL.c.blind_index).where(
+KNOWN = select(VAL.c.ref, VAL.c.entity_type, VAL.c.blind_index, VAL.c.expires_at).where(
     VAL.c.conversation_pk == bindparam("pk"),
     VAL.c.blind_index.in_(bindparam("indexes", expanding=True)),
 )

@@ -22,7 +22,8 @@ destroyed (a database restored from before a shred) is shredded and replaced.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -31,7 +32,7 @@ from coatcheck.vault import _crypto
 from coatcheck.vault._arguments import check_conversation, check_type, require
 from coatcheck.vault._chain import Entry
 from coatcheck.vault._keks import LIVE, BucketKek, KekRetired, Keks
-from coatcheck.vault._keycache import EpochKeys, Hint, KeyCache, value_aad
+from coatcheck.vault._keycache import EpochKeys, Hint, IndexKey, KeyCache, value_aad
 from coatcheck.vault._retention import shred_epochs
 from coatcheck.vault._statements import CONV, INSERT_VALUES, KNOWN, LIVE_COLS, ROW_BY_ROW_PG
 from coatcheck.vault._storage import Storage
@@ -48,7 +49,6 @@ _REF_LEN = 10
 
 # The caller's rows for the same transaction (see Tokenizer.tokenize_many).
 Then = Callable[[Transaction, list[str]], None]
-_IndexKey = tuple[str, bytes]  # (entity type, blind index)
 _T = TypeVar("_T")
 
 
@@ -62,11 +62,35 @@ def new_ref() -> str:
     return "".join(_CROCKFORD[(bits >> (5 * i)) & 31] for i in range(_REF_LEN))
 
 
-def _then(conn: Connection, refs: list[str], then: Then | None) -> list[str]:
-    """Run the caller's `then` hook in the tokenize transaction; pass the refs through."""
+def _then(conn: Connection, refs: list[str], then: Then | None) -> None:
+    """Run the caller's `then` hook in the tokenize transaction."""
     if then is not None:
         then(Transaction(conn), refs)
-    return refs
+
+
+_Row = tuple[str, bool]  # a stored value's ref, and whether it never expires on its own
+
+
+def _rows_stored(rows: Iterable[dict[str, Any]]) -> dict[IndexKey, _Row]:
+    return {(r["entity_type"], r["blind_index"]): (r["ref"], r["expires_at"] is None) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What one tokenize transaction stored or found, by blind index, under `keys`."""
+
+    index_keys: list[IndexKey]
+    by_key: dict[IndexKey, _Row]
+    keys: EpochKeys
+
+    def refs(self) -> list[str]:
+        """The items' refs, in order."""
+        return [self.by_key[key][0] for key in self.index_keys]
+
+    def committed(self) -> list[str]:
+        """After the commit: the epoch's keys remember the refs of lasting values."""
+        self.keys.learn({key: ref for key, (ref, lasting) in self.by_key.items() if lasting})
+        return self.refs()
 
 
 def _under(
@@ -149,20 +173,21 @@ class Tokenizer:
         conversation_id: str,
         epoch: tuple[int, int],
         items: Sequence[tuple[str, str]],
-        skip: dict[_IndexKey, str],
-    ) -> tuple[list[_IndexKey], list[dict[str, Any]]]:
-        """Blind indexes of `items`, and sealed rows with fresh refs for those not in `skip`."""
+        index_keys: Sequence[IndexKey],
+        skip: Mapping[IndexKey, object],
+    ) -> list[dict[str, Any]]:
+        """Sealed rows with fresh refs for the `items` whose blind index is not in `skip`."""
         pk, number = epoch
         tenant = self._storage.tenant
-        index_keys = [(t, keys.blind_index(t, v)) for t, v in items]
         rows: list[dict[str, Any]] = []
         now = self._storage.clock()
         ttl = self._policies.ttl
-        fresh: dict[_IndexKey, str] = {}
+        fresh: set[IndexKey] = set()
         for (entity_type, value), key in zip(items, index_keys, strict=True):
             if key in skip or key in fresh:
                 continue
-            ref = fresh[key] = new_ref()
+            fresh.add(key)
+            ref = new_ref()
             lifetime = ttl.get(entity_type)
             sealed = keys.sealer.seal(
                 value.encode("utf-8"), value_aad(tenant, conversation_id, number, ref, entity_type)
@@ -178,15 +203,16 @@ class Tokenizer:
                     "expires_at": None if lifetime is None else now + lifetime,
                 }
             )
-        return index_keys, rows
+        return rows
 
     @staticmethod
-    def _known(conn: Connection, pk: int, index_keys: Iterable[_IndexKey]) -> dict[_IndexKey, str]:
+    def _known(conn: Connection, pk: int, index_keys: Iterable[IndexKey]) -> dict[IndexKey, _Row]:
+        """The stored values among `index_keys`: (ref, whether it never expires)."""
         indexes = sorted({index for _, index in index_keys})
         if not indexes:
             return {}
         return {
-            (row.entity_type, row.blind_index): row.ref
+            (row.entity_type, row.blind_index): (row.ref, row.expires_at is None)
             for row in conn.execute(KNOWN, {"pk": pk, "indexes": indexes})
         }
 
@@ -196,18 +222,18 @@ class Tokenizer:
         conversation_id: str,
         items: Sequence[tuple[str, str]],
         under: BucketKek,
-    ) -> tuple[list[str], Any]:
+    ) -> tuple[_Stored, Any]:
         """(Create and) lock the live epoch, look up known values, insert new ones."""
         epoch, keys = self._open_live(conn, conversation_id, under)
-        probe = [(t, keys.blind_index(t, v)) for t, v in items]
-        known = self._known(conn, epoch.id, probe)
-        index_keys, rows = self._new_rows(
-            keys, conversation_id, (epoch.id, epoch.epoch), items, known
+        index_keys = [(t, keys.blind_index(t, v)) for t, v in items]
+        known = self._known(conn, epoch.id, index_keys)
+        rows = self._new_rows(
+            keys, conversation_id, (epoch.id, epoch.epoch), items, index_keys, known
         )
         if rows:
             conn.execute(INSERT_VALUES, rows)
-            known.update({(r["entity_type"], r["blind_index"]): r["ref"] for r in rows})
-        return [known[key] for key in index_keys], epoch
+            known.update(_rows_stored(rows))
+        return _Stored(index_keys, known, keys), epoch
 
     def _fast_tx(
         self,
@@ -216,33 +242,45 @@ class Tokenizer:
         hint: Hint,
         keys: EpochKeys,
         items: Sequence[tuple[str, str]],
-    ) -> list[str]:
-        """Cached epoch: check it is still live (and lock it on PG), then insert-or-ignore."""
+    ) -> _Stored:
+        """Cached epoch: check it is still live (and lock it on PG), then insert-or-ignore
+        what the epoch's keys do not remember storing."""
         sql = self._storage.sql
         assert sql.insert_new is not None
         assert sql.insert_one is not None
         pk, number, wrapped = hint
-        index_keys, rows = self._new_rows(keys, conversation_id, (pk, number), items, {})
-        if not self._storage.pg or len(rows) <= ROW_BY_ROW_PG:
+        index_keys = [(t, keys.blind_index(t, v)) for t, v in items]
+        stored: dict[IndexKey, _Row] = {
+            k: (ref, True) for k, ref in keys.recall(index_keys).items()
+        }
+        rows = self._new_rows(keys, conversation_id, (pk, number), items, index_keys, stored)
+        live = {"pk": pk, "wrapped": wrapped}
+        row_by_row = not self._storage.pg or len(rows) <= ROW_BY_ROW_PG
+        # Remembered refs hold only while the epoch is live: checked here when no INSERT
+        # below carries the check.
+        if (not rows or not row_by_row) and conn.execute(sql.still_live, live).first() is None:
+            raise _Stale()
+        if not rows:
+            return _Stored(index_keys, stored, keys)
+        if row_by_row:
             # Row by row on the driver: each INSERT carries its own liveness check.  Nothing
             # inserted means a known value, or the epoch is gone (shred nulls the blind
             # indexes, so the lookup below finds nothing and we take the slow path).
             inserted = set()
             for row in rows:
-                inserted.update(sql.insert_one.scalars(conn, {**row, "pk": pk, "wrapped": wrapped}))
+                inserted.update(sql.insert_one.scalars(conn, {**row, **live}))
         else:
-            if conn.execute(sql.still_live, {"pk": pk, "wrapped": wrapped}).first() is None:
-                raise _Stale()
             inserted = set(conn.execute(sql.insert_new, rows).scalars())
-        refs = {(r["entity_type"], r["blind_index"]): r["ref"] for r in rows}
-        lost = [key for key, ref in refs.items() if ref not in inserted]
+        fresh = _rows_stored(rows)
+        lost = [key for key, (ref, _) in fresh.items() if ref not in inserted]
         if lost:
             # Another call stored these values first (or, rarely, a fresh ref collided).
             known = self._known(conn, pk, lost)
             if any(key not in known for key in lost):
                 raise _Stale()
-            refs.update(known)
-        return [refs[key] for key in index_keys]
+            fresh.update(known)
+        stored.update(fresh)
+        return _Stored(index_keys, stored, keys)
 
     def tokenize_many(
         self, conversation_id: str, items: Iterable[tuple[str, str]], then: Then | None
@@ -259,23 +297,25 @@ class Tokenizer:
         cached = self._keys.hint(conversation_id) if storage.sql.insert_new is not None else None
         if cached is not None:
             hint, keys = cached
+
+            def fast(conn: Connection) -> _Stored:
+                stored = self._fast_tx(conn, conversation_id, hint, keys, batch)
+                _then(conn, stored.refs(), then)
+                return stored
+
             try:
-                return storage.retry(
-                    "tokenize",
-                    lambda conn: _then(
-                        conn, self._fast_tx(conn, conversation_id, hint, keys, batch), then
-                    ),
-                )
+                return storage.retry("tokenize", fast).committed()
             except _Stale:
                 self._keys.forget(conversation_id)
 
-        def slow(conn: Connection, under: BucketKek) -> tuple[list[str], Any]:
-            refs, epoch = self._slow_tx(conn, conversation_id, batch, under)
-            return _then(conn, refs, then), epoch
+        def slow(conn: Connection, under: BucketKek) -> tuple[_Stored, Any]:
+            stored, epoch = self._slow_tx(conn, conversation_id, batch, under)
+            _then(conn, stored.refs(), then)
+            return stored, epoch
 
-        refs, epoch = self._wrapping(slow)
+        stored, epoch = self._wrapping(slow)
         self._keys.remember(conversation_id, epoch)
-        return refs
+        return stored.committed()
 
     def tokenize_temporary(
         self, conversation_id: str, entity_type: str, value: str, ttl_seconds: float | None

@@ -194,8 +194,11 @@ class Vault:
 
         Fast path (epoch cached here): the liveness check of the cached epoch rides in each
         INSERT ... ON CONFLICT DO NOTHING RETURNING (or one check and one multi-row INSERT
-        for bigger batches on PostgreSQL), plus a SELECT only for values stored before.
-        Anything unexpected falls back to the locking slow path.
+        for bigger batches on PostgreSQL), plus a SELECT only for values stored before
+        that this worker has not seen stored (a value without expiry that it stored or
+        found in the live epoch is remembered with the epoch's keys: it costs an HMAC, and
+        one liveness check when nothing else in the batch is new).  Anything unexpected
+        falls back to the locking slow path.
 
         `then(tx, refs)` runs last inside the same transaction, so a caller can commit its
         own rows together with the values through the `Transaction` (the gateway's history

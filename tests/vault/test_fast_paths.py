@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 
 from coatcheck.vault import (
     ConversationShredded,
@@ -13,6 +15,7 @@ from coatcheck.vault import (
     Vault,
     make_engine,
 )
+from coatcheck.vault.lifecycle import Policies
 from coatcheck.vault.models import AuditRow, StoredValue
 from tests.conftest import PG_URL, FakeClock, kill_pooled_backend
 
@@ -116,3 +119,87 @@ def test_idle_connection_killed_by_the_server_is_replaced() -> None:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     finally:
         engine.dispose()
+
+
+# --- remembered references (EpochKeys.recall/learn) -------------------------------------
+
+
+def _statements(engine: Engine, work: Callable[[], object]) -> list[str]:
+    """The SQL statements `work` runs on `engine`'s pool (its vault's)."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement.lstrip().split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_value_sent_again_costs_no_insert_and_no_lookup(
+    engine: Engine, master_key: bytes, clock: FakeClock
+) -> None:
+    vault = Vault(engine, master_key, tenant="t1", clock=clock)
+    ref = vault.tokenize("c1", "SENDER_ID", "+4915112345678")
+    # the first repeat still finds it by SQL (stored before this epoch's keys knew it)...
+    assert vault.tokenize("c1", "SENDER_ID", "+4915112345678") == ref
+    again = _statements(engine, lambda: vault.tokenize("c1", "SENDER_ID", "+4915112345678"))
+    assert "INSERT" not in again and again.count("SELECT") == 1  # the liveness check only
+    mixed = _statements(
+        engine,
+        lambda: vault.tokenize_many("c1", [("SENDER_ID", "+4915112345678"), ("EMAIL", "n@x.io")]),
+    )
+    assert mixed.count("INSERT") == 1  # only the new value; its INSERT checks liveness
+    assert vault.reveal("c1", ref, grant(clock, types=("SENDER_ID",))) == "+4915112345678"
+
+
+@pytest.mark.parametrize("how", ["end", "shred", "subject_erase"])
+def test_a_remembered_value_is_stored_again_after_another_worker_ends_the_epoch(
+    vault: Vault, db_url: str, master_key: bytes, clock: FakeClock, how: str
+) -> None:
+    sender = "+4915112345678"
+    cid = vault.pseudonym(sender)  # a channel's conversation: its sender's pseudonym
+    old = vault.tokenize(cid, "SENDER_ID", sender)
+    assert vault.tokenize(cid, "SENDER_ID", sender) == old  # found by SQL, remembered
+    assert vault.tokenize(cid, "SENDER_ID", sender) == old  # remembered
+    other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock)
+    if how == "end":
+        other.end(cid, "ops", "idle")
+    elif how == "shred":
+        other.shred(cid, "ops")
+    else:
+        other.subject_erase(sender, "ops")
+    new = vault.tokenize(cid, "SENDER_ID", sender)
+    assert new != old
+    assert other.reveal(cid, new, grant(clock, cid, ("SENDER_ID",))) == sender
+
+
+def test_values_that_expire_are_not_remembered(
+    engine: Engine, db_url: str, master_key: bytes, clock: FakeClock
+) -> None:
+    policies = Policies(ttl={"PIN": 60})
+    vault = Vault(engine, master_key, tenant="t1", clock=clock, policies=policies)
+    first = vault.tokenize("c1", "PIN", "4711")
+    assert vault.tokenize("c1", "PIN", "4711") == first  # found by SQL each time
+    vault.tokenize("c1", "EMAIL", "keep@x.io")  # the epoch outlives the PIN
+    clock.now += 61
+    other = Vault(make_engine(db_url), master_key, tenant="t1", clock=clock, policies=policies)
+    assert other.expire_due().forgotten == 1
+    second = vault.tokenize("c1", "PIN", "4711")  # same epoch, the old row is gone
+    assert second != first
+    assert vault.reveal("c1", second, grant(clock, types=("PIN",))) == "4711"
+
+
+def test_a_rolled_back_value_is_not_remembered(vault: Vault, clock: FakeClock) -> None:
+    vault.tokenize("c1", "EMAIL", "first@x.io")  # the epoch is cached
+
+    def refuse(tx: object, refs: list[str]) -> None:
+        raise RuntimeError("the caller's rows failed")
+
+    with pytest.raises(RuntimeError):
+        vault.tokenize_many("c1", [("EMAIL", "later@x.io")], then=refuse)
+    ref = vault.tokenize("c1", "EMAIL", "later@x.io")
+    assert vault.reveal("c1", ref, grant(clock)) == "later@x.io"
