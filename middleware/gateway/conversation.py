@@ -330,10 +330,10 @@ class ConversationService:
                 rule.retried(),
                 then=lambda tx: self._claim(tx, turn, digest),
             )
-            answer = [BotReply(text=rule.retry_text)]
+            stored = [BotReply(text=rule.retry_text)]  # filtered when the bot set the rule
             if digest is not None:  # a repeat gets the same retry prompt, not a new attempt
-                self._replies.remember(digest, answer)
-            return _Inbound(answer=answer)
+                self._replies.remember(digest, stored)
+            return _Inbound(answer=[self._replies.retry_prompt(cid, rule.retry_text)])
         capture = CaptureResult(rule.expect, ok, refs[0].reference if ok else None)
         self._record_inbound(turn, result, True, digest, capture)
         return _Inbound(BotTurn(cid, capture=capture), digest=digest)

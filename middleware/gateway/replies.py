@@ -88,6 +88,12 @@ class Replies:
         with self._store.transaction() as tx:
             self._store.message_ids.complete(tx, digest, replies_to_json(replies))
 
+    def retry_prompt(self, conversation_id: str, text: str) -> BotReply:
+        """The channel's copy of a secure capture's retry text (stored filtered, like every
+        string the bot writes): confirm types revealed, other values stay references, as
+        in a repeat's replay."""
+        return self._for_channel(conversation_id, BotReply(text=text))
+
     def _store_filtered(
         self,
         conversation_id: str,
@@ -95,9 +101,14 @@ class Replies:
         rule: ContextRule | None,
         digest: str | None,
     ) -> tuple[BotReply, ...]:
-        """Vault the values the bot wrote and store the filtered lines (one transaction);
-        the replies in reference form."""
-        found = self._filter.find(replies)
+        """Vault the values the bot wrote (in its replies and a secure rule's retry text)
+        and store the filtered lines and rule (one transaction); the replies in reference
+        form."""
+        retry = rule is not None and rule.secure
+        texts = (
+            (*replies, BotReply(text=rule.retry_text)) if rule is not None and retry else replies
+        )
+        found = self._filter.find(texts)
         if not found.spans:
             self._record(None, conversation_id, replies, rule, digest)
             return replies
@@ -108,7 +119,10 @@ class Replies:
         def then(tx: Transaction, refs: list[str]) -> None:
             swap = self._filter.renderer(found, refs)  # refs may differ on a retry
             out[0] = tuple(map_reply(reply, swap) for reply in replies)
-            self._record(tx, conversation_id, out[0], rule, digest)
+            kept = rule
+            if rule is not None and retry:
+                kept = replace(rule, retry_text=swap(rule.retry_text))
+            self._record(tx, conversation_id, out[0], kept, digest)
 
         try:
             self._vault.tokenize_many(conversation_id, found.items(), then=then)

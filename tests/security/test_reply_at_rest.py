@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from coatcheck.grammar import parse_references
@@ -98,3 +99,43 @@ def test_a_reply_without_values_is_stored_as_written(tmp_path: Path, reply: str,
         cid = live.bot.received[-1]["sender"]
         history = live.get(f"/v1/conversations/{cid}/history", Role.VIEWER).json()
     assert [m["text"] for m in history["messages"] if m["direction"] == "out"] == [kept]
+
+
+RETRY_EMAIL = "retry.text.canary@example.org"
+
+
+def _retry_script(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bot whose secure capture's retry text carries a value it looked up."""
+    if payload["message"] == "pay":
+        directive = {
+            "expect": "CARD_PIN",
+            "capture": "secure",
+            "check": "card_pin_four",
+            "retries": 1,
+            "retry_text": f"Four digits please, or write to {RETRY_EMAIL}.",
+        }
+        return [{"text": "PIN?"}, {"custom": {"coatcheck": directive}}]
+    return [{"text": "thanks"}]
+
+
+def test_a_retry_text_leaves_no_raw_value_at_rest(tmp_path: Path) -> None:
+    """The rule's retry text is bot-written too: on the code before it was stored as
+    written in the conversation state, the history's answer line and the message id's
+    stored replies (and sent so)."""
+    with live_gateway(tmp_path, _retry_script, CONFIG) as live:
+        live.say("retry-attack", "pay")
+        attempt = {"sender": "retry-attack", "message": "12!", "metadata": {"message_id": "m-7"}}
+        answers = [
+            httpx.post(
+                f"{live.url}/webhooks/rest/webhook",
+                json=attempt,
+                headers=live.auth(Role.CHANNEL),
+                timeout=30,
+            )
+            for _ in range(2)  # the second is a repeat: answered from the stored replies
+        ]
+    assert [a.status_code for a in answers] == [200, 200]
+    texts = [a.json()[0]["text"] for a in answers]
+    assert texts[0] == texts[1]
+    assert texts[0].startswith("Four digits please, or write to CC_EMAIL_ADDRESS_")
+    assert found_in(live, [RETRY_EMAIL]) == []
