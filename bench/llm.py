@@ -5,7 +5,8 @@ second, against the same fake provider called directly, in the same run.
 
 Four processes on loopback: the fake provider (tests/llm/fake_upstream.py, echoing the
 prompt back 4 characters per SSE event, 250 events for the ~1 KB prompt), the real
-`coatcheck serve` (one worker, SQLite, `COATCHECK_LLM_UPSTREAM_URL` at the fake), a bare
+`coatcheck serve` (one worker, SQLite, `COATCHECK_LLM_UPSTREAM_URL` at the fake, the
+default settings otherwise: `--key-cache 0` turns the API key cache off), a bare
 aiohttp streaming proxy (below: no auth, no redaction, no history; what any proxy costs)
 and this client.
 
@@ -222,6 +223,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per target, 1 connection")
     parser.add_argument("--load", type=int, default=600, help="streams per throughput run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--key-cache", type=float, default=10.0, help="COATCHECK_APIKEY_CACHE_SECONDS"
+    )
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
@@ -244,6 +248,9 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         env = env_for(Path(tmp), COATCHECK_LLM_UPSTREAM_URL=upstream)
         env["COATCHECK_RATE_LIMIT"] = "1000000"
+        # the deployed default (10 s), not the tests' 0 (which makes every request read its
+        # key row in a thread hop before anything else; --key-cache 0 measures that)
+        env["COATCHECK_APIKEY_CACHE_SECONDS"] = str(args.key_cache)
         stack.enter_context(
             process([*me, "--serve-fake", str(fake)], f"http://127.0.0.1:{fake}/v1/models")
         )
@@ -275,6 +282,7 @@ def run(args: argparse.Namespace) -> None:
             if name != "direct"
         }
         result["connections"] = args.connections
+        result["key_cache_seconds"] = args.key_cache
         result["streams_per_s"] = {
             name: round(asyncio.run(throughput(url, h, args.load, args.connections)), 1)
             for name, (url, h) in targets.items()

@@ -37,6 +37,8 @@ __all__ = ["CONVERSATION_HEADER", "ChatCompletions", "Exchange", "Prepared", "co
 
 CONVERSATION_HEADER = "X-Coatcheck-Conversation"
 FLUSH_SECONDS = 0.001  # the longest a filtered frame waits for the rest of its read
+DRAIN_SECONDS = 0.05  # how long the end of a provider's body is awaited after `[DONE]`
+RUN = 64  # payloads of one read filtered between two looks at the clock
 
 
 def conversation_for(header: str | None, user: str | None, new_id: Callable[[], str]) -> str:
@@ -190,18 +192,26 @@ class ChatCompletions:
     async def _frames(
         self, prepared: Prepared, answer: UpstreamAnswer, rewriter: StreamRewriter
     ) -> AsyncIterator[bytes]:
-        # The frames of one read of the provider's stream go out as one write (the same SSE
-        # events, a fraction of the ASGI sends), but none waits more than `FLUSH_SECONDS`
-        # for the rest of a long read to be filtered (bench/llm.py: under load one read can
-        # hold most of a stream).
+        # Until the client has its first text, payloads are filtered one at a time and what
+        # they give goes out at once (time to first token).  After that, the frames of one
+        # read of the provider's stream go out as one write, its text-only payloads filtered
+        # in runs (`StreamRewriter.events`), but none waits more than `FLUSH_SECONDS` for the
+        # rest of a long read (bench/llm.py: under load one read can hold most of a stream).
         decoder = SseDecoder()
         pending: list[bytes] = []
         try:
             async for chunk in answer.chunks():
+                datas = decoder.feed(chunk)
                 since = time.perf_counter()
-                for data in decoder.feed(chunk):
-                    pending += rewriter.event(data)
-                    if pending and time.perf_counter() - since > FLUSH_SECONDS:
+                at = 0
+                while at < len(datas) and not rewriter.done:
+                    first = not rewriter.text_out
+                    step = 1 if first else RUN
+                    rewriter.events(datas[at : at + step], pending)
+                    at += step
+                    if pending and (
+                        (first and rewriter.text_out) or time.perf_counter() - since > FLUSH_SECONDS
+                    ):
                         batch, pending = b"".join(pending), []
                         yield batch
                         since = time.perf_counter()
@@ -209,10 +219,10 @@ class ChatCompletions:
                     batch, pending = b"".join(pending), []
                     yield batch
                 if rewriter.done:
+                    await answer.drain(DRAIN_SECONDS)
                     break
             if not rewriter.done:
-                for data in decoder.finish():
-                    pending += rewriter.event(data)
+                rewriter.events(decoder.finish(), pending)
             if not rewriter.done:
                 if rewriter.unfinished():
                     raise UpstreamUnavailable("stream_ended_early")

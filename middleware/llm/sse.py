@@ -67,6 +67,9 @@ class SseDecoder:
             pos = 1  # the LF of a CRLF split across chunks
         if text:
             self._after_cr = False
+        if "\r" not in text:
+            self._lf_lines(text, pos, events)
+            return events
         for brk in _BREAK.finditer(text, pos):
             self._append(text[pos : brk.start()])
             self._end_line(events)
@@ -75,6 +78,25 @@ class SseDecoder:
         if text.endswith("\r"):
             self._after_cr = True
         return events
+
+    def _lf_lines(self, text: str, pos: int, events: list[str]) -> None:
+        """`_text` for text without CR (what providers send): one split in C, and each
+        whole line handled as it is (a provider's read holds hundreds of events)."""
+        lines = (text[pos:] if pos else text).split("\n")
+        for line in lines[:-1]:
+            if self._line:
+                self._append(line)
+                self._end_line(events)
+                continue
+            if len(line) > self._max:
+                raise UpstreamProtocolError("event_too_large")
+            if not line:
+                self._dispatch(events)
+            elif line.startswith("data:"):
+                self._data_line(line[6:] if line.startswith("data: ") else line[5:])
+            elif line == "data":
+                self._data_line("")
+        self._append(lines[-1])
 
     def _append(self, piece: str) -> None:
         if piece:
@@ -97,6 +119,9 @@ class SseDecoder:
             return
         if sep and value.startswith(" "):
             value = value[1:]
+        self._data_line(value)
+
+    def _data_line(self, value: str) -> None:
         self._data.append(value)
         self._data_len += len(value) + 1
         if self._data_len > self._max:
