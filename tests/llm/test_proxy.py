@@ -280,3 +280,36 @@ def test_errors_are_openai_shaped() -> None:
         )
     body = caught.value.body()
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def _frames_list(fake: FakeUpstream, requests: int) -> list[list[bytes]]:
+    """The frames `open_stream` yields, per request, `requests` requests on one session."""
+
+    async def go(url: str) -> list[list[bytes]]:
+        async with aiohttp.ClientSession() as session:
+            core = ChatCompletions(
+                redactor(), Upstream(session, url + "/v1", "upstream-key"), response_detector()
+            )
+            out = []
+            for _ in range(requests):
+                frames = await core.open_stream(await core.prepare("conv-1", _body()))
+                out.append([frame async for frame in frames])
+            return out
+
+    with threaded(fake.app()) as url:
+        return asyncio.run(go(url))
+
+
+def test_the_first_text_leaves_before_the_rest_of_its_read_is_filtered() -> None:
+    fake = FakeUpstream(piece=2, usage=False)  # the whole answer in one write
+    [frames] = _frames_list(fake, 1)
+    first = _text(frames[0] + b"data: [DONE]\n\n")
+    assert first == "Synthetic "  # held back until the space: it could have been a value
+    assert _text(b"".join(frames)) == PROMPT
+
+
+def test_the_provider_connection_is_kept_after_done() -> None:
+    fake = FakeUpstream(piece=8, eof_delay=0.01)  # [DONE], then the end of the body
+    for frames in _frames_list(fake, 3):
+        assert _text(b"".join(frames)) == PROMPT
+    assert len(fake.peers) == 3 and len(set(fake.peers)) == 1
