@@ -8,12 +8,12 @@ becomes `UpstreamError` with the provider's status and error names, never its me
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import anyio
 
 from coatcheck.middleware.llm.errors import (
     UpstreamError,
@@ -58,14 +58,14 @@ class UpstreamAnswer:
         that `close` can keep the connection for the next request instead of dropping it
         (a new connection per request costs a handshake before the next first token)."""
         size = 0
-        try:
-            async with asyncio.timeout(seconds):
+        with anyio.move_on_after(seconds):
+            try:
                 async for chunk in self._response.content.iter_any():
                     size += len(chunk)
                     if size > limit:
                         return
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            return
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                return
 
     def close(self) -> None:
         self._response.release()

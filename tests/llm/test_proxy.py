@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import socket
+import time
 from typing import Any
 
 import aiohttp
@@ -282,8 +283,11 @@ def test_errors_are_openai_shaped() -> None:
     assert set(body["error"]) == {"message", "type", "param", "code"}
 
 
-def _frames_list(fake: FakeUpstream, requests: int) -> list[list[bytes]]:
-    """The frames `open_stream` yields, per request, `requests` requests on one session."""
+def _frames_list(
+    fake: FakeUpstream, requests: int, seconds: list[float] | None = None
+) -> list[list[bytes]]:
+    """The frames `open_stream` yields, per request, `requests` requests on one session
+    (and how long each stream took, into `seconds`)."""
 
     async def go(url: str) -> list[list[bytes]]:
         async with aiohttp.ClientSession() as session:
@@ -292,8 +296,11 @@ def _frames_list(fake: FakeUpstream, requests: int) -> list[list[bytes]]:
             )
             out = []
             for _ in range(requests):
+                started = time.monotonic()
                 frames = await core.open_stream(await core.prepare("conv-1", _body()))
                 out.append([frame async for frame in frames])
+                if seconds is not None:
+                    seconds.append(time.monotonic() - started)
             return out
 
     with threaded(fake.app()) as url:
@@ -313,3 +320,12 @@ def test_the_provider_connection_is_kept_after_done() -> None:
     for frames in _frames_list(fake, 3):
         assert _text(b"".join(frames)) == PROMPT
     assert len(fake.peers) == 3 and len(set(fake.peers)) == 1
+
+
+def test_a_provider_that_holds_its_body_open_after_done_does_not_hold_the_client() -> None:
+    fake = FakeUpstream(piece=8, eof_delay=1.0)
+    seconds: list[float] = []
+    frames = _frames_list(fake, 2, seconds)
+    assert max(seconds) < 0.5  # DRAIN_SECONDS (0.05), then the connection is dropped
+    assert [_text(b"".join(f)) for f in frames] == [PROMPT, PROMPT]
+    assert len(set(fake.peers)) == 2
