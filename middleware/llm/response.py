@@ -408,20 +408,22 @@ _NOT_TEXT = frozenset({"role", "audio", "tool_calls", "function_call"})
 def _text_only(payload: dict[str, Any]) -> tuple[tuple[int, str], str] | None:
     """((choice, field), text) when the payload carries nothing but one string field of
     one choice's delta (most of a streamed answer), else None (the general path)."""
-    if "error" in payload or isinstance(payload.get("usage"), dict):
-        return None
     choices = payload.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1:
+    if type(choices) is not list or len(choices) != 1 or "error" in payload:
         return None
     choice = choices[0]
-    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or len(delta) != 1:
         return None
     index = choice.get("index", 0)
-    delta = choice.get("delta")
-    if not _index(index) or not isinstance(delta, dict) or len(delta) != 1:
+    if type(index) is not int or not 0 <= index < _MAX_FIELDS:
+        return None
+    if isinstance(payload.get("usage"), dict):
         return None
     ((key, value),) = delta.items()
-    if key in _NOT_TEXT or not isinstance(value, str):
+    if type(value) is not str or key in _NOT_TEXT:
         return None
     return (index, key), value
 
