@@ -5,7 +5,8 @@ second, against the same fake provider called directly, in the same run.
 
 Four processes on loopback: the fake provider (tests/llm/fake_upstream.py, echoing the
 prompt back 4 characters per SSE event, 250 events for the ~1 KB prompt), the real
-`coatcheck serve` (one worker, SQLite, `COATCHECK_LLM_UPSTREAM_URL` at the fake), a bare
+`coatcheck serve` (one worker, SQLite, `COATCHECK_LLM_UPSTREAM_URL` at the fake, the
+default settings otherwise: `--key-cache 0` turns the API key cache off), a bare
 aiohttp streaming proxy (below: no auth, no redaction, no history; what any proxy costs)
 and this client.
 
@@ -13,10 +14,11 @@ and this client.
    bare proxy and through coatcheck (interleaved, so drift hits all alike); p50 of the
    time to the first non-empty content delta (TTFT) and of the total.  The prompt holds an
    e-mail address and a card number, so each request vaults two values, numbers two
-   placeholders, stores a prompt line and an answer line (three SQLite commits).
+   placeholders and stores the prompt line (one SQLite commit, before anything goes up),
+   then the answer line (a second commit, after the stream).
 2. CPU per request: the server process's own CPU time (user + system, /proc) over
-   `--requests` sequential streams, for the bare proxy and coatcheck: what a busy host
-   does not inflate.
+   `--requests` sequential streams, for the bare proxy and coatcheck: a busy host
+   inflates it far less than wall-clock times (it still does: caches are shared).
 3. Throughput at `--connections` (50): `--load` streamed requests through the bare proxy,
    then through coatcheck; completed streams per second.
 
@@ -24,6 +26,10 @@ coatcheck is measured twice: `coatcheck` sends `X-Coatcheck-Conversation` (a cha
 one conversation), `coatcheck_new_conversation` sends neither it nor `user` (a conversation,
 so a new vault epoch, per request).  Answers are checked
 (the client must get the prompt back, values restored) so a fast wrong answer cannot count.
+
+`--baseline DIR` (a checkout of another revision: `git archive REV | tar -x -C DIR`) runs
+that revision's `coatcheck serve` too, interleaved with the others, as `baseline`: a
+before/after in one run, under the same load.
 """
 
 from __future__ import annotations
@@ -116,10 +122,10 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def process(
-    args: list[str], url: str, env: dict[str, str] | None = None
+    args: list[str], url: str, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
     )
     try:
         _wait(url, proc)
@@ -222,6 +228,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per target, 1 connection")
     parser.add_argument("--load", type=int, default=600, help="streams per throughput run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--key-cache", type=float, default=10.0, help="COATCHECK_APIKEY_CACHE_SECONDS"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another revision (`git archive REV | tar -x -C DIR`): its"
+        " `coatcheck serve` is measured beside this one, as `baseline`",
+    )
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
@@ -235,15 +250,33 @@ def main() -> None:
     run(args)
 
 
-def run(args: argparse.Namespace) -> None:
+def gateway(
+    stack: ExitStack, root: Path, upstream: str, key_cache: float
+) -> tuple[int, str, dict[str, str]]:
+    """`coatcheck serve` from the tree at `root` on a SQLite file of its own: (pid, the
+    chat completions URL, the channel key's header)."""
     from tests.ops.live import CLI, env_for
 
-    fake, proxy, gateway = _free_port(), _free_port(), _free_port()
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    env = env_for(tmp, COATCHECK_LLM_UPSTREAM_URL=upstream)
+    env["PYTHONPATH"] = str(root)
+    env["COATCHECK_RATE_LIMIT"] = "1000000"
+    # the deployed default (10 s), not the tests' 0 (which makes every request read its
+    # key row in a thread hop before anything else; --key-cache 0 measures that)
+    env["COATCHECK_APIKEY_CACHE_SECONDS"] = str(key_cache)
+    port = _free_port()
+    cmd = [*CLI, "serve", "--port", str(port), "--log-level", "warning"]
+    served = stack.enter_context(process(cmd, f"http://127.0.0.1:{port}/health", env, root))
+    keys = dict(line.split("=", 1) for line in (tmp / "ops.apikeys").read_text().split())
+    route = f"http://127.0.0.1:{port}/openai/v1/chat/completions"
+    return served.pid, route, {"Authorization": f"Bearer {keys['channel']}"}
+
+
+def run(args: argparse.Namespace) -> None:
+    fake, proxy = _free_port(), _free_port()
     upstream = f"http://127.0.0.1:{fake}/v1"
     me = [sys.executable, __file__]
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        env = env_for(Path(tmp), COATCHECK_LLM_UPSTREAM_URL=upstream)
-        env["COATCHECK_RATE_LIMIT"] = "1000000"
+    with ExitStack() as stack:
         stack.enter_context(
             process([*me, "--serve-fake", str(fake)], f"http://127.0.0.1:{fake}/v1/models")
         )
@@ -253,11 +286,7 @@ def run(args: argparse.Namespace) -> None:
                 f"http://127.0.0.1:{proxy}/",
             )
         )
-        cmd = [*CLI, "serve", "--port", str(gateway), "--log-level", "warning"]
-        served = stack.enter_context(process(cmd, f"http://127.0.0.1:{gateway}/health", env))
-        keys = dict(line.split("=", 1) for line in (Path(tmp) / "ops.apikeys").read_text().split())
-        auth = {"Authorization": f"Bearer {keys['channel']}"}
-        route = f"http://127.0.0.1:{gateway}/openai/v1/chat/completions"
+        pid, route, auth = gateway(stack, ROOT, upstream, args.key_cache)
         targets = {
             "direct": (f"{upstream}/chat/completions", {}),
             "bare_proxy": (f"http://127.0.0.1:{proxy}/v1/chat/completions", {}),
@@ -266,15 +295,21 @@ def run(args: argparse.Namespace) -> None:
             # no header, no `user`: every request a conversation (and a vault epoch) of its own
             "coatcheck_new_conversation": (route, auth),
         }
+        pids = {"bare_proxy": bare.pid, "coatcheck": pid, "coatcheck_new_conversation": pid}
+        if args.baseline:  # another revision, the same traffic, the same run
+            old_pid, old_route, old_auth = gateway(
+                stack, args.baseline.resolve(), upstream, args.key_cache
+            )
+            targets["baseline"] = (old_route, {**old_auth, "X-Coatcheck-Conversation": "bench"})
+            pids["baseline"] = old_pid
         result = asyncio.run(latency(targets, args.requests))
-        pids = {"bare_proxy": bare.pid, "coatcheck": served.pid}
-        pids["coatcheck_new_conversation"] = served.pid
         result["server_cpu_ms_per_request"] = {
             name: round(asyncio.run(cpu_per_request(pids[name], url, h, args.requests)), 2)
             for name, (url, h) in targets.items()
             if name != "direct"
         }
         result["connections"] = args.connections
+        result["key_cache_seconds"] = args.key_cache
         result["streams_per_s"] = {
             name: round(asyncio.run(throughput(url, h, args.load, args.connections)), 1)
             for name, (url, h) in targets.items()
@@ -282,6 +317,8 @@ def run(args: argparse.Namespace) -> None:
         }
         result["prompt_chars"] = len(PROMPT)
         result["cpus"] = os.cpu_count()
+        if args.baseline:
+            result["baseline"] = str(args.baseline)
     print(json.dumps(result, indent=1))
 
 

@@ -64,6 +64,7 @@ MAX_VARIANT_LEN = 2 + 1 + MAX_LABEL + 1 + MAX_DIGITS + 1 + 2
 _CLOSE = {"[": "]", "(": ")", "{": "}", "<": ">"}
 _QUOTES = frozenset("\"'`")
 _SEPS = frozenset("_- ")
+_CAN_START = re.compile(r"[\[({<\"'`A-Z]")  # what `_viable` looks at: an opener, a quote, A-Z
 _BARE_NEIGHBOURS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@")
 
 
@@ -180,7 +181,8 @@ class PlaceholderGrammar:
         """Smallest index whose suffix could still become (or grow into) a variant; len(text)
         when none can. Looks at the last `MAX_VARIANT_LEN` characters only."""
         first = max(0, len(text) - MAX_VARIANT_LEN)
-        for i in range(first, len(text)):
+        for found in _CAN_START.finditer(text, first):  # the only characters that can
+            i = found.start()
             before = text[i - 1] if i > 0 else prev[-1:]
             if self._viable(text, i, before):
                 return i

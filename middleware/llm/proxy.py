@@ -37,6 +37,9 @@ __all__ = ["CONVERSATION_HEADER", "ChatCompletions", "Exchange", "Prepared", "co
 
 CONVERSATION_HEADER = "X-Coatcheck-Conversation"
 FLUSH_SECONDS = 0.001  # the longest a filtered frame waits for the rest of its read
+DRAIN_SECONDS = 0.05  # how long the end of a provider's body is awaited after `[DONE]`
+FIRST_BITE = 1024  # bytes of a read decoded at a time until the first text is out
+RUN = 64  # payloads of one read filtered between two looks at the clock
 
 
 def conversation_for(header: str | None, user: str | None, new_id: Callable[[], str]) -> str:
@@ -190,29 +193,38 @@ class ChatCompletions:
     async def _frames(
         self, prepared: Prepared, answer: UpstreamAnswer, rewriter: StreamRewriter
     ) -> AsyncIterator[bytes]:
-        # The frames of one read of the provider's stream go out as one write (the same SSE
-        # events, a fraction of the ASGI sends), but none waits more than `FLUSH_SECONDS`
-        # for the rest of a long read to be filtered (bench/llm.py: under load one read can
-        # hold most of a stream).
+        # Until the client has its first text, the read is decoded a bite at a time and its
+        # payloads filtered one at a time, what they give going out at once (time to first
+        # token).  After that, the frames of one read of the provider's stream go out as one
+        # write, its text-only payloads filtered in runs (`StreamRewriter.events`), but none
+        # waits more than `FLUSH_SECONDS` for the rest of a long read (bench/llm.py: under
+        # load one read can hold most of a stream).
         decoder = SseDecoder()
         pending: list[bytes] = []
         try:
-            async for chunk in answer.chunks():
+            async for chunk, read_ends in _bites(answer, rewriter):
+                datas = decoder.feed(chunk)
                 since = time.perf_counter()
-                for data in decoder.feed(chunk):
-                    pending += rewriter.event(data)
-                    if pending and time.perf_counter() - since > FLUSH_SECONDS:
+                at = 0
+                while at < len(datas) and not rewriter.done:
+                    first = not rewriter.text_out
+                    step = 1 if first else RUN
+                    rewriter.events(datas[at : at + step], pending)
+                    at += step
+                    if pending and (
+                        (first and rewriter.text_out) or time.perf_counter() - since > FLUSH_SECONDS
+                    ):
                         batch, pending = b"".join(pending), []
                         yield batch
                         since = time.perf_counter()
-                if pending:
+                if pending and (read_ends or rewriter.done):
                     batch, pending = b"".join(pending), []
                     yield batch
                 if rewriter.done:
+                    await answer.drain(DRAIN_SECONDS)
                     break
             if not rewriter.done:
-                for data in decoder.finish():
-                    pending += rewriter.event(data)
+                rewriter.events(decoder.finish(), pending)
             if not rewriter.done:
                 if rewriter.unfinished():
                     raise UpstreamUnavailable("stream_ended_early")
@@ -227,3 +239,16 @@ class ChatCompletions:
             if self._on_exchange is not None:
                 exchange = self._exchange(prepared, rewriter.record_texts(), rewriter.done)
                 await self._on_exchange(exchange)
+
+
+async def _bites(
+    answer: UpstreamAnswer, rewriter: StreamRewriter
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """The provider's reads, each with True; before the client has its first text, in
+    `FIRST_BITE` pieces (False but for the last): a read can hold a whole answer, and
+    decoding all of it would come before the first token."""
+    async for chunk in answer.chunks():
+        while not rewriter.text_out and len(chunk) > FIRST_BITE:
+            yield chunk[:FIRST_BITE], False
+            chunk = chunk[FIRST_BITE:]
+        yield chunk, True

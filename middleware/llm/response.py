@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from json.scanner import make_scanner
+from typing import Any, cast
 
 from coatcheck.middleware.llm.errors import UpstreamError, UpstreamProtocolError
 from coatcheck.middleware.llm.placeholders import PlaceholderGrammar
@@ -87,6 +88,8 @@ class _Rewriter:
         self.model = model
         self.fingerprint: str | None = None
         self._identifiers: dict[str, bool] = {}
+        self.text_out = False  # has any text been released (the client's first token)?
+        self._last_envelope: tuple[object, ...] | None = None
 
     def _identifier(self, value: object) -> str | None:
         """`value` when it is an identifier the detector finds nothing in (asked once per
@@ -101,6 +104,11 @@ class _Rewriter:
         return value if clean else None
 
     def _envelope(self, upstream: dict[str, Any]) -> None:
+        created = upstream.get("created")
+        seen = (upstream.get("model"), upstream.get("system_fingerprint"), created, type(created))
+        if seen == self._last_envelope:  # providers repeat it in every chunk
+            return
+        self._last_envelope = seen
         model = self._identifier(upstream.get("model"))
         if model:
             self.model = model
@@ -123,6 +131,8 @@ class _Rewriter:
         return found
 
     def _keep(self, choice: int, path: Path, released: Released) -> str:
+        if released.client:
+            self.text_out = True
         if released.record:
             self.records.setdefault((choice, path), []).append(released.record)
         return released.client
@@ -247,14 +257,54 @@ class StreamRewriter(_Rewriter):
 
     def event(self, data: str) -> list[bytes]:
         """One upstream `data` payload -> the events to send now (maybe none)."""
-        if data.strip() == "[DONE]":
-            return self.end()
+        payload = _parse(data)
+        return self.end() if payload is None else self._payload(payload)
+
+    def events(self, datas: Sequence[str], out: list[bytes]) -> None:
+        """Several payloads (one read of the provider's stream) -> `out`, as `event` one by
+        one would give, except that a run of payloads that each carry only text for the
+        same field of the same choice is filtered as one text and leaves as one chunk: the
+        same characters (the filter is indifferent to where its input is split) for one
+        filter call and one event instead of one per payload.  When a payload is refused,
+        what came before it is in `out` (filtered) and the error raises.  Payloads after
+        `[DONE]` are ignored."""
+        run: list[str] = []
+        where: tuple[int, str] = (0, "")
         try:
-            payload = json.loads(data)
-        except ValueError:
-            raise UpstreamProtocolError("event_not_json") from None
-        if not isinstance(payload, dict):
-            raise UpstreamProtocolError("event_not_object")
+            for data in datas:
+                if self.done:
+                    break
+                payload = _parse(data)
+                text = None if payload is None else _text_only(payload)
+                if text is not None and (not run or text[0] == where):
+                    assert payload is not None
+                    where = text[0]
+                    self._envelope(payload)
+                    run.append(text[1])
+                    continue
+                if run:
+                    out += self._text_run(where, run)
+                    run = []
+                if payload is None:
+                    out += self.end()
+                elif text is not None:
+                    where = text[0]
+                    self._envelope(payload)
+                    run.append(text[1])
+                else:
+                    out += self._payload(payload)
+        finally:
+            if run:
+                out += self._text_run(where, run)
+
+    def _text_run(self, where: tuple[int, str], texts: list[str]) -> list[bytes]:
+        index, key = where
+        text = self._stream_text(index, (key,), "".join(texts))
+        if not text:
+            return []
+        return [self._chunk([{"index": index, "delta": {key: text}, "finish_reason": None}])]
+
+    def _payload(self, payload: dict[str, Any]) -> list[bytes]:
         if "error" in payload:
             raise safe_error(payload, 502)
         self._envelope(payload)
@@ -322,6 +372,60 @@ class StreamRewriter(_Rewriter):
         """The stream broke: what is held still leaves filtered (never raw)."""
         for choice in sorted({index for index, _ in self._filters} - self._finished):
             yield from self._flush(choice)
+
+
+# The C scanner under `json.loads`, without its wrappers (typeshed types it too narrowly).
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(cast(Any, json.JSONDecoder()))
+
+
+def _parse(data: str) -> dict[str, Any] | None:
+    """An upstream `data` payload as an object; None for `[DONE]`.  A payload that is one
+    JSON object from its first to its last character (what providers send) is read by the
+    scanner directly; anything else by `json.loads`, whose verdict then stands."""
+    payload: Any = None
+    if data.startswith("{") and data.endswith("}"):
+        try:
+            payload, end = _SCAN(data, 0)
+        except (StopIteration, ValueError):
+            payload, end = None, -1
+        if end != len(data):
+            payload = None
+    if payload is None:
+        if data.strip() == "[DONE]":
+            return None
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise UpstreamProtocolError("event_not_json") from None
+    if not isinstance(payload, dict):
+        raise UpstreamProtocolError("event_not_object")
+    return payload
+
+
+_NOT_TEXT = frozenset({"role", "audio", "tool_calls", "function_call"})
+
+
+def _text_only(payload: dict[str, Any]) -> tuple[tuple[int, str], str] | None:
+    """((choice, field), text) when the payload carries nothing but one string field of
+    one choice's delta (most of a streamed answer), else None (the general path)."""
+    choices = payload.get("choices")
+    if type(choices) is not list or len(choices) != 1 or "error" in payload:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or len(delta) != 1:
+        return None
+    index = choice.get("index", 0)
+    if type(index) is not int or not 0 <= index < _MAX_FIELDS:
+        return None
+    if isinstance(payload.get("usage"), dict):
+        return None
+    ((key, value),) = delta.items()
+    if type(value) is not str or key in _NOT_TEXT:
+        return None
+    return (index, key), value
 
 
 def _visible(delta: dict[str, Any]) -> bool:

@@ -67,6 +67,9 @@ class SseDecoder:
             pos = 1  # the LF of a CRLF split across chunks
         if text:
             self._after_cr = False
+        if "\r" not in text:
+            self._lf_lines(text, pos, events)
+            return events
         for brk in _BREAK.finditer(text, pos):
             self._append(text[pos : brk.start()])
             self._end_line(events)
@@ -75,6 +78,33 @@ class SseDecoder:
         if text.endswith("\r"):
             self._after_cr = True
         return events
+
+    def _lf_lines(self, text: str, pos: int, events: list[str]) -> None:
+        """`_text` for text without CR (what providers send): one split in C, and each
+        whole line handled in place (a provider's read holds hundreds of events)."""
+        lines = (text[pos:] if pos else text).split("\n")
+        data = self._data
+        for line in lines[:-1]:
+            if self._line:
+                self._append(line)
+                self._end_line(events)
+                continue
+            if not line:
+                self._dispatch(events)
+                continue
+            if len(line) > self._max:
+                raise UpstreamProtocolError("event_too_large")
+            if line.startswith("data:"):
+                value = line[6:] if line.startswith(" ", 5) else line[5:]
+            elif line == "data":
+                value = ""
+            else:
+                continue  # a comment, `event:`, `id:`, `retry:` or an unknown field
+            data.append(value)
+            self._data_len += len(value) + 1
+            if self._data_len > self._max:
+                raise UpstreamProtocolError("event_too_large")
+        self._append(lines[-1])
 
     def _append(self, piece: str) -> None:
         if piece:
@@ -97,6 +127,9 @@ class SseDecoder:
             return
         if sep and value.startswith(" "):
             value = value[1:]
+        self._data_line(value)
+
+    def _data_line(self, value: str) -> None:
         self._data.append(value)
         self._data_len += len(value) + 1
         if self._data_len > self._max:
@@ -104,6 +137,6 @@ class SseDecoder:
 
     def _dispatch(self, events: list[str]) -> None:
         if self._data:
-            events.append("\n".join(self._data))
+            events.append(self._data[0] if len(self._data) == 1 else "\n".join(self._data))
             self._data.clear()
             self._data_len = 0

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import anyio
 
 from coatcheck.middleware.llm.errors import (
     UpstreamError,
@@ -50,6 +51,21 @@ class UpstreamAnswer:
             return json.loads(body)
         except ValueError:
             raise UpstreamProtocolError("body_not_json") from None
+
+    async def drain(self, seconds: float, limit: int = MAX_ERROR_BODY) -> None:
+        """After the stream's `[DONE]`: read what the provider still sends (the end of its
+        chunked body, normally already here) for at most `seconds` and `limit` bytes, so
+        that `close` can keep the connection for the next request instead of dropping it
+        (a new connection per request costs a handshake before the next first token)."""
+        size = 0
+        with anyio.move_on_after(seconds):
+            try:
+                async for chunk in self._response.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        return
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                return
 
     def close(self) -> None:
         self._response.release()

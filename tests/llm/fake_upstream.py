@@ -58,7 +58,9 @@ class FakeUpstream:
     error: tuple[int, dict[str, Any]] | None = None
     cut_after: int | None = None  # bytes after which the stream just stops
     usage: bool = True
+    eof_delay: float = 0  # seconds between the last event and the end of the body
     received: list[Received] = field(default_factory=list)
+    peers: list[object] = field(default_factory=list)  # the client address of each request
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -75,6 +77,8 @@ class FakeUpstream:
         raw = await request.read()
         body = json.loads(raw)
         self.received.append(Received(dict(request.headers), raw, body))
+        transport = request.transport
+        self.peers.append(transport.get_extra_info("peername") if transport else None)
         if self.error is not None:
             return web.json_response(self.error[1], status=self.error[0])
         answer = self.answer(body)
@@ -90,6 +94,7 @@ class FakeUpstream:
             await response.write(stream[a:b])
             await asyncio.sleep(0)
         if self.cut_after is None:
+            await asyncio.sleep(self.eof_delay)
             await response.write_eof()
         return response
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import socket
+import time
 from typing import Any
 
 import aiohttp
@@ -280,3 +281,52 @@ def test_errors_are_openai_shaped() -> None:
         )
     body = caught.value.body()
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def _frames_list(
+    fake: FakeUpstream, requests: int, seconds: list[float] | None = None
+) -> list[list[bytes]]:
+    """The frames `open_stream` yields, per request, `requests` requests on one session
+    (and how long each stream took, into `seconds`)."""
+
+    async def go(url: str) -> list[list[bytes]]:
+        async with aiohttp.ClientSession() as session:
+            core = ChatCompletions(
+                redactor(), Upstream(session, url + "/v1", "upstream-key"), response_detector()
+            )
+            out = []
+            for _ in range(requests):
+                started = time.monotonic()
+                frames = await core.open_stream(await core.prepare("conv-1", _body()))
+                out.append([frame async for frame in frames])
+                if seconds is not None:
+                    seconds.append(time.monotonic() - started)
+            return out
+
+    with threaded(fake.app()) as url:
+        return asyncio.run(go(url))
+
+
+def test_the_first_text_leaves_before_the_rest_of_its_read_is_filtered() -> None:
+    fake = FakeUpstream(piece=2, usage=False)  # the whole answer in one write
+    [frames] = _frames_list(fake, 1)
+    texts = [_text(frame + b"data: [DONE]\n\n") for frame in frames[:-1]]
+    first = next(text for text in texts if text)
+    assert first == "Synthetic "  # held back until the space: it could have been a value
+    assert _text(b"".join(frames)) == PROMPT
+
+
+def test_the_provider_connection_is_kept_after_done() -> None:
+    fake = FakeUpstream(piece=8, eof_delay=0.01)  # [DONE], then the end of the body
+    for frames in _frames_list(fake, 3):
+        assert _text(b"".join(frames)) == PROMPT
+    assert len(fake.peers) == 3 and len(set(fake.peers)) == 1
+
+
+def test_a_provider_that_holds_its_body_open_after_done_does_not_hold_the_client() -> None:
+    fake = FakeUpstream(piece=8, eof_delay=1.0)
+    seconds: list[float] = []
+    frames = _frames_list(fake, 2, seconds)
+    assert max(seconds) < 0.5  # DRAIN_SECONDS (0.05), then the connection is dropped
+    assert [_text(b"".join(f)) for f in frames] == [PROMPT, PROMPT]
+    assert len(set(fake.peers)) == 2

@@ -61,3 +61,30 @@ def test_refusals_never_echo_bytes() -> None:
     assert "secret" not in str(caught.value)
     with pytest.raises(UpstreamProtocolError, match="event_too_large"):
         SseDecoder(max_event=100).feed(b"data: " + b"x" * 200)
+
+
+LF_STREAM = (
+    ": keep-alive\n"
+    'data: {"a": "é€😀"}\n\n'
+    "event: message\nid: 7\ndata: first line\ndata:second line\n\n"
+    "data\ndata: after an empty data line\n\n"
+    "data: [DONE]\n\n"
+).encode()
+LF_EVENTS = ['{"a": "é€😀"}', "first line\nsecond line", "\nafter an empty data line", "[DONE]"]
+
+
+def test_line_feed_only_streams_at_every_split() -> None:
+    """Providers end lines with LF only: those reads take the one-split path."""
+    assert _decode(LF_STREAM, []) == LF_EVENTS
+    for cut in range(len(LF_STREAM) + 1):
+        assert _decode(LF_STREAM, [cut]) == LF_EVENTS
+        assert _decode(LF_STREAM, [cut, cut + 7, cut + 40]) == LF_EVENTS
+
+
+def test_a_whole_line_over_the_limit_is_refused() -> None:
+    with pytest.raises(UpstreamProtocolError, match="event_too_large"):
+        SseDecoder(max_event=100).feed(b"data: " + b"x" * 200 + b"\n\n")
+    with pytest.raises(UpstreamProtocolError, match="event_too_large"):
+        decoder = SseDecoder(max_event=100)
+        for _ in range(3):
+            decoder.feed(b"data: " + b"x" * 40 + b"\n")
