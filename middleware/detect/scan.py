@@ -136,11 +136,17 @@ class WordIndex:
         }
         self._lengths: dict[Key, dict[str, tuple[int, ...]]] = {}
         alternation = words_regex(tuple(words))
-        # (tried only where a listed word can start: `leading`; group 1 is the word)
-        first = "".join(sorted({word[0] for word in words}))
-        self._regex = (
-            leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{alternation})") if alternation else None
-        )
+        # Hits are read word start to word start, one anchored match per hit (`hits`):
+        # each match skips the words where no listed word starts (whole runs of word and
+        # non-word characters, possessive: nothing is tried twice) and stops at the next
+        # word start that holds one, group 1 the longest (the trie's preference). Every
+        # listed word starts with a word character, so its start is such a word start.
+        # `_first` is tried at the text's start, `_next` from inside the last hit's word.
+        if any(not re.match(r"\w", word) for word in words):
+            raise ValueError("a listed word must start with a word character")
+        skip = rf"(?:(?!{alternation})\w++\W++)*+(?=({alternation}))"
+        self._first = re.compile(rf"\W*+{skip}") if alternation else None
+        self._next = re.compile(rf"\w*+\W++{skip}") if alternation else None
 
     @property
     def keys(self) -> frozenset[Key]:
@@ -150,9 +156,15 @@ class WordIndex:
     def hits(self, folded: str) -> list[tuple[int, str]]:
         """(start, longest listed word there) for each word start of the text (`fold` of
         it) where a listed word occurs, in order; `keys_of` maps the word to its lists."""
-        if self._regex is None:
+        if self._first is None or self._next is None:
             return []
-        return [(match.start(), match.group(1)) for match in self._regex.finditer(folded)]
+        found = []
+        match = self._first.match(folded)
+        while match is not None:
+            at = match.start(1)
+            found.append((at, match.group(1)))
+            match = self._next.match(folded, at + 1)
+        return found
 
     def keys_in(self, folded: str | None) -> frozenset[Key]:
         """The keys of the lists with a word in the text (`fold` of it); every key when the

@@ -1,0 +1,102 @@
+"""This round's fast paths against the computations they replace (issue 16's throughput).
+
+Each replaces a library call or a regex scan on the hot path of every message; each must
+give exactly what the original gives, on generated input and on hand-picked edge cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum import luhn
+
+from coatcheck.middleware.detect import Detector
+from coatcheck.middleware.detect.locales import words_regex
+from coatcheck.middleware.detect.scan import WordIndex, fold, leading
+from coatcheck.middleware.detect.validators import luhn_valid
+
+_ROOT = Path(__file__).resolve().parents[2]
+# `../shared/data` beside the main checkout (a worktree sits one folder deeper)
+PRESIDIO_DEV = (
+    next(
+        (
+            path
+            for path in (_ROOT.parent / "shared", _ROOT.parents[1] / "shared")
+            if (path / "data" / "presidio_synth_dev.jsonl").exists()
+        ),
+        _ROOT.parent / "shared",
+    )
+    / "data"
+    / "presidio_synth_dev.jsonl"
+)
+LOCALES_DEV = _ROOT / "bench" / "data" / "locales_dev.jsonl"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789", max_size=25))
+def test_luhn_is_stdnums_on_digit_strings(digits: str) -> None:
+    assert luhn_valid(digits) == bool(luhn.is_valid(digits))
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [
+        ("4111111111111111", True),
+        ("4111111111111112", False),
+        ("378282246310005", True),
+        ("0", True),
+        ("", False),
+        ("41111111111111\u0661\u0661", False),  # Arabic-Indic digits: stdnum refuses them
+        ("4111 1111 1111 1111", False),  # separators are dropped before, never here
+    ],
+)
+def test_luhn_rows(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+    assert luhn_valid(digits) == bool(luhn.is_valid(digits))
+
+
+def _leading_hits(index: WordIndex, folded: str) -> list[tuple[int, str]]:
+    """The index's hits as one `leading` scan gives them (the construction it replaced):
+    every word start where a listed word begins, with the longest one."""
+    words = tuple(index.keys_of)
+    first = "".join(sorted({word[0] for word in words}))
+    regex = leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{words_regex(words)})")
+    return [(match.start(), match.group(1)) for match in regex.finditer(folded)]
+
+
+@functools.cache
+def _indexes() -> tuple[WordIndex, WordIndex]:
+    detector = Detector.from_config(None)
+    return detector._index, detector._plain_index
+
+
+def _samples() -> list[str]:
+    words = sorted(_indexes()[0].keys_of)
+    return [*words[::7], *(w[:2] for w in words[::11]), " ", "  ", ". ", "x", "é", "_", "1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_word_index_hits_are_the_leading_scan(data: st.DataObject) -> None:
+    pieces = st.sampled_from(_samples())
+    text = data.draw(st.lists(pieces, max_size=12).map("".join))
+    for index in _indexes():
+        assert index.hits(text) == _leading_hits(index, text), text
+
+
+@pytest.mark.parametrize("path", [PRESIDIO_DEV, LOCALES_DEV])
+def test_word_index_hits_on_the_dev_sets(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        folded = fold(json.loads(line)["text"])
+        if folded is None:
+            continue
+        for index in _indexes():
+            assert index.hits(folded) == _leading_hits(index, folded)
