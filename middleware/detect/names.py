@@ -78,9 +78,13 @@ _NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
 # (Led by its capital, the lookbehind after it, so the engine skips to capitals; a word
-# never gives back characters: a blank or the end must follow it.)
+# never gives back characters: a blank or the end must follow it. The engine skips with
+# the first class: `[A-Z\xaa-...]` holds every character `[^\W\d_a-z]` does and is two
+# range tests a character, where the category class asks the Unicode tables for each;
+# `(?<=[^\W\d_a-z])` then checks the one character it let through.)
 _CAPS_RUN = re.compile(
-    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"[A-Z\xaa-\U0010ffff](?<=[^\W\d_a-z])(?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+"
+    r"(?:[ \t]+(?:(?:de|da|do|dos|das"
     r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
 

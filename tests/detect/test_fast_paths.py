@@ -18,7 +18,8 @@ from stdnum import luhn
 
 from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
-from coatcheck.middleware.detect.scan import WordIndex, fold, leading
+from coatcheck.middleware.detect.names import _CAPS_RUN
+from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
 from coatcheck.middleware.detect.validators import luhn_valid
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -64,16 +65,23 @@ def test_luhn_rows(digits: str, valid: bool) -> None:
 def _leading_hits(index: WordIndex, folded: str) -> list[tuple[int, str]]:
     """The index's hits as one `leading` scan gives them (the construction it replaced):
     every word start where a listed word begins, with the longest one."""
-    words = tuple(index.keys_of)
-    first = "".join(sorted({word[0] for word in words}))
-    regex = leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{words_regex(words)})")
+    regex = _leading_regex(tuple(sorted(index.keys_of)))
     return [(match.start(), match.group(1)) for match in regex.finditer(folded)]
 
 
 @functools.cache
+def _leading_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    first = "".join(sorted({word[0] for word in words}))
+    return leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{words_regex(words)})")
+
+
+@functools.cache
+def _detector() -> Detector:
+    return Detector.from_config(None)
+
+
 def _indexes() -> tuple[WordIndex, WordIndex]:
-    detector = Detector.from_config(None)
-    return detector._index, detector._plain_index
+    return _detector()._index, _detector()._plain_index
 
 
 def _samples() -> list[str]:
@@ -100,3 +108,30 @@ def test_word_index_hits_on_the_dev_sets(path: Path) -> None:
             continue
         for index in _indexes():
             assert index.hits(folded) == _leading_hits(index, folded)
+
+
+def test_capital_run_lead_class_holds_every_capital_candidate() -> None:
+    """`names._CAPS_RUN` skips with a range class; the category class it stands for must
+    not hold a character outside it (every code point checked)."""
+    lead = re.compile(r"[A-Z\xaa-\U0010ffff]")
+    category = re.compile(r"[^\W\d_a-z]")
+    missing = [
+        code
+        for code in range(0x110000)
+        if category.match(chr(code)) is not None and lead.match(chr(code)) is None
+    ]
+    assert missing == []
+
+
+_OLD_CAPS_RUN = re.compile(
+    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="Aaé ÉßΣ'-_1\t.xY", max_size=40))
+def test_capital_runs_are_the_category_scans(text: str) -> None:
+    new = [m.span() for m in _CAPS_RUN.finditer(text)]
+    assert new == [m.span() for m in _OLD_CAPS_RUN.finditer(text)]
+
