@@ -19,7 +19,7 @@ from stdnum import luhn
 from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
 from coatcheck.middleware.detect.names import _CAPS_RUN
-from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
+from coatcheck.middleware.detect.scan import WordIndex, fold, leading
 from coatcheck.middleware.detect.validators import luhn_valid
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -134,4 +134,3 @@ _OLD_CAPS_RUN = re.compile(
 def test_capital_runs_are_the_category_scans(text: str) -> None:
     new = [m.span() for m in _CAPS_RUN.finditer(text)]
     assert new == [m.span() for m in _OLD_CAPS_RUN.finditer(text)]
-
