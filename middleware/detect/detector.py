@@ -295,7 +295,7 @@ class Detector:
         """Most secrets are a long token (most messages have none: one look at the tokens
         rules them all out); the others (a key assignment, a private key) have gates of
         their own."""
-        longest = max(map(len, scan.long_tokens), default=0)
+        longest = scan.longest_token
         for recognizer in self._secrets_by_token:
             if recognizer.min_token > longest:
                 break

@@ -266,7 +266,7 @@ class NameFinder:
     def _gazetteer_run(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         """A known first name followed by capitalised words, inside a run of capitals."""
         # (most runs hold no known first name before their last word: one look at each)
-        if not any(word in self._names for word in text[start:end].lower().split()[:-1]):
+        if self._names.isdisjoint(text[start:end].lower().split()[:-1]):
             return None
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):

@@ -166,10 +166,12 @@ class Recognizer:
 
     def passes_text_gates(self, scan: Scan) -> bool:
         """The gates beyond the digit counts: `min_token`, `requires`, then `gate`."""
-        if self.min_token and not any(len(t) >= self.min_token for t in scan.long_tokens):
+        if self.min_token and scan.longest_token < self.min_token:
             return False
-        if self._requires_few:
-            if not any(needle in scan.text for needle in self._requires_few):
+        few = self._requires_few  # (one or two needles, tested without a generator)
+        if few:
+            text = scan.text
+            if few[0] not in text and (len(few) == 1 or few[1] not in text):
                 return False
         elif self._requires_re is not None:
             text = scan.text
@@ -322,7 +324,7 @@ def _crypto_gate(scan: Scan) -> bool:
 
 def _fiscal_code_gate(scan: Scan) -> bool:
     """A codice fiscale is a whole word of 16 characters (so a token of 16 at least)."""
-    if not any(len(token) >= 16 for token in scan.long_tokens):
+    if scan.longest_token < 16:
         return False
     return any(len(word) == 16 for word in scan.long_words)
 

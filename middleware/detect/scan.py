@@ -199,9 +199,12 @@ class Scan:
     """The cheap facts about one normalised message that the gates ask for."""
 
     __slots__ = (
+        "_bits",
         "_folded",
         "_hits",
         "_index",
+        "_keys",
+        "_longest_token",
         "_tokens",
         "_words",
         "digits",
@@ -228,8 +231,11 @@ class Scan:
         self._index = plain if plain is not None and not self.digits else index
         self._folded: str | bool | None = False  # False: not computed yet
         self._tokens: list[str] | None = None
+        self._longest_token = -1  # -1: not computed yet
         self._words: list[str] | None = None
         self._hits: list[tuple[int, str]] | None = None
+        self._keys: frozenset[Key] | set[Key] | None = None
+        self._bits = 0
 
     @property
     def folded(self) -> str | None:
@@ -246,6 +252,14 @@ class Scan:
         if self._tokens is None:
             self._tokens = [token for token in self.text.split() if len(token) >= LONG_TOKEN]
         return self._tokens
+
+    @property
+    def longest_token(self) -> int:
+        """The length of the longest token when it is at least `LONG_TOKEN`, else 0
+        (computed once)."""
+        if self._longest_token < 0:
+            self._longest_token = max(map(len, self.long_tokens), default=0)
+        return self._longest_token
 
     @property
     def long_words(self) -> list[str]:
@@ -272,16 +286,32 @@ class Scan:
             self._hits = self._index.hits(folded)
         return self._hits
 
+    def _present(self) -> frozenset[Key] | set[Key] | None:
+        """The keys of the lists with a word in the message, with their numbered lists'
+        bits (`_bits`), from one walk over the hits (computed once: several finders ask);
+        None when the hits cannot tell."""
+        if self._keys is None:
+            hits = self.word_hits
+            if hits is None or self._index is None:
+                return None
+            keys_of = self._index.keys_of
+            bits_of = self._index.bits_of
+            keys: set[Key] = set()
+            bits = 0
+            for _, word in hits:
+                keys |= keys_of[word]
+                bits |= bits_of[word]
+            self._keys = keys
+            self._bits = bits
+        return self._keys
+
     def has_context(self, key: Key) -> bool:
         """Whether list `key` of the detector's `WordIndex` has a word in the message (True
         when the index has no such list: nothing to rule it out with)."""
         if self._index is None or key not in self._index.keys:
             return True
-        hits = self.word_hits
-        if hits is None:
-            return True  # nothing to rule it out with
-        keys_of = self._index.keys_of
-        return any(key in keys_of[word] for _, word in hits)
+        present = self._present()
+        return present is None or key in present  # (None: nothing to rule it out with)
 
     def first_word(self, key: Key) -> int:
         """Where a word of list `key` first occurs whole: at a word start (as `has_context`)
@@ -289,6 +319,8 @@ class Scan:
         hits = self.word_hits
         if hits is None or self._index is None or key not in self._index.keys:
             return 0
+        if key not in self._present():  # type: ignore[operator]  # (hits: not None)
+            return -1
         lengths = self._index.lengths(key)
         folded: str = self.folded  # type: ignore[assignment]  # (hits imply a folded text)
         size = len(folded)
@@ -302,22 +334,19 @@ class Scan:
     def key_bits(self) -> int:
         """The numbered lists with a word in the message, one bit each (bit k: list k); all
         bits (-1) when the hits cannot tell."""
-        hits = self.word_hits
-        if hits is None or self._index is None:
+        if self._present() is None:
             return -1
-        bits_of = self._index.bits_of
-        bits = 0
-        for _, word in hits:
-            bits |= bits_of[word]
-        return bits
+        return self._bits
 
     def starts(self, key: Key) -> list[int] | None:
         """Where list `key` has a word, in order (None: see `word_hits`)."""
-        hits = self.word_hits
-        if hits is None or self._index is None:
+        present = self._present()
+        if present is None or self._index is None or self._hits is None:
             return None
+        if key not in present:
+            return []
         keys_of = self._index.keys_of
-        return [start for start, word in hits if key in keys_of[word]]
+        return [start for start, word in self._hits if key in keys_of[word]]
 
     def last_word(self, key: Key, start: int, end: int) -> tuple[int, int] | None:
         """The span of the last match that list `key`'s own regex (`(?<!\\w)(?:words)`,
