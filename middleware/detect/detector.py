@@ -162,7 +162,7 @@ class Detector:
             lists[SECRET_WORDS_KEY] = ASSIGNMENT_WORDS
         lists.update(self._phones.word_lists)
         lists[EMAIL_AT_WORDS] = lexicon.email_at
-        self._index = WordIndex(lists)
+        self._index = WordIndex(lists, whole=frozenset([_STREETS]))
         # ... and the lists a message without digits can need (most street words are short
         # and common: their hits cost more than the scan, and addresses need a digit).
         self._plain_index = WordIndex(

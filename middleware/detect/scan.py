@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-
-from coatcheck.middleware.detect.locales import words_regex
+from typing import Any
 
 __all__ = [
     "DIGIT_RUN",
@@ -117,14 +116,28 @@ class WordIndex:
     The detector gives it every list it asks about (each recognizer's context words, the
     name cues, the street words, the phone words and their rivals, the secrets' key words,
     the spelled e-mail at-words): one scan serves all the finders.
+
+    The lists keyed in `whole` count a word only as a whole letter run (not followed by a
+    letter: "st" in "st." but not in "still"). The street words are such a list: the
+    address finder reads the whole letter run at each of their starts, and as prefixes
+    their one- and two-letter words ("c", "p", "st") made most word starts a hit. For
+    these lists `starts` and `has_context` may still report a word that a longer word of
+    another list hides (a superset: the caller checks the letter run), and `lengths`,
+    `first_word`, `last_word` are not for them.
     """
 
-    def __init__(self, lists: Mapping[Key, tuple[str, ...]]) -> None:
+    def __init__(
+        self, lists: Mapping[Key, tuple[str, ...]], whole: frozenset[Key] = frozenset()
+    ) -> None:
         self._lists = {key: {_lower(w) for w in ws if w} for key, ws in lists.items()}
-        words = set().union(*self._lists.values())
+        self._whole = frozenset(whole)
+        prefixes = set().union(*(ws for key, ws in self._lists.items() if key not in whole))
+        words = prefixes.union(*(ws for key, ws in self._lists.items() if key in whole))
         self.keys_of: dict[str, frozenset[Key]] = {
             word: frozenset(
-                key for key, ws in self._lists.items() if any(word.startswith(w) for w in ws)
+                key
+                for key, ws in self._lists.items()
+                if any(_occurs(word, w, key in whole, w in prefixes) for w in ws)
             )
             for word in words
         }
@@ -135,7 +148,8 @@ class WordIndex:
             for word, keys in self.keys_of.items()
         }
         self._lengths: dict[Key, dict[str, tuple[int, ...]]] = {}
-        alternation = words_regex(tuple(words))
+        self.whole_only = frozenset(words - prefixes)  # (words that end before a non-letter)
+        alternation = _alternation(prefixes, words - prefixes)
         # Hits are read word start to word start, one anchored match per hit (`hits`):
         # each match skips the words where no listed word starts (whole runs of word and
         # non-word characters, possessive: nothing is tried twice) and stops at the next
@@ -193,6 +207,51 @@ class WordIndex:
 
 def _lower(word: str) -> str:
     return "".join(low if len(low := char.lower()) == 1 else char for char in word)
+
+
+_NOT_LETTER = r"(?![^\W\d_])"
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _occurs(hit: str, word: str, whole: bool, also_prefix: bool) -> bool:
+    """Whether listed `word` occurs where the index reports `hit` (the longest word there):
+    as a prefix of it; a word of a `whole` list only where a non-letter follows it in the
+    hit, or when it is the hit itself (then the scan checked what follows, unless the word
+    is in a prefix list too: it is kept, a superset)."""
+    if not hit.startswith(word):
+        return False
+    if not whole or len(hit) == len(word):
+        return True
+    return _LETTER.match(hit, len(word)) is None
+
+
+def _alternation(prefixes: set[str], whole: set[str]) -> str:
+    """`words_regex` of both sets (a trie: the same matches and preference), where a word
+    only in `whole` ends only before a non-letter."""
+    root: dict[str, dict[str, Any]] = {}
+    for words, end in ((prefixes, ""), (whole, "!")):
+        for word in words:
+            node = root
+            for char in word:
+                node = node.setdefault(char, {})
+            if node is not root and "" not in node:
+                node[end] = {}
+    return _trie(root, top=True)
+
+
+def _trie(node: dict[str, dict[str, Any]], top: bool = False) -> str:
+    """`locales._trie_regex`, with whole-run ends ("!")."""
+    branches = [
+        re.escape(ch) + _trie(child) for ch, child in sorted(node.items()) if ch not in ("", "!")
+    ]
+    if not branches:
+        return _NOT_LETTER if "!" in node else ""
+    body = "|".join(branches)
+    if "" in node:
+        return f"(?:{body})?"
+    if "!" in node:
+        return f"(?:{body}|{_NOT_LETTER})"
+    return body if top or len(branches) == 1 else f"(?:{body})"
 
 
 class Scan:
