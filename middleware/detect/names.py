@@ -194,7 +194,11 @@ class NameFinder:
             span = self._after_cue(text, cue.end(), kind or "", own_line)
             if span is not None:
                 yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE)
+        names = self._names
         for run in _CAPS_RUN.finditer(text):
+            # (most runs hold no known first name before their last word: one C-level look)
+            if names.isdisjoint(run.group().lower().split()[:-1]):
+                continue
             span = self._gazetteer_run(text, run.start(), run.end())
             if span is not None:
                 yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
