@@ -343,7 +343,7 @@ class Detector:
             if text_gates and not recognizer.passes_text_gates(scan):
                 continue
             found += recognizer.find(text, context_anywhere=anywhere)
-        if any(c.entity_type == "CREDIT_CARD" for c in found):
+        if found and any(c.entity_type == "CREDIT_CARD" for c in found):
             found += self._near_card.find(text, found)
         if self._secrets:
             found += self._find_secrets(text, scan)

@@ -197,7 +197,7 @@ class Recognizer:
         any_context: bool | None = True if expected else context_anywhere
         found = []
         for regex, weak, value_group, gate in self._plans:
-            if gate and not any(needle in text for needle in gate):
+            if gate and not any(map(text.__contains__, gate)):
                 continue
             if weak:
                 if any_context is None:
@@ -219,7 +219,7 @@ class Recognizer:
             return False
         if text.isascii():
             lowered = text.lower()
-            if not any(word in lowered for word in self._context_lower):
+            if not any(map(lowered.__contains__, self._context_lower)):
                 return False
         return self._context_re.search(text) is not None
 
