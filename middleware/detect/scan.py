@@ -284,9 +284,12 @@ class Scan:
             (m.start(), m.end(), len(m.group().translate(_DROP_SEPARATORS)))
             for m in DIGIT_RUN.finditer(text)
         ]
-        counts = [n for _, _, n in self.runs]
-        self.digits = sum(counts)
-        self.longest = max(counts) if counts else 0
+        if self.runs:
+            counts = [n for _, _, n in self.runs]
+            self.digits = sum(counts)
+            self.longest = max(counts)
+        else:  # (most messages)
+            self.digits = self.longest = 0
         self._index = plain if plain is not None and not self.digits else index
         self._folded: str | bool | None = False  # False: not computed yet
         self._tokens: list[str] | None = None
