@@ -6,7 +6,7 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
@@ -59,8 +59,9 @@ _PHONE_RIVALS = (
 )
 
 
-# (recognizer, has text gates, a context word occurs: None when it does not ask)
-_Eligible = tuple[Recognizer, bool, bool | None]
+# (recognizer, its text gate (`Recognizer.text_gate`), a context word occurs: None when it
+# does not ask)
+_Eligible = tuple[Recognizer, Callable[[Scan], bool] | None, bool | None]
 # Digit counts at or above this one gate alike (no recognizer bounds a count this high).
 _CAP = 40
 # The finders' lists in the word index (beside the recognizers' positions).
@@ -299,7 +300,8 @@ class Detector:
         for recognizer in self._secrets_by_token:
             if recognizer.min_token > longest:
                 break
-            if recognizer.passes_text_gates(scan):
+            gate = recognizer.text_gate
+            if gate is None or gate(scan):
                 yield from recognizer.find(text)
 
     def _eligible(self, scan: Scan) -> tuple[_Eligible, ...]:
@@ -323,7 +325,7 @@ class Detector:
         found = self._by_mask.get(key)
         if found is None:
             found = tuple(
-                (r, r.has_text_gates, bool(words >> i & 1) if r.needs_context else None)
+                (r, r.text_gate, bool(words >> i & 1) if r.needs_context else None)
                 for i, r in enumerate(self._recognizers)
                 if mask >> i & 1
             )
@@ -339,8 +341,8 @@ class Detector:
         scan = Scan(text, self._index, self._plain_index)
         digits = scan.digits
         found: list[Candidate] = []
-        for recognizer, text_gates, anywhere in self._eligible(scan):
-            if text_gates and not recognizer.passes_text_gates(scan):
+        for recognizer, text_gate, anywhere in self._eligible(scan):
+            if text_gate is not None and not text_gate(scan):
                 continue
             found += recognizer.find(text, context_anywhere=anywhere)
         if found and any(c.entity_type == "CREDIT_CARD" for c in found):

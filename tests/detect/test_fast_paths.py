@@ -21,6 +21,7 @@ from coatcheck.middleware.detect.locales import words_regex
 from coatcheck.middleware.detect.names import _CAPS_RUN
 from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
 from coatcheck.middleware.detect.validators import luhn_valid
+from tests.detect.test_gates import _PIECES
 
 _ROOT = Path(__file__).resolve().parents[2]
 # `../shared/data` beside the main checkout (a worktree sits one folder deeper)
@@ -200,3 +201,19 @@ _OLD_CAPS_RUN = re.compile(
 def test_capital_runs_are_the_category_scans(text: str) -> None:
     new = [m.span() for m in _CAPS_RUN.finditer(text)]
     assert new == [m.span() for m in _OLD_CAPS_RUN.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from((*_PIECES, " ", "SECRET", "secret", "AKIA", "xoxb-")), max_size=8))
+def test_text_gate_is_passes_text_gates(pieces: list[str]) -> None:
+    """Each recognizer's specialised `text_gate` says what `passes_text_gates` says."""
+    text = " ".join(pieces)
+    detector = _detector()
+    scan = Scan(text, detector._index, detector._plain_index)
+    for recognizer in (*detector._recognizers, *detector._secrets):
+        gate = recognizer.text_gate
+        assert (gate is None or gate(scan)) == recognizer.passes_text_gates(scan), (
+            recognizer.entity_type,
+            text,
+        )
+        assert (gate is None) == (not recognizer.has_text_gates)
