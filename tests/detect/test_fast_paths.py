@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from stdnum import luhn
 from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
 from coatcheck.middleware.detect.names import _CAPS_RUN
+from coatcheck.middleware.detect.numbering import Plan, plan_for
 from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
 from coatcheck.middleware.detect.validators import luhn_valid
 from tests.detect.test_gates import _PIECES
@@ -217,3 +219,58 @@ def test_text_gate_is_passes_text_gates(pieces: list[str]) -> None:
             text,
         )
         assert (gate is None) == (not recognizer.has_text_gates)
+
+
+def _matches_per_type(plan: Plan, number: str) -> bool:
+    """`Plan.matches` as it was: the general description, then each number type in turn."""
+    size = len(number)
+    if size not in plan.lengths or plan.national.fullmatch(number) is None:
+        return False
+    return any(
+        (not lengths or size in lengths) and pattern.fullmatch(number) is not None
+        for lengths, pattern in plan.types
+    )
+
+
+_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "CH", "AR", "IN", "JP")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_REGIONS), st.text(alphabet="0123456789", min_size=2, max_size=17))
+def test_plan_matches_is_the_per_type_search(region: str, number: str) -> None:
+    plan = plan_for(region)
+    assert plan is not None
+    assert plan.matches(number) == _matches_per_type(plan, number)
+
+
+def test_plan_matches_every_example_number() -> None:
+    """Every region's example numbers of every type: the per-length alternation agrees."""
+    kinds = [getattr(phonenumbers.PhoneNumberType, name) for name in _TYPE_NAMES]
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        plan = plan_for(region)
+        if plan is None:
+            continue
+        for kind in kinds:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            number = phonenumbers.national_significant_number(example)
+            for variant in (number, number[:-1], number + "0", "9" + number[1:]):
+                assert plan.matches(variant) == _matches_per_type(plan, variant), (region, variant)
+                checked += 1
+    assert checked > 1000
+
+
+_TYPE_NAMES = (
+    "FIXED_LINE",
+    "MOBILE",
+    "TOLL_FREE",
+    "PREMIUM_RATE",
+    "SHARED_COST",
+    "VOIP",
+    "PERSONAL_NUMBER",
+    "PAGER",
+    "UAN",
+    "VOICEMAIL",
+)
