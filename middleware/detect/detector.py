@@ -6,7 +6,7 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
@@ -113,6 +113,7 @@ class Detector:
             builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
         self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
         self._secrets_by_token = tuple(sorted(self._secrets, key=lambda r: r.min_token))
+        self._secret_gates = tuple((r, r.min_token, r.text_gate) for r in self._secrets_by_token)
         self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
         # Which recognizers a message's digits allow, as bit masks over `_recognizers`: one
         # per digit count of a run (the recognizers whose run bounds admit it, and those
@@ -292,17 +293,18 @@ class Detector:
                     return locale.region
         return self._default_region
 
-    def _find_secrets(self, text: str, scan: Scan) -> Iterator[Candidate]:
+    def _find_secrets(self, text: str, scan: Scan) -> list[Candidate]:
         """Most secrets are a long token (most messages have none: one look at the tokens
         rules them all out); the others (a key assignment, a private key) have gates of
         their own."""
         longest = scan.longest_token
-        for recognizer in self._secrets_by_token:
-            if recognizer.min_token > longest:
+        found: list[Candidate] = []
+        for recognizer, min_token, gate in self._secret_gates:
+            if min_token > longest:
                 break
-            gate = recognizer.text_gate
             if gate is None or gate(scan):
-                yield from recognizer.find(text)
+                found += recognizer.find(text)
+        return found
 
     def _eligible(self, scan: Scan) -> tuple[_Eligible, ...]:
         """The recognizers the message's digits and words allow (`Recognizer.min_digits`,
