@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from importlib import resources
 
 from coatcheck.middleware.detect.locales import (
@@ -168,7 +168,7 @@ class NameFinder:
 
     def find(
         self, text: str, folded: str | bool | None = False, starts: list[int] | None = None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
         has it, False: not given; `starts`: where the caller's `WordIndex` found one of
         `cue_words`, None: not given)."""
@@ -182,6 +182,7 @@ class NameFinder:
             cues = (m.start() for m in self._cue_start.finditer(folded))
         else:  # the index's word starts: not after a word character; nor after these
             cues = (p for p in starts if not p or folded[p - 1] not in _NOT_BEFORE_CUE)
+        found: list[Candidate] = []  # (a list, not a generator: called on every message)
         for start in cues:
             token = _TOKEN.match(text, start)
             if token is None or token.group().lower() not in self._first_words:
@@ -193,7 +194,7 @@ class NameFinder:
             own_line = "\n" in cue.group()
             span = self._after_cue(text, cue.end(), kind or "", own_line)
             if span is not None:
-                yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE)
+                found.append(Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE))
         names = self._names
         for run in _CAPS_RUN.finditer(text):
             # (most runs hold no known first name before their last word: one C-level look)
@@ -201,7 +202,10 @@ class NameFinder:
                 continue
             span = self._gazetteer_run(text, run.start(), run.end())
             if span is not None:
-                yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
+                found.append(
+                    Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
+                )
+        return found
 
     def _after_cue(
         self, text: str, pos: int, kind: str, own_line: bool = False
