@@ -178,14 +178,14 @@ class AddressFinder:
 
     def find(
         self, text: str, scan: Scan | None = None, starts: list[int] | None = None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """ADDRESS candidates in normalised text (`scan`: the message's, when the caller has
         it; `starts`: where its `WordIndex` found one of `gate_words`); every shape needs a
         digit and a street word, so most messages run no pattern."""
         if scan is None:
             scan = Scan(text)
         if not scan.digits:
-            return
+            return []
         folded = scan.folded
         words: list[tuple[int, int]] | None = None  # (start, bits) of the street words
         ending = -1
@@ -197,7 +197,8 @@ class AddressFinder:
             if ending >= 0:
                 have |= 32
             if not have:
-                return
+                return []
+        candidates: list[Candidate] = []  # (a list, not a generator: most calls find none)
         for regex, needs, starts_at in zip(
             self._compiled, self._needs, self._starts_at, strict=True
         ):
@@ -215,7 +216,8 @@ class AddressFinder:
                 start, end = match.span()
                 while end > start and text[end - 1] in " \t,-":
                     end -= 1
-                yield Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE)
+                candidates.append(Candidate(start, end, ADDRESS_TYPE, ADDRESS_TYPE, False, _SCORE))
+        return candidates
 
     def _words_present(
         self, folded: str, starts: list[int] | None

@@ -6,7 +6,7 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
@@ -59,8 +59,9 @@ _PHONE_RIVALS = (
 )
 
 
-# (recognizer, has text gates, a context word occurs: None when it does not ask)
-_Eligible = tuple[Recognizer, bool, bool | None]
+# (recognizer, its text gate (`Recognizer.text_gate`), a context word occurs: None when it
+# does not ask)
+_Eligible = tuple[Recognizer, Callable[[Scan], bool] | None, bool | None]
 # Digit counts at or above this one gate alike (no recognizer bounds a count this high).
 _CAP = 40
 # The finders' lists in the word index (beside the recognizers' positions).
@@ -112,6 +113,7 @@ class Detector:
             builtin = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES)
         self._secrets = tuple(r for r in builtin if r.entity_type in SECRET_TYPES)
         self._secrets_by_token = tuple(sorted(self._secrets, key=lambda r: r.min_token))
+        self._secret_gates = tuple((r, r.min_token, r.text_gate) for r in self._secrets_by_token)
         self._recognizers = tuple(r for r in builtin if r.entity_type not in SECRET_TYPES) + custom
         # Which recognizers a message's digits allow, as bit masks over `_recognizers`: one
         # per digit count of a run (the recognizers whose run bounds admit it, and those
@@ -162,7 +164,7 @@ class Detector:
             lists[SECRET_WORDS_KEY] = ASSIGNMENT_WORDS
         lists.update(self._phones.word_lists)
         lists[EMAIL_AT_WORDS] = lexicon.email_at
-        self._index = WordIndex(lists)
+        self._index = WordIndex(lists, whole=frozenset([_STREETS]))
         # ... and the lists a message without digits can need (most street words are short
         # and common: their hits cost more than the scan, and addresses need a digit).
         self._plain_index = WordIndex(
@@ -291,16 +293,18 @@ class Detector:
                     return locale.region
         return self._default_region
 
-    def _find_secrets(self, text: str, scan: Scan) -> Iterator[Candidate]:
+    def _find_secrets(self, text: str, scan: Scan) -> list[Candidate]:
         """Most secrets are a long token (most messages have none: one look at the tokens
         rules them all out); the others (a key assignment, a private key) have gates of
         their own."""
-        longest = max(map(len, scan.long_tokens), default=0)
-        for recognizer in self._secrets_by_token:
-            if recognizer.min_token > longest:
+        longest = scan.longest_token
+        found: list[Candidate] = []
+        for recognizer, min_token, gate in self._secret_gates:
+            if min_token > longest:
                 break
-            if recognizer.passes_text_gates(scan):
-                yield from recognizer.find(text)
+            if gate is None or gate(scan):
+                found += recognizer.find(text)
+        return found
 
     def _eligible(self, scan: Scan) -> tuple[_Eligible, ...]:
         """The recognizers the message's digits and words allow (`Recognizer.min_digits`,
@@ -323,7 +327,7 @@ class Detector:
         found = self._by_mask.get(key)
         if found is None:
             found = tuple(
-                (r, r.has_text_gates, bool(words >> i & 1) if r.needs_context else None)
+                (r, r.text_gate, bool(words >> i & 1) if r.needs_context else None)
                 for i, r in enumerate(self._recognizers)
                 if mask >> i & 1
             )
@@ -339,11 +343,11 @@ class Detector:
         scan = Scan(text, self._index, self._plain_index)
         digits = scan.digits
         found: list[Candidate] = []
-        for recognizer, text_gates, anywhere in self._eligible(scan):
-            if text_gates and not recognizer.passes_text_gates(scan):
+        for recognizer, text_gate, anywhere in self._eligible(scan):
+            if text_gate is not None and not text_gate(scan):
                 continue
             found += recognizer.find(text, context_anywhere=anywhere)
-        if any(c.entity_type == "CREDIT_CARD" for c in found):
+        if found and any(c.entity_type == "CREDIT_CARD" for c in found):
             found += self._near_card.find(text, found)
         if self._secrets:
             found += self._find_secrets(text, scan)

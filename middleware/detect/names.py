@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from importlib import resources
 
 from coatcheck.middleware.detect.locales import (
@@ -78,9 +78,13 @@ _NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
 # (Led by its capital, the lookbehind after it, so the engine skips to capitals; a word
-# never gives back characters: a blank or the end must follow it.)
+# never gives back characters: a blank or the end must follow it. The engine skips with
+# the first class: `[A-Z\xaa-...]` holds every character `[^\W\d_a-z]` does and is two
+# range tests a character, where the category class asks the Unicode tables for each;
+# `(?<=[^\W\d_a-z])` then checks the one character it let through.)
 _CAPS_RUN = re.compile(
-    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"[A-Z\xaa-\U0010ffff](?<=[^\W\d_a-z])(?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+"
+    r"(?:[ \t]+(?:(?:de|da|do|dos|das"
     r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
 
@@ -164,7 +168,7 @@ class NameFinder:
 
     def find(
         self, text: str, folded: str | bool | None = False, starts: list[int] | None = None
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """PERSON candidates in normalised text (`folded`: `scan.fold(text)` when the caller
         has it, False: not given; `starts`: where the caller's `WordIndex` found one of
         `cue_words`, None: not given)."""
@@ -178,6 +182,7 @@ class NameFinder:
             cues = (m.start() for m in self._cue_start.finditer(folded))
         else:  # the index's word starts: not after a word character; nor after these
             cues = (p for p in starts if not p or folded[p - 1] not in _NOT_BEFORE_CUE)
+        found: list[Candidate] = []  # (a list, not a generator: called on every message)
         for start in cues:
             token = _TOKEN.match(text, start)
             if token is None or token.group().lower() not in self._first_words:
@@ -189,11 +194,18 @@ class NameFinder:
             own_line = "\n" in cue.group()
             span = self._after_cue(text, cue.end(), kind or "", own_line)
             if span is not None:
-                yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE)
+                found.append(Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE))
+        names = self._names
         for run in _CAPS_RUN.finditer(text):
+            # (most runs hold no known first name before their last word: one C-level look)
+            if names.isdisjoint(run.group().lower().split()[:-1]):
+                continue
             span = self._gazetteer_run(text, run.start(), run.end())
             if span is not None:
-                yield Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
+                found.append(
+                    Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
+                )
+        return found
 
     def _after_cue(
         self, text: str, pos: int, kind: str, own_line: bool = False
@@ -262,7 +274,7 @@ class NameFinder:
     def _gazetteer_run(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         """A known first name followed by capitalised words, inside a run of capitals."""
         # (most runs hold no known first name before their last word: one look at each)
-        if not any(word in self._names for word in text[start:end].lower().split()[:-1]):
+        if self._names.isdisjoint(text[start:end].lower().split()[:-1]):
             return None
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):

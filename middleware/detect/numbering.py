@@ -62,6 +62,9 @@ class Plan:
     # below fits it, so a number that does not is ruled out in one call (None: the plan
     # transforms its prefix, or anchors it, and gets no such shortcut).
     quick: re.Pattern[str] | None
+    # Per national number length of the plan: the patterns of the number types that admit
+    # it, as one alternation (`matches`: one call instead of one per type; None: no type).
+    typed: dict[int, re.Pattern[str] | None]
 
     def strip(self, number: str) -> str:
         """`number` without its national prefix, as `phonenumbers` may take it off."""
@@ -104,10 +107,8 @@ class Plan:
         size = len(number)
         if size not in self.lengths or self.national.fullmatch(number) is None:
             return False
-        return any(
-            (not lengths or size in lengths) and pattern.fullmatch(number) is not None
-            for lengths, pattern in self.types
-        )
+        typed = self.typed[size]  # (an alternation fullmatches when one of its branches does)
+        return typed is not None and typed.fullmatch(number) is not None
 
     def national_number(self, digits: str) -> str | None:
         """The national significant number `parse` makes of these digits once any country
@@ -204,6 +205,12 @@ def plan_for(region: str) -> Plan | None:
         )
         for lead, pattern, f in zip(leads, patterns, metadata.number_format, strict=True)
     )
+    typed = {
+        size: re.compile("|".join(f"(?:{pattern.pattern})" for pattern in admitting))
+        if (admitting := [pattern for lengths, pattern in types if not lengths or size in lengths])
+        else None
+        for size in desc.possible_length
+    }
     return Plan(
         str(metadata.country_code),
         re.compile(metadata.international_prefix),
@@ -219,6 +226,7 @@ def plan_for(region: str) -> Plan | None:
         rules,
         re.compile(metadata.leading_digits) if metadata.leading_digits else None,
         quick,
+        typed,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import phonenumbers
 
@@ -195,12 +195,13 @@ class PhoneFinder:
         region: str | None = None,
         extra: str | None = None,
         scan: Scan | None = None,
-    ) -> Iterator[Candidate]:
+    ) -> list[Candidate]:
         """Phone candidates in normalised `text`; `region` (the conversation's) is tried
         first, then `extra` (`detection.default_region`), then the locales' regions.
         `scan`: the message's, when its word index holds `word_lists`."""
         first = tuple(r for r in (region, extra) if r is not None)
         regions = tuple(dict.fromkeys((*first, *self.regions)))
+        found: list[Candidate] = []  # (a list, not a generator: called on most messages)
         for start, end in spans(_CANDIDATE, text):
             if end - start < PHONE_MIN_DIGITS:
                 continue  # most hits are short numbers ("2 items", "at 5"): too few characters
@@ -219,18 +220,20 @@ class PhoneFinder:
             inside = phone_start <= rival_start and rival_end < phone_end
             if rival_end >= max(0, phone_start - 1) and not inside and not value.startswith("+"):
                 # Ranked below every pattern ("fallback"): the rival type wins where it matches.
-                yield Candidate(start, end, ID_NUMBER_TYPE, "fallback", False, 0.3)
+                found.append(Candidate(start, end, ID_NUMBER_TYPE, "fallback", False, 0.3))
                 continue
             has_context = phone_end >= 0 or (
                 self._label is not None and self._label.match(text, end) is not None
             )
             if _valid_somewhere(value, digits, regions, self._any_plan):
                 score = 0.8 + 0.1 * has_context
-                yield Candidate(start, end, PHONE_TYPE, PHONE_TYPE, True, score)
+                found.append(Candidate(start, end, PHONE_TYPE, PHONE_TYPE, True, score))
             elif self._nanp and _NANP_SHAPE.fullmatch(value) is not None:
-                yield Candidate(start, end, PHONE_TYPE, PHONE_TYPE, False, 0.6 + 0.1 * has_context)
+                score = 0.6 + 0.1 * has_context
+                found.append(Candidate(start, end, PHONE_TYPE, PHONE_TYPE, False, score))
             elif has_context:  # a foreign national format: the words say it is a phone
-                yield Candidate(start, end, PHONE_TYPE, PHONE_TYPE, False, 0.5)
+                found.append(Candidate(start, end, PHONE_TYPE, PHONE_TYPE, False, 0.5))
+        return found
 
     @staticmethod
     def _last(

@@ -99,6 +99,7 @@ class Recognizer:
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
     _requires_few: tuple[str, ...] = field(init=False, repr=False)
     _plans: tuple[tuple[Finder, bool, bool, tuple[str, ...]], ...] = field(init=False, repr=False)
+    _text_gate: Callable[[Scan], bool] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         strong = tuple((self._compile(p), False) for p in self.patterns)
@@ -130,6 +131,37 @@ class Recognizer:
         object.__setattr__(self, "_requires_few", few)
         if 0 < self.min_token < LONG_TOKEN:
             raise ValueError("min_token below LONG_TOKEN: Scan.long_tokens would miss it")
+        object.__setattr__(self, "_text_gate", self._build_text_gate())
+
+    def _build_text_gate(self) -> Callable[[Scan], bool] | None:
+        """`passes_text_gates` as one small function of only the checks this recognizer
+        has (None: none): the detector asks it of several recognizers on every message,
+        and the general method reads every gate attribute each time."""
+        checks: list[Callable[[Scan], bool]] = []
+        if self.min_token:
+            size = self.min_token
+            checks.append(lambda scan: scan.longest_token >= size)
+        few = self._requires_few
+        if len(few) == 1:
+            needle = few[0]
+            checks.append(lambda scan: needle in scan.text)
+        elif few:
+            checks.append(lambda scan: any(map(scan.text.__contains__, few)))
+        elif self._requires_re is not None:
+            search = self._requires_re.search
+            if self.requires_casefold:
+                checks.append(lambda scan: search(scan.folded or scan.text.lower()) is not None)
+            else:
+                checks.append(lambda scan: search(scan.text) is not None)
+        if self.gate is not None:
+            checks.append(self.gate)
+        if not checks:
+            return None
+        if len(checks) == 1:
+            return checks[0]
+        every = tuple(checks)
+
+        return lambda scan: all(check(scan) for check in every)
 
     def _compile(self, pattern: str) -> Finder:
         if self.safe:
@@ -164,12 +196,19 @@ class Recognizer:
         """Gates beyond the digit counts (`passes_text_gates` has something to check)."""
         return bool(self.min_token) or self.gate is not None or self._requires_re is not None
 
+    @property
+    def text_gate(self) -> Callable[[Scan], bool] | None:
+        """`passes_text_gates` specialised to this recognizer's gates (None: it has none)."""
+        return self._text_gate
+
     def passes_text_gates(self, scan: Scan) -> bool:
         """The gates beyond the digit counts: `min_token`, `requires`, then `gate`."""
-        if self.min_token and not any(len(t) >= self.min_token for t in scan.long_tokens):
+        if self.min_token and scan.longest_token < self.min_token:
             return False
-        if self._requires_few:
-            if not any(needle in scan.text for needle in self._requires_few):
+        few = self._requires_few  # (one or two needles, tested without a generator)
+        if few:
+            text = scan.text
+            if few[0] not in text and (len(few) == 1 or few[1] not in text):
                 return False
         elif self._requires_re is not None:
             text = scan.text
@@ -195,7 +234,7 @@ class Recognizer:
         any_context: bool | None = True if expected else context_anywhere
         found = []
         for regex, weak, value_group, gate in self._plans:
-            if gate and not any(needle in text for needle in gate):
+            if gate and not any(map(text.__contains__, gate)):
                 continue
             if weak:
                 if any_context is None:
@@ -217,7 +256,7 @@ class Recognizer:
             return False
         if text.isascii():
             lowered = text.lower()
-            if not any(word in lowered for word in self._context_lower):
+            if not any(map(lowered.__contains__, self._context_lower)):
                 return False
         return self._context_re.search(text) is not None
 
@@ -322,7 +361,7 @@ def _crypto_gate(scan: Scan) -> bool:
 
 def _fiscal_code_gate(scan: Scan) -> bool:
     """A codice fiscale is a whole word of 16 characters (so a token of 16 at least)."""
-    if not any(len(token) >= 16 for token in scan.long_tokens):
+    if scan.longest_token < 16:
         return False
     return any(len(word) == 16 for word in scan.long_words)
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-
-from coatcheck.middleware.detect.locales import words_regex
+from typing import Any
 
 __all__ = [
     "DIGIT_RUN",
@@ -117,14 +116,28 @@ class WordIndex:
     The detector gives it every list it asks about (each recognizer's context words, the
     name cues, the street words, the phone words and their rivals, the secrets' key words,
     the spelled e-mail at-words): one scan serves all the finders.
+
+    The lists keyed in `whole` count a word only as a whole letter run (not followed by a
+    letter: "st" in "st." but not in "still"). The street words are such a list: the
+    address finder reads the whole letter run at each of their starts, and as prefixes
+    their one- and two-letter words ("c", "p", "st") made most word starts a hit. For
+    these lists `starts` and `has_context` may still report a word that a longer word of
+    another list hides (a superset: the caller checks the letter run), and `lengths`,
+    `first_word`, `last_word` are not for them.
     """
 
-    def __init__(self, lists: Mapping[Key, tuple[str, ...]]) -> None:
+    def __init__(
+        self, lists: Mapping[Key, tuple[str, ...]], whole: frozenset[Key] = frozenset()
+    ) -> None:
         self._lists = {key: {_lower(w) for w in ws if w} for key, ws in lists.items()}
-        words = set().union(*self._lists.values())
+        self._whole = frozenset(whole)
+        prefixes = set().union(*(ws for key, ws in self._lists.items() if key not in whole))
+        words = prefixes.union(*(ws for key, ws in self._lists.items() if key in whole))
         self.keys_of: dict[str, frozenset[Key]] = {
             word: frozenset(
-                key for key, ws in self._lists.items() if any(word.startswith(w) for w in ws)
+                key
+                for key, ws in self._lists.items()
+                if any(_occurs(word, w, key in whole, w in prefixes) for w in ws)
             )
             for word in words
         }
@@ -135,12 +148,19 @@ class WordIndex:
             for word, keys in self.keys_of.items()
         }
         self._lengths: dict[Key, dict[str, tuple[int, ...]]] = {}
-        alternation = words_regex(tuple(words))
-        # (tried only where a listed word can start: `leading`; group 1 is the word)
-        first = "".join(sorted({word[0] for word in words}))
-        self._regex = (
-            leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{alternation})") if alternation else None
-        )
+        self.whole_only = frozenset(words - prefixes)  # (words that end before a non-letter)
+        alternation = _alternation(prefixes, words - prefixes)
+        # Hits are read word start to word start, one anchored match per hit (`hits`):
+        # each match skips the words where no listed word starts (whole runs of word and
+        # non-word characters, possessive: nothing is tried twice) and stops at the next
+        # word start that holds one, group 1 the longest (the trie's preference). Every
+        # listed word starts with a word character, so its start is such a word start.
+        # `_first` is tried at the text's start, `_next` from inside the last hit's word.
+        if any(not re.match(r"\w", word) for word in words):
+            raise ValueError("a listed word must start with a word character")
+        skip = rf"(?:(?!{alternation})\w++\W++)*+(?=({alternation}))"
+        self._first = re.compile(rf"\W*+{skip}") if alternation else None
+        self._next = re.compile(rf"\w*+\W++{skip}") if alternation else None
 
     @property
     def keys(self) -> frozenset[Key]:
@@ -150,9 +170,15 @@ class WordIndex:
     def hits(self, folded: str) -> list[tuple[int, str]]:
         """(start, longest listed word there) for each word start of the text (`fold` of
         it) where a listed word occurs, in order; `keys_of` maps the word to its lists."""
-        if self._regex is None:
+        if self._first is None or self._next is None:
             return []
-        return [(match.start(), match.group(1)) for match in self._regex.finditer(folded)]
+        found = []
+        match = self._first.match(folded)
+        while match is not None:
+            at = match.start(1)
+            found.append((at, match.group(1)))
+            match = self._next.match(folded, at + 1)
+        return found
 
     def keys_in(self, folded: str | None) -> frozenset[Key]:
         """The keys of the lists with a word in the text (`fold` of it); every key when the
@@ -183,13 +209,61 @@ def _lower(word: str) -> str:
     return "".join(low if len(low := char.lower()) == 1 else char for char in word)
 
 
+_NOT_LETTER = r"(?![^\W\d_])"
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _occurs(hit: str, word: str, whole: bool, also_prefix: bool) -> bool:
+    """Whether listed `word` occurs where the index reports `hit` (the longest word there):
+    as a prefix of it; a word of a `whole` list only where a non-letter follows it in the
+    hit, or when it is the hit itself (then the scan checked what follows, unless the word
+    is in a prefix list too: it is kept, a superset)."""
+    if not hit.startswith(word):
+        return False
+    if not whole or len(hit) == len(word):
+        return True
+    return _LETTER.match(hit, len(word)) is None
+
+
+def _alternation(prefixes: set[str], whole: set[str]) -> str:
+    """`words_regex` of both sets (a trie: the same matches and preference), where a word
+    only in `whole` ends only before a non-letter."""
+    root: dict[str, dict[str, Any]] = {}
+    for words, end in ((prefixes, ""), (whole, "!")):
+        for word in words:
+            node = root
+            for char in word:
+                node = node.setdefault(char, {})
+            if node is not root and "" not in node:
+                node[end] = {}
+    return _trie(root, top=True)
+
+
+def _trie(node: dict[str, dict[str, Any]], top: bool = False) -> str:
+    """`locales._trie_regex`, with whole-run ends ("!")."""
+    branches = [
+        re.escape(ch) + _trie(child) for ch, child in sorted(node.items()) if ch not in ("", "!")
+    ]
+    if not branches:
+        return _NOT_LETTER if "!" in node else ""
+    body = "|".join(branches)
+    if "" in node:
+        return f"(?:{body})?"
+    if "!" in node:
+        return f"(?:{body}|{_NOT_LETTER})"
+    return body if top or len(branches) == 1 else f"(?:{body})"
+
+
 class Scan:
     """The cheap facts about one normalised message that the gates ask for."""
 
     __slots__ = (
+        "_bits",
         "_folded",
         "_hits",
         "_index",
+        "_keys",
+        "_longest_token",
         "_tokens",
         "_words",
         "digits",
@@ -210,14 +284,20 @@ class Scan:
             (m.start(), m.end(), len(m.group().translate(_DROP_SEPARATORS)))
             for m in DIGIT_RUN.finditer(text)
         ]
-        counts = [n for _, _, n in self.runs]
-        self.digits = sum(counts)
-        self.longest = max(counts) if counts else 0
+        if self.runs:
+            counts = [n for _, _, n in self.runs]
+            self.digits = sum(counts)
+            self.longest = max(counts)
+        else:  # (most messages)
+            self.digits = self.longest = 0
         self._index = plain if plain is not None and not self.digits else index
         self._folded: str | bool | None = False  # False: not computed yet
         self._tokens: list[str] | None = None
+        self._longest_token = -1  # -1: not computed yet
         self._words: list[str] | None = None
         self._hits: list[tuple[int, str]] | None = None
+        self._keys: frozenset[Key] | set[Key] | None = None
+        self._bits = 0
 
     @property
     def folded(self) -> str | None:
@@ -234,6 +314,14 @@ class Scan:
         if self._tokens is None:
             self._tokens = [token for token in self.text.split() if len(token) >= LONG_TOKEN]
         return self._tokens
+
+    @property
+    def longest_token(self) -> int:
+        """The length of the longest token when it is at least `LONG_TOKEN`, else 0
+        (computed once)."""
+        if self._longest_token < 0:
+            self._longest_token = max(map(len, self.long_tokens), default=0)
+        return self._longest_token
 
     @property
     def long_words(self) -> list[str]:
@@ -260,16 +348,32 @@ class Scan:
             self._hits = self._index.hits(folded)
         return self._hits
 
+    def _present(self) -> frozenset[Key] | set[Key] | None:
+        """The keys of the lists with a word in the message, with their numbered lists'
+        bits (`_bits`), from one walk over the hits (computed once: several finders ask);
+        None when the hits cannot tell."""
+        if self._keys is None:
+            hits = self.word_hits
+            if hits is None or self._index is None:
+                return None
+            keys_of = self._index.keys_of
+            bits_of = self._index.bits_of
+            keys: set[Key] = set()
+            bits = 0
+            for _, word in hits:
+                keys |= keys_of[word]
+                bits |= bits_of[word]
+            self._keys = keys
+            self._bits = bits
+        return self._keys
+
     def has_context(self, key: Key) -> bool:
         """Whether list `key` of the detector's `WordIndex` has a word in the message (True
         when the index has no such list: nothing to rule it out with)."""
         if self._index is None or key not in self._index.keys:
             return True
-        hits = self.word_hits
-        if hits is None:
-            return True  # nothing to rule it out with
-        keys_of = self._index.keys_of
-        return any(key in keys_of[word] for _, word in hits)
+        present = self._present()
+        return present is None or key in present  # (None: nothing to rule it out with)
 
     def first_word(self, key: Key) -> int:
         """Where a word of list `key` first occurs whole: at a word start (as `has_context`)
@@ -277,6 +381,8 @@ class Scan:
         hits = self.word_hits
         if hits is None or self._index is None or key not in self._index.keys:
             return 0
+        if key not in self._present():  # type: ignore[operator]  # (hits: not None)
+            return -1
         lengths = self._index.lengths(key)
         folded: str = self.folded  # type: ignore[assignment]  # (hits imply a folded text)
         size = len(folded)
@@ -290,22 +396,19 @@ class Scan:
     def key_bits(self) -> int:
         """The numbered lists with a word in the message, one bit each (bit k: list k); all
         bits (-1) when the hits cannot tell."""
-        hits = self.word_hits
-        if hits is None or self._index is None:
+        if self._present() is None:
             return -1
-        bits_of = self._index.bits_of
-        bits = 0
-        for _, word in hits:
-            bits |= bits_of[word]
-        return bits
+        return self._bits
 
     def starts(self, key: Key) -> list[int] | None:
         """Where list `key` has a word, in order (None: see `word_hits`)."""
-        hits = self.word_hits
-        if hits is None or self._index is None:
+        present = self._present()
+        if present is None or self._index is None or self._hits is None:
             return None
+        if key not in present:
+            return []
         keys_of = self._index.keys_of
-        return [start for start, word in hits if key in keys_of[word]]
+        return [start for start, word in self._hits if key in keys_of[word]]
 
     def last_word(self, key: Key, start: int, end: int) -> tuple[int, int] | None:
         """The span of the last match that list `key`'s own regex (`(?<!\\w)(?:words)`,

@@ -1,0 +1,276 @@
+"""This round's fast paths against the computations they replace (issue 16's throughput).
+
+Each replaces a library call or a regex scan on the hot path of every message; each must
+give exactly what the original gives, on generated input and on hand-picked edge cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum import luhn
+
+from coatcheck.middleware.detect import Detector
+from coatcheck.middleware.detect.locales import words_regex
+from coatcheck.middleware.detect.names import _CAPS_RUN
+from coatcheck.middleware.detect.numbering import Plan, plan_for
+from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
+from coatcheck.middleware.detect.validators import luhn_valid
+from tests.detect.test_gates import _PIECES
+
+_ROOT = Path(__file__).resolve().parents[2]
+# `../shared/data` beside the main checkout (a worktree sits one folder deeper)
+PRESIDIO_DEV = (
+    next(
+        (
+            path
+            for path in (_ROOT.parent / "shared", _ROOT.parents[1] / "shared")
+            if (path / "data" / "presidio_synth_dev.jsonl").exists()
+        ),
+        _ROOT.parent / "shared",
+    )
+    / "data"
+    / "presidio_synth_dev.jsonl"
+)
+LOCALES_DEV = _ROOT / "bench" / "data" / "locales_dev.jsonl"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789", max_size=25))
+def test_luhn_is_stdnums_on_digit_strings(digits: str) -> None:
+    assert luhn_valid(digits) == bool(luhn.is_valid(digits))
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [
+        ("4111111111111111", True),
+        ("4111111111111112", False),
+        ("378282246310005", True),
+        ("0", True),
+        ("", False),
+        ("41111111111111\u0661\u0661", False),  # Arabic-Indic digits: stdnum refuses them
+        ("4111 1111 1111 1111", False),  # separators are dropped before, never here
+    ],
+)
+def test_luhn_rows(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+    assert luhn_valid(digits) == bool(luhn.is_valid(digits))
+
+
+def _leading_hits(index: WordIndex, folded: str) -> list[tuple[int, str]]:
+    """The index's hits as one `leading` scan gives them (the construction it replaced):
+    every word start where a listed word begins, with the longest one."""
+    regex = _leading_regex(tuple(sorted(index.keys_of)))
+    return [(match.start(), match.group(1)) for match in regex.finditer(folded)]
+
+
+@functools.cache
+def _leading_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    first = "".join(sorted({word[0] for word in words}))
+    return leading(f"[{re.escape(first)}]", rf"(?<!\w)(?:{words_regex(words)})")
+
+
+@functools.cache
+def _detector() -> Detector:
+    return Detector.from_config(None)
+
+
+def _indexes() -> tuple[WordIndex, WordIndex]:
+    return _detector()._index, _detector()._plain_index
+
+
+def _samples() -> list[str]:
+    words = sorted(_indexes()[0].keys_of)
+    short = [w for w in words if len(w) <= 3]
+    return [
+        *words[::7],
+        *short,
+        *(w[:2] for w in words[::11]),
+        " ",
+        "  ",
+        ". ",
+        "x",
+        "é",
+        "_",
+        "1",
+        "²",
+    ]
+
+
+_LETTER = re.compile(r"[^\W\d_]")
+_WORD_START = re.compile(r"(?<!\w)\w")
+
+
+def _brute_hits(index: WordIndex, folded: str) -> list[tuple[int, str]]:
+    """The index's hits by brute force: at each word start, the longest listed word there
+    (a word only of `whole` lists: where a non-letter or the end follows it)."""
+    found = []
+    for start in (m.start() for m in _WORD_START.finditer(folded)):
+        there = [
+            word
+            for word in index.keys_of
+            if folded.startswith(word, start)
+            and (word not in index.whole_only or not _LETTER.match(folded, start + len(word)))
+        ]
+        if there:
+            found.append((start, max(there, key=len)))
+    return found
+
+
+def _check_hits(index: WordIndex, folded: str) -> None:
+    hits = index.hits(folded)
+    if not index.whole_only:
+        assert hits == _leading_hits(index, folded), folded
+    assert hits == _brute_hits(index, folded), folded
+    # each hit's lists: exactly those with a word there, a superset for `whole` lists
+    for start, hit in hits:
+        for key, words in index._lists.items():
+            whole = key in index._whole
+            there = any(
+                folded.startswith(w, start)
+                and not (whole and _LETTER.match(folded, start + len(w)))
+                for w in words
+            )
+            if whole:
+                assert not there or key in index.keys_of[hit], (folded, start, key)
+            else:
+                assert there == (key in index.keys_of[hit]), (folded, start, key)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_word_index_hits_are_the_leading_scan(data: st.DataObject) -> None:
+    pieces = st.sampled_from(_samples())
+    text = data.draw(st.lists(pieces, max_size=12).map("".join))
+    for index in _indexes():
+        _check_hits(index, text)
+
+
+@pytest.mark.parametrize("path", [PRESIDIO_DEV, LOCALES_DEV])
+def test_word_index_hits_on_the_dev_sets(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    for line in path.read_text(encoding="utf-8").splitlines()[::4]:
+        folded = fold(json.loads(line)["text"])
+        if folded is None:
+            continue
+        for index in _indexes():
+            _check_hits(index, folded)
+
+
+def test_whole_run_lists() -> None:
+    """A `whole` list's word counts only as a whole letter run; the other lists keep
+    counting words as prefixes, at the same places."""
+    index = WordIndex(
+        {"streets": ("st", "c", "via"), "context": ("card", "cc")}, whole=frozenset(["streets"])
+    )
+    text = "still can card st. c/ mayor via12 cc"
+    assert index.hits(text) == [(10, "card"), (15, "st"), (19, "c"), (28, "via"), (34, "cc")]
+    scan = Scan(text, index)
+    assert scan.starts("streets") == [15, 19, 28]
+    assert scan.starts("context") == [10, 34]
+
+
+def test_capital_run_lead_class_holds_every_capital_candidate() -> None:
+    """`names._CAPS_RUN` skips with a range class; the category class it stands for must
+    not hold a character outside it (every code point checked)."""
+    lead = re.compile(r"[A-Z\xaa-\U0010ffff]")
+    category = re.compile(r"[^\W\d_a-z]")
+    missing = [
+        code
+        for code in range(0x110000)
+        if category.match(chr(code)) is not None and lead.match(chr(code)) is None
+    ]
+    assert missing == []
+
+
+_OLD_CAPS_RUN = re.compile(
+    r"[^\W\d_a-z](?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+(?:[ \t]+(?:(?:de|da|do|dos|das"
+    r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="Aaé ÉßΣ'-_1\t.xY", max_size=40))
+def test_capital_runs_are_the_category_scans(text: str) -> None:
+    new = [m.span() for m in _CAPS_RUN.finditer(text)]
+    assert new == [m.span() for m in _OLD_CAPS_RUN.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from((*_PIECES, " ", "SECRET", "secret", "AKIA", "xoxb-")), max_size=8))
+def test_text_gate_is_passes_text_gates(pieces: list[str]) -> None:
+    """Each recognizer's specialised `text_gate` says what `passes_text_gates` says."""
+    text = " ".join(pieces)
+    detector = _detector()
+    scan = Scan(text, detector._index, detector._plain_index)
+    for recognizer in (*detector._recognizers, *detector._secrets):
+        gate = recognizer.text_gate
+        assert (gate is None or gate(scan)) == recognizer.passes_text_gates(scan), (
+            recognizer.entity_type,
+            text,
+        )
+        assert (gate is None) == (not recognizer.has_text_gates)
+
+
+def _matches_per_type(plan: Plan, number: str) -> bool:
+    """`Plan.matches` as it was: the general description, then each number type in turn."""
+    size = len(number)
+    if size not in plan.lengths or plan.national.fullmatch(number) is None:
+        return False
+    return any(
+        (not lengths or size in lengths) and pattern.fullmatch(number) is not None
+        for lengths, pattern in plan.types
+    )
+
+
+_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "CH", "AR", "IN", "JP")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_REGIONS), st.text(alphabet="0123456789", min_size=2, max_size=17))
+def test_plan_matches_is_the_per_type_search(region: str, number: str) -> None:
+    plan = plan_for(region)
+    assert plan is not None
+    assert plan.matches(number) == _matches_per_type(plan, number)
+
+
+def test_plan_matches_every_example_number() -> None:
+    """Every region's example numbers of every type: the per-length alternation agrees."""
+    kinds = [getattr(phonenumbers.PhoneNumberType, name) for name in _TYPE_NAMES]
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        plan = plan_for(region)
+        if plan is None:
+            continue
+        for kind in kinds:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            number = phonenumbers.national_significant_number(example)
+            for variant in (number, number[:-1], number + "0", "9" + number[1:]):
+                assert plan.matches(variant) == _matches_per_type(plan, variant), (region, variant)
+                checked += 1
+    assert checked > 1000
+
+
+_TYPE_NAMES = (
+    "FIXED_LINE",
+    "MOBILE",
+    "TOLL_FREE",
+    "PREMIUM_RATE",
+    "SHARED_COST",
+    "VOIP",
+    "PERSONAL_NUMBER",
+    "PAGER",
+    "UAN",
+    "VOICEMAIL",
+)
