@@ -99,11 +99,23 @@ class FoundValues:
                 yield span.value
 
 
+# Reply strings remembered as holding no value: a bot's templates ("Thanks, noted.") come
+# back on every turn, and detection is a function of the text alone here.
+_CLEAN_MEMORY = 1024
+_CLEAN_MAX_CHARS = 512
+
+
 class ReplyFilter:
-    """Finds values in the bot's replies and renders them as references."""
+    """Finds values in the bot's replies and renders them as references.
+
+    Strings found to hold no value are remembered (bounded, exact text, in this worker's
+    memory only: text that held nothing to vault), so a template reply skips the detector
+    the next time; the detector's config is fixed for the filter's lifetime.
+    """
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
+        self._clean: set[str] = set()
 
     def find(self, replies: tuple[BotReply, ...]) -> FoundValues:
         """The spans of every distinct string of `replies` that holds a value."""
@@ -121,11 +133,17 @@ class ReplyFilter:
 
     def _spans(self, text: str) -> list[Span]:
         """Detected spans that touch no reference already in `text`."""
+        if text in self._clean:
+            return []
         spans = self._redactor.detector.detect(text)
-        if not spans:
-            return spans
-        refs = [(r.start, r.end) for r in parse_references(text)]
-        return [s for s in spans if all(s.end <= a or s.start >= b for a, b in refs)]
+        if spans:
+            refs = [(r.start, r.end) for r in parse_references(text)]
+            spans = [s for s in spans if all(s.end <= a or s.start >= b for a, b in refs)]
+        if not spans and len(text) <= _CLEAN_MAX_CHARS:
+            if len(self._clean) >= _CLEAN_MEMORY:
+                self._clean = set()
+            self._clean.add(text)
+        return spans
 
     def renderer(self, found: FoundValues, refs: list[str]) -> StrMap:
         """A string map that swaps each found value for its reference (`refs` in the order

@@ -63,14 +63,25 @@ def _escape(text: str, pattern: re.Pattern[str] = _CONTROLS) -> str:
     return pattern.sub(lambda m: _escaped(m.group()), text)
 
 
+_DONE = "_coatcheck_redacted"  # set on a record once rewritten
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites records in place; never drops one (a lost log line hides incidents)."""
+    """Rewrites records in place; never drops one (a lost log line hides incidents).
+
+    Installed on the loggers and on their handlers, it sees a record more than once; it
+    rewrites it once (a second pass would redact the rewritten line again: the access
+    line's masked client `[IP_ADDRESS]:port` is no address, so it went to the detector on
+    every request)."""
 
     def __init__(self, redact: Redact) -> None:
         super().__init__()
         self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _DONE, False):
+            return True
+        setattr(record, _DONE, True)
         if _is_access(record):
             return self._access(record)
         if _is_listening(record):

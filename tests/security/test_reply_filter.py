@@ -56,3 +56,27 @@ def test_the_renderer_swaps_values_in_every_field(scan: ReplyFilter) -> None:
     assert all(EMAIL not in text for text in reply_strings(masked))
     assert masked.text is not None and masked.text.startswith("mail CC_EMAIL_ADDRESS_abcdefghjk")
     assert masked.buttons[0].extras == {"k": masked.buttons[0].title}
+
+
+class _CountingDetector:
+    """The real detector, counting the texts it is asked about."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.texts: list[str] = []
+
+    def detect(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        self.texts.append(text)
+        return self.real.detect(text, *args, **kwargs)
+
+
+def test_a_template_reply_is_detected_once_a_reply_with_values_every_time() -> None:
+    config = load_config(None).detect_config()
+    counting = _CountingDetector(build_detector(config))
+    scan = ReplyFilter(Redactor(counting, _NoVault(), config))  # type: ignore[arg-type]
+    template = BotReply(text="Thanks, noted.")
+    with_value = BotReply(text=f"Your agent is {EMAIL}.")
+    for _ in range(3):
+        assert scan.find((template,)).spans == {}
+        assert list(scan.find((with_value,)).spans) == [with_value.text]
+    assert counting.texts == ["Thanks, noted.", with_value.text, with_value.text, with_value.text]

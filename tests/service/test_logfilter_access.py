@@ -66,3 +66,32 @@ def test_access_fast_path_keeps_fixed_routes_and_redacts_the_rest() -> None:
         assert present in line, (client, path, line)
         assert absent not in line, (client, path, line)
         assert isinstance(record.args, tuple) and len(record.args) == 5
+
+
+def test_a_record_seen_by_logger_and_handler_is_rewritten_once() -> None:
+    """The filter sits on uvicorn's logger and its handler: the second pass used to send
+    the masked client `[IP_ADDRESS]:5555` (no address) to the detector on every request."""
+    calls: list[str] = []
+    real = detector_redactor(Detector(load_config(None)))
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    logger = logging.getLogger("uvicorn.access.test-once")
+    handler = logging.Handler()
+    lines: list[str] = []
+    handler.emit = lambda record: lines.append(AccessFormatter("%(client_addr)s").format(record))  # type: ignore[method-assign]
+    flt = RedactingFilter(counting)
+    logger.addFilter(flt)
+    handler.addFilter(flt)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        record = _access_record("/webhooks/rest/webhook")
+        logger.handle(record)
+    finally:
+        logger.removeHandler(handler)
+        logger.removeFilter(flt)
+    assert lines == ["[IP_ADDRESS]:5555"]
+    assert calls == []  # a fixed path and an address: no detector at all
