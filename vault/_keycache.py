@@ -39,9 +39,10 @@ __all__ = ["EpochKeys", "Hint", "IndexKey", "KeyCache", "value_aad"]
 Hint = tuple[int, int, bytes]
 IndexKey = tuple[str, bytes]  # (entity type, blind index)
 
-# References remembered per epoch (EpochKeys.recall): enough for a long conversation's
-# repeated values; past it the memory starts again (a miss only costs the SQL path).
-KNOWN_PER_EPOCH = 256
+# References remembered per epoch (EpochKeys.recall): the sender id and a conversation's
+# few repeated values; past it the memory starts again (a miss only costs the SQL path).
+# Bounded so a full key cache (4,096 epochs by default) holds at most ~130k small entries.
+KNOWN_PER_EPOCH = 32
 
 
 def value_aad(tenant: str, conversation_id: str, epoch: int, ref: str, entity_type: str) -> bytes:
