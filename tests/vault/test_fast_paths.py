@@ -15,6 +15,7 @@ from coatcheck.vault import (
     Vault,
     make_engine,
 )
+from coatcheck.vault._keycache import KNOWN_PER_EPOCH, EpochKeys
 from coatcheck.vault.lifecycle import Policies
 from coatcheck.vault.models import AuditRow, StoredValue
 from tests.conftest import PG_URL, FakeClock, kill_pooled_backend
@@ -203,3 +204,13 @@ def test_a_rolled_back_value_is_not_remembered(vault: Vault, clock: FakeClock) -
         vault.tokenize_many("c1", [("EMAIL", "later@x.io")], then=refuse)
     ref = vault.tokenize("c1", "EMAIL", "later@x.io")
     assert vault.reveal("c1", ref, grant(clock)) == "later@x.io"
+
+
+def test_an_epochs_memory_of_refs_is_bounded() -> None:
+    keys = EpochKeys(bytes(32))
+    learned = {("EMAIL", bytes([i]) * 32): f"ref{i}" for i in range(KNOWN_PER_EPOCH + 8)}
+    for key, ref in learned.items():
+        keys.learn({key: ref})
+    remembered = keys.recall(learned)
+    assert 0 < len(remembered) <= KNOWN_PER_EPOCH
+    assert all(learned[key] == ref for key, ref in remembered.items())
