@@ -12,6 +12,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coatcheck.middleware.gateway.errors import GatewayError, PayloadTooLarge, TooDeep
+from coatcheck.middleware.llm import openai_error
+from coatcheck.middleware.service.handlers import OPENAI_PREFIX
 
 __all__ = ["BodyLimits", "json_depth"]
 
@@ -39,7 +41,12 @@ def json_depth(body: bytes) -> int:
 
 
 class BodyLimits:
-    """ASGI middleware: 413 past `max_bytes`, 400 past `max_depth` (JSON bodies only)."""
+    """ASGI middleware: 413 past `max_bytes`, 400 past `max_depth` (JSON bodies only).
+
+    The refusal comes before routing, so the exception handlers never see it: its body is
+    shaped here, in OpenAI's error shape on the OpenAI-compatible routes (an SDK client
+    reads `error.message` there) and in ours elsewhere.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int) -> None:
         self.app = app
@@ -53,7 +60,7 @@ class BodyLimits:
         try:
             body = await self._read(scope, receive)
         except GatewayError as exc:
-            await _send_error(send, exc)
+            await _send_error(send, exc, str(scope.get("path", "")))
             return
         sent = False
 
@@ -89,8 +96,12 @@ class BodyLimits:
         return body
 
 
-async def _send_error(send: Send, exc: GatewayError) -> None:
-    payload = json.dumps({"error": exc.code, "message": exc.message}).encode()
+async def _send_error(send: Send, exc: GatewayError, path: str) -> None:
+    if path.startswith(OPENAI_PREFIX):
+        body = openai_error(exc.message, "invalid_request_error", None, exc.code)
+    else:
+        body = {"error": exc.code, "message": exc.message}
+    payload = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",

@@ -378,6 +378,29 @@ def test_bad_requests_are_refused_before_anything_goes_up(
 
 
 @pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (json.dumps(_body(content=EMAIL + " " + "x" * 70_000)), 413, "too_large"),
+        ('{"model": "m", "messages": ' + "[" * 40 + "]" * 40 + "}", 400, "too_deep"),
+    ],
+)
+def test_body_limits_answer_in_openai_shape(
+    gw: Served, fake: FakeUpstream, raw: str, status: int, code: str
+) -> None:
+    """The limits refuse before routing (no exception handler runs): an SDK client still
+    reads `error.message`, and the webhook keeps coatcheck's own shape."""
+    response = httpx.post(
+        f"{gw.base}/chat/completions",
+        content=raw,
+        headers={**gw.auth(), "Content-Type": "application/json"},
+    )
+    assert _openai_error(response, status, code)["type"] == "invalid_request_error"
+    assert fake.received == []
+    ours = httpx.post(f"{gw.url}/webhooks/rest/webhook", content=raw, headers=gw.auth())
+    assert ours.status_code == status and ours.json()["error"] == code
+
+
+@pytest.mark.parametrize(
     ("headers", "user", "param"),
     [
         ({"X-Coatcheck-Conversation": "x" * 256}, None, "X-Coatcheck-Conversation"),
