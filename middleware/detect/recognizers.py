@@ -582,6 +582,18 @@ REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
             max_run=7,
             gate=_nie_gate,
         ),
+        Recognizer(
+            "BANK_ACCOUNT",
+            # The CCC (código cuenta cliente): bank, branch, two check digits, account, 20
+            # digits as 4-4-2-10. Older statements and forms print it and people still type it
+            # for "número de cuenta"; the check digits decide, so no context word is needed
+            # (the look-alike words still prune: "seguimiento", "pedido"...).
+            (rf"{_D}\d{{3}}([ -]?)\d{{4}}\1\d{{2}}\1\d{{10}}{_END}",),  # `_D`: the first digit
+            validator="es_ccc",
+            score=0.7,
+            min_digits=20,
+            min_run=20,
+        ),
     ),
     "IT": (
         Recognizer(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from stdnum import iban
 from stdnum.br import cnpj, cpf
 from stdnum.de import idnr
-from stdnum.es import dni, nie
+from stdnum.es import ccc, dni, nie
 from stdnum.fr import nir
 from stdnum.gb import nhs
 from stdnum.it import codicefiscale
@@ -190,6 +190,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "fr_nir": _stdnum(nir),
     "es_dni": _stdnum(dni),
     "es_nie": _stdnum(nie),
+    "es_ccc": _stdnum(ccc),
     "it_fiscal_code": _stdnum(codicefiscale),
     "nl_bsn": _stdnum(bsn),
     "br_cpf": _stdnum(cpf),

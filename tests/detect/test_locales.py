@@ -56,6 +56,15 @@ ROWS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("es-ES", "Mi DNI es 12345678Z", [("ES_NIF", "12345678Z")]),
     ("es-ES", "NIE X1234567L", [("ES_NIE", "X1234567L")]),
     ("es-ES", "DNI 12345678A", []),  # wrong letter
+    (
+        "es-ES",
+        "Mi número de cuenta es 2100 0418 45 0200051332",
+        [("BANK_ACCOUNT", "2100 0418 45 0200051332")],
+    ),
+    ("es-ES", "CCC: 21000418450200051332, gracias", [("BANK_ACCOUNT", "21000418450200051332")]),
+    ("es-ES", "cuenta 2100-0418-45-0200051332", [("BANK_ACCOUNT", "2100-0418-45-0200051332")]),
+    ("es-ES", "referencia 2100 0418 46 0200051332", []),  # wrong check digits
+    ("es-ES", "ES91 2100 0418 4502 0005 1332", [("IBAN_CODE", "ES91 2100 0418 4502 0005 1332")]),
     ("es-ES", "pedido 2024-118-553, importe 1.234,56 €", []),
     # it-IT
     (
