@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from coatcheck.vault import _crypto, _driver
@@ -65,6 +65,11 @@ _RESULT_DOMAIN = b"coatcheck/audit-verification/v1\n"
 _HEAD = cast(Table, AuditHead.__table__)
 _LOG = cast(Table, AuditRow.__table__)
 _RESULTS = cast(Table, AuditVerification.__table__)
+# Good verification records kept (each walk writes one: a viewer reloading /ui/audit all day
+# would grow the table without end). Only the newest good one with a valid MAC is read (the
+# anchor an incremental walk starts from and pins); failures are never pruned: they are the
+# record that the chain once broke.
+KEPT_VERIFICATIONS = 1000
 
 
 def _canonical(record: AuditRecord, prev: str) -> bytes:
@@ -335,6 +340,7 @@ def verify(
     *,
     full: bool = False,
     checkpoints: Sequence[Checkpoint] = (),
+    keep: int = KEPT_VERIFICATIONS,
 ) -> AuditReport:
     """Verify the chain without the write lock and record the result; the report.
 
@@ -367,7 +373,7 @@ def verify(
     for pin in sorted(pins, key=lambda cp: cp.seq):
         if walk.first_bad is None:
             walk.first_bad = _against(engine, pin, head)
-    return _record_result(engine, key, clock(), walk)
+    return _record_result(engine, key, clock(), walk, keep)
 
 
 def _against(engine: Engine, checkpoint: Checkpoint, head: Head) -> int | None:
@@ -383,7 +389,9 @@ def _against(engine: Engine, checkpoint: Checkpoint, head: Head) -> int | None:
     return None
 
 
-def _record_result(engine: Engine, key: bytes, at: float, walk: _Walk) -> AuditReport:
+def _record_result(engine: Engine, key: bytes, at: float, walk: _Walk, keep: int) -> AuditReport:
+    """Store the walk's result; a good one prunes good records older than the newest `keep`
+    (this one, good and MAC'd by us, is then the anchor, so nothing that is read goes)."""
     ok = walk.first_bad is None
     values = {
         "at": at,
@@ -396,6 +404,10 @@ def _record_result(engine: Engine, key: bytes, at: float, walk: _Walk) -> AuditR
     mac = _result_mac(key, at, walk.seq, walk.prev, walk.checked, ok, walk.first_bad)
     with engine.begin() as conn:
         conn.execute(insert(_RESULTS).values(**values, mac=mac))
+        if ok:
+            newest = select(func.max(_RESULTS.c.id)).scalar_subquery()
+            old = _RESULTS.c.id <= newest - keep
+            conn.execute(delete(_RESULTS).where(_RESULTS.c.ok.is_(True), old))
     return AuditReport(ok, walk.seq, walk.first_bad, at=at, head=walk.prev, checked=walk.checked)
 
 

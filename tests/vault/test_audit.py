@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, select, update
 
-from coatcheck.vault import Grant, Vault
-from coatcheck.vault.models import AuditRow
+from coatcheck.vault import Grant, Vault, _chain
+from coatcheck.vault.models import AuditRow, AuditVerification
 from tests.conftest import FakeClock
 
 LOG = AuditRow.__table__
@@ -52,3 +52,27 @@ def test_filters(vault: Vault, clock: FakeClock) -> None:
     assert len(vault.audit_rows(actor="admin")) == 1
     assert len(vault.audit_rows(action="reveal")) == 3
     assert vault.audit_rows(conversation_id="nope") == []
+
+
+def test_old_good_verifications_are_pruned_and_failures_kept(
+    vault: Vault, engine: Engine, clock: FakeClock
+) -> None:
+    """Each walk writes a record; good ones beyond the newest `keep` go, the anchor stays
+    (the next incremental walk starts from it), and a failure's record is kept."""
+    results = AuditVerification.__table__
+    _activity(vault, clock)
+    key = vault._storage.chain.key  # the audit key: the test drives the chain module itself
+    with engine.begin() as conn:
+        actor = conn.execute(select(LOG.c.actor).where(LOG.c.id == 2)).scalar_one()
+        conn.execute(update(LOG).where(LOG.c.id == 2).values(actor="someone-else"))
+    assert not _chain.verify(engine, key, clock, keep=3).ok
+    with engine.begin() as conn:
+        conn.execute(update(LOG).where(LOG.c.id == 2).values(actor=actor))
+    for _ in range(6):
+        clock.now += 1
+        assert _chain.verify(engine, key, clock, full=True, keep=3).ok
+    with engine.begin() as conn:
+        kept = conn.execute(select(results.c.ok).order_by(results.c.id)).scalars().all()
+    assert kept == [False, True, True, True]
+    report = _chain.verify(engine, key, clock, keep=3)
+    assert report.ok and report.checked == 0  # incremental from the kept anchor
