@@ -32,7 +32,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
@@ -41,19 +41,22 @@ from sqlalchemy.engine import Connection
 from coatcheck.vault import _crypto, _driver
 from coatcheck.vault.audit import AuditRecord, AuditReport
 from coatcheck.vault.db import read_transaction
-from coatcheck.vault.errors import AuditChainTampered
+from coatcheck.vault.errors import AuditChainTampered, DecryptionError
 from coatcheck.vault.keys.checkpoint import Checkpoint
 from coatcheck.vault.models import AuditHead, AuditRow, AuditVerification
 
 __all__ = [
     "CHUNK",
     "FORMAT_ACTION",
+    "KEPT_VERIFICATIONS",
     "Chain",
     "Entry",
     "Head",
+    "id_sealer",
     "latest_report",
     "list_rows",
     "read_head",
+    "sealed_id_aad",
     "verify",
 ]
 
@@ -119,7 +122,8 @@ _SET_HEAD = (
     .where(_HEAD.c.id == 1)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
-_COLUMNS = [c.key for c in _LOG.columns]
+# what an append writes (`sealed_conversation` is only ever set by the 0013 step)
+_COLUMNS = [c.key for c in _LOG.columns if c.key != "sealed_conversation"]
 _INSERT = _driver.Statement(insert(_LOG), _COLUMNS)
 
 
@@ -251,6 +255,60 @@ def _record(row: object) -> AuditRecord:
     return AuditRecord(**{name: getattr(row, name) for name in AuditRecord.__dataclass_fields__})
 
 
+# -- raw ids of rows chained before pseudonyms (migration 0013) ------------------------------
+
+_SEALED_IDS = b"coatcheck/audit-sealed-conversation/v1"
+
+
+def id_sealer(key: bytes) -> _crypto.Sealer:
+    """The sealer of raw conversation ids in old audit rows, under its own sub-key of the
+    audit key (whoever can verify the chain can open them; nobody else)."""
+    return _crypto.Sealer(_crypto.derive(key, _SEALED_IDS))
+
+
+def sealed_id_aad(shown: str) -> bytes:
+    """Binds a sealed id to the pseudonym its row shows: a row edited to show another
+    conversation no longer opens, so its link fails like any edit."""
+    return _crypto.aad("audit-conversation", shown)
+
+
+class _SealedIds:
+    """Opens sealed ids during one walk, each (sealed id, shown pseudonym) once: 0013's
+    step seals an id once per run and stores that blob in every row of the id."""
+
+    __slots__ = ("_opened", "_sealer")
+    _MAX = 65_536
+
+    def __init__(self, key: bytes) -> None:
+        self._sealer = id_sealer(key)
+        self._opened: dict[tuple[bytes, str], str | None] = {}
+
+    def open(self, sealed: bytes, shown: str) -> str | None:
+        """The raw id, or None when it does not open (edited, moved, forged)."""
+        memo = (bytes(sealed), shown)
+        if memo in self._opened:
+            return self._opened[memo]
+        try:
+            raw: str | None = self._sealer.open(memo[0], sealed_id_aad(shown)).decode("utf-8")
+        except DecryptionError:
+            raw = None
+        if len(self._opened) >= self._MAX:
+            self._opened.clear()
+        self._opened[memo] = raw
+        return raw
+
+
+def _chained_record(row: Any, ids: _SealedIds) -> AuditRecord | None:
+    """The record as it was chained: the raw id back in place of the pseudonym shown, for
+    a row sealed by 0013's step; None when the sealed id does not open."""
+    record = _record(row)
+    sealed = row.sealed_conversation
+    if sealed is None:
+        return record
+    raw = ids.open(sealed, record.conversation_id or "")
+    return None if raw is None else replace(record, conversation_id=raw)
+
+
 def read_head(conn: Connection) -> Head:
     row = conn.execute(select(_HEAD.c.last_id, _HEAD.c.last_hash, _HEAD.c.mac_from)).one()
     return Head(int(row.last_id), str(row.last_hash), row.mac_from)
@@ -303,9 +361,11 @@ class _Walk:
     first_bad: int | None = None
 
 
-def _link_ok(key: _crypto.Mac, head: Head, row: Any, prev: str) -> bool:
+def _link_ok(key: _crypto.Mac, ids: _SealedIds, head: Head, row: Any, prev: str) -> bool:
     """Whether `row` links to `prev` the way its place in the chain demands."""
-    record = _record(row)
+    record = _chained_record(row, ids)
+    if record is None:
+        return False
     if head.mac_from is None or record.id < head.mac_from:
         link = sha_link(record, prev)  # written before the audit key existed
     elif record.id == head.mac_from > 1 and record.action != FORMAT_ACTION:
@@ -315,7 +375,9 @@ def _link_ok(key: _crypto.Mac, head: Head, row: Any, prev: str) -> bool:
     return row.prev_hash == prev and _crypto.equal(link, row.row_hash)
 
 
-def _walk_chunk(conn: Connection, key: _crypto.Mac, head: Head, walk: _Walk) -> bool:
+def _walk_chunk(
+    conn: Connection, key: _crypto.Mac, ids: _SealedIds, head: Head, walk: _Walk
+) -> bool:
     """Verify up to CHUNK rows after `walk.seq`; True while more rows remain to walk."""
     query = (
         select(_LOG)
@@ -326,7 +388,7 @@ def _walk_chunk(conn: Connection, key: _crypto.Mac, head: Head, walk: _Walk) -> 
     count = 0
     for row in conn.execute(query):
         count += 1
-        if row.id != walk.seq + 1 or not _link_ok(key, head, row, walk.prev):
+        if row.id != walk.seq + 1 or not _link_ok(key, ids, head, row, walk.prev):
             walk.first_bad = int(row.id)  # a gap (deleted, renumbered) or a wrong link
             return False
         walk.seq, walk.prev, walk.checked = int(row.id), row.row_hash, walk.checked + 1
@@ -364,10 +426,10 @@ def verify(
         walk.first_bad = _against(engine, pins[-1], head)
         if walk.first_bad is None:
             walk = _Walk(anchor.rows, anchor.head)
-    more, mac = walk.first_bad is None, _crypto.Mac(key)
+    more, mac, ids = walk.first_bad is None, _crypto.Mac(key), _SealedIds(key)
     while more:
         with read_transaction(engine) as conn:
-            more = _walk_chunk(conn, mac, head, walk)
+            more = _walk_chunk(conn, mac, ids, head, walk)
     if walk.first_bad is None and (walk.seq != head.last_id or walk.prev != head.last_hash):
         walk.first_bad = walk.seq + 1  # the head names a row the chain does not end with
     for pin in sorted(pins, key=lambda cp: cp.seq):

@@ -16,9 +16,13 @@ epochs are first moved to bucket KEKs (`Upkeep.move_legacy`).
 
 Audit: ONE `migrate` event for the whole migration (purpose `pseudonyms:<how many were
 pending>`, no id), appended in the first conversation's transaction, so no conversation
-moves unaudited and a rerun after a crash does not add another.  Earlier audit rows keep
-the raw id they were written with: they are inside the MAC chain and signed checkpoints,
-so rewriting them would read as tampering (docs/keys.md, "Pseudonyms").
+moves unaudited and a rerun after a crash does not add another.
+
+Earlier audit rows were chained with the raw id (migration 0013, `AuditIds`): their links
+and the operator's signed checkpoints cover it, so it cannot simply be rewritten.  Each
+such row shows the pseudonym instead and keeps the raw id sealed beside it
+(`audit_log.sealed_conversation`, `_chain.id_sealer`), which verification opens to
+recompute the link (docs/keys.md, "Pseudonyms").
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from coatcheck.vault._chain import Entry
+from coatcheck.vault._chain import Entry, id_sealer, sealed_id_aad
 from coatcheck.vault._keks import Keks
 from coatcheck.vault._keycache import EpochKeys, KeyCache, value_aad
 from coatcheck.vault._retention import shred_epochs
@@ -44,7 +48,7 @@ from coatcheck.vault.keys.errors import KeyDestroyed
 from coatcheck.vault.models import AuditHead, AuditRow
 from coatcheck.vault.outcomes import Outcome
 
-__all__ = ["ACTION", "LegacyRows", "PseudonymMigration"]
+__all__ = ["ACTION", "AuditIds", "LegacyRows", "PseudonymMigration"]
 
 ACTION = "migrate"
 _PURPOSE = "pseudonyms:"
@@ -255,3 +259,99 @@ class PseudonymMigration:
             purpose=f"{_PURPOSE}{pending}",
         )
         storage.chain.append(conn, [entry])
+
+
+_AUDIT_PURPOSE = "audit-ids:"
+_AUDIT_CHUNK = 5_000  # rows read per transaction (audit_log has no index on the id column)
+_UNSEALED = (
+    select(_LOG.c.id, _LOG.c.conversation_id)
+    .where(
+        _LOG.c.tenant == bindparam("t"),
+        _LOG.c.id > bindparam("after"),
+        _LOG.c.conversation_id.is_not(None),
+        _LOG.c.sealed_conversation.is_(None),
+    )
+    .order_by(_LOG.c.id)
+    .limit(_AUDIT_CHUNK)
+)
+_SEAL_ROW = (
+    update(_LOG)
+    .where(_LOG.c.id == bindparam("row"), _LOG.c.sealed_conversation.is_(None))
+    .values(conversation_id=bindparam("new"), sealed_conversation=bindparam("sealed"))
+)
+
+
+class AuditIds:
+    """The online step of migration 0013: audit rows chained with a raw conversation id
+    show its pseudonym, the raw id sealed beside them (the link is left as it was).
+
+    One `migrate` event (purpose `audit-ids:<ids pending when it began>`) per run that
+    seals anything, in the first transaction that does: no row changes what it shows
+    unaudited.  Rows are walked by id, `_AUDIT_CHUNK` per transaction (the column has no
+    index: a statement per id would scan the table once per id).  Idempotent: sealed rows
+    are skipped, a rerun with nothing left writes nothing; two workers at once both update
+    only rows still unsealed.
+    """
+
+    __slots__ = ("_pseudonym", "_storage")
+
+    def __init__(self, storage: Storage, pseudonym: Callable[[str], str]) -> None:
+        self._storage = storage
+        self._pseudonym = pseudonym
+
+    def pending(self) -> set[str]:
+        """Raw ids in audit rows not sealed yet (every id a row shows that is no pseudonym)."""
+        storage = self._storage
+        query = (
+            select(_LOG.c.conversation_id)
+            .where(
+                _LOG.c.tenant == storage.tenant,
+                _LOG.c.conversation_id.is_not(None),
+                _LOG.c.sealed_conversation.is_(None),
+            )
+            .distinct()
+        )
+        with storage.engine.begin() as conn:
+            found = conn.execute(query).scalars().all()
+        return {cid for cid in found if not is_pseudonym(cid)}
+
+    def run(self, actor: str) -> int:
+        """Seal every legacy id in the audit rows; how many rows now show a pseudonym."""
+        legacy = self.pending()
+        if not legacy:
+            return 0
+        storage = self._storage
+        sealer = id_sealer(storage.chain.key)
+        shown: dict[str, tuple[str, bytes]] = {}  # raw id -> (pseudonym, sealed raw id)
+        total, after, more = 0, 0, True
+        while more:
+            with storage.engine.begin() as conn:
+                rows = conn.execute(_UNSEALED, {"t": storage.tenant, "after": after}).all()
+                more = len(rows) == _AUDIT_CHUNK
+                after = rows[-1].id if rows else after
+                params = []
+                for row in rows:
+                    raw = row.conversation_id
+                    if raw not in legacy:
+                        continue
+                    if raw not in shown:
+                        new = self._pseudonym(raw)
+                        shown[raw] = (new, sealer.seal(raw.encode("utf-8"), sealed_id_aad(new)))
+                    new, sealed = shown[raw]
+                    params.append({"row": row.id, "new": new, "sealed": sealed})
+                if not params:
+                    continue
+                sealed_now = conn.execute(_SEAL_ROW, params).rowcount
+                if sealed_now > 0 and total == 0:
+                    entry = Entry(
+                        storage.clock(),
+                        storage.tenant,
+                        actor,
+                        ACTION,
+                        Outcome.OK.audit_text(),
+                        purpose=f"{_AUDIT_PURPOSE}{len(legacy)}",
+                    )
+                    storage.chain.append(conn, [entry])
+                total += max(sealed_now, 0)
+        storage.unsettled = True  # the rows' old versions hold the raw id: settle the WAL
+        return total

@@ -163,6 +163,11 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+    # Rows chained before pseudonymous conversations named a raw sender id: that id, sealed
+    # under a key derived from the audit key and bound to the pseudonym now shown in
+    # `conversation_id` (migration 0013); the link still covers the raw id, so verification
+    # opens it. NULL on every row written since.
+    sealed_conversation: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class AuditHead(Base):

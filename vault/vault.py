@@ -39,7 +39,7 @@ from coatcheck.vault import _chain
 from coatcheck.vault._arguments import require
 from coatcheck.vault._keks import KEK_NOT_VISIBLE, LIVE, Keks
 from coatcheck.vault._keycache import KeyCache
-from coatcheck.vault._pseudonyms import LegacyRows, PseudonymMigration
+from coatcheck.vault._pseudonyms import AuditIds, LegacyRows, PseudonymMigration
 from coatcheck.vault._reads import Reader, RefInfo
 from coatcheck.vault._retention import Retainer
 from coatcheck.vault._rotation import RootRotation, Rotator
@@ -127,6 +127,7 @@ class Vault:
         self._migration = PseudonymMigration(
             storage, keks, cache, self._upkeep, self._subjects.pseudonym, self._policies.ttl_for
         )
+        self._audit_ids = AuditIds(storage, self._subjects.pseudonym)
         try:  # today's KEK now, not on the first message's path
             keks.current(LIVE, clock())
         except ProviderUnavailable as exc:
@@ -392,10 +393,13 @@ class Vault:
         transaction, one transaction per conversation, ONE `migrate` audit event (purpose
         `pseudonyms:<count>`) for the whole migration.  With `sender_type`, the raw id is
         vaulted as that type in a conversation still live (as the channel's live path
-        does).  Idempotent; a rerun after a crash finishes the rest.  Earlier audit rows
-        keep their id (docs/keys.md, "Pseudonyms")."""
+        does).  Idempotent; a rerun after a crash finishes the rest.  Then migration 0013's
+        step: audit rows chained with a raw id show the pseudonym, the raw id sealed beside
+        them for verification (one `migrate` event, purpose `audit-ids:<count>`;
+        docs/keys.md, "Pseudonyms")."""
         moved = self._migration.run(actor, rows, sender_type)
-        if moved:
+        sealed = self._audit_ids.run(actor)
+        if moved or sealed:
             self._upkeep.settle()  # the renamed rows' old versions leave the WAL (SQLite)
         return moved
 

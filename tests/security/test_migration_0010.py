@@ -7,7 +7,10 @@ by it.  After `Vault.migrate_pseudonyms(GatewayRows(), ...)` (what every worker 
 no raw id is left in the gateway's tables or the vault's conversations (nor in the SQLite
 file's bytes), every value still reveals under the pseudonym with its old reference, the
 audit chain verifies with ONE `migrate` event, a rerun changes nothing, and a crash inside
-one conversation's transaction leaves it wholly old, for the rerun to finish.
+one conversation's transaction leaves it wholly old, for the rerun to finish.  Audit rows
+chained with a raw id show the pseudonym afterwards, the raw id sealed beside them
+(migration 0013): the chain and a checkpoint signed before the move still verify, and a
+row edited to show another conversation fails.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select, text, update
 
 from coatcheck.middleware.gateway.pseudonyms import GatewayRows
 from coatcheck.middleware.models import ConversationState, HistoryEntry, RateCounter
@@ -34,6 +37,8 @@ from coatcheck.vault import (
 )
 from coatcheck.vault._statements import CONV
 from coatcheck.vault.db import ALEMBIC_DIR, sqlite_path
+from coatcheck.vault.keys import verify_checkpoint
+from coatcheck.vault.models import AuditRow
 from tests.conftest import FakeClock
 
 MASTER = bytes(range(32))
@@ -122,8 +127,8 @@ def _snapshot(engine: Engine) -> list[Any]:
         ]  # fmt: skip
 
 
-def _migrations(vault: Vault) -> list[Any]:
-    return vault.audit_rows(action="migrate")
+def _migrations(vault: Vault, purpose: str = "pseudonyms:") -> list[Any]:
+    return [r for r in vault.audit_rows(action="migrate") if r.purpose.startswith(purpose)]
 
 
 def test_an_old_database_moves_to_pseudonyms(engine: Engine, db_url: str) -> None:
@@ -160,15 +165,60 @@ def test_an_old_database_moves_to_pseudonyms(engine: Engine, db_url: str) -> Non
     assert report.ok and report.first_bad is None
     (event,) = _migrations(vault)
     assert (event.purpose, event.conversation_id, event.outcome) == ("pseudonyms:4", None, "ok")
-    # Decision (docs/keys.md): audit rows written before keep the id they were chained with.
-    assert [r.action for r in vault.audit_rows(conversation_id=EMAIL)] != []
-    assert vault.audit_rows(conversation_id=PHONE) == []
+    # Audit rows chained with a raw id show its pseudonym (0013), the raw id sealed beside
+    # them; the chain verifies above, with their links as they were.
+    assert vault.audit_rows(conversation_id=EMAIL) == []
+    shown = {r.action for r in vault.audit_rows(conversation_id=vault.pseudonym(EMAIL))}
+    assert {"end", "reveal"} <= shown
+    (sealing,) = _migrations(vault, "audit-ids:")
+    assert (sealing.purpose, sealing.conversation_id) == ("audit-ids:2", None)  # EMAIL, SHREDDED
 
     path = sqlite_path(db_url)
     if path is not None:
         engine.dispose()
         raw = b"".join(p.read_bytes() for p in Path(path).parent.glob(Path(path).name + "*"))
-        assert PHONE.encode() not in raw and GATEWAY_ONLY.encode() not in raw
+        for cid in LEGACY:  # the audited ones too (EMAIL, SHREDDED): no raw id in any byte
+            assert cid.encode() not in raw, cid
+
+
+def test_sealed_audit_ids_keep_checkpoints_and_catch_edits(engine: Engine) -> None:
+    """A checkpoint signed before the move still verifies after it; a sealed row edited to
+    show another conversation, or given another row's sealed id, fails at that row."""
+    _build_old(engine)
+    vault = _vault(engine)
+    checkpoint = verify_checkpoint(vault.audit_checkpoint(), vault.checkpoint_signer.public_key)
+    vault.migrate_pseudonyms(GatewayRows(), sender_type=SENDER_ID)
+    assert vault.verify_audit(checkpoints=[checkpoint]).ok
+    log = AuditRow.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(log.c.id, log.c.conversation_id, log.c.sealed_conversation)
+            .where(log.c.sealed_conversation.is_not(None))
+            .order_by(log.c.id)
+        ).all()
+    email = [r for r in rows if r.conversation_id == vault.pseudonym(EMAIL)]
+    other = next(r for r in rows if r.conversation_id == vault.pseudonym(SHREDDED))
+    edits = [
+        {"conversation_id": vault.pseudonym(SHREDDED)},  # shows another conversation
+        {"sealed_conversation": other.sealed_conversation},  # another row's sealed id
+        {"sealed_conversation": None},  # unsealed: the pseudonym is not what was chained
+    ]
+    target = email[0]
+    for edit in edits:
+        with engine.begin() as conn:
+            conn.execute(update(log).where(log.c.id == target.id).values(**edit))
+        report = vault.verify_audit(full=True)
+        assert (report.ok, report.first_bad) == (False, target.id), edit
+        with engine.begin() as conn:
+            conn.execute(
+                update(log)
+                .where(log.c.id == target.id)
+                .values(
+                    conversation_id=target.conversation_id,
+                    sealed_conversation=target.sealed_conversation,
+                )
+            )
+    assert vault.verify_audit(full=True).ok
 
 
 def test_a_second_run_changes_nothing(engine: Engine) -> None:

@@ -6,7 +6,8 @@ Before this step existed the start failed (0010 refused such a database); now ea
 moves the conversation to its pseudonym before it serves: staff find the old history by
 the real number, the same value said again gets the reference it had before the move (the
 renamed epoch still deduplicates), `coatcheck audit verify` reads ok with one `migrate`
-event, and the number is in no file the service keeps (database, WAL, DEBUG log, export).
+event per step (0010's move, 0013's sealing of the audit row that was chained with the
+number), and the number is in no file the service keeps (database, WAL, DEBUG log, export).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ EMAIL = "old.user@example.org"
 CONFIG: dict[str, Any] = {"types": {"EMAIL_ADDRESS": {"confirm": False}}}
 
 
+def _allow(_state: Any) -> None:
+    return None
+
+
 def _echo(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"recipient_id": payload["sender"], "text": "noted"}]
 
@@ -41,7 +46,10 @@ def _old_deployment(refs: dict[str, str]) -> Any:
         engine = make_engine(database_url)
         with FileKeyProvider(key_file) as provider:
             vault = Vault(engine, provider)
-            refs["email"] = "CC_EMAIL_ADDRESS_" + vault.tokenize(SENDER, "EMAIL_ADDRESS", EMAIL)
+            ref = vault.tokenize(SENDER, "EMAIL_ADDRESS", EMAIL)
+            refs["email"] = "CC_EMAIL_ADDRESS_" + ref
+            # an audited reveal: its audit row is chained with the raw number (0013 seals it)
+            assert vault.reveal_for(SENDER, ref, actor="agent", purpose="p", policy=_allow)
         with engine.begin() as conn:
             line = f"mail me at {refs['email']}"
             conn.execute(
@@ -81,7 +89,7 @@ def test_an_existing_deployment_moves_to_pseudonyms_at_start(tmp_path: Path) -> 
             ).all()
         engine.dispose()
         assert [f"CC_SENDER_ID_{r.ref}" for r in senders] == [meta["sender"]]
-        assert [tuple(e) for e in events] == [("pseudonyms:1", None)]
+        assert [tuple(e) for e in events] == [("pseudonyms:1", None), ("audit-ids:1", None)]
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from sqlalchemy import text
@@ -52,10 +54,24 @@ def test_processes_tokenizing_one_value_get_one_ref(
     # process creates meanwhile may stay hidden from a worker (docs/keys.md, "PKCS#11");
     # the race under test is the database's, one conversation's first value.
     _tokenize_in_new_vault(db_url, key_spec, conversation="warm-up")
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(WORKERS) as pool:
-        refs = set(pool.starmap(_tokenize_in_new_vault, [(db_url, key_spec)] * WORKERS))
+    try:
+        refs = _race_in_processes(db_url, key_spec)
+    except BrokenProcessPool:
+        # A worker process died mid-call (seen once in CI, on SoftHSM2 with eight processes
+        # opening one token file store; with `multiprocessing.Pool` the lost task hung the
+        # run for good). Not the race under test: report it and run the round once more.
+        warnings.warn("a tokenizing worker process died; the round is run again", stacklevel=1)
+        refs = _race_in_processes(db_url, key_spec)
     assert len(refs) == 1
+
+
+def _race_in_processes(url: str, spec: bytes | ProviderSettings) -> set[str]:
+    """One value tokenized by WORKERS new processes at once; their refs. A worker that dies
+    raises BrokenProcessPool here (and the round gives up after 120 s) instead of hanging."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool:
+        calls = [pool.submit(_tokenize_in_new_vault, url, spec) for _ in range(WORKERS)]
+        return {call.result(timeout=120) for call in calls}
 
 
 def test_rotation_while_tokenizing_and_revealing(
