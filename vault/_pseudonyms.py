@@ -262,7 +262,7 @@ class PseudonymMigration:
 
 
 _AUDIT_PURPOSE = "audit-ids:"
-_AUDIT_CHUNK = 5_000  # rows read per transaction (audit_log has no index on the id column)
+_AUDIT_CHUNK = 5_000  # rows per transaction (no index on conversation_id: walk by id)
 _UNSEALED = (
     select(_LOG.c.id, _LOG.c.conversation_id)
     .where(
@@ -327,31 +327,29 @@ class AuditIds:
         while more:
             with storage.engine.begin() as conn:
                 rows = conn.execute(_UNSEALED, {"t": storage.tenant, "after": after}).all()
-                more = len(rows) == _AUDIT_CHUNK
-                after = rows[-1].id if rows else after
+                more, after = len(rows) == _AUDIT_CHUNK, rows[-1].id if rows else after
                 params = []
                 for row in rows:
                     raw = row.conversation_id
-                    if raw not in legacy:
-                        continue
-                    if raw not in shown:
-                        new = self._pseudonym(raw)
-                        shown[raw] = (new, sealer.seal(raw.encode("utf-8"), sealed_id_aad(new)))
-                    new, sealed = shown[raw]
-                    params.append({"row": row.id, "new": new, "sealed": sealed})
-                if not params:
-                    continue
-                sealed_now = conn.execute(_SEAL_ROW, params).rowcount
-                if sealed_now > 0 and total == 0:
-                    entry = Entry(
-                        storage.clock(),
-                        storage.tenant,
-                        actor,
-                        ACTION,
-                        Outcome.OK.audit_text(),
-                        purpose=f"{_AUDIT_PURPOSE}{len(legacy)}",
-                    )
-                    storage.chain.append(conn, [entry])
-                total += max(sealed_now, 0)
+                    if raw in legacy:
+                        if raw not in shown:
+                            new = self._pseudonym(raw)
+                            shown[raw] = (new, sealer.seal(raw.encode(), sealed_id_aad(new)))
+                        params.append(
+                            {"row": row.id, "new": shown[raw][0], "sealed": shown[raw][1]}
+                        )
+                sealed = max(conn.execute(_SEAL_ROW, params).rowcount, 0) if params else 0
+                if sealed and not total:
+                    self._audit(conn, actor, len(legacy))
+                total += sealed
         storage.unsettled = True  # the rows' old versions hold the raw id: settle the WAL
         return total
+
+    def _audit(self, conn: Connection, actor: str, pending: int) -> None:
+        """The run's one event, in the transaction of its first sealed rows."""
+        storage = self._storage
+        purpose = f"{_AUDIT_PURPOSE}{pending}"
+        entry = Entry(
+            storage.clock(), storage.tenant, actor, ACTION, Outcome.OK.audit_text(), purpose=purpose
+        )
+        storage.chain.append(conn, [entry])
