@@ -27,7 +27,11 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _gateway(tmp_path: Path, db: str, limits: dict[str, Any]) -> Any:
-    return live_gateway(tmp_path, db_url=db, config={"limits": limits} if limits else {})
+    # Windows are fixed (multiples of `window_seconds` since the epoch) and this server
+    # runs on the real clock: a run straddling a turn of the default 60 s window meets a
+    # fresh count. An hour's window makes that ~60x rarer for these few-second tests.
+    config = {"limits": {"window_seconds": 3600, **limits}} if limits else {}
+    return live_gateway(tmp_path, db_url=db, config=config)
 
 
 def _redact(live: Live, cid: str, text_: str, key: str) -> Any:
