@@ -18,7 +18,10 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"coatcheck {__version__}")
+        from coatcheck.middleware.detect import compiled  # (only when asked: start-up cost)
+
+        build = "compiled (mypyc)" if compiled() else "Python"
+        typer.echo(f"coatcheck {__version__} (detector: {build})")
         raise typer.Exit()
 
 

@@ -1,5 +1,8 @@
 """Detection, pure: normalise, recognize, apply the context rule, resolve overlaps."""
 
+from importlib.machinery import EXTENSION_SUFFIXES
+
+from coatcheck.middleware.detect import scan as _scan
 from coatcheck.middleware.detect.catalogue import BUILTIN_TYPES, known_types
 from coatcheck.middleware.detect.config import (
     CustomType,
@@ -41,9 +44,16 @@ __all__ = [
     "Span",
     "TypeSettings",
     "UnknownTypeError",
+    "compiled",
     "defang",
     "invalidate",
     "known_types",
     "load_config",
     "normalise",
 ]
+
+
+def compiled() -> bool:
+    """Whether the detector's hot modules run compiled (a wheel built with mypyc: setup.py)
+    or as Python (an editable install, or a build without a C compiler)."""
+    return (_scan.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES))

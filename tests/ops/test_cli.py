@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from coatcheck import __version__
 from coatcheck.middleware.cli import app
+from coatcheck.middleware.detect import compiled
 from coatcheck.middleware.gateway.apikeys import Role
 from tests.export.gateway_app import GatewayFactory
 from tests.ops.live import CLI, env_for
@@ -25,7 +26,9 @@ EMAIL = "jane.cli@example.com"
 
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.stdout.strip() == f"coatcheck {__version__}"
+    build = "compiled (mypyc)" if compiled() else "Python"
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"coatcheck {__version__} (detector: {build})"
 
 
 def test_apikey_list_and_revoke_against_a_running_gateway(
