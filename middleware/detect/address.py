@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
-from coatcheck.middleware.detect.scan import Scan
+from coatcheck.middleware.detect.scan import Scan, ascii_twin_or_self
 
 __all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
@@ -147,6 +147,7 @@ class AddressFinder:
             r"\bP\.?[ \t]?O\.?[ \t]?Box[ \t]+\d{1,6}\b",
         )
         self._compiled = tuple(re.compile(p) for p in patterns)
+        self._compiled_ascii = tuple(map(ascii_twin_or_self, self._compiled))  # (ASCII text)
         # Each shape needs its street word right after a word start (and, for the endings,
         # blanks and a digit right after it): a message without one skips the shape. The
         # gates read the lower-cased letter runs of the message (one findall, set lookups).
@@ -199,9 +200,8 @@ class AddressFinder:
             if not have:
                 return []
         candidates: list[Candidate] = []  # (a list, not a generator: most calls find none)
-        for regex, needs, starts_at in zip(
-            self._compiled, self._needs, self._starts_at, strict=True
-        ):
+        compiled = self._compiled_ascii if text.isascii() else self._compiled
+        for regex, needs, starts_at in zip(compiled, self._needs, self._starts_at, strict=True):
             if have & needs != needs:
                 continue
             if starts_at == _AFTER_ENDING and ending >= 0:
@@ -303,7 +303,7 @@ def absorb_places(text: str, kept: list[Candidate]) -> list[Candidate]:
             and out[-1].rule == ADDRESS_TYPE
             and _PLACE_GAP.fullmatch(text, out[-1].end, candidate.start)
         ):
-            out[-1] = out[-1]._replace(end=candidate.end)
+            out[-1] = out[-1].with_end(candidate.end)
             continue
         out.append(candidate)
     return out

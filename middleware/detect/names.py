@@ -34,7 +34,7 @@ from coatcheck.middleware.detect.locales import (
     words_regex,
 )
 from coatcheck.middleware.detect.recognizers import Candidate
-from coatcheck.middleware.detect.scan import fold
+from coatcheck.middleware.detect.scan import ascii_twin, fold
 
 __all__ = ["NAME_RULE", "PERSON_TYPE", "NameFinder", "first_names"]
 
@@ -87,6 +87,7 @@ _CAPS_RUN = re.compile(
     r"(?:[ \t]+(?:(?:de|da|do|dos|das"
     r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
+_CAPS_RUN_ASCII = ascii_twin(_CAPS_RUN)
 
 
 @functools.cache
@@ -196,7 +197,7 @@ class NameFinder:
             if span is not None:
                 found.append(Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE))
         names = self._names
-        for run in _CAPS_RUN.finditer(text):
+        for run in (_CAPS_RUN_ASCII if text.isascii() else _CAPS_RUN).finditer(text):
             # (most runs hold no known first name before their last word: one C-level look)
             if names.isdisjoint(run.group().lower().split()[:-1]):
                 continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import NamedTuple
+from typing import Final, final
 
 __all__ = ["DASHES", "Normalised", "defang", "normalise"]
 
@@ -27,19 +27,25 @@ _LOOKALIKE = re.compile(r"CC_", re.IGNORECASE)
 _ZERO_WIDTH_RE = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
 # Anything the per-character pass would change that NFKC alone leaves: a digit of another
 # script (`\d` is every `Nd` character in a str pattern), a dash, a zero-width character.
-_NOT_NFKC_ONLY = re.compile("(?![0-9])\\d|[" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "]")
+# (One class first, then the lookbehind: a pattern that starts with a class is tried only
+# where the text has one of its characters; one that starts with a lookahead everywhere.)
+_NOT_NFKC_ONLY = re.compile("[\\d" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "](?<![0-9])")
 # Two or more blanks, or a tab, between digits: collapsed to one space.
 _DIGIT_GAP = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
 
-class Normalised(NamedTuple):
+@final
+class Normalised:
     """Normalised text plus, per normalised char, the original index it came from
-    (`origin=None`: identity, the common all-ASCII case, kept cheap; a named tuple: one is
-    made per message)."""
+    (`origin=None`: identity, the common all-ASCII case, kept cheap; one is made per
+    message: a plain class, native in the compiled build)."""
 
-    text: str
-    origin: tuple[int, ...] | None
-    original_length: int
+    __slots__ = ("origin", "original_length", "text")
+
+    def __init__(self, text: str, origin: tuple[int, ...] | None, original_length: int) -> None:
+        self.text: Final = text
+        self.origin: Final = origin
+        self.original_length: Final = original_length
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a normalised [start, end) back to the original text."""

@@ -59,6 +59,7 @@ _NANP_SHAPE = re.compile(
     r"|\+1([ .-]?)[2-9]\d\d\2[2-9]\d\d\2\d{4}"
 )
 _DIGIT = re.compile(r"\d")
+_EXTENSION = re.compile(r"[ \t]*(?:[xX]|[eE][xX][tT]\.?)[ \t]*\d{1,7}\Z")
 _LETTER = re.compile(r"[^\W\d_]")
 PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
 # The finder's lists in the detector's word index.
@@ -89,6 +90,7 @@ def _valid_somewhere(
 ) -> bool:
     """`_valid` in one of `regions` (tried in order), the per-value work done once
     (`any_plan`: the quick patterns of most of `regions`, tried at once)."""
+    value, digits = _without_extension(value, digits)
     if value.startswith("+"):
         return _valid(value, regions[0], digits)  # the number names its own plan
     gated = _LETTER.search(value) is None
@@ -108,6 +110,19 @@ def _valid_somewhere(
         if _parsed_valid(value, region, digits):
             return True
     return False
+
+
+def _without_extension(value: str, digits: str) -> tuple[str, str]:
+    """`value` and its digits without an extension typed after the number ("x123",
+    "ext. 55"): `parse` strips it and decides on the number before it, which the plan
+    checks can then decide too (a value with letters goes to `parse` in every region)."""
+    if "x" not in value and "X" not in value:  # (both forms have one: most values)
+        return value, digits
+    extension = _EXTENSION.search(value)
+    if extension is None or extension.start() == 0:
+        return value, digits
+    tail = len(_DIGIT.findall(extension.group()))
+    return value[: extension.start()], digits[: len(digits) - tail]
 
 
 def _valid(value: str, region: str, digits: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from coatcheck.middleware.detect.locales import Lexicon, words_regex
+from coatcheck.middleware.detect.scan import fold
 
 __all__ = ["Pruner"]
 
@@ -42,19 +43,27 @@ class Pruner:
         # The same language read backwards, for the reversed window: a match ending at the
         # window's end (`$`: or before a final line break) is a match of this at its start,
         # tried once instead of at each of the window's positions (lookarounds mirrored:
-        # `(?!\w)` after a filler is `(?<!\w)` before it; `\b` stays `\b`).
+        # `(?!\w)` after a filler is `(?<!\w)` before it; `\b` stays `\b`). It reads the
+        # lower-cased window (`scan.fold`) without IGNORECASE, where that matches the same
+        # (several times faster on the word tries), else the window with IGNORECASE.
         backwards = words_regex(tuple(w[::-1] for w in lexicon.prune))
         backwards_fillers = words_regex(tuple(w[::-1] for w in lexicon.fillers))
-        self._prefix_reversed = re.compile(
+        reversed_prefix = (
             rf"\n?(?:{_SEP}*(?:\.?(?<!\w)(?:{backwards_fillers}){_SEP}+){{0,3}}"
-            rf"\w*(?:{backwards})\b|\s*[#$€£¥]|\s*\$R|v\b)",
-            re.IGNORECASE,
+            rf"\w*(?:{backwards})\b|\s*[#$€£¥]|\s*\$r|v\b)"
         )
+        self._prefix_reversed = re.compile(reversed_prefix, re.IGNORECASE)
+        self._prefix_reversed_folded = re.compile(reversed_prefix)
         self._suffix = re.compile(rf"^(?:\s*(?:{units})(?!\w)|[.,]\d)", re.IGNORECASE)
 
     def invalid(self, text: str, start: int, end: int) -> bool:
         """True when a candidate is an order/ticket id, amount, version, time or count."""
-        if self._prefix_reversed.match(text[max(0, start - _WINDOW) : start][::-1]):
+        window = text[max(0, start - _WINDOW) : start][::-1]
+        folded = fold(window)
+        if folded is not None:
+            if self._prefix_reversed_folded.match(folded) is not None:
+                return True
+        elif self._prefix_reversed.match(window) is not None:
             return True
         if start > 1 and text[start - 1] in "-/_" and text[start - 2].isalnum():
             return True  # INV-2024-0001: the number is a tail of an identifier

@@ -18,11 +18,18 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Final, final
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.prune import Pruner
-from coatcheck.middleware.detect.scan import DIGIT_RUN, LONG_TOKEN, Scan, digit_count, leading
+from coatcheck.middleware.detect.scan import (
+    DIGIT_RUN,
+    LONG_TOKEN,
+    Scan,
+    ascii_twin_or_self,
+    digit_count,
+    leading,
+)
 from coatcheck.middleware.detect.validators import VALIDATORS
 from coatcheck.saferegex import Finder, safe_compile
 
@@ -44,16 +51,44 @@ _CONTEXT_WINDOW = 48
 EMAIL_AT_WORDS = "email at words"
 
 
-class Candidate(NamedTuple):
-    """A pattern hit in normalised text, before overlap resolution (a named tuple: every
-    finder makes several per message, and a tuple is the cheapest immutable record)."""
+@final
+class Candidate:
+    """A pattern hit in normalised text, before overlap resolution. Every finder makes
+    several per message: a plain class with read-only (`Final`) attributes, which the
+    compiled build makes a native object built without a Python call (a named tuple's
+    constructor is one; docs/performance.md "Compiled detector")."""
 
-    start: int
-    end: int
-    entity_type: str
-    rule: str
-    validated: bool
-    score: float
+    __slots__ = ("end", "entity_type", "rule", "score", "start", "validated")
+
+    def __init__(
+        self, start: int, end: int, entity_type: str, rule: str, validated: bool, score: float
+    ) -> None:
+        self.start: Final = start
+        self.end: Final = end
+        self.entity_type: Final = entity_type
+        self.rule: Final = rule
+        self.validated: Final = validated
+        self.score: Final = score
+
+    def fields(self) -> tuple[int, int, str, str, bool, float]:
+        return (self.start, self.end, self.entity_type, self.rule, self.validated, self.score)
+
+    def with_end(self, end: int) -> Candidate:
+        """The same candidate, ending at `end`."""
+        return Candidate(self.start, end, self.entity_type, self.rule, self.validated, self.score)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Candidate) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        start, end, entity_type, rule, validated, score = self.fields()
+        return (
+            f"Candidate(start={start}, end={end}, entity_type={entity_type!r}, "
+            f"rule={rule!r}, validated={validated}, score={score})"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,10 @@ class Recognizer:
     _requires_re: re.Pattern[str] | None = field(init=False, repr=False)
     _requires_few: tuple[str, ...] = field(init=False, repr=False)
     _plans: tuple[tuple[Finder, bool, bool, tuple[str, ...]], ...] = field(init=False, repr=False)
+    _plans_ascii: tuple[tuple[Finder, bool, bool, tuple[str, ...]], ...] = field(
+        init=False, repr=False
+    )
+    _context_ascii: re.Pattern[str] | None = field(init=False, repr=False)
     _text_gate: Callable[[Scan], bool] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -116,9 +155,13 @@ class Recognizer:
             for (regex, weak), group, gate in zip(strong + weak, groups, self._gates, strict=True)
         )
         object.__setattr__(self, "_plans", plans)
+        # the same for ASCII text, with each regex's ASCII twin where it has one
+        twins = tuple((_twin(regex), *rest) for regex, *rest in plans)
+        object.__setattr__(self, "_plans_ascii", twins)
         words = words_regex(self.context)
         context_re = re.compile(rf"(?<!\w)(?:{words})", re.IGNORECASE) if words else None
         object.__setattr__(self, "_context_re", context_re)
+        object.__setattr__(self, "_context_ascii", _twin(context_re) if context_re else None)
         # The substring pre-test for ASCII text needs only the ASCII words: a word with a
         # non-ASCII letter cannot occur in ASCII text.
         lower = tuple(w.lower() for w in self.context if w.isascii())
@@ -233,7 +276,7 @@ class Recognizer:
         """
         any_context: bool | None = True if expected else context_anywhere
         found = []
-        for regex, weak, value_group, gate in self._plans:
+        for regex, weak, value_group, gate in self._plans_ascii if text.isascii() else self._plans:
             if gate and not any(map(text.__contains__, gate)):
                 continue
             if weak:
@@ -258,6 +301,7 @@ class Recognizer:
             lowered = text.lower()
             if not any(map(lowered.__contains__, self._context_lower)):
                 return False
+            return self._context_ascii is not None and self._context_ascii.search(text) is not None
         return self._context_re.search(text) is not None
 
     def _check(
@@ -285,9 +329,10 @@ class Recognizer:
         )
 
     def _near_context(self, text: str, start: int) -> bool:
-        if self._context_re is None:
+        context = self._context_ascii if text.isascii() else self._context_re
+        if context is None:
             return False
-        return self._context_re.search(text, max(0, start - _CONTEXT_WINDOW), start) is not None
+        return context.search(text, max(0, start - _CONTEXT_WINDOW), start) is not None
 
 
 @functools.cache
@@ -300,6 +345,12 @@ def invalidate(text: str, start: int, end: int) -> bool:
     """True when a candidate is an order/ticket id, amount, version, time or count
     (default locales; a detector uses its configured locales' `Pruner`)."""
     return default_pruner().invalid(text, start, end)
+
+
+def _twin(regex: Finder) -> Finder:
+    """`scan.ascii_twin_or_self` of a built-in pattern (configured patterns run on
+    `saferegex`: kept as they are)."""
+    return ascii_twin_or_self(regex) if isinstance(regex, re.Pattern) else regex
 
 
 def _lead(first: str, not_after: str) -> str:

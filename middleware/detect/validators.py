@@ -129,6 +129,11 @@ def _nhs(value: str) -> bool:
 
 
 def _ip(value: str) -> bool:
+    octets = value.split(".")
+    if len(octets) == 4 and all(o.isascii() and o.isdigit() for o in octets):
+        # a dotted quad: `ipaddress`'s IPv4 rules (what it decides for these), without its
+        # interpreted parser: at most three digits, no leading zero, at most 255
+        return all(len(o) <= 3 and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets)
     try:
         ipaddress.ip_address(value)
     except ValueError:

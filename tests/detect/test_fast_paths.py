@@ -7,6 +7,7 @@ give exactly what the original gives, on generated input and on hand-picked edge
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -19,10 +20,20 @@ from stdnum import luhn
 
 from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
-from coatcheck.middleware.detect.names import _CAPS_RUN
+from coatcheck.middleware.detect.names import _CAPS_RUN, _CAPS_RUN_ASCII
 from coatcheck.middleware.detect.numbering import Plan, plan_for
-from coatcheck.middleware.detect.scan import Scan, WordIndex, fold, leading
-from coatcheck.middleware.detect.validators import luhn_valid
+from coatcheck.middleware.detect.phone import _CANDIDATE
+from coatcheck.middleware.detect.scan import (
+    _DIGIT_RUN_ASCII,
+    DIGIT_RUN,
+    Scan,
+    WordIndex,
+    ascii_twin,
+    fold,
+    leading,
+    spans,
+)
+from coatcheck.middleware.detect.validators import VALIDATORS, luhn_valid
 from tests.detect.test_gates import _PIECES
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -274,3 +285,172 @@ _TYPE_NAMES = (
     "UAN",
     "VOICEMAIL",
 )
+
+
+# ASCII twins (`scan.ascii_twin`): on ASCII text the detector runs its patterns compiled
+# with re.ASCII, which must match exactly what the Unicode patterns match there.
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "has_twin"),
+    [
+        (r"\w+\d", 0, True),
+        (r"a\\s", 0, True),  # an escaped backslash, then "s"
+        ("é", re.IGNORECASE, True),  # no ASCII letter matches it
+        ("ß", re.IGNORECASE, True),
+        ("\u0131", 0, True),  # dotless i, case-sensitive: only itself
+        (r"a\s", 0, False),  # Unicode \s also matches \x1c-\x1f
+        (r"[^\S]", 0, False),
+        ("\u0131", re.IGNORECASE, False),  # dotless i matches I and i
+        ("\u017f", re.IGNORECASE, False),  # long s matches s
+        ("\u212a", re.IGNORECASE, False),  # the Kelvin sign matches k
+        ("\u0130", re.IGNORECASE, False),  # the engine matches it with i (str.lower does not)
+    ],
+)
+def test_ascii_twin_rows(pattern: str, flags: int, has_twin: bool) -> None:
+    regex = re.compile(pattern, flags)
+    if has_twin:
+        twin = ascii_twin(regex)
+        assert twin.flags & re.ASCII and twin.pattern == pattern
+    else:
+        with pytest.raises(ValueError):
+            ascii_twin(regex)
+
+
+def _twins() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
+    """Every (pattern, ASCII twin) pair the default detector uses."""
+    pairs: list[tuple[object, object]] = [
+        (DIGIT_RUN, _DIGIT_RUN_ASCII),
+        (_CAPS_RUN, _CAPS_RUN_ASCII),
+    ]
+    for index in _indexes():
+        pairs += [(index._first, index._first_ascii), (index._next, index._next_ascii)]
+    addresses = _detector()._addresses
+    assert addresses is not None
+    pairs += list(zip(addresses._compiled, addresses._compiled_ascii, strict=True))
+    for recognizer in (*_detector()._recognizers, *_detector()._secrets):
+        pairs += [
+            (a[0], b[0]) for a, b in zip(recognizer._plans, recognizer._plans_ascii, strict=True)
+        ]
+        pairs.append((recognizer._context_re, recognizer._context_ascii))
+    found = [(a, b) for a, b in pairs if isinstance(a, re.Pattern) and a is not b]
+    assert all(isinstance(b, re.Pattern) and b.flags & re.ASCII for _, b in found)
+    return found  # type: ignore[return-value]
+
+
+@functools.cache
+def _twins_once() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
+    return _twins()
+
+
+def _same_on(text: str, pairs: list[tuple[re.Pattern[str], re.Pattern[str]]]) -> None:
+    for original, twin in pairs:
+        want = [(m.span(), m.groups()) for m in original.finditer(text)]
+        assert [(m.span(), m.groups()) for m in twin.finditer(text)] == want, (original, text)
+        for pos in range(0, len(text), 3):
+            one, two = original.match(text, pos), twin.match(text, pos)
+            assert (one and (one.span(), one.groups())) == (two and (two.span(), two.groups()))
+
+
+_ASCII_PIECES = [p for p in _PIECES if p.isascii()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_ASCII_PIECES),
+            st.text(alphabet=st.characters(max_codepoint=127), max_size=12),
+        ),
+        max_size=6,
+    ).map(" ".join)
+)
+def test_ascii_twins_match_as_their_patterns_on_ascii_text(text: str) -> None:
+    _same_on(text, _twins_once())
+
+
+@pytest.mark.parametrize("path", [PRESIDIO_DEV, LOCALES_DEV])
+def test_ascii_twins_on_the_dev_sets(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    pairs = _twins_once()
+    for line in path.read_text(encoding="utf-8").splitlines()[::8]:
+        text = json.loads(line)["text"]
+        if text.isascii():
+            _same_on(text, pairs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["order", "Order", "ORDER", "nº", "no.", "#", "R$", "v", "€", "ticket"])
+        | st.text(alphabet="aAoOrRdDeEnN #:.-\n1", max_size=6),
+        max_size=6,
+    ).map(" ".join)
+)
+def test_prune_reads_the_folded_window_as_the_case_insensitive_one(window: str) -> None:
+    """`Pruner.invalid` matches the lower-cased reversed window without IGNORECASE where
+    `fold` allows it: the same answer as the IGNORECASE pattern on the window."""
+    pruner = _detector()._phones._pruner
+    backwards = window[::-1]
+    folded = fold(backwards)
+    if folded is not None:
+        want = pruner._prefix_reversed.match(backwards)
+        got = pruner._prefix_reversed_folded.match(folded)
+        assert (want and want.span()) == (got and got.span()), window
+
+
+_PHONE_SOURCE = (
+    r"(?<![\w+])(?:\+\d{1,3}[ ./-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}"
+    r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*_ASCII_PIECES, "+", "(", ")", "(0)", " x12", "ext.", "a", "\u0663"])
+        | st.text(alphabet="0123456789 .-/+()x", max_size=10),
+        max_size=8,
+    ).map("".join)
+)
+def test_spans_of_a_leading_regex_are_finditers(text: str) -> None:
+    """`spans` (one search from the end of each match) gives the matches `finditer` of the
+    plain pattern gives (the phone finder's candidate pattern)."""
+    want = [m.span() for m in re.compile(_PHONE_SOURCE, re.IGNORECASE).finditer(text)]
+    assert spans(leading(r"[+(\d]", _PHONE_SOURCE, re.IGNORECASE), text) == want, text
+
+
+def test_spans_move_past_empty_matches() -> None:
+    assert spans(leading("a", ""), "aaba") == [(0, 0), (1, 1), (3, 3)]
+
+
+def test_phone_candidates_use_this_pattern() -> None:
+    assert _CANDIDATE.pattern == leading(r"[+(\d]", _PHONE_SOURCE, re.IGNORECASE).pattern
+
+
+def _ipaddress_says(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789", min_size=0, max_size=4) | st.sampled_from(["\u0663", "a"]),
+        min_size=1,
+        max_size=5,
+    ).map(".".join)
+)
+def test_ip_validator_is_ipaddress_on_dotted_quads(value: str) -> None:
+    assert VALIDATORS["ip"](value) == _ipaddress_says(value), value
+
+
+@pytest.mark.parametrize(
+    "value", ["0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "::1", "fe80::1"]
+)
+def test_ip_validator_rows(value: str) -> None:
+    assert VALIDATORS["ip"](value) == _ipaddress_says(value)

@@ -21,6 +21,7 @@ from coatcheck.middleware.detect.phone import (
     _parse_and_validate,
     _plausible,
     _valid,
+    _valid_somewhere,
 )
 from coatcheck.middleware.detect.recognizers import Candidate
 from coatcheck.middleware.detect.scan import Scan, WordIndex
@@ -288,6 +289,35 @@ def test_plan_decision_is_what_parse_says(value: str, region: str) -> None:
     decided = decide(value, digits, region)
     if decided is not None:
         assert decided == _parse_and_validate(value, region), (value, region)
+
+
+_EXTENSIONS = ("x123", "x4567", " x12", "X9", " ext 55", "ext.9", " EXT. 1234567")
+
+
+@pytest.mark.parametrize("region", _PLAN_REGIONS)
+def test_a_number_with_an_extension_is_valid_as_parse_says(region: str) -> None:
+    """The extension is taken off before the plan checks (`_without_extension`): every
+    example number of the region, national and international, with each extension form,
+    is valid exactly where `parse` (which strips it itself) says it is, in that region
+    and across the default regions; numbers `parse` refuses stay refused."""
+    regions = (region, *(r for r in _PLAN_REGIONS if r != region))
+    values = ["12345", "0000000", "1234567890123456"]
+    for kind in phonenumbers.PhoneNumberType.values():
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None:
+            values += [
+                phonenumbers.format_number(example, form)
+                for form in (
+                    phonenumbers.PhoneNumberFormat.NATIONAL,
+                    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                )
+            ]
+    for number in values:
+        for extension in _EXTENSIONS:
+            value = number + extension
+            digits = "".join(c for c in value if c.isdigit())
+            somewhere = any(_parse_and_validate(value, r) for r in regions)
+            assert _valid_somewhere(value, digits, regions) == somewhere, (value, region)
 
 
 @pytest.mark.parametrize("region", [*_PLAN_REGIONS, "CH", "SE", "RU", "KZ", "CA", "IM", "AU"])
