@@ -33,7 +33,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from coatcheck.middleware.detect import Detector
+from coatcheck.middleware.detect import Detector, compiled
+from coatcheck.middleware.detect import detector as detector_module
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/presidio_synth_dev.jsonl"
 LOCALES_DATA = Path(__file__).resolve().parent / "data" / "locales_dev.jsonl"
@@ -467,6 +468,10 @@ def main() -> None:
     parser.add_argument("--locales-data", type=Path, default=LOCALES_DATA)
     parser.add_argument("--hint", action="store_true", help="pass the row's locale as hint")
     args = parser.parse_args()
+    # (figures depend on the build: a wheel runs the compiled detector, an editable install
+    # or PYTHONPATH the Python one; setup.py)
+    build = "compiled (mypyc)" if compiled() else "Python"
+    print(f"coatcheck detector: {build}, from {Path(detector_module.__file__ or '?').parent}")
     if args.locales:
         report_locales(args.locales_data, max(1, min(args.rounds, 3)), args.hint)
         return
