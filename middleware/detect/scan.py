@@ -23,14 +23,13 @@ dotless i, micro sign, some Greek and Cyrillic letters, two ligatures).
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
-from string import ascii_letters
 from typing import Any
 
 __all__ = [
     "DIGIT_RUN",
+    "FOLDS_TO_ASCII",
     "LONG_TOKEN",
     "LONG_WORD",
     "Key",
@@ -69,17 +68,19 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
     there it matches exactly what `regex` matches, and faster where it has `\\w`, `\\b` or
     `\\d` (a table look-up per character instead of several Unicode property look-ups).
 
-    Refused (ValueError) where the two could differ on ASCII text: `\\s`/`\\S` (Unicode
-    `\\s` also matches the separators \\x1c-\\x1f), and, with IGNORECASE, a non-ASCII
-    character in the pattern that may match an ASCII letter (dotless i, long s, the Kelvin
-    sign: only Unicode IGNORECASE pairs them)."""
+    On ASCII text the two differ only through `\\s`/`\\S` (Unicode `\\s` also matches the
+    separators \\x1c-\\x1f) and, where the pattern ignores case, through the four
+    non-ASCII letters Unicode case folding pairs with ASCII ones (U+0130, U+0131, U+017F,
+    U+212A: `tests/detect/test_fast_paths.py` finds them by trying every code point).
+    Refused (ValueError): a pattern with `\\s`/`\\S`; a case-insensitive one (the flag, or
+    `(?i` inline) that holds one of the four, an escape that may name one (`\\u`, `\\U`,
+    `\\x`, `\\N`), or a class range with a non-ASCII end (it may span one)."""
     source = regex.pattern
     if _CLASS_S.search(source):
         raise ValueError("a pattern with \\s or \\S has no ASCII twin")
-    if regex.flags & re.IGNORECASE and any(
-        not char.isascii() and _near_ascii(char) for char in set(source)
-    ):
-        raise ValueError("a case-insensitive pattern with a letter that folds to ASCII")
+    insensitive = regex.flags & re.IGNORECASE or "(?i" in source
+    if insensitive and _MAY_FOLD_TO_ASCII.search(source):
+        raise ValueError("a case-insensitive pattern that may pair a letter with ASCII")
     return re.compile(source, regex.flags & ~re.UNICODE | re.ASCII)
 
 
@@ -92,13 +93,12 @@ def ascii_twin_or_self(regex: re.Pattern[str]) -> re.Pattern[str]:
 
 
 _CLASS_S = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")  # an unescaped \s or \S
-
-
-@functools.cache
-def _near_ascii(char: str) -> bool:
-    """The regex engine's IGNORECASE matches `char` with an ASCII letter (asked of it:
-    its case tables are not `str.lower`'s: U+0130 matches "i")."""
-    return any(re.fullmatch(re.escape(char), letter, re.IGNORECASE) for letter in ascii_letters)
+# The letters that Unicode IGNORECASE pairs with ASCII ones, an escape that may name one,
+# a range with a non-ASCII end.
+FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
+_MAY_FOLD_TO_ASCII = re.compile(
+    rf"[{FOLDS_TO_ASCII}]|(?<!\\)(?:\\\\)*\\[uUxN]|[^\x00-\x7f]-|-[^\x00-\x7f]"
+)
 
 
 _DIGIT_RUN_ASCII = ascii_twin(DIGIT_RUN)

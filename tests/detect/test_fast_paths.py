@@ -10,6 +10,7 @@ import functools
 import ipaddress
 import json
 import re
+import sys
 from pathlib import Path
 
 import phonenumbers
@@ -26,6 +27,7 @@ from coatcheck.middleware.detect.phone import _CANDIDATE
 from coatcheck.middleware.detect.scan import (
     _DIGIT_RUN_ASCII,
     DIGIT_RUN,
+    FOLDS_TO_ASCII,
     Scan,
     WordIndex,
     ascii_twin,
@@ -305,6 +307,10 @@ _TYPE_NAMES = (
         ("\u017f", re.IGNORECASE, False),  # long s matches s
         ("\u212a", re.IGNORECASE, False),  # the Kelvin sign matches k
         ("\u0130", re.IGNORECASE, False),  # the engine matches it with i (str.lower does not)
+        (r"(?i:\u0131)", 0, False),  # inline, and escaped
+        ("[\u00c0-\u017f]", re.IGNORECASE, False),  # a range that spans one
+        (r"(?i:caf[\xe9e])", 0, False),  # an escape that may name one
+        ("(?i:café)", 0, True),
     ],
 )
 def test_ascii_twin_rows(pattern: str, flags: int, has_twin: bool) -> None:
@@ -315,6 +321,14 @@ def test_ascii_twin_rows(pattern: str, flags: int, has_twin: bool) -> None:
     else:
         with pytest.raises(ValueError):
             ascii_twin(regex)
+
+
+def test_the_letters_that_fold_to_ascii_are_these() -> None:
+    """`ascii_twin`'s list: every code point the engine's IGNORECASE pairs with an ASCII
+    letter, found by trying them all."""
+    letter = re.compile(r"[a-zA-Z]", re.IGNORECASE)
+    found = {chr(c) for c in range(128, sys.maxunicode + 1) if letter.fullmatch(chr(c))}
+    assert found == set(FOLDS_TO_ASCII)
 
 
 def _twins() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
