@@ -73,13 +73,13 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
     non-ASCII letters Unicode case folding pairs with ASCII ones (U+0130, U+0131, U+017F,
     U+212A: `tests/detect/test_fast_paths.py` finds them by trying every code point).
     Refused (ValueError): a pattern with `\\s`/`\\S`; a case-insensitive one (the flag, or
-    `(?i` inline) that holds one of the four, an escape that may name one (`\\u`, `\\U`,
-    `\\x`, `\\N`), or a class range with a non-ASCII end (it may span one)."""
+    `(?i` inline) that holds one of the four (written, or as a `\\u`/`\\U`/`\\x` escape),
+    a named or octal escape, or a class range with a non-ASCII end (it may span one)."""
     source = regex.pattern
     if _CLASS_S.search(source):
         raise ValueError("a pattern with \\s or \\S has no ASCII twin")
     insensitive = regex.flags & re.IGNORECASE or "(?i" in source
-    if insensitive and _MAY_FOLD_TO_ASCII.search(source):
+    if insensitive and _MAY_FOLD_TO_ASCII.search(_ESCAPE.sub(_unescape, source)):
         raise ValueError("a case-insensitive pattern that may pair a letter with ASCII")
     return re.compile(source, regex.flags & ~re.UNICODE | re.ASCII)
 
@@ -93,12 +93,23 @@ def ascii_twin_or_self(regex: re.Pattern[str]) -> re.Pattern[str]:
 
 
 _CLASS_S = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")  # an unescaped \s or \S
-# The letters that Unicode IGNORECASE pairs with ASCII ones, an escape that may name one,
-# a range with a non-ASCII end.
+# The letters that Unicode IGNORECASE pairs with ASCII ones.
 FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
-_MAY_FOLD_TO_ASCII = re.compile(
-    rf"[{FOLDS_TO_ASCII}]|(?<!\\)(?:\\\\)*\\[uUxN]|[^\x00-\x7f]-|-[^\x00-\x7f]"
+# Code point escapes, read as their characters before the test below.
+_ESCAPE = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))"
 )
+# One of the four; an escape that may name one (a named character, an octal escape); a
+# range with a non-ASCII end (it may span one; a dash right before "]" is a literal).
+_MAY_FOLD_TO_ASCII = re.compile(
+    rf"[{FOLDS_TO_ASCII}]|(?<!\\)(?:\\\\)*\\(?:N|0|[0-7]{{3}})"
+    r"|[^\x00-\x7f]-[^\]]|[^\[^]-[^\x00-\x7f]"
+)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    point = match.group(2) or match.group(3) or match.group(4)
+    return match.group(1) + chr(int(point, 16))
 
 
 _DIGIT_RUN_ASCII = ascii_twin(DIGIT_RUN)

@@ -309,8 +309,12 @@ _TYPE_NAMES = (
         ("\u0130", re.IGNORECASE, False),  # the engine matches it with i (str.lower does not)
         (r"(?i:\u0131)", 0, False),  # inline, and escaped
         ("[\u00c0-\u017f]", re.IGNORECASE, False),  # a range that spans one
-        (r"(?i:caf[\xe9e])", 0, False),  # an escape that may name one
+        (r"(?i:caf[\xe9e])", 0, True),  # an escape, read as the letter it names
         ("(?i:café)", 0, True),
+        (r"(?i:[\w'\u2019-])", 0, True),  # an escaped letter no ASCII one pairs with
+        (r"(?i:[a-\u0131])", 0, False),
+        (r"(?i:\N{LATIN SMALL LETTER DOTLESS I})", 0, False),
+        (r"(?i:\\u0131)", 0, True),  # an escaped backslash, then "u0131"
     ],
 )
 def test_ascii_twin_rows(pattern: str, flags: int, has_twin: bool) -> None:
