@@ -2,7 +2,7 @@
 
 Why: detection runs on every message, and what it costs is CPython's steps around ~10 regex
 calls a message; compiled by mypyc (the compiler mypy and black ship with) the same code
-runs ~1.4x faster (docs/performance.md, "Compiled detector"). Everything else in
+runs ~1.4x faster (docs/performance.md, "Eight locales, fifth round"). Everything else in
 pyproject.toml; this file only adds the extension modules.
 
 - The .py sources always ship too: a build that cannot compile (no C compiler,

@@ -56,7 +56,7 @@ class Candidate:
     """A pattern hit in normalised text, before overlap resolution. Every finder makes
     several per message: a plain class with read-only (`Final`) attributes, which the
     compiled build makes a native object built without a Python call (a named tuple's
-    constructor is one; docs/performance.md "Compiled detector")."""
+    constructor is one; docs/performance.md, "fifth round")."""
 
     __slots__ = ("end", "entity_type", "rule", "score", "start", "validated")
 
@@ -70,7 +70,7 @@ class Candidate:
         self.validated: Final = validated
         self.score: Final = score
 
-    def fields(self) -> tuple[int, int, str, str, bool, float]:
+    def _fields(self) -> tuple[int, int, str, str, bool, float]:
         return (self.start, self.end, self.entity_type, self.rule, self.validated, self.score)
 
     def with_end(self, end: int) -> Candidate:
@@ -78,13 +78,13 @@ class Candidate:
         return Candidate(self.start, end, self.entity_type, self.rule, self.validated, self.score)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Candidate) and self.fields() == other.fields()
+        return isinstance(other, Candidate) and self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash(self.fields())
+        return hash(self._fields())
 
     def __repr__(self) -> str:
-        start, end, entity_type, rule, validated, score = self.fields()
+        start, end, entity_type, rule, validated, score = self._fields()
         return (
             f"Candidate(start={start}, end={end}, entity_type={entity_type!r}, "
             f"rule={rule!r}, validated={validated}, score={score})"
