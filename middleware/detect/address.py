@@ -94,11 +94,19 @@ _CITY = (
 )
 # ", 10115 Berlin", ", 1012 NX Amsterdam", " - 01310-200 São Paulo", ", London SW1A 2AA",
 # ", Springfield, IL 62704".
+# (Every postcode holds a digit, and what stands before its first digit in a tail is
+# letters, apostrophes, blanks, commas and dashes: the lookahead skips, in one pass, the
+# tails that cannot match, where the town words would be tried split at every letter.)
 _TAIL = (
-    rf"(?:[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
+    rf"(?:(?=(?:[^\W\d_]|['\u2019 \t,-])*+\d)[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
     rf"|{_CITY}[ \t]*,?[ \t]*(?:[A-Z]{{2}}[ \t]+)?{_POSTCODE}))?"
 )
 
+# The ending shapes need their word (or a word and the ending word) right before blanks and
+# a digit; the endings are word characters and dashes ("str." adds a dot). Checked first,
+# in one pass over the word, instead of trying the endings at each of its letters.
+_ENDING_AHEAD = r"(?=[\w.-]*+[ \t]+\d)"
+_WORD_ENDING_AHEAD = r"(?=[\w.-]*+[ \t]+\d|[\w-]*+ [\w.-]*+[ \t]+\d)"
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 _AFTER_ENDING = -1  # `AddressFinder._starts_at`: from before the first street ending
@@ -122,8 +130,9 @@ class AddressFinder:
         num_tail = r"\.?[ \t]*#?[ \t]*\d{1,6}[A-Za-z]?"
         unit_tail = rf"(?:,?[ \t]+(?:{units}){num_tail})?"
         patterns = (
-            # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street
-            rf"{_LEAD_NUMBER}[ \t]+(?:{_CAP}[ \t]+){{1,4}}(?:{suffixes})\b\.?{unit_tail}{_TAIL}",
+            # 12 Main St / 221B Baker Street, Apt 4 / 55 A. Diakou Street ("{_CAP}+": a
+            # word before blanks gives back no letters, possessive)
+            rf"{_LEAD_NUMBER}[ \t]+(?:{_CAP}+[ \t]+){{1,4}}(?:{suffixes})\b\.?{unit_tail}{_TAIL}",
             # 12 rue de la Paix / 214, avenue Charlotte Gilles / 3 bis boulevard Voltaire
             rf"{_LEAD_NUMBER}{_BIS},?[ \t]+(?i:{any_case_prefixes})[ \t]+{_PARTICLE}*{_CAP}"
             rf"(?:[ \t]+{_PARTICLE}*{_CAP}){{0,3}}{_TAIL}",
@@ -135,10 +144,10 @@ class AddressFinder:
             rf",?[ \t]+(?:{_POSTCODE_ALONE}[ \t]+{_CITY}"
             rf"|{_NUMBER}{_BIS}(?![\w]){unit_tail}{_TAIL})",
             # Hauptstraße 5 / Heirstraat 58 / Östbygatan 36 / Hauptstr. 5a, 10115 Berlin
-            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}(?i:{endings})[ \t]+{_NUMBER}(?![\w])"
-            rf"{unit_tail}{_TAIL}",
-            rf"(?<![\w-])[^\W\d_a-z][\w-]{{2,40}}[ -](?i:{endings})[ \t]+{_NUMBER}(?![\w])"
-            rf"{unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z]{_ENDING_AHEAD}[\w-]{{2,40}}(?i:{endings})[ \t]+"
+            rf"{_NUMBER}(?![\w]){unit_tail}{_TAIL}",
+            rf"(?<![\w-])[^\W\d_a-z]{_WORD_ENDING_AHEAD}[\w-]{{2,40}}[ -](?i:{endings})[ \t]+"
+            rf"{_NUMBER}(?![\w]){unit_tail}{_TAIL}",
             # Flat 4, Thomas Lodge / Studio 53, Short Ranch (UK: the unit before the street)
             rf"(?<![\w.])(?:{units})[ \t]+\d{{1,5}}[A-Za-z]?,?[ \t]+(?:{_CAP}[ \t]+){{1,4}}"
             rf"(?:{suffixes})\b\.?{_TAIL}",

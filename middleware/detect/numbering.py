@@ -10,8 +10,9 @@ configured region. Two things from the plan data make most of those calls unnece
 - `decide` gives the answer itself in the common cases, by the same steps `parse` takes
   (digits, international prefix, country code, national prefix with its length test, the
   number type, and the national format for the typed-trunk rule), and says None (ask
-  `parse`) for anything else: letters, an international prefix, a national number that
-  starts with its own country code, a prefix the plan transforms, an unknown plan.
+  `parse`) for anything else: letters, a number dialled abroad to the region's own country
+  code, a national number that starts with its own country code, a prefix the plan
+  transforms, an unknown plan.
 
 Both are property-tested against `parse` on plans of every kind (tests/detect/test_gates.py).
 """
@@ -255,13 +256,12 @@ def decide(value: str, digits: str, region: str) -> bool | None:
     if value.startswith("+"):
         return _decide_international(value, digits)
     plan = plan_for(region)
-    if (
-        plan is None
-        or _PLAIN.fullmatch(value) is None
-        or plan.idd.match(digits) is not None
-        or digits.startswith(plan.country_code)
-        or _main_region(plan.country_code) != region
-    ):
+    if plan is None or _PLAIN.fullmatch(value) is None:
+        return None
+    idd = plan.idd.match(digits)
+    if idd is not None:  # dialled abroad: "00 1 733 836 6202" typed in Germany
+        return _decide_country_code(digits[idd.end() :], plan.country_code)
+    if digits.startswith(plan.country_code) or _main_region(plan.country_code) != region:
         return None
     number = plan.national_number(digits)
     if number is None or not 2 <= len(number) <= _MAX_NSN:
@@ -276,13 +276,30 @@ def decide(value: str, digits: str, region: str) -> bool | None:
 
 def _decide_international(value: str, digits: str) -> bool | None:
     """`is_valid_number(parse(value))` for "+<country code> <national number>"."""
-    if _PLAIN_INTERNATIONAL.fullmatch(value) is None or len(digits) <= 2 or digits[0] == "0":
+    if _PLAIN_INTERNATIONAL.fullmatch(value) is None:
+        return None
+    return _decide_country_code(digits)
+
+
+def _decide_country_code(digits: str, own_code: str = "") -> bool | None:
+    """`is_valid_number` of the number `parse` reads from `digits`, a country code and a
+    national number: what follows "+", or the region's international prefix. `parse`
+    reads the prefix only where no 0 follows it, and a number of the region's own code
+    (`own_code`) is validated in that region: both are left to it (None), as are the
+    numbers it refuses as too short.
+
+    One parse of a number dialled abroad costs up to ~250 regex calls where the country
+    code has many regions (+1 has 25: `region_code_for_number` tries each one's number
+    types), and each configured region that dials abroad with "00" parsed it again."""
+    if len(digits) <= 2 or digits[0] == "0":
         return None
     for size in (1, 2, 3):
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
         if regions:
             break
     else:
+        return None
+    if digits[:size] == own_code:
         return None
     main = plan_for(regions[0])
     if main is None:

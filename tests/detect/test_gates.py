@@ -8,12 +8,15 @@ These tests compare every gate with the plain computation it replaces.
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, normalise
+from coatcheck.middleware.detect import BUILTIN_RECOGNIZERS, Recognizer, address, normalise
+from coatcheck.middleware.detect.locales import lexicon_for
 from coatcheck.middleware.detect.normalise import _fold_each
 from coatcheck.middleware.detect.numbering import decide
 from coatcheck.middleware.detect.phone import (
@@ -344,6 +347,46 @@ def test_plan_decision_on_every_example_number(region: str) -> None:
                 raise AssertionError((value, region, "not decided"))
 
 
+# Country codes of one region and of many (+1: 25 regions, +7, +44, +47, +61, +262, +590).
+_ABROAD = ("US", "CA", "JM", "PR", "RU", "KZ", "GB", "IM", "NO", "SJ", "AU", "CX", "RE", "GP")
+
+
+def _dialling_prefix(region: str) -> str:
+    """What a caller in `region` types before a country code: the first of the common
+    international prefixes that its plan's prefix pattern takes ("00", "011", Japan's
+    "010", Australia's "0011", Brazil's carrier-selecting "0014")."""
+    idd = phonenumbers.PhoneMetadata.metadata_for_region(region).international_prefix
+    return next(p for p in ("00", "011", "010", "0011", "0014") if re.fullmatch(idd, p))
+
+
+@pytest.mark.parametrize("region", [*_PLAN_REGIONS, "CH", "AU"])
+def test_a_number_dialled_abroad_is_decided_as_parse_decides(region: str) -> None:
+    """A number typed with the region's international prefix ("00 1 733 836 6202" in
+    Germany, "011 44 ..." in the US): the plan data decides it exactly as `parse` does,
+    for every example number of regions that share their country code and of regions
+    that do not, valid and mangled; only a number of the region's own code (its own
+    region's rules) and a 0 after the prefix are left to `parse`."""
+    prefix = _dialling_prefix(region) + " "
+    own = str(phonenumbers.country_code_for_region(region))
+    for abroad in _ABROAD:
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(abroad, kind)
+            if example is None:
+                continue
+            international = phonenumbers.format_number(
+                example, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )[1:]
+            for body in (international, international[:-1] + "0", international + "1"):
+                value = prefix + body
+                digits = "".join(c for c in value if c.isdigit())
+                decided = decide(value, digits, region)
+                assert decided == _parse_and_validate(value, region) or (
+                    decided is None and body.startswith(own)
+                ), (value, region)
+                if not body.startswith(own):
+                    assert decided is not None, (value, region, "not decided")
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     st.lists(
@@ -381,3 +424,86 @@ def test_normalise_fast_paths_are_the_per_character_fold(text: str) -> None:
     for start in range(size + 1):
         for end in range(start, size + 1):
             assert fast.span(start, end) == slow.span(start, end), (text, start, end)
+
+
+# Street lines as people type them: numbers, postcodes, capitalised words, street words
+# of several languages, particles, apostrophes, and the punctuation between them.
+_ADDRESS_PIECES = (
+    "Heirstraat 3",
+    "Berliner Straße 12",
+    "Hauptstr. 5a",
+    "Foo-Straße 7",
+    "12 Main Street",
+    "4 rue de la Paix",
+    "Via Roma 10",
+    ", 10115 Berlin",
+    ", Springfield, IL 62704",
+    " - 01310-200 São Paulo",
+    " Apt 4",
+    "12",
+    "221B",
+    "45-47",
+    "3 bis",
+    "10115",
+    "01310-200",
+    "SW1A 2AA",
+    "62704",
+    "Main",
+    "Street",
+    "St",
+    "Rd",
+    "rue",
+    "Via",
+    "Avenue",
+    "Hauptstraße",
+    "Heirstraat",
+    "Berliner",
+    "Straße",
+    "Hauptstr.",
+    "Apt",
+    "Suite",
+    "de",
+    "la",
+    "van",
+    "Springfield",
+    "IL",
+    "NEWELL",
+    "São",
+    "d'Ouchy",
+    "l\u2019Église",
+    "Lodge",
+    " ",
+    "  ",
+    ", ",
+    ",",
+    "-",
+    ".",
+    "\n",
+    "\t",
+    "'",
+)
+
+
+def _without_gates(pattern: str) -> str:
+    """An address shape without its lookaheads and possessive words (the plain form)."""
+    tail_gate = address._TAIL[: address._TAIL.index("[ \\t]*[,-]?")]
+    for gate in (address._ENDING_AHEAD, address._WORD_ENDING_AHEAD):
+        pattern = pattern.replace(gate, "")
+    pattern = pattern.replace(tail_gate, "(?:")
+    return pattern.replace(address._CAP + "+", address._CAP)
+
+
+@settings(max_examples=700, deadline=None)
+@given(st.lists(st.sampled_from(_ADDRESS_PIECES), min_size=1, max_size=10).map("".join))
+def test_address_shapes_find_what_their_plain_forms_find(text: str) -> None:
+    """The shapes' lookaheads (a tail needs a digit, an ending word blanks and a digit)
+    and possessive words only skip attempts that fail: each shape, and its ASCII twin on
+    ASCII text, finds exactly the spans of its form without them."""
+    finder = address.AddressFinder(lexicon_for())
+    twins = finder._compiled_ascii if text.isascii() else finder._compiled
+    for shape, twin in zip(finder._compiled, twins, strict=True):
+        plain = re.compile(_without_gates(shape.pattern), shape.flags)
+        assert plain.pattern != shape.pattern or "(?=" not in shape.pattern
+        expected = [m.span() for m in plain.finditer(text)]
+        assert [m.span() for m in shape.finditer(text)] == expected, (shape.pattern[:60], text)
+        assert [m.span() for m in twin.finditer(text)] == expected, (shape.pattern[:60], text)
