@@ -26,7 +26,7 @@ from coatcheck.middleware.detect.locales import Lexicon, words_regex
 from coatcheck.middleware.detect.numbering import AnyPlan, decide, plan_for
 from coatcheck.middleware.detect.prune import Pruner
 from coatcheck.middleware.detect.recognizers import Candidate
-from coatcheck.middleware.detect.scan import Scan, leading, spans
+from coatcheck.middleware.detect.scan import Scan, ascii_twin, leading, spans
 
 __all__ = [
     "ID_NUMBER_TYPE",
@@ -50,6 +50,7 @@ _CANDIDATE = leading(
     r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
     re.IGNORECASE,
 )
+_CANDIDATE_ASCII = ascii_twin(_CANDIDATE)
 _WINDOW = 40
 # The North American plan's written shapes: NXX-NXX-XXXX with one separator (dash or dot),
 # (NXX) NXX-XXXX, either after "+1" or "1-", and +1 NXX NXX XXXX with any one separator
@@ -217,7 +218,7 @@ class PhoneFinder:
         first = tuple(r for r in (region, extra) if r is not None)
         regions = tuple(dict.fromkeys((*first, *self.regions)))
         found: list[Candidate] = []  # (a list, not a generator: called on most messages)
-        for start, end in spans(_CANDIDATE, text):
+        for start, end in spans(_CANDIDATE_ASCII if text.isascii() else _CANDIDATE, text):
             if end - start < PHONE_MIN_DIGITS:
                 continue  # most hits are short numbers ("2 items", "at 5"): too few characters
             value = text[start:end]

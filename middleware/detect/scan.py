@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ASCII_SPACE",
     "DIGIT_RUN",
     "FOLDS_TO_ASCII",
     "LONG_TOKEN",
@@ -69,19 +70,64 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
     `\\d` (a table look-up per character instead of several Unicode property look-ups).
 
     On ASCII text the two differ only through `\\s`/`\\S` (Unicode `\\s` also matches the
-    separators \\x1c-\\x1f) and, where the pattern ignores case, through the four
-    non-ASCII letters Unicode case folding pairs with ASCII ones (U+0130, U+0131, U+017F,
-    U+212A: `tests/detect/test_fast_paths.py` finds them by trying every code point).
-    Refused (ValueError): a pattern with `\\s`/`\\S`; a case-insensitive one (the flag, or
-    `(?i` inline) that holds one of the four (written, or as a `\\u`/`\\U`/`\\x` escape),
-    a named or octal escape, or a class range with a non-ASCII end (it may span one)."""
+    separators \\x1c-\\x1f: the twin spells it out as `ASCII_SPACE`) and, where the
+    pattern ignores case, through the four non-ASCII letters Unicode case folding pairs
+    with ASCII ones (U+0130, U+0131, U+017F, U+212A: `tests/detect/test_fast_paths.py`
+    finds them, and the spaces, by trying every code point).
+    Refused (ValueError): `\\S` inside a class, a verbose pattern; a case-insensitive one
+    (the flag, or `(?i` inline) that holds one of the four (written, or as a `\\u`/`\\U`/
+    `\\x` escape), a named or octal escape, or a class range with a non-ASCII end (it may
+    span one)."""
     source = regex.pattern
-    if _CLASS_S.search(source):
-        raise ValueError("a pattern with \\s or \\S has no ASCII twin")
+    if regex.flags & re.VERBOSE or "(?x" in source:
+        raise ValueError("a verbose pattern is not read for its twin")
     insensitive = regex.flags & re.IGNORECASE or "(?i" in source
     if insensitive and _MAY_FOLD_TO_ASCII.search(_ESCAPE.sub(_unescape, source)):
         raise ValueError("a case-insensitive pattern that may pair a letter with ASCII")
+    if _CLASS_S.search(source):
+        source = _spell_spaces(source)
     return re.compile(source, regex.flags & ~re.UNICODE | re.ASCII)
+
+
+# The ASCII characters Unicode `\s` matches (the test tries all 128).
+ASCII_SPACE = r"\t-\r\x1c-\x20"
+
+
+def _spell_spaces(source: str) -> str:
+    """`source` with each `\\s` written as `ASCII_SPACE` (a class, or inside its class) and
+    each `\\S` outside a class as its negation; `\\S` inside a class is refused."""
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            escape = source[index : index + 2]
+            if escape == "\\s":
+                out.append(ASCII_SPACE if in_class else f"[{ASCII_SPACE}]")
+            elif escape == "\\S":
+                if in_class:
+                    raise ValueError("\\S inside a class has no ASCII twin")
+                out.append(f"[^{ASCII_SPACE}]")
+            else:
+                out.append(escape)
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            out.append(char)
+            index += 1
+            # a "]" first in a class (after any "^") is a literal
+            for lead in ("^", "]"):
+                if source.startswith(lead, index):
+                    out.append(lead)
+                    index += 1
+            continue
+        if char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def ascii_twin_or_self(regex: re.Pattern[str]) -> re.Pattern[str]:

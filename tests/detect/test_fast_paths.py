@@ -23,9 +23,10 @@ from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
 from coatcheck.middleware.detect.names import _CAPS_RUN, _CAPS_RUN_ASCII
 from coatcheck.middleware.detect.numbering import Plan, plan_for
-from coatcheck.middleware.detect.phone import _CANDIDATE
+from coatcheck.middleware.detect.phone import _CANDIDATE, _CANDIDATE_ASCII
 from coatcheck.middleware.detect.scan import (
     _DIGIT_RUN_ASCII,
+    ASCII_SPACE,
     DIGIT_RUN,
     FOLDS_TO_ASCII,
     Scan,
@@ -301,8 +302,8 @@ _TYPE_NAMES = (
         ("é", re.IGNORECASE, True),  # no ASCII letter matches it
         ("ß", re.IGNORECASE, True),
         ("\u0131", 0, True),  # dotless i, case-sensitive: only itself
-        (r"a\s", 0, False),  # Unicode \s also matches \x1c-\x1f
-        (r"[^\S]", 0, False),
+        (r"[^\S]", 0, False),  # \S in a class
+        (r"(?x) a \s", 0, False),  # verbose: not read
         ("\u0131", re.IGNORECASE, False),  # dotless i matches I and i
         ("\u017f", re.IGNORECASE, False),  # long s matches s
         ("\u212a", re.IGNORECASE, False),  # the Kelvin sign matches k
@@ -327,6 +328,29 @@ def test_ascii_twin_rows(pattern: str, flags: int, has_twin: bool) -> None:
             ascii_twin(regex)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "twin"),
+    [
+        (r"a\s", rf"a[{ASCII_SPACE}]"),  # Unicode \s also matches \x1c-\x1f
+        (r"a\S+", rf"a[^{ASCII_SPACE}]+"),
+        (r"[\s:.-]", rf"[{ASCII_SPACE}:.-]"),
+        (r"[^\s,]", rf"[^{ASCII_SPACE},]"),
+        (r"[]\s]", rf"[]{ASCII_SPACE}]"),  # a "]" first in a class is a literal
+        (r"[^]\s]\s", rf"[^]{ASCII_SPACE}][{ASCII_SPACE}]"),
+        (r"\\s\[\s", rf"\\s\[[{ASCII_SPACE}]"),  # escaped: a backslash, a bracket
+    ],
+)
+def test_ascii_twin_spells_out_the_spaces(pattern: str, twin: str) -> None:
+    assert ascii_twin(re.compile(pattern)).pattern == twin
+
+
+def test_the_ascii_spaces_are_these() -> None:
+    """`ASCII_SPACE`: every ASCII character Unicode `\\s` matches, found by trying them."""
+    space = re.compile(r"\s")
+    found = {chr(c) for c in range(128) if space.fullmatch(chr(c))}
+    assert found == {chr(c) for c in range(128) if re.fullmatch(f"[{ASCII_SPACE}]", chr(c))}
+
+
 def test_the_letters_that_fold_to_ascii_are_these() -> None:
     """`ascii_twin`'s list: every code point the engine's IGNORECASE pairs with an ASCII
     letter, found by trying them all."""
@@ -340,6 +364,7 @@ def _twins() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
     pairs: list[tuple[object, object]] = [
         (DIGIT_RUN, _DIGIT_RUN_ASCII),
         (_CAPS_RUN, _CAPS_RUN_ASCII),
+        (_CANDIDATE, _CANDIDATE_ASCII),
     ]
     for index in _indexes():
         pairs += [(index._first, index._first_ascii), (index._next, index._next_ascii)]
