@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from coatcheck.middleware.detect.locales import Lexicon, lexicon_for, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
@@ -27,13 +28,13 @@ from coatcheck.middleware.detect.scan import Scan, ascii_twin_or_self
 
 __all__ = ["ADDRESS_TYPE", "AddressFinder", "absorb_places", "find_addresses"]
 
-ADDRESS_TYPE = "ADDRESS"
-_SCORE = 0.6
+ADDRESS_TYPE: Final = "ADDRESS"
+_SCORE: Final = 0.6
 
 # Street words shipped in code (beyond the locale files): English suffixes for any English
 # locale, and the Nordic, Finnish, Hungarian and Slavic forms the NER bench data carries.
-_BASE_PREFIXES = ("ul.", "Ul.", "ulica", "al.", "Al.", "Aleja", "Os.")
-_BASE_ENDINGS = (
+_BASE_PREFIXES: Final = ("ul.", "Ul.", "ulica", "al.", "Al.", "Aleja", "Os.")
+_BASE_ENDINGS: Final = (
     "gatan",
     "vägen",
     "gränd",
@@ -56,26 +57,26 @@ _BASE_ENDINGS = (
     "utca",
     "körút",
 )
-_NAME = r"[^\W\d_][\w'\u2019.-]*"  # a word that starts with a letter
-_CAP = r"[^\W\d_a-z][\w'\u2019.-]*"  # ... with a capital (any script)
-_PARTICLE = (
+_NAME: Final = r"[^\W\d_][\w'\u2019.-]*"  # a word that starts with a letter
+_CAP: Final = r"[^\W\d_a-z][\w'\u2019.-]*"  # ... with a capital (any script)
+_PARTICLE: Final = (
     r"(?:(?:de|del|della|delle|di|da|do|dos|das|du|des|la|le|los|las|van|der|den)\s+"
     r"|d['\u2019])"
 )
-_NUMBER = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_NUMBER: Final = r"\d{1,6}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
 # A house number that starts a shape: `(?<![\w.,/-]){_NUMBER}` written so that the regex
 # engine skips to digits (the lookbehind after the first digit; see `recognizers._lead`).
-_LEAD_NUMBER = r"\d(?<![\w.,/-]\d)\d{0,5}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
-_BIS = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
+_LEAD_NUMBER: Final = r"\d(?<![\w.,/-]\d)\d{0,5}[A-Za-z]?(?:[-/]\d{1,4}[A-Za-z]?)?"
+_BIS: Final = r"(?:[ \t]?(?:bis|ter|quater|[A-Da-d])(?![\w]))?"
 # Postcodes of the shipped regions (one alternation: a postcode is only taken right after
 # a street, where a wrong region's shape costs nothing). A Brazilian CEP is typed with its
 # dash or without ("01310-200", "01310200").
-_POSTCODE = (
+_POSTCODE: Final = (
     r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|\d{4})(?![\w-])"
 )
 # ... the same without a bare 4-digit number (that is a house number more often).
-_POSTCODE_ALONE = (
+_POSTCODE_ALONE: Final = (
     r"(?:\d{8}|\d{5}-\d{3}|\d{5}(?:-\d{4})?|\d{4}[ \t]?[A-Z]{2}(?![\w])"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})(?![\w-])"
 )
@@ -83,12 +84,12 @@ _POSTCODE_ALONE = (
 # "1570 KM Etten. Bestelnummer A8387438" stops at Etten), joined by a blank or a hyphen
 # and at most two particles ("Hoek van Holland", "Casa Grande de da Cunha"); after a
 # postcode a town may start with a particle ("39000-678 da Mota").
-_TOWN_WORD = r"[^\W\d_a-z][^\W\d_]*(?:['\u2019][^\W\d_]+)*"
-_TOWN_PARTICLE = (
+_TOWN_WORD: Final = r"[^\W\d_a-z][^\W\d_]*(?:['\u2019][^\W\d_]+)*"
+_TOWN_PARTICLE: Final = (
     r"(?:de|da|do|dos|das|di|del|du|des|la|le|les|l\u00e8s|sur|sous|en|aux|am|an|im|ob|bei"
     r"|aan|op|den|van|het|der)"
 )
-_CITY = (
+_CITY: Final = (
     rf"(?:{_TOWN_PARTICLE}[ \t]+)?{_TOWN_WORD}"
     rf"(?:[ \t-](?:{_TOWN_PARTICLE}[ \t-]){{0,2}}{_TOWN_WORD}){{0,2}}"
 )
@@ -97,7 +98,7 @@ _CITY = (
 # (Every postcode holds a digit, and what stands before its first digit in a tail is
 # letters, apostrophes, blanks, commas and dashes: the lookahead skips, in one pass, the
 # tails that cannot match, where the town words would be tried split at every letter.)
-_TAIL = (
+_TAIL: Final = (
     rf"(?:(?=(?:[^\W\d_]|['\u2019 \t,-])*+\d)[ \t]*[,-]?[ \t]*(?:{_POSTCODE}[ \t]+{_CITY}"
     rf"|{_CITY}[ \t]*,?[ \t]*(?:[A-Z]{{2}}[ \t]+)?{_POSTCODE}))?"
 )
@@ -105,11 +106,11 @@ _TAIL = (
 # The ending shapes need their word (or a word and the ending word) right before blanks and
 # a digit; the endings are word characters and dashes ("str." adds a dot). Checked first,
 # in one pass over the word, instead of trying the endings at each of its letters.
-_ENDING_AHEAD = r"(?=[\w.-]*+[ \t]+\d)"
-_WORD_ENDING_AHEAD = r"(?=[\w.-]*+[ \t]+\d|[\w-]*+ [\w.-]*+[ \t]+\d)"
+_ENDING_AHEAD: Final = r"(?=[\w.-]*+[ \t]+\d)"
+_WORD_ENDING_AHEAD: Final = r"(?=[\w.-]*+[ \t]+\d|[\w-]*+ [\w.-]*+[ \t]+\d)"
 
-_LETTERS = re.compile(r"[^\W\d_]+")
-_AFTER_ENDING = -1  # `AddressFinder._starts_at`: from before the first street ending
+_LETTERS: Final = re.compile(r"[^\W\d_]+")
+_AFTER_ENDING: Final = -1  # `AddressFinder._starts_at`: from before the first street ending
 
 
 class AddressFinder:
@@ -294,7 +295,7 @@ def _default_finder() -> AddressFinder:
 
 # Between a street line and the place that follows it on the same line: commas, spaces and
 # at most three more capitalised words or postcodes ("12 Main St, Springfield, IL 62704 USA").
-_PLACE_GAP = re.compile(rf"[ \t]*,?[ \t]*(?:(?:{_CAP}|\d{{3,6}})[ \t]*,?[ \t]*){{0,3}}")
+_PLACE_GAP: Final = re.compile(rf"[ \t]*,?[ \t]*(?:(?:{_CAP}|\d{{3,6}})[ \t]*,?[ \t]*){{0,3}}")
 
 
 def absorb_places(text: str, kept: list[Candidate]) -> list[Candidate]:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from coatcheck.middleware.detect.locales import Lexicon, words_regex
 from coatcheck.middleware.detect.recognizers import Candidate
 
 __all__ = ["NearCard"]
 
-_WINDOW = 40
-_EXPIRY = re.compile(r"(?:0[1-9]|1[0-2]) ?[/-] ?(?:20)?\d{2}(?![\w]|[/.-]\d)")
-_CVV = re.compile(r"\d{3,4}(?![\w]|[/.,-]\d| ?\d{3})")
+_WINDOW: Final = 40
+_EXPIRY: Final = re.compile(r"(?:0[1-9]|1[0-2]) ?[/-] ?(?:20)?\d{2}(?![\w]|[/.-]\d)")
+_CVV: Final = re.compile(r"\d{3,4}(?![\w]|[/.,-]\d| ?\d{3})")
 
 
 class NearCard:

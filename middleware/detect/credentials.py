@@ -11,13 +11,14 @@ message when the END line is missing (a truncated paste is still a key).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from coatcheck.middleware.detect.recognizers import Recognizer
 from coatcheck.middleware.detect.scan import Scan
 
 __all__ = ["ASSIGNMENT_WORDS", "SECRET_RECOGNIZERS", "SECRET_TYPES", "SECRET_WORDS_KEY"]
 
-_TAIL = r"(?![\w-])"
+_TAIL: Final = r"(?![\w-])"
 
 
 def _secret(
@@ -46,16 +47,16 @@ def _secret(
 
 # Words that name a secret in an assignment or a sentence ("api_key=...", "my password is
 # ..."), in the shipped languages; the value is the next token.
-_SECRET_WORDS = (
+_SECRET_WORDS: Final = (
     r"pass(?:word|wd|wort|phrase)?|pwd|kennwort|mot de passe|mdp|contrase[ñn]a|senha"  # noqa: S105
     r"|wachtwoord|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|secret[_-]?key"
     r"|auth[_-]?token|access[_-]?token|token|private[_-]?key|accountkey|sharedaccesskey"
 )
-_IS = r"\s*(?:[:=]>?|\bis\b|\bist\b|\best\b|\bes\b|\bè\b|\bé\b)\s*"
+_IS: Final = r"\s*(?:[:=]>?|\bis\b|\bist\b|\best\b|\bes\b|\bè\b|\bé\b)\s*"
 # What each of those words starts with: an assignment needs one at a word start. The
 # detector's word index looks for them (its list `SECRET_WORDS_KEY`) with the other finders'
 # words, in the same scan.
-ASSIGNMENT_WORDS = (
+ASSIGNMENT_WORDS: Final = (
     "pass",
     "pwd",
     "kennwort",
@@ -74,9 +75,9 @@ ASSIGNMENT_WORDS = (
     "accountkey",
     "sharedaccesskey",
 )
-SECRET_WORDS_KEY = "secret words"  # noqa: S105 (a list name)
+SECRET_WORDS_KEY: Final = "secret words"  # noqa: S105 (a list name)
 
-SECRET_RECOGNIZERS: tuple[Recognizer, ...] = (
+SECRET_RECOGNIZERS: Final[tuple[Recognizer, ...]] = (
     # AWS access key id (long-term AKIA, temporary ASIA, and the other documented prefixes).
     _secret(
         "SECRET_AWS_ACCESS_KEY",
@@ -178,4 +179,4 @@ SECRET_RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
 )
 
-SECRET_TYPES = frozenset(r.entity_type for r in SECRET_RECOGNIZERS)
+SECRET_TYPES: Final = frozenset(r.entity_type for r in SECRET_RECOGNIZERS)

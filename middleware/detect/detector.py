@@ -7,7 +7,7 @@ configured locales decide the word lists, numbering plans and national ids (`loc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from coatcheck.middleware.detect.address import ADDRESS_TYPE, AddressFinder, absorb_places
 from coatcheck.middleware.detect.cards import NearCard
@@ -43,7 +43,7 @@ __all__ = ["Detector"]
 
 # Digit-bearing types whose words, said last before a number, make it not a phone number
 # (cards are left out: Luhn and length tell them apart, and "CB"/"cc" are too short).
-_PHONE_RIVALS = (
+_PHONE_RIVALS: Final = (
     "BANK_ACCOUNT",
     "US_SSN",
     "US_PASSPORT",
@@ -63,9 +63,10 @@ _PHONE_RIVALS = (
 # does not ask)
 _Eligible = tuple[Recognizer, Callable[[Scan], bool] | None, bool | None]
 # Digit counts at or above this one gate alike (no recognizer bounds a count this high).
-_CAP = 40
+_CAP: Final = 40
 # The finders' lists in the word index (beside the recognizers' positions).
-_NAMES, _STREETS = "name cues", "street words"
+_NAMES: Final = "name cues"
+_STREETS: Final = "street words"
 
 
 def _drop_house_numbers(candidates: list[Candidate]) -> list[Candidate]:

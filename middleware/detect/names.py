@@ -26,6 +26,7 @@ import functools
 import re
 from collections.abc import Iterable
 from importlib import resources
+from typing import Final
 
 from coatcheck.middleware.detect.locales import (
     Lexicon,
@@ -38,11 +39,11 @@ from coatcheck.middleware.detect.scan import ascii_twin, fold
 
 __all__ = ["NAME_RULE", "PERSON_TYPE", "NameFinder", "first_names"]
 
-PERSON_TYPE = "PERSON"
+PERSON_TYPE: Final = "PERSON"
 
-NAME_RULE = "names"
-_SCORE = 0.48  # below NER's 0.5: the model wins a tie
-_PARTICLES = frozenset(
+NAME_RULE: Final = "names"
+_SCORE: Final = 0.48  # below NER's 0.5: the model wins a tie
+_PARTICLES: Final = frozenset(
     [
         "de",
         "del",
@@ -70,11 +71,11 @@ _PARTICLES = frozenset(
         "i",
     ]
 )
-_WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
-_GAP = re.compile(r"[ \t]+")
+_WORD: Final = re.compile(r"[^\W\d_][\w'\u2019-]*")
+_GAP: Final = re.compile(r"[ \t]+")
 # Words as cue phrases start them ("i'm", "c'est", "sr.", "m'appelle"): where a cue may begin.
-_TOKEN = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
-_NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.g.")
+_TOKEN: Final = re.compile(r"(?<![\w'\u2019.])[^\W\d_][\w'\u2019]*\.?")
+_NOT_BEFORE_CUE: Final = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.g.")
 # A run of two or more capitalised-looking words (checked with str.isupper afterwards):
 # the candidates for the gazetteer rule, found in one scan.
 # (Led by its capital, the lookbehind after it, so the engine skips to capitals; a word
@@ -82,12 +83,12 @@ _NOT_BEFORE_CUE = frozenset("'\u2019.")  # besides word characters ("l'Ami", "e.
 # the first class: `[A-Z\xaa-...]` holds every character `[^\W\d_a-z]` does and is two
 # range tests a character, where the category class asks the Unicode tables for each;
 # `(?<=[^\W\d_a-z])` then checks the one character it let through.)
-_CAPS_RUN = re.compile(
+_CAPS_RUN: Final = re.compile(
     r"[A-Z\xaa-\U0010ffff](?<=[^\W\d_a-z])(?<![\w'\u2019-][^\W\d_a-z])[\w'\u2019-]*+"
     r"(?:[ \t]+(?:(?:de|da|do|dos|das"
     r"|di|del|van|der|den|von|le|la|du|ten|ter)[ \t]+){0,2}[^\W\d_a-z][\w'\u2019-]*+){1,3}"
 )
-_CAPS_RUN_ASCII = ascii_twin(_CAPS_RUN)
+_CAPS_RUN_ASCII: Final = ascii_twin(_CAPS_RUN)
 
 
 @functools.cache

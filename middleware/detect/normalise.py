@@ -18,20 +18,20 @@ from typing import Final, final
 
 __all__ = ["DASHES", "Normalised", "defang", "normalise"]
 
-_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
+_ZERO_WIDTH: Final = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
 # Hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar, minus sign,
 # small em dash, two- and three-em dashes: what a phone keyboard or a word processor puts
 # between digit groups.
-DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\u2e3a\u2e3b")
-_LOOKALIKE = re.compile(r"CC_", re.IGNORECASE)
-_ZERO_WIDTH_RE = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
+DASHES: Final = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\u2e3a\u2e3b")
+_LOOKALIKE: Final = re.compile(r"CC_", re.IGNORECASE)
+_ZERO_WIDTH_RE: Final = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
 # Anything the per-character pass would change that NFKC alone leaves: a digit of another
 # script (`\d` is every `Nd` character in a str pattern), a dash, a zero-width character.
 # (One class first, then the lookbehind: a pattern that starts with a class is tried only
 # where the text has one of its characters; one that starts with a lookahead everywhere.)
-_NOT_NFKC_ONLY = re.compile("[\\d" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "](?<![0-9])")
+_NOT_NFKC_ONLY: Final = re.compile("[\\d" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "](?<![0-9])")
 # Two or more blanks, or a tab, between digits: collapsed to one space.
-_DIGIT_GAP = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
+_DIGIT_GAP: Final = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
 
 @final

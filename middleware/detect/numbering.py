@@ -23,6 +23,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import phonenumbers
 
@@ -30,11 +31,11 @@ __all__ = ["AnyPlan", "Plan", "decide", "plan_for"]
 
 # What a number may hold for `decide`: digits and the separators `parse` drops without
 # looking (anything else, letters above all, is left to `parse`).
-_PLAIN = re.compile(r"[0-9 ./()-]+")
-_PLAIN_INTERNATIONAL = re.compile(r"\+[0-9 ./()-]+")
-_MAX_NSN = 17  # `parse` refuses longer national numbers
+_PLAIN: Final = re.compile(r"[0-9 ./()-]+")
+_PLAIN_INTERNATIONAL: Final = re.compile(r"\+[0-9 ./()-]+")
+_MAX_NSN: Final = 17  # `parse` refuses longer national numbers
 # `phonenumbers`' own pattern for the first group in a format ("\1").
-_FIRST_GROUP = re.compile(r"(\\\d)")
+_FIRST_GROUP: Final = re.compile(r"(\\\d)")
 # A format's rule: leading digits, pattern, and what `re.sub` writes in the national format.
 _Format = tuple[re.Pattern[str] | None, re.Pattern[str], str]
 

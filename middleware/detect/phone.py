@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from typing import Final
 
 import phonenumbers
 
@@ -37,34 +38,36 @@ __all__ = [
     "PhoneFinder",
 ]
 
-PHONE_TYPE = "PHONE_NUMBER"
+PHONE_TYPE: Final = "PHONE_NUMBER"
 # A number the words call some other identifier ("passport number", "CCC", "driver's
 # licence"): that type's recognizer should claim it; where none does, it is still vaulted,
 # under this type, rather than passed to the bot because it was not a phone.
-ID_NUMBER_TYPE = "ID_NUMBER"
+ID_NUMBER_TYPE: Final = "ID_NUMBER"
 
 # (a candidate starts with "+", "(" or a digit: only those positions are tried)
-_CANDIDATE = leading(
+_CANDIDATE: Final = leading(
     r"[+(\d]",
     r"(?<![\w+])(?:\+\d{1,3}[ ./-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}"
     r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
     re.IGNORECASE,
 )
-_CANDIDATE_ASCII = ascii_twin(_CANDIDATE)
-_WINDOW = 40
+_CANDIDATE_ASCII: Final = ascii_twin(_CANDIDATE)
+_WINDOW: Final = 40
 # The North American plan's written shapes: NXX-NXX-XXXX with one separator (dash or dot),
 # (NXX) NXX-XXXX, either after "+1" or "1-", and +1 NXX NXX XXXX with any one separator
 # or none (area code and exchange never start with 0 or 1).
-_NANP_SHAPE = re.compile(
+_NANP_SHAPE: Final = re.compile(
     r"(?:\+1[ .-]?|1-)?(?:[2-9]\d\d([.-])[2-9]\d\d\1|\([2-9]\d\d\) ?[2-9]\d\d[.-])\d{4}"
     r"|\+1([ .-]?)[2-9]\d\d\2[2-9]\d\d\2\d{4}"
 )
-_DIGIT = re.compile(r"\d")
-_EXTENSION = re.compile(r"[ \t]*(?:[xX]|[eE][xX][tT]\.?)[ \t]*\d{1,7}\Z")
-_LETTER = re.compile(r"[^\W\d_]")
-PHONE_MIN_DIGITS, _MAX_DIGITS = 7, 17
+_DIGIT: Final = re.compile(r"\d")
+_EXTENSION: Final = re.compile(r"[ \t]*(?:[xX]|[eE][xX][tT]\.?)[ \t]*\d{1,7}\Z")
+_LETTER: Final = re.compile(r"[^\W\d_]")
+PHONE_MIN_DIGITS: Final = 7
+_MAX_DIGITS: Final = 17
 # The finder's lists in the detector's word index.
-PHONE_WORDS, PHONE_RIVALS = "phone words", "phone rivals"
+PHONE_WORDS: Final = "phone words"
+PHONE_RIVALS: Final = "phone rivals"
 
 
 def _plausible(value: str, region: str, digits: str) -> bool:

@@ -8,15 +8,16 @@ The words come from the locale files (`prune`, `fillers`, `units`), so "Bestelln
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from coatcheck.middleware.detect.locales import Lexicon, words_regex
 from coatcheck.middleware.detect.scan import fold
 
 __all__ = ["Pruner"]
 
-_WINDOW = 48
-_SEP = r"[\s:.#°º'\u2019-]"
-_TIME_OR_AMOUNT = re.compile(
+_WINDOW: Final = 48
+_SEP: Final = r"[\s:.#°º'\u2019-]"
+_TIME_OR_AMOUNT: Final = re.compile(
     r"^(?:\d{1,2}[:h]\d{2}(?::\d{2})?"  # 10:30, 10h30
     r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,200.50
     r"|\d{1,3}(?:\.\d{3})+,\d{1,2}"  # 1.200,50

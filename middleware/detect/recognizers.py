@@ -46,9 +46,9 @@ __all__ = [
     "invalidate",
 ]
 
-_CONTEXT_WINDOW = 48
+_CONTEXT_WINDOW: Final = 48
 # The detector's word-index list of the at-words of spelled e-mail addresses.
-EMAIL_AT_WORDS = "email at words"
+EMAIL_AT_WORDS: Final = "email at words"
 
 
 @final
@@ -365,17 +365,17 @@ def _lead(first: str, not_after: str) -> str:
 
 
 # Digits then no word character and no further digit group ("4111 1111 1111 1111" ends).
-_END = r"(?![\w]|[.,/_-]\d)"
-_START = r"(?<![\w.,/_-])"
-_D = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
+_END: Final = r"(?![\w]|[.,/_-]\d)"
+_START: Final = r"(?<![\w.,/_-])"
+_D: Final = _lead(r"\d", r"[\w.,/_-]")  # a digit that starts a number (what _START + \d says)
 # After a first digit: the area is not 000 or 666 (`(?!000|666)` before it).
-_NOT_000_666 = r"(?!(?<=0)00|(?<=6)66)"
-_CARD_SEP = r"[ ._/-]?"
-_IPV4_LEAD = _lead(r"\d", r"[\w.]")
-_B58_LEAD = _lead("[13]", r"\w")  # what \b before [13] says
-_NIR_LEAD = _lead("[12]", r"[\w.,/_-]")
-_NIF_LEAD = _lead(r"\d", r"[\w-]")
-_DATE_LEAD = _lead(r"\d", r"[\w.,/-]")
+_NOT_000_666: Final = r"(?!(?<=0)00|(?<=6)66)"
+_CARD_SEP: Final = r"[ ._/-]?"
+_IPV4_LEAD: Final = _lead(r"\d", r"[\w.]")
+_B58_LEAD: Final = _lead("[13]", r"\w")  # what \b before [13] says
+_NIR_LEAD: Final = _lead("[12]", r"[\w.,/_-]")
+_NIF_LEAD: Final = _lead(r"\d", r"[\w-]")
+_DATE_LEAD: Final = _lead(r"\d", r"[\w.,/-]")
 
 
 def _iban_gate(scan: Scan) -> bool:
@@ -393,7 +393,7 @@ def _ip_gate(scan: Scan) -> bool:
     return text.count(":") >= 2 and _V6_COLONS.search(text) is not None
 
 
-_V6_COLONS = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_V6_COLONS: Final = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
 def _crypto_gate(scan: Scan) -> bool:
@@ -445,7 +445,7 @@ def _nir_gate(scan: Scan) -> bool:
 
 
 # The patterns of every built-in type; context words come from the locale files.
-_GLOBAL: tuple[Recognizer, ...] = (
+_GLOBAL: Final[tuple[Recognizer, ...]] = (
     Recognizer(
         "EMAIL_ADDRESS",
         # Unicode local part and domain (IDN), an ASCII or Unicode top-level domain or its
@@ -537,7 +537,7 @@ _GLOBAL: tuple[Recognizer, ...] = (
 )
 
 # Types that exist only where their region is configured (`detection.locales`).
-REGION_TYPES: dict[str, tuple[Recognizer, ...]] = {
+REGION_TYPES: Final[dict[str, tuple[Recognizer, ...]]] = {
     "US": (
         Recognizer(
             "US_SSN",
@@ -791,4 +791,4 @@ def build_recognizers(lexicon: Lexicon) -> tuple[Recognizer, ...]:
     return tuple(r.localised(lexicon, pruner) for r in chosen) + SECRET_RECOGNIZERS
 
 
-BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = build_recognizers(lexicon_for())
+BUILTIN_RECOGNIZERS: Final[tuple[Recognizer, ...]] = build_recognizers(lexicon_for())

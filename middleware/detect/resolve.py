@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from typing import Final
 
 from coatcheck.middleware.detect.recognizers import Candidate
 
@@ -15,7 +16,7 @@ __all__ = ["resolve_overlaps"]
 # The "names and places" tier: the model's entities and gazetteer hits, below any pattern.
 # A phone-shaped number that context words give to another type ranks with them: any
 # pattern that claims the span wins, and it is vaulted only where nothing else matches.
-_STATISTICAL = frozenset({"ner", "gazetteer", "names", "fallback"})
+_STATISTICAL: Final = frozenset({"ner", "gazetteer", "names", "fallback"})
 
 
 def _rank(candidate: Candidate) -> int:

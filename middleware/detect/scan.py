@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "ASCII_SPACE",
@@ -46,17 +46,17 @@ __all__ = [
 
 # Digits joined by at most one separator: every digit-group pattern (cards, SSNs, NHS and
 # passport numbers...) lies inside one such run, so its digit count is a safe gate.
-DIGIT_RUN = re.compile(r"\d(?:[ ./_-]?\d)*")
-_SEPARATORS = " ./_-"
-_DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+DIGIT_RUN: Final = re.compile(r"\d(?:[ ./_-]?\d)*")
+_SEPARATORS: Final = " ./_-"
+_DROP_SEPARATORS: Final = str.maketrans("", "", _SEPARATORS)
 # Words at least this long are kept (`Scan.long_words`): the shortest word pattern (a
 # bech32 address) needs 14 word characters; the shortest token secret (a Slack token) 13
 # characters without white space (`Scan.long_tokens`).
-LONG_WORD = 14
-LONG_TOKEN = 13
-_LONG_WORD = re.compile(rf"\w{{{LONG_WORD},}}")
+LONG_WORD: Final = 14
+LONG_TOKEN: Final = 13
+_LONG_WORD: Final = re.compile(rf"\w{{{LONG_WORD},}}")
 # Characters on which lower-casing and IGNORECASE disagree (see the module docstring).
-_FOLD_UNSAFE = re.compile(
+_FOLD_UNSAFE: Final = re.compile(
     "[\u0130\u03a3\u00b5\u0131\u017f\u0345\u0390\u03b0\u03b2\u03b5\u03b8\u03b9\u03ba\u03bc"
     "\u03c0\u03c1\u03c2\u03c3\u03c6\u03d0\u03d1\u03d5\u03d6\u03f0\u03f1\u03f5\u0432\u0434"
     "\u043e\u0441\u0442\u044a\u0463\u1c80-\u1c88\u1e61\u1e9b\u1fbe\u1fd3\u1fe3\ua64b"
@@ -90,7 +90,7 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
 
 
 # The ASCII characters Unicode `\s` matches (the test tries all 128).
-ASCII_SPACE = r"\t-\r\x1c-\x20"
+ASCII_SPACE: Final = r"\t-\r\x1c-\x20"
 
 
 def _spell_spaces(source: str) -> str:
@@ -138,16 +138,16 @@ def ascii_twin_or_self(regex: re.Pattern[str]) -> re.Pattern[str]:
         return regex
 
 
-_CLASS_S = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")  # an unescaped \s or \S
+_CLASS_S: Final = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")  # an unescaped \s or \S
 # The letters that Unicode IGNORECASE pairs with ASCII ones.
-FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
+FOLDS_TO_ASCII: Final = "\u0130\u0131\u017f\u212a"
 # Code point escapes, read as their characters before the test below.
-_ESCAPE = re.compile(
+_ESCAPE: Final = re.compile(
     r"(?<!\\)((?:\\\\)*)\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))"
 )
 # One of the four; an escape that may name one (a named character, an octal escape); a
 # range with a non-ASCII end (it may span one; a dash right before "]" is a literal).
-_MAY_FOLD_TO_ASCII = re.compile(
+_MAY_FOLD_TO_ASCII: Final = re.compile(
     rf"[{FOLDS_TO_ASCII}]|(?<!\\)(?:\\\\)*\\(?:N|0|[0-7]{{3}})"
     r"|[^\x00-\x7f]-[^\]]|[^\[^]-[^\x00-\x7f]"
 )
@@ -158,7 +158,7 @@ def _unescape(match: re.Match[str]) -> str:
     return match.group(1) + chr(int(point, 16))
 
 
-_DIGIT_RUN_ASCII = ascii_twin(DIGIT_RUN)
+_DIGIT_RUN_ASCII: Final = ascii_twin(DIGIT_RUN)
 
 
 def leading(first: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
@@ -319,8 +319,8 @@ def _lower(word: str) -> str:
     return "".join(low if len(low := char.lower()) == 1 else char for char in word)
 
 
-_NOT_LETTER = r"(?![^\W\d_])"
-_LETTER = re.compile(r"[^\W\d_]")
+_NOT_LETTER: Final = r"(?![^\W\d_])"
+_LETTER: Final = re.compile(r"[^\W\d_]")
 
 
 def _occurs(hit: str, word: str, whole: bool, also_prefix: bool) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from typing import Final
 
 from stdnum import iban
 from stdnum.br import cnpj, cpf
@@ -25,11 +26,11 @@ __all__ = ["VALIDATORS", "Validator", "digits_only", "luhn_valid"]
 
 Validator = Callable[[str], bool]
 
-_NON_DIGIT = re.compile(r"\D")
-_SEPARATOR = re.compile(r"[\s./-]")
-_NUMBER = re.compile(r"\d+")
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_NON_DIGIT: Final = re.compile(r"\D")
+_SEPARATOR: Final = re.compile(r"[\s./-]")
+_NUMBER: Final = re.compile(r"\d+")
+_B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BECH32: Final = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
 def digits_only(value: str) -> str:
@@ -38,7 +39,7 @@ def digits_only(value: str) -> str:
 
 
 # Each digit's Luhn value when it is doubled (the digits of 2d summed).
-_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -81,7 +82,7 @@ def _stdnum(module: object) -> Validator:
 
 # UK National Insurance number: two prefix letters (not D, F, I, Q, U, V; second not O;
 # never BG, GB, KN, NK, NT, TN, ZZ), six digits, a suffix A-D (HMRC's published rules).
-_NINO = re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]")
+_NINO: Final = re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]")
 
 
 def _nino(value: str) -> bool:
@@ -183,7 +184,7 @@ def _btc(value: str) -> bool:
     return _bech32(value) if value.lower().startswith("bc1") else _base58check(value)
 
 
-VALIDATORS: Mapping[str, Validator] = {
+VALIDATORS: Final[Mapping[str, Validator]] = {
     "luhn": _luhn,
     "iban": _iban,
     "nhs": _nhs,
