@@ -200,9 +200,10 @@ class NameFinder:
         names = self._names
         for run in (_CAPS_RUN_ASCII if text.isascii() else _CAPS_RUN).finditer(text):
             # (most runs hold no known first name before their last word: one C-level look)
-            if names.isdisjoint(run.group().lower().split()[:-1]):
+            start, end = run.span()
+            if names.isdisjoint(text[start:end].lower().split()[:-1]):
                 continue
-            span = self._gazetteer_run(text, run.start(), run.end())
+            span = self._gazetteer_run(text, start, end)
             if span is not None:
                 found.append(
                     Candidate(span[0], span[1], PERSON_TYPE, NAME_RULE, False, _SCORE - 0.05)
@@ -274,10 +275,8 @@ class NameFinder:
         return found
 
     def _gazetteer_run(self, text: str, start: int, end: int) -> tuple[int, int] | None:
-        """A known first name followed by capitalised words, inside a run of capitals."""
-        # (most runs hold no known first name before their last word: one look at each)
-        if self._names.isdisjoint(text[start:end].lower().split()[:-1]):
-            return None
+        """A known first name followed by capitalised words, inside a run of capitals (one
+        that holds a known first name before its last word: `find` looked)."""
         words = list(_WORD.finditer(text, start, end))
         for index, match in enumerate(words[:-1]):
             word = match.group()

@@ -285,8 +285,8 @@ class WordIndex:
         found = []
         match = first.match(folded)
         while match is not None:
-            at = match.start(1)
-            found.append((at, match.group(1)))
+            at, end = match.span(1)
+            found.append((at, folded[at:end]))
             match = after.match(folded, at + 1)
         return found
 
@@ -390,10 +390,14 @@ class Scan:
         self.text = text
         # (start, end, digits) of each digit run; the gates need the counts and, for a few
         # patterns, what stands right before or after a run.
-        self.runs = [
-            (m.start(), m.end(), len(m.group().translate(_DROP_SEPARATORS)))
-            for m in (_DIGIT_RUN_ASCII if text.isascii() else DIGIT_RUN).finditer(text)
-        ]
+        # (one call on the match, `span`: its other methods are generic calls in the
+        # compiled build, while slicing and `isdigit` are native)
+        runs = []
+        for match in (_DIGIT_RUN_ASCII if text.isascii() else DIGIT_RUN).finditer(text):
+            start, end = match.span()
+            run = text[start:end]
+            runs.append((start, end, end - start if run.isdigit() else digit_count(run)))
+        self.runs = runs
         if self.runs:
             counts = [n for _, _, n in self.runs]
             self.digits = sum(counts)
