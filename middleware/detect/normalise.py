@@ -26,10 +26,12 @@ DASHES: Final = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\u2e3
 _LOOKALIKE: Final = re.compile(r"CC_", re.IGNORECASE)
 _ZERO_WIDTH_RE: Final = re.compile("[" + "".join(sorted(_ZERO_WIDTH)) + "]")
 # Anything the per-character pass would change that NFKC alone leaves: a digit of another
-# script (`\d` is every `Nd` character in a str pattern), a dash, a zero-width character.
-# (One class first, then the lookbehind: a pattern that starts with a class is tried only
-# where the text has one of its characters; one that starts with a lookahead everywhere.)
-_NOT_NFKC_ONLY: Final = re.compile("[\\d" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "](?<![0-9])")
+# script (`\d` is every `Nd` character in a str pattern), a dash, a zero-width character;
+# all of them non-ASCII. (The engine skips to a non-ASCII character with a range test, and
+# asks the Unicode tables, in the lookbehind, only there.)
+_NOT_NFKC_ONLY: Final = re.compile(
+    "[^\\x00-\\x7f](?<=[\\d" + "".join(sorted(_ZERO_WIDTH | DASHES)) + "])"
+)
 # Two or more blanks, or a tab, between digits: collapsed to one space.
 _DIGIT_GAP: Final = re.compile(r"(?<=\d)(?:[ \t]{2,}|\t)(?=\d)")
 
@@ -82,13 +84,16 @@ def _one_for_one(match: re.Match[str]) -> str:
 def normalise(text: str) -> Normalised:
     """Fold per character (see the module docstring), collapse digit gaps, keep offsets."""
     if not text.isascii():
-        if not unicodedata.is_normalized("NFKC", text) or _ZERO_WIDTH_RE.search(text):
+        if not unicodedata.is_normalized("NFKC", text):
             return _fold_each(text)
         # A string that is NFKC as a whole has no character that NFKC changes on its own
         # (quick-check "No"), so with nothing to drop the per-character pass changes only
         # dashes and digits of other scripts, one character for one: the offsets stay the
         # identity, and the C-level checks are far cheaper than walking the text.
-        if _NOT_NFKC_ONLY.search(text) is not None:
+        special = _NOT_NFKC_ONLY.search(text)
+        if special is not None:
+            if _ZERO_WIDTH_RE.search(text, special.start()) is not None:
+                return _fold_each(text)  # (something to drop)
             text = _NOT_NFKC_ONLY.sub(_one_for_one, text)
     # (a gap is two blanks or a tab: two substring tests spare most texts the regex)
     if ("  " not in text and "\t" not in text) or _DIGIT_GAP.search(text) is None:

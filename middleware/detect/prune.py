@@ -11,7 +11,7 @@ import re
 from typing import Final
 
 from coatcheck.middleware.detect.locales import Lexicon, words_regex
-from coatcheck.middleware.detect.scan import fold
+from coatcheck.middleware.detect.scan import ascii_twin, ascii_twin_or_self, fold
 
 __all__ = ["Pruner"]
 
@@ -27,6 +27,8 @@ _TIME_OR_AMOUNT: Final = re.compile(
     r"|^\d{4}-\d{2}-\d{2}(?!\d)"  # 2024-01-02
     r"|^(?:19|20)\d{2}[/-]\d{2,}"  # 2024-118-553: a year, then a serial
 )
+
+_TIME_OR_AMOUNT_ASCII: Final = ascii_twin(_TIME_OR_AMOUNT)
 
 
 class Pruner:
@@ -56,13 +58,18 @@ class Pruner:
         self._prefix_reversed = re.compile(reversed_prefix, re.IGNORECASE)
         self._prefix_reversed_folded = re.compile(reversed_prefix)
         self._suffix = re.compile(rf"^(?:\s*(?:{units})(?!\w)|[.,]\d)", re.IGNORECASE)
+        # (their ASCII twins, for ASCII windows: `scan.ascii_twin`)
+        self._prefix_reversed_folded_ascii = ascii_twin_or_self(self._prefix_reversed_folded)
+        self._suffix_ascii = ascii_twin_or_self(self._suffix)
 
     def invalid(self, text: str, start: int, end: int) -> bool:
         """True when a candidate is an order/ticket id, amount, version, time or count."""
         window = text[max(0, start - _WINDOW) : start][::-1]
         folded = fold(window)
         if folded is not None:
-            if self._prefix_reversed_folded.match(folded) is not None:
+            twin = folded.isascii()
+            prefix = self._prefix_reversed_folded_ascii if twin else self._prefix_reversed_folded
+            if prefix.match(folded) is not None:
                 return True
         elif self._prefix_reversed.match(window) is not None:
             return True
@@ -70,6 +77,9 @@ class Pruner:
             return True  # INV-2024-0001: the number is a tail of an identifier
         if start > 1 and text[start - 1] == ":" and text[start - 2].isdigit():
             return True  # 00:59:01.442124: the seconds of a time, 16:9 a ratio
-        if self._suffix.match(text[end : end + 12]):
+        after = text[end : end + 12]
+        if (self._suffix_ascii if after.isascii() else self._suffix).match(after):
             return True
-        return _TIME_OR_AMOUNT.match(text[start:end]) is not None
+        value = text[start:end]
+        amount = _TIME_OR_AMOUNT_ASCII if value.isascii() else _TIME_OR_AMOUNT
+        return amount.match(value) is not None

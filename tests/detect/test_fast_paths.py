@@ -22,8 +22,10 @@ from stdnum import luhn
 from coatcheck.middleware.detect import Detector
 from coatcheck.middleware.detect.locales import words_regex
 from coatcheck.middleware.detect.names import _CAPS_RUN, _CAPS_RUN_ASCII
+from coatcheck.middleware.detect.normalise import _NOT_NFKC_ONLY, _ZERO_WIDTH, DASHES
 from coatcheck.middleware.detect.numbering import Plan, plan_for
 from coatcheck.middleware.detect.phone import _CANDIDATE, _CANDIDATE_ASCII
+from coatcheck.middleware.detect.prune import _TIME_OR_AMOUNT, _TIME_OR_AMOUNT_ASCII
 from coatcheck.middleware.detect.scan import (
     _DIGIT_RUN_ASCII,
     ASCII_SPACE,
@@ -368,6 +370,12 @@ def _twins() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
     ]
     for index in _indexes():
         pairs += [(index._first, index._first_ascii), (index._next, index._next_ascii)]
+    pruner = _detector()._phones._pruner
+    pairs += [
+        (_TIME_OR_AMOUNT, _TIME_OR_AMOUNT_ASCII),
+        (pruner._prefix_reversed_folded, pruner._prefix_reversed_folded_ascii),
+        (pruner._suffix, pruner._suffix_ascii),
+    ]
     addresses = _detector()._addresses
     assert addresses is not None
     pairs += list(zip(addresses._compiled, addresses._compiled_ascii, strict=True))
@@ -497,3 +505,15 @@ def test_ip_validator_is_ipaddress_on_dotted_quads(value: str) -> None:
 )
 def test_ip_validator_rows(value: str) -> None:
     assert VALIDATORS["ip"](value) == _ipaddress_says(value)
+
+
+def test_what_nfkc_alone_leaves_is_found_at_every_code_point() -> None:
+    """`normalise`'s look for what the per-character pass changes in NFKC text (skipping
+    to non-ASCII characters first) finds exactly the digits of other scripts, the dashes
+    and the zero-width characters: every code point tried."""
+    digit = re.compile(r"\d")
+    special = set(_ZERO_WIDTH | DASHES)
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        want = char in special or (digit.match(char) is not None and not "0" <= char <= "9")
+        assert (_NOT_NFKC_ONLY.match(char) is not None) == want, hex(code)
