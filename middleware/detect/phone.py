@@ -44,11 +44,12 @@ PHONE_TYPE: Final = "PHONE_NUMBER"
 # under this type, rather than passed to the bot because it was not a phone.
 ID_NUMBER_TYPE: Final = "ID_NUMBER"
 
-# (a candidate starts with "+", "(" or a digit: only those positions are tried)
+# (a candidate starts with "+", "(" or a digit: only those positions are tried; a digit
+# group never gives back digits, possessive: what may follow it never starts with one)
 _CANDIDATE: Final = leading(
     r"[+(\d]",
-    r"(?<![\w+])(?:\+\d{1,3}[ ./-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}"
-    r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
+    r"(?<![\w+])(?:\+\d{1,3}[ ./-]?)?(?:\(0\)\s?)?(?:\(\d{1,5}\)[ ./-]?)?\d{1,15}+"
+    r"(?:(?:[ ./-]|\s?\(0\)\s?)\(?\d{1,12}+\)?){0,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])",
     re.IGNORECASE,
 )
 _CANDIDATE_ASCII: Final = ascii_twin(_CANDIDATE)

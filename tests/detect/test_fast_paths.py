@@ -467,9 +467,13 @@ _PHONE_SOURCE = (
 )
 def test_spans_of_a_leading_regex_are_finditers(text: str) -> None:
     """`spans` (one search from the end of each match) gives the matches `finditer` of the
-    plain pattern gives (the phone finder's candidate pattern)."""
+    plain pattern gives: the phone finder's candidate pattern as written here (its digit
+    groups not possessive), and as the finder runs it (possessive, and its ASCII twin)."""
     want = [m.span() for m in re.compile(_PHONE_SOURCE, re.IGNORECASE).finditer(text)]
     assert spans(leading(r"[+(\d]", _PHONE_SOURCE, re.IGNORECASE), text) == want, text
+    assert spans(_CANDIDATE, text) == want, text
+    if text.isascii():
+        assert spans(_CANDIDATE_ASCII, text) == want, text
 
 
 def test_spans_move_past_empty_matches() -> None:
