@@ -86,7 +86,10 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
         raise ValueError("a case-insensitive pattern that may pair a letter with ASCII")
     if _CLASS_S.search(source):
         source = _spell_spaces(source)
-    return re.compile(source, regex.flags & ~re.UNICODE | re.ASCII)
+    try:
+        return re.compile(source, regex.flags & ~re.UNICODE | re.ASCII)
+    except re.error as exc:  # (a class the spelling could not read)
+        raise ValueError("no ASCII twin") from exc
 
 
 # The ASCII characters Unicode `\s` matches (the test tries all 128).
